@@ -1,0 +1,425 @@
+package policy
+
+import (
+	"strings"
+)
+
+// Decision is the outcome of evaluating a request against policies.
+type Decision uint8
+
+// The three decisions, named as IAM's policy simulator names them.
+const (
+	ImplicitDeny Decision = iota
+	Allowed
+	ExplicitDeny
+)
+
+func (d Decision) String() string {
+	switch d {
+	case Allowed:
+		return "allowed"
+	case ExplicitDeny:
+		return "explicitDeny"
+	}
+	return "implicitDeny"
+}
+
+// MarshalText makes decisions appear as "allowed" etc. in JSON.
+func (d Decision) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Context holds a request's condition keys. Key names are case-insensitive;
+// a key may have several values (a multivalued key such as aws:TagKeys).
+// Values are strings: each operator reads them as its own type, as IAM does.
+type Context struct {
+	m map[string][]string
+}
+
+// NewContext returns an empty context.
+func NewContext() *Context { return &Context{m: map[string][]string{}} }
+
+// Set replaces key's values. Setting no values removes the key.
+func (c *Context) Set(key string, values ...string) {
+	if c.m == nil {
+		c.m = map[string][]string{}
+	}
+	k := strings.ToLower(key)
+	if len(values) == 0 {
+		delete(c.m, k)
+		return
+	}
+	c.m[k] = values
+}
+
+// Add appends one value to key.
+func (c *Context) Add(key, value string) {
+	if c.m == nil {
+		c.m = map[string][]string{}
+	}
+	k := strings.ToLower(key)
+	c.m[k] = append(c.m[k], value)
+}
+
+// Get returns key's values, nil when absent.
+func (c *Context) Get(key string) []string { return c.get(strings.ToLower(key)) }
+
+// Len is the number of keys.
+func (c *Context) Len() int {
+	if c == nil {
+		return 0
+	}
+	return len(c.m)
+}
+
+func (c *Context) get(lower string) []string {
+	if c == nil {
+		return nil
+	}
+	return c.m[lower]
+}
+
+// single returns a key's value when it has exactly one: only single-valued
+// keys can stand in policy variables.
+func (c *Context) single(lower string) (string, bool) {
+	v := c.get(lower)
+	if len(v) != 1 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// RequestPrincipal identifies who makes a request, for statements that
+// have a Principal element (resource policies). Identity policies apply to
+// their principal and ignore it.
+type RequestPrincipal struct {
+	Type    string // "AWS" (an IAM user or role, or root), "Service", ...
+	ARN     string // arn:aws:iam::123456789012:user/alice
+	Account string // 123456789012
+}
+
+// Request is what is being decided: who does which action on which
+// resource, in which context.
+type Request struct {
+	Action    string // service:Action; case-insensitive
+	Resource  string // an ARN, or "*"
+	Context   *Context
+	Principal *RequestPrincipal
+}
+
+// StatementRef names a statement: its policy, its Sid, its index.
+type StatementRef struct {
+	Policy string `json:"policy"`
+	Sid    string `json:"sid"`
+	Index  int    `json:"index"`
+	Effect Effect `json:"-"`
+	Path   string `json:"-"`
+}
+
+// Result is a decision with its reasons. A Result can be reused across
+// Evaluate calls; it then allocates nothing once its lists have grown.
+type Result struct {
+	Decision Decision
+	// Matched lists the statements that decided: every Deny that applied
+	// for an explicit deny, every Allow that applied when allowed, nothing
+	// for an implicit deny.
+	Matched []StatementRef
+	// Missing lists context keys (as spelled in the policies) that
+	// conditions or variables of statements matching the action and resource
+	// asked for, and the request lacked.
+	Missing []string
+
+	allow, deny []StatementRef
+}
+
+func (r *Result) reset() {
+	r.Decision = ImplicitDeny
+	r.Matched = nil
+	r.Missing = r.Missing[:0]
+	r.allow = r.allow[:0]
+	r.deny = r.deny[:0]
+}
+
+func (r *Result) addMissing(key string) {
+	for _, k := range r.Missing {
+		if strings.EqualFold(k, key) {
+			return
+		}
+	}
+	r.Missing = append(r.Missing, key)
+}
+
+func (r *Result) finish() {
+	switch {
+	case len(r.deny) > 0:
+		r.Decision, r.Matched = ExplicitDeny, r.deny
+	case len(r.allow) > 0:
+		r.Decision, r.Matched = Allowed, r.allow
+	default:
+		r.Decision, r.Matched = ImplicitDeny, nil
+	}
+}
+
+// Set is a compiled group of policies evaluated together — for example all
+// the policies that apply to one IAM user. It is safe for concurrent use.
+type Set struct {
+	stmts []*cstmt
+	// byAction maps a lower-case action name to the statements whose
+	// Action/NotAction covers it, so evaluation skips action matching for
+	// every action the index knows. Others fall back to a scan.
+	byAction map[string][]*cstmt
+}
+
+// NewSet indexes compiled policies for evaluation. The index covers every
+// action kaginashi serves and every action named literally in the policies.
+func NewSet(policies ...*Compiled) *Set {
+	s := &Set{byAction: map[string][]*cstmt{}}
+	keys := map[string]bool{}
+	for _, a := range catalogActions() {
+		keys[strings.ToLower(a)] = true
+	}
+	for _, p := range policies {
+		for _, st := range p.stmts {
+			s.stmts = append(s.stmts, st)
+			for i := range st.actions {
+				if st.actions[i].kind == patExact {
+					keys[st.actions[i].lit] = true
+				}
+			}
+		}
+	}
+	for k := range keys {
+		var cands []*cstmt
+		for _, st := range s.stmts {
+			if st.matchAction(k) {
+				cands = append(cands, st)
+			}
+		}
+		s.byAction[k] = cands
+	}
+	return s
+}
+
+// Len is the number of statements in the set.
+func (s *Set) Len() int { return len(s.stmts) }
+
+// Decide evaluates a request and returns a fresh Result.
+func (s *Set) Decide(req *Request) *Result {
+	var r Result
+	s.Evaluate(req, &r)
+	return &r
+}
+
+// Evaluate decides a request into res, reusing res's storage. It does not
+// allocate once res has grown to the set's needs, and is safe to call from
+// many goroutines with distinct Results.
+func (s *Set) Evaluate(req *Request, res *Result) {
+	res.reset()
+	cands, indexed := s.candidates(req.Action)
+	for _, st := range cands {
+		if !indexed && !st.matchAction(req.Action) {
+			continue
+		}
+		if st.applies(req, res) {
+			if st.ref.Effect == Deny {
+				res.deny = append(res.deny, st.ref)
+			} else {
+				res.allow = append(res.allow, st.ref)
+			}
+		}
+	}
+	res.finish()
+}
+
+func (s *Set) candidates(action string) ([]*cstmt, bool) {
+	var buf [128]byte
+	if len(action) <= len(buf) {
+		n := copy(buf[:], action)
+		for i := 0; i < n; i++ {
+			buf[i] = lowerASCII(buf[i])
+		}
+		// The string(bytes) conversion in a map index does not allocate.
+		if c, ok := s.byAction[string(buf[:n])]; ok {
+			return c, true
+		}
+	}
+	return s.stmts, false
+}
+
+// Compiled is a policy ready for evaluation.
+type Compiled struct {
+	Name   string
+	Policy *Policy
+	stmts  []*cstmt
+}
+
+// cstmt is a compiled statement.
+type cstmt struct {
+	ref          StatementRef
+	actions      []pattern
+	notAction    bool
+	resources    []pattern
+	notResource  bool
+	noResource   bool // neither Resource nor NotResource: applies to any
+	principal    *Principal
+	notPrincipal *Principal
+	conds        []*ccond
+	src          *Statement
+}
+
+// Compile prepares a parsed policy for evaluation. name identifies the
+// policy in results. It fails on anything evaluation cannot honour: unknown
+// operators, values of the wrong type.
+func Compile(name string, p *Policy) (*Compiled, error) {
+	c, errs := compile(name, p)
+	if len(errs) > 0 {
+		return nil, errs
+	}
+	return c, nil
+}
+
+// ParseAndCompile parses and compiles a document in one step.
+func ParseAndCompile(name string, data []byte) (*Compiled, error) {
+	p, err := Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return Compile(name, p)
+}
+
+func compile(name string, p *Policy) (*Compiled, Errors) {
+	c := &Compiled{Name: name, Policy: p}
+	var errs Errors
+	vars := p.variables()
+	for _, s := range p.Statements {
+		st := &cstmt{
+			ref:          StatementRef{Policy: name, Sid: s.Sid, Index: s.Index, Effect: s.Effect, Path: s.Path},
+			principal:    s.Principal,
+			notPrincipal: s.NotPrincipal,
+			src:          s,
+		}
+		acts, not := s.Actions()
+		st.notAction = not
+		for _, a := range acts {
+			// Actions take no policy variables.
+			st.actions = append(st.actions, compilePattern(a, modePlain, false, true))
+		}
+		res, notR := s.Resources()
+		st.notResource = notR
+		st.noResource = res == nil
+		for _, r := range res {
+			st.resources = append(st.resources, compilePattern(r, modeResource, vars, false))
+		}
+		for i := range s.Conditions {
+			cc, cerrs := compileCondition(&s.Conditions[i], vars)
+			errs = append(errs, cerrs...)
+			if cc != nil {
+				st.conds = append(st.conds, cc)
+			}
+		}
+		if s.Effect == 0 {
+			continue // unusable statement, already reported by the parser
+		}
+		c.stmts = append(c.stmts, st)
+	}
+	return c, errs
+}
+
+func (st *cstmt) matchAction(action string) bool {
+	m := false
+	for i := range st.actions {
+		if ok, _ := st.actions[i].match(action, nil); ok {
+			m = true
+			break
+		}
+	}
+	return m != st.notAction
+}
+
+// applies reports whether the statement applies to the request, given that
+// its action matches. It evaluates every condition, without stopping at
+// the first that fails, so that res learns every missing context key.
+func (st *cstmt) applies(req *Request, res *Result) bool {
+	if !st.matchPrincipal(req.Principal) {
+		return false
+	}
+	if !st.matchResource(req.Resource, req.Context, res) {
+		return false
+	}
+	ok := true
+	for _, c := range st.conds {
+		if !c.eval(req.Context, res) {
+			ok = false
+		}
+	}
+	return ok
+}
+
+func (st *cstmt) matchResource(resource string, ctx *Context, res *Result) bool {
+	if st.noResource {
+		return true
+	}
+	m := false
+	for i := range st.resources {
+		ok, missing := st.resources[i].match(resource, ctx)
+		if missing != "" && res != nil {
+			res.addMissing(missing)
+		}
+		if ok {
+			m = true
+			break
+		}
+	}
+	return m != st.notResource
+}
+
+func (st *cstmt) matchPrincipal(rp *RequestPrincipal) bool {
+	switch {
+	case st.principal != nil:
+		return principalMatches(st.principal, rp)
+	case st.notPrincipal != nil:
+		return rp != nil && !principalMatches(st.notPrincipal, rp)
+	}
+	return true
+}
+
+func principalMatches(p *Principal, rp *RequestPrincipal) bool {
+	if rp == nil {
+		return false
+	}
+	if p.Wildcard {
+		return true
+	}
+	for _, e := range p.Entries {
+		if !strings.EqualFold(e.Type, rp.typ()) {
+			continue
+		}
+		for _, v := range e.Values {
+			switch {
+			case v == "*":
+				return true
+			case e.Type == "AWS" && rp.Account != "" && (v == rp.Account || isRootOf(v, rp.Account)):
+				return true
+			case v == rp.ARN:
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (rp *RequestPrincipal) typ() string {
+	if rp.Type == "" {
+		return "AWS"
+	}
+	return rp.Type
+}
+
+// isRootOf reports whether v is the account-root principal
+// arn:PARTITION:iam::ACCOUNT:root, which stands for the whole account.
+func isRootOf(v, account string) bool {
+	rest, ok := strings.CutPrefix(v, "arn:")
+	if !ok {
+		return false
+	}
+	_, rest, ok = strings.Cut(rest, ":")
+	return ok && rest == "iam::"+account+":root"
+}

@@ -13,14 +13,14 @@ import (
 
 // ActionInfo describes one action.
 type ActionInfo struct {
-	Service string // "ec2-instance-connect"
-	Name    string // "SendSSHPublicKey"
+	Service string `json:"service"` // "ec2-instance-connect"
+	Name    string `json:"name"`    // "SendSSHPublicKey"
 	// ResourceTypes the action is authorized on. Empty: the action has no
 	// resource-level permissions and is granted on "*".
-	ResourceTypes []string
+	ResourceTypes []string `json:"resourceTypes"`
 	// ConditionKeys the action supplies besides the global aws: keys. Keys
 	// ending in "/" are prefixes (aws:ResourceTag/team).
-	ConditionKeys []string
+	ConditionKeys []string `json:"conditionKeys"`
 }
 
 // FullName is "service:Name".

@@ -1,0 +1,41 @@
+# kaginashi — the README's two commands are `make run` and `make test`.
+# Both install what they need themselves and can be run again safely.
+
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(HOME)/go/bin:$(PATH)
+
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/kaginashi/kaginashi/internal/cli.Version=$(VERSION)
+
+.PHONY: all build run test deps fuzz bench lint clean
+
+all: build
+
+build:
+	@scripts/deps.sh build
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kaginashi ./cmd/kaginashi
+
+# The main job on the embedded default. Today: the policy tools on the seed
+# article's policy (validate, simulate, a least-privilege template).
+run: build
+	@scripts/demo.sh bin/kaginashi
+
+# The whole test suite: gofmt, go vet, go test -race, and a short run of
+# every fuzz target. .ci/run calls exactly this.
+test:
+	@scripts/deps.sh test
+	@scripts/test.sh
+
+# Longer fuzzing: make fuzz FUZZTIME=5m
+FUZZTIME ?= 1m
+fuzz:
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# Benchmarks; writes docs/BENCHMARKS.md.
+bench:
+	@scripts/deps.sh build
+	@scripts/bench.sh
+
+clean:
+	rm -rf bin

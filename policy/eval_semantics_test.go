@@ -258,8 +258,8 @@ func TestDecisionLogic(t *testing.T) {
 			want: policy.Allowed, matched: []ref{{"p", "", 1}},
 		},
 		{
-			name: "single statement object (not an array) has index 0",
-			docs: []doc{{"p", `{"Version":"2012-10-17","Statement":` + allowSend + `}`}},
+			name:   "single statement object (not an array) has index 0",
+			docs:   []doc{{"p", `{"Version":"2012-10-17","Statement":` + allowSend + `}`}},
 			action: actSend, resource: inst,
 			want: policy.Allowed, matched: []ref{{"p", "AllowSend", 0}},
 		},
@@ -561,6 +561,13 @@ func TestPolicyVariables(t *testing.T) {
 			resource: "arn:aws:s3:::b", ctx: map[string][]string{"s3:prefix": {"axxb"}}, want: policy.ImplicitDeny},
 		{name: "escape ${*} in StringLike matches *", docs: []doc{{"p", cond("StringLike", "s3:prefix", `"a${*}b"`)}},
 			resource: "arn:aws:s3:::b", ctx: map[string][]string{"s3:prefix": {"a*b"}}, want: policy.Allowed},
+
+		{name: "unterminated ${ is literal text", docs: []doc{{"p", home("2012-10-17", "arn:aws:s3:::lit/${aws:username")}},
+			resource: "arn:aws:s3:::lit/${aws:username", ctx: alice, want: policy.Allowed},
+		{name: "variable followed by ?", docs: []doc{{"p", home("2012-10-17", "arn:aws:s3:::home/${aws:username}?")}},
+			resource: "arn:aws:s3:::home/alice1", ctx: alice, want: policy.Allowed},
+		{name: "variable followed by ?, too long", docs: []doc{{"p", home("2012-10-17", "arn:aws:s3:::home/${aws:username}?")}},
+			resource: "arn:aws:s3:::home/alice12", ctx: alice, want: policy.ImplicitDeny},
 
 		// Condition values.
 		{name: "StringEquals ${aws:username}", docs: []doc{{"p", cond("StringEquals", "ec2:osuser", `"${aws:username}"`)}},

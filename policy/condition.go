@@ -264,19 +264,11 @@ func parseBool(s string) (bool, bool) {
 	return false, false
 }
 
-// dateLayouts are the ISO 8601 forms IAM accepts, most common first.
-var dateLayouts = []string{
-	time.RFC3339Nano, // also takes whole seconds
-	"2006-01-02T15:04Z07:00",
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02T15:04",
-	"2006-01-02",
-	"20060102T150405Z",
-	"20060102T150405Z07:00",
-}
-
 // parseDate reads an ISO 8601 date-time (a zone-less one is UTC) or a count
-// of seconds since the epoch, possibly with a fraction.
+// of seconds since the epoch, possibly with a fraction. It picks the layout
+// from the text's shape rather than trying layouts in turn: a failed
+// time.Parse allocates its error, and request values are parsed on the
+// evaluation path.
 func parseDate(s string) (time.Time, bool) {
 	s = strings.TrimSpace(s)
 	if s == "" {
@@ -290,12 +282,38 @@ func parseDate(s string) (time.Time, bool) {
 		sec, frac := math.Modf(f)
 		return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true
 	}
-	for _, l := range dateLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t, true
-		}
+	t, err := time.Parse(dateLayout(s), s)
+	return t, err == nil
+}
+
+// dateLayout chooses the ISO 8601 layout that fits s.
+func dateLayout(s string) string {
+	date, clock, hasT := strings.Cut(s, "T")
+	if !hasT {
+		return "2006-01-02"
 	}
-	return time.Time{}, false
+	if len(date) == 8 { // basic format: 20260131T120000Z
+		if strings.HasSuffix(clock, "Z") {
+			return "20060102T150405Z"
+		}
+		return "20060102T150405Z0700"
+	}
+	hms, zone := clock, false
+	if strings.HasSuffix(clock, "Z") {
+		hms, zone = clock[:len(clock)-1], true
+	} else if i := strings.IndexAny(clock, "+-"); i >= 0 {
+		hms, zone = clock[:i], true
+	}
+	seconds := strings.Count(hms, ":") >= 2
+	switch {
+	case zone && seconds:
+		return time.RFC3339Nano // also takes whole seconds
+	case zone:
+		return "2006-01-02T15:04Z07:00"
+	case seconds:
+		return "2006-01-02T15:04:05.999999999"
+	}
+	return "2006-01-02T15:04"
 }
 
 func isEpoch(s string) bool {

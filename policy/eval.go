@@ -360,8 +360,16 @@ func (st *cstmt) matchResource(resource string, ctx *Context, res *Result) bool 
 	m := false
 	for i := range st.resources {
 		ok, missing := st.resources[i].match(resource, ctx)
-		if missing != "" && res != nil {
-			res.addMissing(missing)
+		if missing != "" {
+			if res != nil {
+				res.addMissing(missing)
+			}
+			// "Not one of these" cannot be claimed for a value that could
+			// not be computed: a NotResource with an unresolvable variable
+			// does not apply (else an Allow would grant every resource).
+			if st.notResource {
+				return false
+			}
 		}
 		if ok {
 			m = true

@@ -878,3 +878,26 @@ func TestEvaluateConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// An Allow with NotResource naming an unresolvable variable must not grant
+// every resource: the statement does not apply, like a negated condition.
+func TestNotResourceUnresolvableVariableDoesNotApply(t *testing.T) {
+	doc := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetUser","NotResource":"arn:aws:iam::123456789012:user/${aws:username}"}]}`
+	c, err := policy.ParseAndCompile("p", []byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := policy.NewSet(c)
+	req := &policy.Request{Action: "iam:GetUser", Resource: "arn:aws:iam::123456789012:user/bob"}
+	if r := set.Decide(req); r.Decision != policy.ImplicitDeny || len(r.Missing) != 1 {
+		t.Fatalf("no aws:username: got %v %v, want implicitDeny with aws:username missing", r.Decision, r.Missing)
+	}
+	if ex := set.Explain(req); ex.Decision != policy.ImplicitDeny {
+		t.Fatalf("Explain disagrees: %v", ex.Decision)
+	}
+	req.Context = policy.NewContext()
+	req.Context.Set("aws:username", "alice")
+	if r := set.Decide(req); r.Decision != policy.Allowed {
+		t.Fatalf("alice asking for bob: got %v, want allowed (bob is not alice)", r.Decision)
+	}
+}

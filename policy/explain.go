@@ -103,6 +103,9 @@ func (st *cstmt) explainResource(resource string, ctx *Context, res *Result) (bo
 		ok, missing := st.resources[i].match(resource, ctx)
 		if missing != "" {
 			res.addMissing(missing)
+			if st.notResource {
+				return false, st.resources[i].raw
+			}
 		}
 		if ok {
 			if st.notResource {

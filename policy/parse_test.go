@@ -182,3 +182,18 @@ func TestLineCol(t *testing.T) {
 		t.Errorf("lineCol = %d:%d, want 2:11 (columns count characters)", l, c)
 	}
 }
+func TestParseDateShapes(t *testing.T) {
+	for _, s := range []string{"2026-01-31", "2026-01-31T12:00:00Z", "2026-01-31T12:00:00.123Z", "2026-01-31T12:00:00+09:00", "2026-01-31T12:00+09:00", "2026-01-31T12:00Z", "2026-01-31T12:00:00", "2026-01-31T12:00", "20260131T120000Z", "1700000000", "1700000000.5", "2026-01-31T12:00:00-05:00"} {
+		tm, ok := parseDate(s)
+		if !ok {
+			t.Errorf("%s: not parsed", s)
+		} else {
+			_ = tm
+		}
+	}
+	for _, s := range []string{"tomorrow", "2026-13-01", "2026-01-31T25:00:00Z", ""} {
+		if _, ok := parseDate(s); ok {
+			t.Errorf("%s parsed", s)
+		}
+	}
+}

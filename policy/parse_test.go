@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseGrammarErrors(t *testing.T) {
@@ -183,17 +184,29 @@ func TestLineCol(t *testing.T) {
 	}
 }
 func TestParseDateShapes(t *testing.T) {
-	for _, s := range []string{"2026-01-31", "2026-01-31T12:00:00Z", "2026-01-31T12:00:00.123Z", "2026-01-31T12:00:00+09:00", "2026-01-31T12:00+09:00", "2026-01-31T12:00Z", "2026-01-31T12:00:00", "2026-01-31T12:00", "20260131T120000Z", "1700000000", "1700000000.5", "2026-01-31T12:00:00-05:00"} {
-		tm, ok := parseDate(s)
-		if !ok {
-			t.Errorf("%s: not parsed", s)
-		} else {
-			_ = tm
+	noon := time.Date(2026, 1, 31, 12, 0, 0, 0, time.UTC)
+	for in, want := range map[string]time.Time{
+		"2026-01-31":                time.Date(2026, 1, 31, 0, 0, 0, 0, time.UTC),
+		"2026-01-31T12:00:00Z":      noon,
+		"2026-01-31T12:00:00.123Z":  noon.Add(123 * time.Millisecond),
+		"2026-01-31T21:00:00+09:00": noon,
+		"2026-01-31T21:00+09:00":    noon,
+		"2026-01-31T07:00:00-05:00": noon,
+		"2026-01-31T12:00Z":         noon,
+		"2026-01-31T12:00:00":       noon,
+		"2026-01-31T12:00":          noon,
+		"20260131T120000Z":          noon,
+		"1769860800":                noon,
+		"1769860800.5":              noon.Add(500 * time.Millisecond),
+	} {
+		got, ok := parseDate(in)
+		if !ok || !got.Equal(want) {
+			t.Errorf("parseDate(%q) = %v, %v; want %v", in, got, ok, want)
 		}
 	}
-	for _, s := range []string{"tomorrow", "2026-13-01", "2026-01-31T25:00:00Z", ""} {
-		if _, ok := parseDate(s); ok {
-			t.Errorf("%s parsed", s)
+	for _, in := range []string{"tomorrow", "2026-13-01", "2026-01-31T25:00:00Z", "", "-", "1e5"} {
+		if _, ok := parseDate(in); ok {
+			t.Errorf("parseDate(%q) succeeded", in)
 		}
 	}
 }

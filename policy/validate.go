@@ -70,6 +70,7 @@ const (
 	CodeSetOperatorSingleValued = "SET_OPERATOR_ON_SINGLE_VALUED_KEY"
 	CodeMissingSetOperator      = "MULTIVALUED_KEY_WITHOUT_SET_OPERATOR"
 	CodeOperatorSpelling        = "OPERATOR_SPELLING"
+	CodeARNValueShape           = "ARN_CONDITION_VALUE_NOT_AN_ARN"
 	CodeVariableNotSingle       = "VARIABLE_FOR_MULTIVALUED_KEY"
 	CodeUnknownVariable         = "UNKNOWN_POLICY_VARIABLE"
 	CodeEICAllInstances         = "EIC_ALL_INSTANCES_UNCONDITIONED"
@@ -501,6 +502,19 @@ func (v *validator) conditions(st *cstmt, covered []*ActionInfo, foreign bool) {
 		if op.canonical != c.Operator {
 			v.add(FindingSuggestion, CodeOperatorSpelling, c.opPath, c.off,
 				"write the operator as IAM documents it: %q.", op.canonical)
+		}
+		if op.base.typ == TypeARN {
+			for j, val := range c.Values {
+				if val == "*" || hasVariable(val) || (strings.HasPrefix(val, "arn:") && strings.Count(val, ":") >= 5) {
+					continue
+				}
+				at := pos{c.Path, c.off}
+				if j < len(c.valuePos) {
+					at = c.valuePos[j]
+				}
+				v.add(FindingWarning, CodeARNValueShape, at.path, at.off,
+					"%s compares ARNs part by part, and %q does not have an ARN's six parts (arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE); write all six, with * for any part.", op.base.name, val)
+			}
 		}
 		info, global, known := LookupKey(c.Key)
 		if !known {

@@ -87,6 +87,8 @@ func TestValidateRules(t *testing.T) {
 			typ: FindingWarning, code: CodeSetOperatorSingleValued},
 		{name: "multivalued key without qualifier", doc: stmt(`{"Effect":"Allow","Action":"ec2:CreateTags","Resource":"` + inst + `*","Condition":{"StringEquals":{"aws:TagKeys":"team"}}}`),
 			typ: FindingWarning, code: CodeMissingSetOperator},
+		{name: "arn condition value with too few parts", doc: stmt(`{"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*","Condition":{"ArnLike":{"aws:PrincipalArn":["arn:aws:iam::123456789012:user/*","arn:aws:iam:*"]}}}`),
+			typ: FindingWarning, code: CodeARNValueShape, path: "Statement[0].Condition.ArnLike.aws:PrincipalArn[1]"},
 		{name: "operator spelling", doc: stmt(`{"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*","Condition":{"ipaddress":{"aws:SourceIp":"10.0.0.0/8"}}}`),
 			typ: FindingSuggestion, code: CodeOperatorSpelling, msg: "IpAddress"},
 		{name: "unknown variable", doc: stmt(`{"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::123456789012:user/${aws:usrname}"}`),

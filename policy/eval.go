@@ -306,7 +306,7 @@ func compile(name string, p *Policy) (*Compiled, Errors) {
 		st.notResource = notR
 		st.noResource = res == nil
 		for _, r := range res {
-			st.resources = append(st.resources, compilePattern(r, modeResource, vars, false))
+			st.resources = append(st.resources, compileResource(r, vars))
 		}
 		for i := range s.Conditions {
 			cc, cerrs := compileCondition(&s.Conditions[i], vars)

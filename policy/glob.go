@@ -37,6 +37,7 @@ const (
 	patPrefix                // the value must start with lit
 	patGlob                  // run the matcher over elems
 	patVars                  // has policy variables: expand, then match
+	patSegs                  // a Resource pattern matched segment by segment
 )
 
 // elem is one pattern element: a byte, or a wildcard.
@@ -57,6 +58,24 @@ type pattern struct {
 	lit   string
 	elems []elem
 	toks  []ptok
+
+	// patSegs: one plain pattern per colon-separated segment, and the
+	// whole pattern (full) for the rare value the walk cannot decide.
+	segs   []rseg
+	full   *pattern
+	colons int // colons in the pattern, outside variables
+	// needFull: a segment before the last ends in * (which may run on over
+	// colons) or holds a variable (whose value might hold one).
+	needFull bool
+}
+
+// rseg is one segment of a Resource pattern.
+type rseg struct {
+	p pattern // plain-mode pattern over the segment's text
+	// simpleTail: the segment has no wildcard, or only a final *; as the
+	// last segment it then matches a part with colons exactly by plain
+	// rules (the final * may run on over colons).
+	simpleTail bool
 }
 
 type ptok struct {
@@ -115,6 +134,94 @@ func compilePattern(s string, mode matchMode, vars, fold bool) pattern {
 		p.elems = appendElems(nil, s, true, false)
 	}
 	return p
+}
+
+// compileResource compiles a Resource element value. Beyond the shapes
+// compilePattern finds, a pattern with wildcards or variables inside it is
+// split at its colons, so matching walks the value's segments with one
+// cheap comparison each: arn:aws:ec2:*:123456789012:instance/* costs a few
+// string compares instead of a backtracking glob.
+func compileResource(s string, vars bool) pattern {
+	p := compilePattern(s, modeResource, vars, false)
+	if p.kind != patGlob && p.kind != patVars {
+		return p
+	}
+	parts := splitSegments(s, vars)
+	if len(parts) < 2 {
+		return p
+	}
+	full := p
+	sp := pattern{raw: s, kind: patSegs, mode: modeResource, full: &full, colons: len(parts) - 1}
+	for i, part := range parts {
+		hasVar := vars && hasVariable(part)
+		wild := strings.IndexAny(part, "*?")
+		sg := rseg{
+			p:          compilePattern(part, modePlain, vars, false),
+			simpleTail: !hasVar && (wild < 0 || (wild == len(part)-1 && part[wild] == '*')),
+		}
+		if i < len(parts)-1 && (strings.HasSuffix(part, "*") || hasVar) {
+			sp.needFull = true
+		}
+		sp.segs = append(sp.segs, sg)
+	}
+	return sp
+}
+
+// splitSegments splits s at its colons, except colons inside ${...}.
+func splitSegments(s string, vars bool) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		switch {
+		case vars && s[i] == '$' && i+1 < len(s) && s[i+1] == '{':
+			if j := strings.IndexByte(s[i:], '}'); j > 0 {
+				i += j
+			}
+		case s[i] == ':':
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
+
+// matchSegs walks the value's colon-separated segments against the
+// pattern's. When the value has as many colons as the pattern, each pattern
+// segment can only meet the value's segment at the same place, so the walk
+// decides exactly. Only a value with more colons, against a pattern whose
+// earlier segments might absorb one (or whose last segment has wildcards
+// that must not cross one), needs the general matcher.
+func (p *pattern) matchSegs(t string, ctx *Context) (bool, string) {
+	ti := 0
+	last := len(p.segs) - 1
+	for i := range p.segs {
+		sg := &p.segs[i]
+		part := t[ti:]
+		if i < last {
+			e := strings.IndexByte(part, ':')
+			if e < 0 {
+				return false, "" // fewer segments than the pattern: never
+			}
+			part = part[:e]
+			ti += e + 1
+		} else if !sg.simpleTail && strings.IndexByte(part, ':') >= 0 {
+			break
+		}
+		ok, missing := sg.p.match(part, ctx)
+		if missing != "" {
+			return false, missing
+		}
+		if !ok {
+			break
+		}
+		if i == last {
+			return true, ""
+		}
+	}
+	if (p.needFull || !p.segs[last].simpleTail) && strings.Count(t, ":") > p.colons {
+		return p.full.match(t, ctx)
+	}
+	return false, ""
 }
 
 func appendElems(dst []elem, s string, wild, fold bool) []elem {
@@ -217,6 +324,8 @@ func (p *pattern) match(t string, ctx *Context) (ok bool, missing string) {
 		return strings.HasPrefix(t, p.lit), ""
 	case patGlob:
 		return matchElems(p.elems, t, p.mode, p.fold), ""
+	case patSegs:
+		return p.matchSegs(t, ctx)
 	}
 	var buf [varBufLen]elem
 	es := buf[:0]

@@ -360,7 +360,20 @@ func parseCIDR(s string) (netip.Prefix, bool) {
 // the context keys the condition needed but the request lacked.
 func (c *ccond) eval(ctx *Context, res *Result) bool {
 	vals := ctx.get(c.key)
+	if len(vals) == 0 && c.op.base.typ != TypeNull && res != nil {
+		res.addMissing(c.rawKey)
+	}
+	return c.decide(vals, nil, ctx, res)
+}
+
+// decide decides the condition given the request's values for its key.
+// kc, when not nil, caches parsed forms of a single value for the length of
+// one evaluation. res, when not nil, collects unresolvable variables.
+func (c *ccond) decide(vals []string, kc *keyCache, ctx *Context, res *Result) bool {
 	present := len(vals) > 0
+	if len(vals) != 1 {
+		kc = nil // the cache holds one value's parsed forms
+	}
 	if c.op.base.typ == TypeNull {
 		// Null: "true" holds when the key is absent, "false" when present.
 		for _, want := range c.bools {
@@ -371,9 +384,6 @@ func (c *ccond) eval(ctx *Context, res *Result) bool {
 		return false
 	}
 	if !present {
-		if res != nil {
-			res.addMissing(c.rawKey)
-		}
 		switch {
 		case c.op.ifExists, c.op.set == setForAll:
 			return true
@@ -389,7 +399,7 @@ func (c *ccond) eval(ctx *Context, res *Result) bool {
 	case setForAll:
 		// Every request value must satisfy the operator.
 		for _, v := range vals {
-			m, u := c.matchAny(v, ctx, res)
+			m, u := c.matchAny(v, kc, ctx, res)
 			unresolved = unresolved || u
 			if m == neg {
 				return false
@@ -399,7 +409,7 @@ func (c *ccond) eval(ctx *Context, res *Result) bool {
 	case setForAny:
 		// At least one request value must satisfy the operator.
 		for _, v := range vals {
-			m, u := c.matchAny(v, ctx, res)
+			m, u := c.matchAny(v, kc, ctx, res)
 			unresolved = unresolved || u
 			if m != neg && !(neg && u) {
 				return true
@@ -411,7 +421,7 @@ func (c *ccond) eval(ctx *Context, res *Result) bool {
 	// any policy value; a negated one when none does.
 	any := false
 	for _, v := range vals {
-		m, u := c.matchAny(v, ctx, res)
+		m, u := c.matchAny(v, kc, ctx, res)
 		unresolved = unresolved || u
 		if m {
 			any = true
@@ -429,7 +439,7 @@ func (c *ccond) eval(ctx *Context, res *Result) bool {
 // matchAny reports whether the request value v matches any policy value
 // (the positive form of the operator), and whether some policy value had a
 // variable that could not be resolved.
-func (c *ccond) matchAny(v string, ctx *Context, res *Result) (matched, unresolved bool) {
+func (c *ccond) matchAny(v string, kc *keyCache, ctx *Context, res *Result) (matched, unresolved bool) {
 	switch c.op.base.typ {
 	case TypeString, TypeARN:
 		for i := range c.strs {
@@ -446,7 +456,7 @@ func (c *ccond) matchAny(v string, ctx *Context, res *Result) (matched, unresolv
 		}
 		return false, unresolved
 	case TypeNumeric:
-		n, ok := parseNumber(v)
+		n, ok := kc.number(v)
 		if !ok {
 			return false, false
 		}
@@ -456,7 +466,7 @@ func (c *ccond) matchAny(v string, ctx *Context, res *Result) (matched, unresolv
 			}
 		}
 	case TypeDate:
-		t, ok := parseDate(v)
+		t, ok := kc.date(v)
 		if !ok {
 			return false, false
 		}
@@ -490,11 +500,10 @@ func (c *ccond) matchAny(v string, ctx *Context, res *Result) (matched, unresolv
 			}
 		}
 	case TypeIP:
-		a, err := netip.ParseAddr(strings.TrimSpace(v))
-		if err != nil {
+		a, ok := kc.addr(v)
+		if !ok {
 			return false, false
 		}
-		a = a.Unmap()
 		for _, p := range c.prefixes {
 			if p.Contains(a) {
 				return true, false
@@ -528,4 +537,61 @@ func compare(k cmpKind, r int) bool {
 		return r >= 0
 	}
 	return r == 0
+}
+
+// keyCache holds one context key's values and their parsed forms for the
+// length of one evaluation, so that several conditions on the same key
+// look it up and parse it once. gen says which evaluation filled a field.
+type keyCache struct {
+	gen  uint32 // evaluation that looked vals up
+	vals []string
+
+	numGen, dateGen, addrGen uint32
+	numV                     float64
+	dateV                    time.Time
+	addrV                    netip.Addr
+	numOK, dateOK, addrOK    bool
+}
+
+// The parse methods work on a nil cache too (no caching).
+
+func (k *keyCache) number(v string) (float64, bool) {
+	if k == nil {
+		return parseNumber(v)
+	}
+	if k.numGen != k.gen {
+		k.numV, k.numOK = parseNumber(v)
+		k.numGen = k.gen
+	}
+	return k.numV, k.numOK
+}
+
+func (k *keyCache) date(v string) (time.Time, bool) {
+	if k == nil {
+		return parseDate(v)
+	}
+	if k.dateGen != k.gen {
+		k.dateV, k.dateOK = parseDate(v)
+		k.dateGen = k.gen
+	}
+	return k.dateV, k.dateOK
+}
+
+func (k *keyCache) addr(v string) (netip.Addr, bool) {
+	if k == nil {
+		return parseAddr(v)
+	}
+	if k.addrGen != k.gen {
+		k.addrV, k.addrOK = parseAddr(v)
+		k.addrGen = k.gen
+	}
+	return k.addrV, k.addrOK
+}
+
+func parseAddr(v string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(strings.TrimSpace(v))
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }

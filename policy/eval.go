@@ -128,6 +128,12 @@ type Result struct {
 	Missing []string
 
 	allow, deny []StatementRef
+
+	// keys caches the request's values for each condition key of the set
+	// being evaluated, indexed by the slot NewSet gave the key; gen tells
+	// which evaluation filled an entry, so nothing is cleared between calls.
+	keys []keyCache
+	gen  uint32
 }
 
 func (r *Result) reset() {
@@ -136,6 +142,30 @@ func (r *Result) reset() {
 	r.Missing = r.Missing[:0]
 	r.allow = r.allow[:0]
 	r.deny = r.deny[:0]
+}
+
+// begin prepares the key cache for an evaluation over n key slots.
+func (r *Result) begin(n int) {
+	if len(r.keys) < n {
+		r.keys = make([]keyCache, n)
+		r.gen = 0
+	}
+	r.gen++
+	if r.gen == 0 { // wrapped: forget every entry
+		clear(r.keys)
+		r.gen = 1
+	}
+}
+
+// key returns the cache entry of a key slot, looking the key up in ctx on
+// first use in this evaluation.
+func (r *Result) key(slot int32, lower string, ctx *Context) *keyCache {
+	k := &r.keys[slot]
+	if k.gen != r.gen {
+		k.gen = r.gen
+		k.vals = ctx.get(lower)
+	}
+	return k
 }
 
 func (r *Result) addMissing(key string) {
@@ -161,41 +191,126 @@ func (r *Result) finish() {
 // Set is a compiled group of policies evaluated together — for example all
 // the policies that apply to one IAM user. It is safe for concurrent use.
 type Set struct {
-	stmts []*cstmt
+	stmts []*setStmt
 	// byAction maps a lower-case action name to the statements whose
 	// Action/NotAction covers it, so evaluation skips action matching for
-	// every action the index knows. Others fall back to a scan.
-	byAction map[string][]*cstmt
+	// every action the index knows. byService narrows the scan for other
+	// actions to the statements that can cover some action of the service.
+	byAction  map[string][]*setStmt
+	byService map[string][]*setStmt
+	// keys are the set's condition and variable keys, lower case; a
+	// statement refers to them by slot.
+	keys []string
+}
+
+// setStmt is a statement as one Set evaluates it. The compiled statement
+// may be shared by several sets; slots are this set's.
+type setStmt struct {
+	*cstmt
+	condSlots []int32 // the slot of each condition's key
+	// asks are the keys whose absence Result.Missing reports: every
+	// condition key but Null's, and variables in condition values.
+	asks []askKey
+}
+
+type askKey struct {
+	slot  int32
+	name  string // as spelled in the policy
+	isVar bool   // a variable: it needs exactly one value
 }
 
 // NewSet indexes compiled policies for evaluation. The index covers every
 // action kaginashi serves and every action named literally in the policies.
 func NewSet(policies ...*Compiled) *Set {
-	s := &Set{byAction: map[string][]*cstmt{}}
-	keys := map[string]bool{}
+	s := &Set{byAction: map[string][]*setStmt{}, byService: map[string][]*setStmt{}}
+	slots := map[string]int32{}
+	slot := func(key string) int32 {
+		lk := strings.ToLower(key)
+		n, ok := slots[lk]
+		if !ok {
+			n = int32(len(s.keys))
+			slots[lk] = n
+			s.keys = append(s.keys, lk)
+		}
+		return n
+	}
+	actions := map[string]bool{}
 	for _, a := range catalogActions() {
-		keys[strings.ToLower(a)] = true
+		actions[strings.ToLower(a)] = true
 	}
 	for _, p := range policies {
 		for _, st := range p.stmts {
-			s.stmts = append(s.stmts, st)
+			ss := &setStmt{cstmt: st}
+			for _, c := range st.conds {
+				ss.condSlots = append(ss.condSlots, slot(c.key))
+				if c.op.base.typ != TypeNull {
+					ss.asks = append(ss.asks, askKey{slot: slot(c.key), name: c.rawKey})
+				}
+				for i := range c.strs {
+					for _, t := range c.strs[i].toks {
+						if t.isVar && !t.hasDef {
+							ss.asks = append(ss.asks, askKey{slot: slot(t.key), name: t.rawKey, isVar: true})
+						}
+					}
+				}
+			}
+			s.stmts = append(s.stmts, ss)
 			for i := range st.actions {
 				if st.actions[i].kind == patExact {
-					keys[st.actions[i].lit] = true
+					actions[st.actions[i].lit] = true
 				}
 			}
 		}
 	}
-	for k := range keys {
-		var cands []*cstmt
+	services := map[string]bool{}
+	for a := range actions {
+		var cands []*setStmt
 		for _, st := range s.stmts {
-			if st.matchAction(k) {
+			if st.matchAction(a) {
 				cands = append(cands, st)
 			}
 		}
-		s.byAction[k] = cands
+		s.byAction[a] = cands
+		svc, _, _ := strings.Cut(a, ":")
+		services[svc] = true
+	}
+	for svc := range services {
+		var cands []*setStmt
+		for _, st := range s.stmts {
+			if st.mayCoverService(svc) {
+				cands = append(cands, st)
+			}
+		}
+		s.byService[svc] = cands
 	}
 	return s
+}
+
+// mayCoverService reports whether the statement's Action/NotAction can
+// cover some action "svc:Name" (with exactly one colon) of the service.
+func (st *cstmt) mayCoverService(svc string) bool {
+	if st.notAction {
+		return true
+	}
+	for i := range st.actions {
+		raw := st.actions[i].raw
+		prefix, _, found := strings.Cut(raw, ":")
+		switch {
+		case !found:
+			// "*", or a malformed value whose wildcards might reach the colon.
+			if strings.ContainsAny(raw, "*?") {
+				return true
+			}
+		case strings.Count(raw, ":") == 1:
+			// The pattern's one colon must meet the action's: the part
+			// before it must match the service name.
+			p := compilePattern(prefix, modePlain, false, true)
+			if ok, _ := p.match(svc, nil); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Len is the number of statements in the set.
@@ -213,12 +328,13 @@ func (s *Set) Decide(req *Request) *Result {
 // many goroutines with distinct Results.
 func (s *Set) Evaluate(req *Request, res *Result) {
 	res.reset()
+	res.begin(len(s.keys))
 	cands, indexed := s.candidates(req.Action)
 	for _, st := range cands {
 		if !indexed && !st.matchAction(req.Action) {
 			continue
 		}
-		if st.applies(req, res) {
+		if s.applies(st, req, res) {
 			if st.ref.Effect == Deny {
 				res.deny = append(res.deny, st.ref)
 			} else {
@@ -229,16 +345,44 @@ func (s *Set) Evaluate(req *Request, res *Result) {
 	res.finish()
 }
 
-func (s *Set) candidates(action string) ([]*cstmt, bool) {
-	var buf [128]byte
-	if len(action) <= len(buf) {
-		n := copy(buf[:], action)
-		for i := 0; i < n; i++ {
-			buf[i] = lowerASCII(buf[i])
+// applies reports whether a statement whose action matches applies to the
+// request. Conditions stop at the first that fails; the keys the statement
+// asks for are checked first, so Missing does not depend on that order.
+func (s *Set) applies(st *setStmt, req *Request, res *Result) bool {
+	if !st.matchPrincipal(req.Principal) || !st.matchResource(req.Resource, req.Context, res) {
+		return false
+	}
+	for _, a := range st.asks {
+		n := len(res.key(a.slot, s.keys[a.slot], req.Context).vals)
+		if n == 0 || (a.isVar && n != 1) {
+			res.addMissing(a.name)
 		}
-		// The string(bytes) conversion in a map index does not allocate.
-		if c, ok := s.byAction[string(buf[:n])]; ok {
-			return c, true
+	}
+	for i, c := range st.conds {
+		kc := res.key(st.condSlots[i], c.key, req.Context)
+		if !c.decide(kc.vals, kc, req.Context, nil) {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Set) candidates(action string) ([]*setStmt, bool) {
+	var buf [128]byte
+	if len(action) > len(buf) {
+		return s.stmts, false
+	}
+	n := copy(buf[:], action)
+	for i := 0; i < n; i++ {
+		buf[i] = lowerASCII(buf[i])
+	}
+	// The string(bytes) conversions in map indexes do not allocate.
+	if c, ok := s.byAction[string(buf[:n])]; ok {
+		return c, true
+	}
+	if i := strings.IndexByte(string(buf[:n]), ':'); i >= 0 && strings.IndexByte(string(buf[i+1:n]), ':') < 0 {
+		if c, ok := s.byService[string(buf[:i])]; ok {
+			return c, false
 		}
 	}
 	return s.stmts, false
@@ -332,25 +476,6 @@ func (st *cstmt) matchAction(action string) bool {
 		}
 	}
 	return m != st.notAction
-}
-
-// applies reports whether the statement applies to the request, given that
-// its action matches. It evaluates every condition, without stopping at
-// the first that fails, so that res learns every missing context key.
-func (st *cstmt) applies(req *Request, res *Result) bool {
-	if !st.matchPrincipal(req.Principal) {
-		return false
-	}
-	if !st.matchResource(req.Resource, req.Context, res) {
-		return false
-	}
-	ok := true
-	for _, c := range st.conds {
-		if !c.eval(req.Context, res) {
-			ok = false
-		}
-	}
-	return ok
 }
 
 func (st *cstmt) matchResource(resource string, ctx *Context, res *Result) bool {

@@ -82,7 +82,8 @@ func FuzzEvaluate(f *testing.F) {
 			"Version": Version2012,
 			"Statement": []any{
 				map[string]any{"Effect": "Allow", "Action": action, "Resource": resource, "Condition": map[string]any{op: map[string]any{key: value}}},
-				map[string]any{"Effect": "Deny", "Action": reqAction, "NotResource": resource},
+				map[string]any{"Effect": "Deny", "Action": "zz:Never", "NotResource": resource},
+				map[string]any{"Effect": "Deny", "Action": action + "x", "Resource": reqResource, "Condition": map[string]any{"StringEquals": map[string]any{key: reqValue}}},
 			},
 		})
 		if err != nil {

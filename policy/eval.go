@@ -1,8 +1,11 @@
 package policy
 
 import (
+	"math/bits"
 	"strings"
 )
+
+func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
 
 // Decision is the outcome of evaluating a request against policies.
 type Decision uint8
@@ -134,6 +137,23 @@ type Result struct {
 	// which evaluation filled an entry, so nothing is cleared between calls.
 	keys []keyCache
 	gen  uint32
+	// asked and askedVar collect, as bit sets over key slots, the keys the
+	// applicable statements ask for; Missing is filled from them at the end.
+	asked, askedVar keyMask
+}
+
+// keyMask is a set of key slots. Sets with more keys than it holds report
+// missing keys statement by statement instead.
+type keyMask [4]uint64
+
+const maskSlots = len(keyMask{}) * 64
+
+func (m *keyMask) set(slot int32) { m[slot>>6] |= 1 << (slot & 63) }
+
+func (m *keyMask) or(o *keyMask) {
+	for i := range m {
+		m[i] |= o[i]
+	}
 }
 
 func (r *Result) reset() {
@@ -155,6 +175,7 @@ func (r *Result) begin(n int) {
 		clear(r.keys)
 		r.gen = 1
 	}
+	r.asked, r.askedVar = keyMask{}, keyMask{}
 }
 
 // key returns the cache entry of a key slot, looking the key up in ctx on
@@ -199,8 +220,10 @@ type Set struct {
 	byAction  map[string][]*setStmt
 	byService map[string][]*setStmt
 	// keys are the set's condition and variable keys, lower case; a
-	// statement refers to them by slot.
-	keys []string
+	// statement refers to them by slot. keyNames spell them as the first
+	// policy that uses them does, for Result.Missing.
+	keys     []string
+	keyNames []string
 }
 
 // setStmt is a statement as one Set evaluates it. The compiled statement
@@ -209,8 +232,10 @@ type setStmt struct {
 	*cstmt
 	condSlots []int32 // the slot of each condition's key
 	// asks are the keys whose absence Result.Missing reports: every
-	// condition key but Null's, and variables in condition values.
-	asks []askKey
+	// condition key but Null's, and variables in condition values. The
+	// masks hold the same slots when the set has few enough keys.
+	asks             []askKey
+	askMask, varMask keyMask
 }
 
 type askKey struct {
@@ -231,26 +256,40 @@ func NewSet(policies ...*Compiled) *Set {
 			n = int32(len(s.keys))
 			slots[lk] = n
 			s.keys = append(s.keys, lk)
+			s.keyNames = append(s.keyNames, key)
 		}
 		return n
 	}
 	actions := map[string]bool{}
+	// spellings: the index also answers to the catalog's spelling of each
+	// action (the case callers use), which saves lower-casing the request.
+	spellings := map[string]string{}
 	for _, a := range catalogActions() {
 		actions[strings.ToLower(a)] = true
+		spellings[a] = strings.ToLower(a)
 	}
 	for _, p := range policies {
 		for _, st := range p.stmts {
 			ss := &setStmt{cstmt: st}
 			for _, c := range st.conds {
-				ss.condSlots = append(ss.condSlots, slot(c.key))
+				ss.condSlots = append(ss.condSlots, slot(c.rawKey))
 				if c.op.base.typ != TypeNull {
-					ss.asks = append(ss.asks, askKey{slot: slot(c.key), name: c.rawKey})
+					ss.asks = append(ss.asks, askKey{slot: slot(c.rawKey), name: c.rawKey})
 				}
 				for i := range c.strs {
 					for _, t := range c.strs[i].toks {
 						if t.isVar && !t.hasDef {
-							ss.asks = append(ss.asks, askKey{slot: slot(t.key), name: t.rawKey, isVar: true})
+							ss.asks = append(ss.asks, askKey{slot: slot(t.rawKey), name: t.rawKey, isVar: true})
 						}
+					}
+				}
+			}
+			for _, a := range ss.asks {
+				if a.slot < int32(maskSlots) {
+					if a.isVar {
+						ss.varMask.set(a.slot)
+					} else {
+						ss.askMask.set(a.slot)
 					}
 				}
 			}
@@ -273,6 +312,9 @@ func NewSet(policies ...*Compiled) *Set {
 		s.byAction[a] = cands
 		svc, _, _ := strings.Cut(a, ":")
 		services[svc] = true
+	}
+	for spelled, lower := range spellings {
+		s.byAction[spelled] = s.byAction[lower]
 	}
 	for svc := range services {
 		var cands []*setStmt
@@ -342,20 +384,40 @@ func (s *Set) Evaluate(req *Request, res *Result) {
 			}
 		}
 	}
+	s.reportMissing(req.Context, res)
 	res.finish()
+}
+
+// reportMissing adds to Missing the asked-for keys the request lacks.
+func (s *Set) reportMissing(ctx *Context, res *Result) {
+	for w := range res.asked {
+		for bits := res.asked[w] | res.askedVar[w]; bits != 0; bits &= bits - 1 {
+			slot := int32(w*64 + trailingZeros(bits))
+			n := len(res.key(slot, s.keys[slot], ctx).vals)
+			isVar := res.askedVar[w]&(1<<(slot&63)) != 0 && res.asked[w]&(1<<(slot&63)) == 0
+			if n == 0 || (isVar && n != 1) {
+				res.addMissing(s.keyNames[slot])
+			}
+		}
+	}
 }
 
 // applies reports whether a statement whose action matches applies to the
 // request. Conditions stop at the first that fails; the keys the statement
-// asks for are checked first, so Missing does not depend on that order.
+// asks for are noted before, so Missing does not depend on that order.
 func (s *Set) applies(st *setStmt, req *Request, res *Result) bool {
 	if !st.matchPrincipal(req.Principal) || !st.matchResource(req.Resource, req.Context, res) {
 		return false
 	}
-	for _, a := range st.asks {
-		n := len(res.key(a.slot, s.keys[a.slot], req.Context).vals)
-		if n == 0 || (a.isVar && n != 1) {
-			res.addMissing(a.name)
+	if len(s.keys) <= maskSlots {
+		res.asked.or(&st.askMask)
+		res.askedVar.or(&st.varMask)
+	} else {
+		for _, a := range st.asks {
+			n := len(res.key(a.slot, s.keys[a.slot], req.Context).vals)
+			if n == 0 || (a.isVar && n != 1) {
+				res.addMissing(a.name)
+			}
 		}
 	}
 	for i, c := range st.conds {
@@ -368,6 +430,9 @@ func (s *Set) applies(st *setStmt, req *Request, res *Result) bool {
 }
 
 func (s *Set) candidates(action string) ([]*setStmt, bool) {
+	if c, ok := s.byAction[action]; ok {
+		return c, true // the catalog's own spelling
+	}
 	var buf [128]byte
 	if len(action) > len(buf) {
 		return s.stmts, false

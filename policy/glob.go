@@ -64,6 +64,11 @@ type pattern struct {
 	segs   []rseg
 	full   *pattern
 	colons int // colons in the pattern, outside variables
+	// head is the literal text of the leading segments that have no
+	// wildcard or variable, with their colons ("arn:aws:ec2:"); headSegs
+	// counts them. One prefix test replaces walking them.
+	head     string
+	headSegs int
 	// needFull: a segment before the last ends in * (which may run on over
 	// colons) or holds a variable (whose value might hold one).
 	needFull bool
@@ -164,6 +169,10 @@ func compileResource(s string, vars bool) pattern {
 		}
 		sp.segs = append(sp.segs, sg)
 	}
+	for sp.headSegs < len(parts)-1 && sp.segs[sp.headSegs].p.kind == patExact {
+		sp.head += parts[sp.headSegs] + ":"
+		sp.headSegs++
+	}
 	return sp
 }
 
@@ -192,9 +201,12 @@ func splitSegments(s string, vars bool) []string {
 // earlier segments might absorb one (or whose last segment has wildcards
 // that must not cross one), needs the general matcher.
 func (p *pattern) matchSegs(t string, ctx *Context) (bool, string) {
-	ti := 0
+	if !strings.HasPrefix(t, p.head) {
+		return false, "" // the literal leading segments differ
+	}
+	ti := len(p.head)
 	last := len(p.segs) - 1
-	for i := range p.segs {
+	for i := p.headSegs; i < len(p.segs); i++ {
 		sg := &p.segs[i]
 		part := t[ti:]
 		if i < last {

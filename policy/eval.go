@@ -30,66 +30,6 @@ func (d Decision) String() string {
 // MarshalText makes decisions appear as "allowed" etc. in JSON.
 func (d Decision) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// Context holds a request's condition keys. Key names are case-insensitive;
-// a key may have several values (a multivalued key such as aws:TagKeys).
-// Values are strings: each operator reads them as its own type, as IAM does.
-type Context struct {
-	m map[string][]string
-}
-
-// NewContext returns an empty context.
-func NewContext() *Context { return &Context{m: map[string][]string{}} }
-
-// Set replaces key's values. Setting no values removes the key.
-func (c *Context) Set(key string, values ...string) {
-	if c.m == nil {
-		c.m = map[string][]string{}
-	}
-	k := strings.ToLower(key)
-	if len(values) == 0 {
-		delete(c.m, k)
-		return
-	}
-	c.m[k] = values
-}
-
-// Add appends one value to key.
-func (c *Context) Add(key, value string) {
-	if c.m == nil {
-		c.m = map[string][]string{}
-	}
-	k := strings.ToLower(key)
-	c.m[k] = append(c.m[k], value)
-}
-
-// Get returns key's values, nil when absent.
-func (c *Context) Get(key string) []string { return c.get(strings.ToLower(key)) }
-
-// Len is the number of keys.
-func (c *Context) Len() int {
-	if c == nil {
-		return 0
-	}
-	return len(c.m)
-}
-
-func (c *Context) get(lower string) []string {
-	if c == nil {
-		return nil
-	}
-	return c.m[lower]
-}
-
-// single returns a key's value when it has exactly one: only single-valued
-// keys can stand in policy variables.
-func (c *Context) single(lower string) (string, bool) {
-	v := c.get(lower)
-	if len(v) != 1 {
-		return "", false
-	}
-	return v[0], true
-}
-
 // RequestPrincipal identifies who makes a request, for statements that
 // have a Principal element (resource policies). Identity policies apply to
 // their principal and ignore it.
@@ -178,13 +118,13 @@ func (r *Result) begin(n int) {
 	r.asked, r.askedVar = keyMask{}, keyMask{}
 }
 
-// key returns the cache entry of a key slot, looking the key up in ctx on
-// first use in this evaluation.
-func (r *Result) key(slot int32, lower string, ctx *Context) *keyCache {
+// key returns the cache entry of a key slot of set s, looking the key up
+// in ctx on first use in this evaluation.
+func (r *Result) key(s *Set, slot int32, ctx *Context) *keyCache {
 	k := &r.keys[slot]
 	if k.gen != r.gen {
 		k.gen = r.gen
-		k.vals = ctx.get(lower)
+		k.vals = ctx.lookup(s.keys[slot], s.keyHashes[slot])
 	}
 	return k
 }
@@ -222,8 +162,9 @@ type Set struct {
 	// keys are the set's condition and variable keys, lower case; a
 	// statement refers to them by slot. keyNames spell them as the first
 	// policy that uses them does, for Result.Missing.
-	keys     []string
-	keyNames []string
+	keys      []string
+	keyHashes []uint64
+	keyNames  []string
 }
 
 // setStmt is a statement as one Set evaluates it. The compiled statement
@@ -256,6 +197,7 @@ func NewSet(policies ...*Compiled) *Set {
 			n = int32(len(s.keys))
 			slots[lk] = n
 			s.keys = append(s.keys, lk)
+			s.keyHashes = append(s.keyHashes, keyHash(lk))
 			s.keyNames = append(s.keyNames, key)
 		}
 		return n
@@ -393,7 +335,7 @@ func (s *Set) reportMissing(ctx *Context, res *Result) {
 	for w := range res.asked {
 		for bits := res.asked[w] | res.askedVar[w]; bits != 0; bits &= bits - 1 {
 			slot := int32(w*64 + trailingZeros(bits))
-			n := len(res.key(slot, s.keys[slot], ctx).vals)
+			n := len(res.key(s, slot, ctx).vals)
 			isVar := res.askedVar[w]&(1<<(slot&63)) != 0 && res.asked[w]&(1<<(slot&63)) == 0
 			if n == 0 || (isVar && n != 1) {
 				res.addMissing(s.keyNames[slot])
@@ -409,19 +351,22 @@ func (s *Set) applies(st *setStmt, req *Request, res *Result) bool {
 	if !st.matchPrincipal(req.Principal) || !st.matchResource(req.Resource, req.Context, res) {
 		return false
 	}
-	if len(s.keys) <= maskSlots {
+	if len(s.keys) <= 64 {
+		res.asked[0] |= st.askMask[0]
+		res.askedVar[0] |= st.varMask[0]
+	} else if len(s.keys) <= maskSlots {
 		res.asked.or(&st.askMask)
 		res.askedVar.or(&st.varMask)
 	} else {
 		for _, a := range st.asks {
-			n := len(res.key(a.slot, s.keys[a.slot], req.Context).vals)
+			n := len(res.key(s, a.slot, req.Context).vals)
 			if n == 0 || (a.isVar && n != 1) {
 				res.addMissing(a.name)
 			}
 		}
 	}
 	for i, c := range st.conds {
-		kc := res.key(st.condSlots[i], c.key, req.Context)
+		kc := res.key(s, st.condSlots[i], req.Context)
 		if !c.decide(kc.vals, kc, req.Context, nil) {
 			return false
 		}

@@ -88,6 +88,7 @@ type ptok struct {
 	escape bool   // ${*}, ${?} or ${$}: text is one literal character
 	text   string // literal text, wildcards included when the pattern has them
 	key    string // the variable's context key, lower case
+	hash   uint64 // keyHash(key)
 	rawKey string // as written, for reports
 	def    string
 	hasDef bool
@@ -302,7 +303,8 @@ func parseVars(s string) []ptok {
 			}
 		}
 		key = strings.TrimSpace(key)
-		toks = append(toks, ptok{isVar: true, key: strings.ToLower(key), rawKey: key, def: def, hasDef: hasDef})
+		lk := strings.ToLower(key)
+		toks = append(toks, ptok{isVar: true, key: lk, hash: keyHash(lk), rawKey: key, def: def, hasDef: hasDef})
 	}
 	if s != "" {
 		toks = append(toks, ptok{text: s})
@@ -347,7 +349,7 @@ func (p *pattern) match(t string, ctx *Context) (ok bool, missing string) {
 			es = appendElems(es, tk.text, wild && !tk.escape, p.fold)
 			continue
 		}
-		v, ok := ctx.single(tk.key)
+		v, ok := ctx.single(tk.key, tk.hash)
 		if !ok {
 			if !tk.hasDef {
 				return false, tk.rawKey

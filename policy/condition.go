@@ -595,3 +595,24 @@ func parseAddr(v string) (netip.Addr, bool) {
 	}
 	return a.Unmap(), true
 }
+
+// cost ranks a condition by how much work deciding it takes: comparing
+// strings is cheaper than parsing numbers, addresses or dates.
+func (c *ccond) cost() int {
+	switch c.op.base.typ {
+	case TypeNull, TypeBool:
+		return 0
+	case TypeString:
+		if c.op.base.cmp == cmpLike {
+			return 2
+		}
+		return 1
+	case TypeARN:
+		return 2
+	case TypeNumeric:
+		return 3
+	case TypeIP:
+		return 4
+	}
+	return 5 // dates, binary
+}

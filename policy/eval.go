@@ -2,6 +2,7 @@ package policy
 
 import (
 	"math/bits"
+	"sort"
 	"strings"
 )
 
@@ -172,6 +173,10 @@ type Set struct {
 type setStmt struct {
 	*cstmt
 	condSlots []int32 // the slot of each condition's key
+	// order is the order conditions are tried in: cheapest first, so a
+	// failing string compare saves parsing an address or a date. Conditions
+	// AND together, so the order changes the cost, never the answer.
+	order []int
 	// asks are the keys whose absence Result.Missing reports: every
 	// condition key but Null's, and variables in condition values. The
 	// masks hold the same slots when the set has few enough keys.
@@ -226,6 +231,13 @@ func NewSet(policies ...*Compiled) *Set {
 					}
 				}
 			}
+			ss.order = make([]int, len(st.conds))
+			for i := range ss.order {
+				ss.order[i] = i
+			}
+			sort.SliceStable(ss.order, func(i, j int) bool {
+				return st.conds[ss.order[i]].cost() < st.conds[ss.order[j]].cost()
+			})
 			for _, a := range ss.asks {
 				if a.slot < int32(maskSlots) {
 					if a.isVar {
@@ -365,7 +377,8 @@ func (s *Set) applies(st *setStmt, req *Request, res *Result) bool {
 			}
 		}
 	}
-	for i, c := range st.conds {
+	for _, i := range st.order {
+		c := st.conds[i]
 		kc := res.key(s, st.condSlots[i], req.Context)
 		if !c.decide(kc.vals, kc, req.Context, nil) {
 			return false

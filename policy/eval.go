@@ -257,13 +257,7 @@ func NewSet(policies ...*Compiled) *Set {
 	}
 	services := map[string]bool{}
 	for a := range actions {
-		var cands []*setStmt
-		for _, st := range s.stmts {
-			if st.matchAction(a) {
-				cands = append(cands, st)
-			}
-		}
-		s.byAction[a] = cands
+		s.byAction[a] = s.filter(func(st *setStmt) bool { return st.matchAction(a) })
 		svc, _, _ := strings.Cut(a, ":")
 		services[svc] = true
 	}
@@ -271,15 +265,20 @@ func NewSet(policies ...*Compiled) *Set {
 		s.byAction[spelled] = s.byAction[lower]
 	}
 	for svc := range services {
-		var cands []*setStmt
-		for _, st := range s.stmts {
-			if st.mayCoverService(svc) {
-				cands = append(cands, st)
-			}
-		}
-		s.byService[svc] = cands
+		s.byService[svc] = s.filter(func(st *setStmt) bool { return st.mayCoverService(svc) })
 	}
 	return s
+}
+
+// filter returns the set's statements that keep accepts, in order.
+func (s *Set) filter(keep func(*setStmt) bool) []*setStmt {
+	var out []*setStmt
+	for _, st := range s.stmts {
+		if keep(st) {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // mayCoverService reports whether the statement's Action/NotAction can

@@ -43,7 +43,7 @@ type KeyInfo struct {
 }
 
 // Services kaginashi serves; actions of other services are never asked for.
-var servedServices = []string{"ec2-instance-connect", "ec2", "iam", "sts", "kaginashi"}
+var servedServices = []string{"ec2-instance-connect", "ec2", "iam", "sts", "cloudtrail", "kaginashi"}
 
 var resourceTypes = []ResourceType{
 	{"ec2", "instance", "arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId}"},
@@ -116,6 +116,7 @@ func buildActions() []ActionInfo {
 	add("iam", nil, nil, "ListUsers", "ListPolicies", "ListGroups", "ListVirtualMFADevices", "SimulateCustomPolicy")
 
 	add("sts", nil, nil, "GetCallerIdentity")
+	add("cloudtrail", nil, nil, "LookupEvents")
 
 	add("kaginashi", nil, tagOnCreate, "CreateJoinToken")
 	add("kaginashi", nil, nil, "ListJoinTokens")

@@ -165,35 +165,23 @@ func marshalPolicy(v any) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// The two branches of the EC2 Instance Connect model's InstanceOSUser
+// pattern. The second has a look-ahead, (?=.{2,32}$), which Go's regexp
+// lacks: ValidOSUser checks that length by hand.
+var (
+	osUserRE1 = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9@._-]{0,30}[A-Za-z0-9$_-]?$`)
+	osUserRE2 = regexp.MustCompile(`^[0-9]{1,32}[A-Za-z@._-][A-Za-z0-9@._-]*[A-Za-z0-9$_-]?$`)
+)
+
 // ValidOSUser checks an OS user name the way the EC2 Instance Connect API
 // model does (InstanceOSUser): 1-32 characters; a letter or _ first, or
 // digits followed by at least one non-digit.
 func ValidOSUser(u string) error {
-	bad := fmt.Errorf("OS user %q: want 1-32 characters, letters, digits and ._@- (a $ may end it), not starting with - or a digit-only name", u)
-	if len(u) < 1 || len(u) > 32 {
-		return bad
+	if len(u) >= 1 && len(u) <= 32 && osUserRE1.MatchString(u) {
+		return nil
 	}
-	ok := func(c byte, last bool) bool {
-		return isAlnum(c) || c == '@' || c == '.' || c == '_' || c == '-' || (last && c == '$')
+	if len(u) >= 2 && len(u) <= 32 && osUserRE2.MatchString(u) {
+		return nil
 	}
-	switch c := u[0]; {
-	case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c == '_':
-	case c >= '0' && c <= '9':
-		// The model's second branch: digits, then a non-digit, then more.
-		i := 0
-		for i < len(u) && u[i] >= '0' && u[i] <= '9' {
-			i++
-		}
-		if i == len(u) || len(u) < 2 || u[i] == '$' {
-			return bad
-		}
-	default:
-		return bad
-	}
-	for i := 1; i < len(u); i++ {
-		if !ok(u[i], i == len(u)-1) {
-			return bad
-		}
-	}
-	return nil
+	return fmt.Errorf("OS user %q: want 1-32 characters, letters, digits and ._@- (a $ may end it), not starting with - or a digit-only name", u)
 }

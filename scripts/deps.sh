@@ -16,14 +16,28 @@ if [ "$(printf '%s\n%s\n' "$need" "$have" | sort -V | head -1)" != "$need" ]; th
   exit 1
 fi
 
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
 # Modules, once: later builds and tests run offline from the module cache.
 go mod download
 
 case "${1:-build}" in
   build) ;;
   test)
-    # Later issues add the real parts the tests start themselves here
-    # (openssh-server, postgresql, chromium); the policy tests need only Go.
+    # The real parts the tests start themselves: PostgreSQL (the store's
+    # conformance suite runs against a private server). Later: openssh-server,
+    # chromium.
+    need_pkgs=()
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
+    if [ ${#need_pkgs[@]} -gt 0 ]; then
+      echo "deps: installing ${need_pkgs[*]}" >&2
+      as_root apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+      # Debian starts a system cluster on install; the tests run their own.
+      as_root systemctl disable --now postgresql >/dev/null 2>&1 || as_root service postgresql stop >/dev/null 2>&1 || true
+    fi
     ;;
   *) echo "deps: unknown target $1" >&2; exit 2 ;;
 esac

@@ -1,0 +1,258 @@
+// Package audit records every API decision as a CloudTrail-shaped event.
+// An event is durable before the answer leaves: Record returns only once
+// the event's batch is committed to the store (group commit: concurrent
+// requests share one transaction, so one fsync serves many). An optional
+// JSON-lines sink receives a copy of each committed event.
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// Event is one CloudTrail record (eventVersion 1.08 fields kaginashi fills).
+type Event struct {
+	EventVersion        string         `json:"eventVersion"`
+	UserIdentity        Identity       `json:"userIdentity"`
+	EventTime           time.Time      `json:"eventTime"`
+	EventSource         string         `json:"eventSource"`
+	EventName           string         `json:"eventName"`
+	AWSRegion           string         `json:"awsRegion"`
+	SourceIPAddress     string         `json:"sourceIPAddress"`
+	UserAgent           string         `json:"userAgent"`
+	ErrorCode           string         `json:"errorCode,omitempty"`
+	ErrorMessage        string         `json:"errorMessage,omitempty"`
+	RequestParameters   map[string]any `json:"requestParameters"`
+	ResponseElements    map[string]any `json:"responseElements"`
+	AdditionalEventData map[string]any `json:"additionalEventData,omitempty"`
+	RequestID           string         `json:"requestID"`
+	EventID             string         `json:"eventID"`
+	ReadOnly            bool           `json:"readOnly"`
+	EventType           string         `json:"eventType"`
+	ManagementEvent     bool           `json:"managementEvent"`
+	RecipientAccountID  string         `json:"recipientAccountId"`
+}
+
+// Identity is CloudTrail's userIdentity.
+type Identity struct {
+	Type        string `json:"type,omitempty"` // Root, IAMUser, Unknown
+	PrincipalID string `json:"principalId,omitempty"`
+	ARN         string `json:"arn,omitempty"`
+	AccountID   string `json:"accountId,omitempty"`
+	AccessKeyID string `json:"accessKeyId,omitempty"`
+	UserName    string `json:"userName,omitempty"`
+}
+
+// Hidden replaces secrets in request parameters and response elements,
+// with CloudTrail's own wording.
+const Hidden = "HIDDEN_DUE_TO_SECURITY_REASONS"
+
+// secretFields are parameter names whose values never reach the log.
+var secretFields = []string{"secretaccesskey", "password", "newpassword", "oldpassword", "authenticationcode1", "authenticationcode2", "totp", "base32stringseed", "qrcodepng", "privatekey", "jointoken", "token"}
+
+// Redact replaces secret values in a parameter map, recursively.
+func Redact(m map[string]any) map[string]any {
+	for k, v := range m {
+		lk := strings.ToLower(k)
+		secret := false
+		for _, f := range secretFields {
+			if lk == f {
+				secret = true
+			}
+		}
+		switch {
+		case secret:
+			m[k] = Hidden
+		default:
+			switch x := v.(type) {
+			case map[string]any:
+				Redact(x)
+			case []any:
+				for _, e := range x {
+					if em, ok := e.(map[string]any); ok {
+						Redact(em)
+					}
+				}
+			}
+		}
+	}
+	return m
+}
+
+// Recorder is what the API edge needs: record an event durably.
+type Recorder interface {
+	Record(ctx context.Context, ev *Event) error
+}
+
+// Writer commits events to the store in batches.
+type Writer struct {
+	st   store.Store
+	sink io.Writer // may be nil
+	log  *slog.Logger
+	ch   chan *pending
+	done chan struct{}
+
+	// enqueue is held (read) while a Record queues an event and taken
+	// (write) by Close, so that nothing is queued after the loop drains.
+	enqueue sync.RWMutex
+	closed  bool
+	mu      sync.Mutex // guards sink
+}
+
+type pending struct {
+	ev  store.AuditEvent
+	err chan error
+}
+
+// maxBatch bounds one transaction.
+const maxBatch = 512
+
+// NewWriter starts a writer. sink, when not nil, receives each committed
+// event as one JSON line.
+func NewWriter(st store.Store, sink io.Writer, log *slog.Logger) *Writer {
+	w := &Writer{st: st, sink: sink, log: log, ch: make(chan *pending, maxBatch), done: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// ErrClosed is returned after Close.
+var ErrClosed = errors.New("audit: writer closed")
+
+// Record fills the event's IDs and version, and returns once it is
+// committed. An error means the event is not durable: the caller must not
+// answer as if the request succeeded unseen.
+func (w *Writer) Record(ctx context.Context, ev *Event) error {
+	if ev.EventID == "" {
+		ev.EventID = uuid.NewString()
+	}
+	if ev.EventVersion == "" {
+		ev.EventVersion = "1.08"
+	}
+	if ev.EventType == "" {
+		ev.EventType = "AwsApiCall"
+	}
+	ev.ManagementEvent = true
+	ev.RequestParameters = Redact(ev.RequestParameters)
+	ev.ResponseElements = Redact(ev.ResponseElements)
+	precise := ev.EventTime.UTC()
+	ev.EventTime = precise.Truncate(time.Second) // CloudTrail's eventTime has whole seconds
+	raw, err := json.Marshal(ev)
+	if err != nil {
+		return fmt.Errorf("audit: encode event: %w", err)
+	}
+	p := &pending{
+		ev: store.AuditEvent{
+			ID: ev.EventID, Time: precise, Name: ev.EventName, Source: ev.EventSource,
+			UserName: ev.UserIdentity.UserName, AccessKeyID: ev.UserIdentity.AccessKeyID, ErrorCode: ev.ErrorCode, Record: raw,
+		},
+		err: make(chan error, 1),
+	}
+	w.enqueue.RLock()
+	if w.closed {
+		w.enqueue.RUnlock()
+		return ErrClosed
+	}
+	select {
+	case w.ch <- p:
+		w.enqueue.RUnlock()
+	case <-ctx.Done():
+		w.enqueue.RUnlock()
+		return fmt.Errorf("audit: %w", ctx.Err())
+	}
+	// Wait for the commit even if the request's context ends: the event
+	// is in a batch already, and the answer depends on its fate.
+	return <-p.err
+}
+
+func (w *Writer) loop() {
+	for {
+		var p *pending
+		select {
+		case p = <-w.ch:
+		case <-w.done:
+			// Drain what is queued, then stop.
+			for {
+				select {
+				case p := <-w.ch:
+					w.commit([]*pending{p})
+				default:
+					return
+				}
+			}
+		}
+		batch := []*pending{p}
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case q := <-w.ch:
+				batch = append(batch, q)
+			default:
+				break fill
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+func (w *Writer) commit(batch []*pending) {
+	evs := make([]store.AuditEvent, len(batch))
+	for i, p := range batch {
+		evs[i] = p.ev
+	}
+	// The commit must not be abandoned half-way by a request's deadline.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := w.st.AppendAudit(ctx, evs)
+	cancel()
+	if err != nil {
+		w.log.Error("audit: committing events failed", "events", len(evs), "err", err)
+		err = fmt.Errorf("audit: commit: %w", err)
+	} else if w.sink != nil {
+		w.mu.Lock()
+		for _, e := range evs {
+			if _, serr := w.sink.Write(append(e.Record, '\n')); serr != nil {
+				w.log.Error("audit: writing the JSON-lines sink failed", "err", serr)
+				break
+			}
+		}
+		w.mu.Unlock()
+	}
+	for _, p := range batch {
+		p.err <- err
+	}
+}
+
+// Close stops the writer after committing what is queued.
+func (w *Writer) Close() error {
+	w.enqueue.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.done)
+	}
+	w.enqueue.Unlock()
+	return nil
+}
+
+// Lookup returns events newest first, as LookupAudit; a cursor the store
+// cannot read is the caller's mistake (InvalidInput).
+func (w *Writer) Lookup(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, string, error) {
+	evs, next, err := w.st.LookupAudit(ctx, f)
+	if err != nil && f.Cursor != "" && errors.Is(err, store.ErrInvalidCursor) {
+		return nil, "", apierr.New(apierr.InvalidInput, "invalid NextToken")
+	}
+	if err != nil {
+		return nil, "", apierr.Wrap(err, "looking up audit events")
+	}
+	return evs, next, nil
+}

@@ -1,0 +1,125 @@
+package awsapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+
+	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/connect"
+	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/policy"
+)
+
+// decodeJSON reads a JSON 1.1 body into v. Unknown fields are ignored, as
+// AWS does; a body that is not a JSON object is InvalidArgs.
+func (c *call) decodeJSON(v any) error {
+	body := bytes.TrimSpace(c.body)
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return invalidf("Invalid input parameter: %s must be a %s", te.Field, te.Type)
+		}
+		return invalidf("The request body is not valid JSON: %v", err)
+	}
+	if dec.More() {
+		return invalidf("The request body has text after the JSON object")
+	}
+	return nil
+}
+
+type sendKeyInput struct {
+	InstanceID       string `json:"InstanceId"`
+	InstanceOSUser   string `json:"InstanceOSUser"`
+	SSHPublicKey     string `json:"SSHPublicKey"`
+	AvailabilityZone string `json:"AvailabilityZone"`
+	SerialPort       *int   `json:"SerialPort"`
+}
+
+type sendKeyOutput struct {
+	RequestID string `json:"RequestId"`
+	Success   bool   `json:"Success"`
+}
+
+// instanceContext reads the instance's tags for authorization without
+// revealing whether it exists: a caller without permission is denied the
+// same way either way.
+func (c *call) instanceContext(id string) (store.Instance, bool, func(*policy.Context)) {
+	in, err := c.h.deps.Inventory.Instance(c.ctx, id)
+	found := err == nil
+	return in, found, func(rc *policy.Context) {
+		if found {
+			resourceTags(in.Tags, "aws:ResourceTag/", "ec2:ResourceTag/")(rc)
+		}
+	}
+}
+
+func eicOps() map[string]*op {
+	return map[string]*op{
+		"SendSSHPublicKey": {name: "SendSSHPublicKey", action: "ec2-instance-connect:SendSSHPublicKey", run: func(c *call) (any, error) {
+			var in sendKeyInput
+			if err := c.decodeJSON(&in); err != nil {
+				return nil, err
+			}
+			if err := connect.ValidInstanceID(in.InstanceID); err != nil {
+				return nil, invalidf("%v", err)
+			}
+			if err := connect.ValidOSUser(in.InstanceOSUser); err != nil {
+				return nil, invalidf("%v", err)
+			}
+			if in.AvailabilityZone != "" {
+				if err := connect.ValidAvailabilityZone(in.AvailabilityZone); err != nil {
+					return nil, invalidf("%v", err)
+				}
+			}
+			key, err := connect.ParsePublicKey(in.SSHPublicKey)
+			if err != nil {
+				return nil, invalidf("Invalid input parameter received for Illegal argument exception: %v", err)
+			}
+			inst, found, tags := c.instanceContext(in.InstanceID)
+			if err := c.authorize(c.h.deps.Inventory.InstanceARN(in.InstanceID), func(rc *policy.Context) {
+				rc.Set("ec2:osuser", in.InstanceOSUser)
+				tags(rc)
+			}); err != nil {
+				return nil, err
+			}
+			if !found {
+				return nil, apierr.New(apierr.NotFound, "Instance %s not found", in.InstanceID)
+			}
+			rec, err := c.h.deps.Connect.Push(c.ctx, connect.PushInput{
+				RequestID: c.requestID, Instance: inst, OSUser: in.InstanceOSUser, Key: key, CallerARN: c.auth.Principal.ARN,
+			})
+			if err != nil {
+				return nil, err
+			}
+			c.extra = map[string]any{"keyFingerprint": rec.Fingerprint, "keyExpiresAt": isoTime(rec.ExpiresAt)}
+			c.response = map[string]any{"requestId": c.requestID, "success": true}
+			return sendKeyOutput{RequestID: c.requestID, Success: true}, nil
+		}},
+		"SendSerialConsoleSSHPublicKey": {name: "SendSerialConsoleSSHPublicKey", action: "ec2-instance-connect:SendSerialConsoleSSHPublicKey", run: func(c *call) (any, error) {
+			var in sendKeyInput
+			if err := c.decodeJSON(&in); err != nil {
+				return nil, err
+			}
+			if err := connect.ValidInstanceID(in.InstanceID); err != nil {
+				return nil, invalidf("%v", err)
+			}
+			if in.SerialPort != nil && *in.SerialPort != 0 {
+				return nil, invalidf("SerialPort must be 0")
+			}
+			if _, err := connect.ParsePublicKey(in.SSHPublicKey); err != nil {
+				return nil, invalidf("Invalid input parameter received for Illegal argument exception: %v", err)
+			}
+			_, _, tags := c.instanceContext(in.InstanceID)
+			if err := c.authorize(c.h.deps.Inventory.InstanceARN(in.InstanceID), tags); err != nil {
+				return nil, err
+			}
+			return nil, apierr.WithCode(apierr.Unsupported, "SerialConsoleAccessDisabledException",
+				"kaginashi hosts have no EC2 serial console. Log in over SSH instead: SendSSHPublicKey, or `kaginashi ssh %s`.", in.InstanceID)
+		}},
+	}
+}

@@ -1,0 +1,398 @@
+// Package awsapi speaks AWS's wire protocols on POST /: the Query protocol
+// with XML answers for IAM, STS and EC2, and JSON 1.1 for EC2 Instance
+// Connect. Every call takes one path: authenticate (SigV4) → throttle →
+// decode and validate → authorize (policy) → run → audit (durable) →
+// answer. Errors from anywhere are mapped to the protocol's codes here,
+// once.
+package awsapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/audit"
+	"github.com/kaginashi/kaginashi/internal/connect"
+	"github.com/kaginashi/kaginashi/internal/iam"
+	"github.com/kaginashi/kaginashi/internal/inventory"
+	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/policy"
+)
+
+// MaxBody bounds a request body: AWS's own limits are far below it.
+const MaxBody = 1 << 20
+
+// Auth is an authenticated request's signer.
+type Auth struct {
+	Principal *iam.Principal
+	Service   string // the SigV4 signing name: iam, sts, ec2, ec2-instance-connect
+	Region    string
+}
+
+// Authenticator verifies a request's signature.
+type Authenticator interface {
+	Authenticate(ctx context.Context, r *http.Request, body []byte) (*Auth, error)
+}
+
+// AuditReader looks audit events up (CloudTrail LookupEvents).
+type AuditReader interface {
+	Lookup(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, string, error)
+}
+
+// Limiter throttles calls per access key.
+type Limiter interface {
+	Allow(key string) bool
+}
+
+// Config is what the handler needs to know about the deployment.
+type Config struct {
+	Region  string
+	Account string
+	// TrustProxy: take the client address from X-Forwarded-For (only behind
+	// a proxy that sets it).
+	TrustProxy bool
+}
+
+// Deps are the services behind the API.
+type Deps struct {
+	Auth      Authenticator
+	Authz     *iam.Authorizer
+	IAM       *iam.Service
+	Inventory *inventory.Service
+	Connect   *connect.Service
+	Audit     audit.Recorder
+	AuditLog  AuditReader
+	Limiter   Limiter // may be nil
+	Log       *slog.Logger
+	Now       func() time.Time
+}
+
+// Handler serves the AWS APIs.
+type Handler struct {
+	cfg  Config
+	deps Deps
+	ops  map[protocol]map[string]*op
+}
+
+// New makes the handler.
+func New(cfg Config, deps Deps) *Handler {
+	h := &Handler{cfg: cfg, deps: deps, ops: map[protocol]map[string]*op{}}
+	h.ops[protoIAM] = iamOps()
+	h.ops[protoSTS] = stsOps()
+	h.ops[protoEC2] = ec2Ops()
+	h.ops[protoEIC] = eicOps()
+	h.ops[protoCT] = ctOps()
+	return h
+}
+
+// op is one API operation.
+type op struct {
+	name     string // CreateUser
+	action   string // iam:CreateUser
+	readOnly bool
+	// run decodes the request, calls c.authorize exactly once before it
+	// touches anything, does the work, and returns the result to encode.
+	run func(c *call) (any, error)
+}
+
+// call is one request on its way through the handler.
+type call struct {
+	ctx       context.Context
+	h         *Handler
+	proto     protocol
+	op        *op
+	params    *params // Query protocols
+	body      []byte  // JSON protocol
+	auth      *Auth
+	info      iam.RequestInfo
+	requestID string
+	name      string // the operation asked for, known or not
+
+	authorized bool
+	decision   *iam.Decision
+	// response is what the audit event records as responseElements.
+	response map[string]any
+	// extra goes to the event's additionalEventData.
+	extra map[string]any
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	s := hex.EncodeToString(b[:])
+	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
+}
+
+func (h *Handler) now() time.Time {
+	if h.deps.Now != nil {
+		return h.deps.Now()
+	}
+	return time.Now()
+}
+
+func (h *Handler) clientIP(r *http.Request) string {
+	if h.cfg.TrustProxy {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first, _, _ := strings.Cut(xff, ",")
+			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
+				return ip.String()
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// ServeHTTP handles POST / (and GET / with a signed query) for every API.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{ctx: r.Context(), h: h, requestID: newRequestID()}
+	c.info = iam.RequestInfo{SourceIP: h.clientIP(r), UserAgent: r.UserAgent(), Secure: r.TLS != nil, Time: h.now().UTC(), Region: h.cfg.Region}
+	c.proto = guessProtocol(r)
+
+	if r.Method != http.MethodPost && r.Method != http.MethodGet {
+		h.fail(w, c, apierr.New(apierr.UnknownOperation, "Method %s is not supported; AWS APIs use POST /.", r.Method))
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		h.fail(w, c, apierr.New(apierr.InvalidInput, "Could not read the request body."))
+		return
+	}
+	if len(body) > MaxBody {
+		h.fail(w, c, apierr.New(apierr.TooLarge, "The request body exceeds the maximum of %d bytes.", MaxBody))
+		return
+	}
+
+	// Query protocols carry their parameters in the form body (POST) or
+	// the query string (GET); decode before authenticating so that the
+	// protocol is known for error shapes, but act on nothing yet.
+	var form url.Values
+	if !isJSON(c.proto) {
+		form, err = url.ParseQuery(string(body))
+		if r.Method == http.MethodGet {
+			form, err = url.ParseQuery(r.URL.RawQuery)
+		}
+		if err != nil {
+			h.fail(w, c, apierr.New(apierr.InvalidInput, "The request body is not a valid form."))
+			return
+		}
+	}
+
+	// The operation's name is known before authentication, so that even a
+	// refused call is audited under it; nothing acts on it until then.
+	name := form.Get("Action")
+	target := r.Header.Get("X-Amz-Target")
+	if isJSON(c.proto) {
+		name = target[strings.LastIndexByte(target, '.')+1:]
+	}
+	c.name = name
+
+	auth, err := h.deps.Auth.Authenticate(c.ctx, r, body)
+	if err != nil {
+		h.fail(w, c, err)
+		return
+	}
+	c.auth = auth
+	c.info.Region = auth.Region
+	if p := protocolOf(auth.Service); p != protoUnknown {
+		c.proto = p
+	}
+	if h.deps.Limiter != nil && !h.deps.Limiter.Allow(auth.Principal.AccessKeyID) {
+		h.fail(w, c, apierr.New(apierr.Throttled, "Rate exceeded"))
+		return
+	}
+
+	switch {
+	case isJSON(c.proto):
+		// botocore sends the Smithy namespace too:
+		// com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents.
+		prefix := ""
+		if i := strings.LastIndexByte(target, '.'); i > 0 {
+			prefix = target[:i]
+		}
+		if prefix != targetPrefix[c.proto] && !strings.HasSuffix(prefix, "."+targetPrefix[c.proto]) {
+			h.fail(w, c, apierr.New(apierr.UnknownOperation, "Unknown target %q; %s targets are %s.<Operation>.", target, serviceName[c.proto], targetPrefix[c.proto]))
+			return
+		}
+		c.body = body
+	default:
+		c.params = newParams(form)
+		if v := form.Get("Version"); v != "" && v != apiVersion[c.proto] {
+			h.fail(w, c, apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Version %q is not supported; use %s.", v, apiVersion[c.proto]))
+			return
+		}
+	}
+	o, ok := h.ops[c.proto][name]
+	if !ok {
+		h.fail(w, c, apierr.New(apierr.UnknownOperation, "Could not find operation %q for version %s of %s.", name, apiVersion[c.proto], serviceName[c.proto]))
+		return
+	}
+	c.op = o
+
+	result, err := o.run(c)
+	if err == nil && !c.authorized {
+		// An operation that forgot to authorize must not answer: there is
+		// no side door.
+		err = apierr.Wrap(errors.New("operation "+o.name+" did not authorize"), "authorizing")
+	}
+	if err != nil {
+		h.fail(w, c, err)
+		return
+	}
+	if err := h.record(c, nil); err != nil {
+		h.writeError(w, c, apierr.Wrap(err, "recording the audit event"))
+		return
+	}
+	h.writeResult(w, c, result)
+}
+
+// authorize decides the call's action on resource with the global keys and
+// extra condition keys. Denied calls return AccessDenied in the protocol's
+// words.
+func (c *call) authorize(resource string, extra func(*policy.Context)) error {
+	if c.authorized {
+		return apierr.Wrap(errors.New("authorized twice"), "authorizing")
+	}
+	c.authorized = true
+	rc := iam.BaseContext(c.auth.Principal, c.info)
+	if extra != nil {
+		extra(rc)
+	}
+	d, err := c.h.deps.Authz.Authorize(c.ctx, c.auth.Principal, c.op.action, resource, rc)
+	if err != nil {
+		return err
+	}
+	c.decision = d
+	if !d.Allowed {
+		return &apierr.Error{Kind: apierr.AccessDenied, Message: iam.DeniedMessage(c.auth.Principal, d)}
+	}
+	return nil
+}
+
+// allowAlways marks a call that AWS allows to every authenticated caller
+// (sts:GetCallerIdentity): the one exception to policy evaluation.
+func (c *call) allowAlways() {
+	c.authorized = true
+	c.decision = &iam.Decision{Allowed: true, Result: policy.Allowed, Action: c.op.action, Resource: "*"}
+	c.extra = map[string]any{"decidedBy": "always allowed for authenticated callers"}
+}
+
+// authorizeEach authorizes one action on several resources (EC2 tagging).
+func (c *call) authorizeEach(resources []string, extra func(*policy.Context)) error {
+	for i, r := range resources {
+		if i > 0 {
+			c.authorized = false
+		}
+		if err := c.authorize(r, extra); err != nil {
+			c.authorized = true
+			return err
+		}
+	}
+	return nil
+}
+
+// fail answers an error and records it.
+func (h *Handler) fail(w http.ResponseWriter, c *call, err error) {
+	ae := apierr.As(err)
+	if ae.Kind == apierr.Internal {
+		h.deps.Log.Error("request failed", "requestID", c.requestID, "op", opName(c), "err", ae.Err)
+	}
+	if rerr := h.record(c, ae); rerr != nil {
+		h.deps.Log.Error("audit event not recorded", "requestID", c.requestID, "err", rerr)
+		ae = apierr.Wrap(rerr, "recording the audit event")
+	}
+	h.writeError(w, c, ae)
+}
+
+func opName(c *call) string {
+	if c.op != nil {
+		return c.op.name
+	}
+	return truncate(c.name, 128)
+}
+
+// record writes the call's audit event; an error means it is not durable.
+func (h *Handler) record(c *call, failure *apierr.Error) error {
+	if h.deps.Audit == nil {
+		return nil
+	}
+	ev := &audit.Event{
+		EventTime:           c.info.Time,
+		EventSource:         eventSource[c.proto],
+		EventName:           opName(c),
+		AWSRegion:           c.info.Region,
+		SourceIPAddress:     c.info.SourceIP,
+		UserAgent:           c.info.UserAgent,
+		RequestID:           c.requestID,
+		RecipientAccountID:  h.cfg.Account,
+		ResponseElements:    c.response,
+		AdditionalEventData: map[string]any{},
+	}
+	if c.op != nil {
+		ev.ReadOnly = c.op.readOnly
+	}
+	if c.params != nil {
+		ev.RequestParameters = c.params.record()
+	} else if c.body != nil {
+		ev.RequestParameters = jsonRecord(c.body)
+	}
+	if c.auth != nil {
+		p := c.auth.Principal
+		ev.UserIdentity = audit.Identity{Type: p.Type(), PrincipalID: p.UserID, ARN: p.ARN, AccountID: p.Account, AccessKeyID: p.AccessKeyID, UserName: p.UserName}
+	} else {
+		ev.UserIdentity = audit.Identity{Type: "Unknown"}
+	}
+	if c.decision != nil {
+		ev.AdditionalEventData["decision"] = c.decision.Result.String()
+		if c.decision.Root {
+			ev.AdditionalEventData["decidedBy"] = "root"
+		}
+		if len(c.decision.Matched) > 0 {
+			var ms []map[string]any
+			for _, m := range c.decision.Matched {
+				ms = append(ms, map[string]any{"policy": m.Policy, "sid": m.Sid, "index": m.Index})
+			}
+			ev.AdditionalEventData["matchedStatements"] = ms
+		}
+	}
+	for k, v := range c.extra {
+		ev.AdditionalEventData[k] = v
+	}
+	if len(ev.AdditionalEventData) == 0 {
+		ev.AdditionalEventData = nil
+	}
+	if failure != nil {
+		code, _, _ := errorCode(c.proto, failure)
+		ev.ErrorCode, ev.ErrorMessage = code, failure.Message
+		ev.ResponseElements = nil
+	}
+	return h.deps.Audit.Record(context.WithoutCancel(c.ctx), ev)
+}
+
+// requireNoErrors returns the params' decoding error, if any.
+func (c *call) decoded() error {
+	if c.params != nil {
+		return c.params.err()
+	}
+	return nil
+}
+
+// invalidf is an InvalidInput error.
+func invalidf(format string, args ...any) error {
+	return apierr.New(apierr.InvalidInput, format, args...)
+}
+
+func (c *call) String() string { return fmt.Sprintf("%s %s", serviceName[c.proto], opName(c)) }

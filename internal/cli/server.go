@@ -1,0 +1,49 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/kaginashi/kaginashi/internal/server"
+)
+
+func newServerCmd(stdio IO) *cobra.Command {
+	var o server.Options
+	c := &cobra.Command{
+		Use:   "server --data-dir DIR [--listen ADDR] [--public-url URL] [--store URL] [--region R] [--account-id N] [--tls-cert F --tls-key F] [--insecure-http]",
+		Short: "Run the kaginashi server: AWS-compatible IAM, STS, EC2 and Instance Connect APIs",
+		Long: `Run the server. On first start it creates, in the data directory: a TLS CA
+(tls/ca.pem, for AWS_CA_BUNDLE) and certificate, the master key that encrypts
+secrets at rest (master.key, unless KAGINASHI_MASTER_KEY is set), the account
+ID, and root credentials (root-credentials, profile kaginashi-root, printed
+once) unless KAGINASHI_ROOT_ACCESS_KEY_ID / KAGINASHI_ROOT_SECRET_ACCESS_KEY
+are set. Later starts resume everything. SIGTERM or SIGINT stops it gracefully.
+
+Point the aws CLI at it:
+  export AWS_ENDPOINT_URL=https://localhost:8443 AWS_CA_BUNDLE=DIR/tls/ca.pem
+  export AWS_SHARED_CREDENTIALS_FILE=DIR/root-credentials AWS_PROFILE=kaginashi-root
+  aws sts get-caller-identity`,
+		Args: exactArgs(0, "no positional arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if o.DataDir == "" {
+				return usageErr("--data-dir is required")
+			}
+			o.Stdout = stdio.Out
+			o.Log = newLogger(stdio.Err)
+			return server.Run(cmd.Context(), o)
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.DataDir, "data-dir", "", "directory for the database, keys and TLS files (required)")
+	f.StringVar(&o.Listen, "listen", ":8443", "address to listen on")
+	f.StringVar(&o.PublicURL, "public-url", "", "URL clients and agents use to reach the server (default https://localhost:PORT)")
+	f.StringVar(&o.StoreURL, "store", "", "sqlite:PATH (default DIR/kaginashi.db) or postgres://USER:PASS@HOST/DB")
+	f.StringVar(&o.Region, "region", "", "region of this deployment, fixed at first start (default us-east-1)")
+	f.StringVar(&o.AccountID, "account-id", "", "12-digit account ID, fixed at first start (default generated)")
+	f.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate chain (PEM) instead of the generated one")
+	f.StringVar(&o.TLSKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
+	f.BoolVar(&o.Insecure, "insecure-http", false, "serve plain HTTP (only behind a TLS-terminating proxy, or for tests)")
+	f.StringVar(&o.AuditLog, "audit-log", "", "also append audit events to this JSON-lines file")
+	f.Float64Var(&o.RateLimit, "rate-limit", 50, "API calls per second per access key (negative: no limit)")
+	f.IntVar(&o.RateBurst, "rate-burst", 100, "burst size of the per-key rate limit")
+	return c
+}

@@ -1,0 +1,62 @@
+package connect
+
+import (
+	"context"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// Deliverer hands a key record to the instance's agent and returns once the
+// agent has acknowledged it (so a login right after Success never races).
+// Until agents exist (or for an instance without one), it is nil.
+type Deliverer interface {
+	Deliver(ctx context.Context, rec store.KeyRecord) error
+}
+
+// Service stores and delivers pushed keys.
+type Service struct {
+	store   store.Store
+	deliver Deliverer
+	now     func() time.Time
+}
+
+// NewService makes the service; deliver may be nil.
+func NewService(st store.Store, deliver Deliverer, now func() time.Time) *Service {
+	return &Service{store: st, deliver: deliver, now: now}
+}
+
+// PushInput is a validated SendSSHPublicKey request.
+type PushInput struct {
+	RequestID string
+	Instance  store.Instance
+	OSUser    string
+	Key       *PublicKey
+	CallerARN string
+}
+
+// Push records a key for 60 seconds and delivers it. The caller has
+// authorized the request and looked the instance up.
+func (s *Service) Push(ctx context.Context, in PushInput) (store.KeyRecord, error) {
+	switch in.Instance.State {
+	case store.StateRunning, store.StatePending:
+	default:
+		return store.KeyRecord{}, apierr.WithCode(apierr.InvalidState, "", "Instance %s is %s; keys can be pushed only to running instances.", in.Instance.ID, in.Instance.State)
+	}
+	now := s.now().UTC()
+	rec := store.KeyRecord{
+		RequestID: in.RequestID, InstanceID: in.Instance.ID, OSUser: in.OSUser,
+		PublicKey: in.Key.Line, Fingerprint: in.Key.Fingerprint, CallerARN: in.CallerARN,
+		CreatedAt: now, ExpiresAt: now.Add(KeyLifetimeSeconds * time.Second),
+	}
+	if err := s.store.PutKeyRecord(ctx, rec); err != nil {
+		return rec, apierr.Wrap(err, "storing the key")
+	}
+	if s.deliver != nil {
+		if err := s.deliver.Deliver(ctx, rec); err != nil {
+			return rec, err
+		}
+	}
+	return rec, nil
+}

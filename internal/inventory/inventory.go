@@ -1,0 +1,481 @@
+// Package inventory is the EC2 face of kaginashi's hosts: instances as
+// enrolled agents report them, their tags, and the one Instance Connect
+// Endpoint the server itself is. It answers DescribeInstances-style queries
+// with EC2's filters and paging.
+package inventory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// Endpoint is the server seen as an EC2 Instance Connect Endpoint.
+type Endpoint struct {
+	ID        string // eice-...
+	ARN       string
+	DNSName   string
+	Account   string
+	CreatedAt time.Time
+	Tags      []store.Tag
+}
+
+// Service answers inventory questions.
+type Service struct {
+	store    store.Store
+	account  string
+	region   string
+	endpoint Endpoint
+}
+
+// MetaEndpointID and MetaEndpointCreated are the store meta keys that keep
+// the endpoint's identity across restarts and replicas.
+const (
+	MetaEndpointID      = "endpoint_id"
+	MetaEndpointCreated = "endpoint_created"
+)
+
+// New makes the service. The endpoint ID is created once and shared by
+// every replica (store meta); its DNS name is the public URL's host.
+func New(ctx context.Context, st store.Store, account, region, publicURL string, newID func() string, now time.Time) (*Service, error) {
+	id, err := st.InitMeta(ctx, MetaEndpointID, newID())
+	if err != nil {
+		return nil, fmt.Errorf("endpoint ID: %w", err)
+	}
+	created, err := st.InitMeta(ctx, MetaEndpointCreated, now.UTC().Format(time.RFC3339))
+	if err != nil {
+		return nil, fmt.Errorf("endpoint creation time: %w", err)
+	}
+	ct, _ := time.Parse(time.RFC3339, created)
+	host := publicURL
+	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
+		host = u.Hostname()
+	}
+	return &Service{store: st, account: account, region: region, endpoint: Endpoint{
+		ID: id, ARN: EndpointARN(region, account, id), DNSName: host, Account: account, CreatedAt: ct,
+	}}, nil
+}
+
+// InstanceARN is arn:aws:ec2:REGION:ACCOUNT:instance/ID.
+func InstanceARN(region, account, id string) string {
+	return "arn:aws:ec2:" + region + ":" + account + ":instance/" + id
+}
+
+// EndpointARN is arn:aws:ec2:REGION:ACCOUNT:instance-connect-endpoint/ID.
+func EndpointARN(region, account, id string) string {
+	return "arn:aws:ec2:" + region + ":" + account + ":instance-connect-endpoint/" + id
+}
+
+// InstanceARN of an instance of this deployment.
+func (s *Service) InstanceARN(id string) string { return InstanceARN(s.region, s.account, id) }
+
+// Endpoint returns the endpoint with its current tags.
+func (s *Service) Endpoint(ctx context.Context) (Endpoint, error) {
+	e := s.endpoint
+	tags, err := s.store.ResourceTags(ctx, e.ID)
+	if err != nil {
+		return e, apierr.Wrap(err, "reading the endpoint's tags")
+	}
+	e.Tags = tags
+	return e, nil
+}
+
+// NewInstanceID returns i- and 17 hex digits, like EC2's.
+func NewInstanceID() string { return "i-" + randomHex(17) }
+
+// NewEndpointID returns eice- and 17 hex digits, like EC2's.
+func NewEndpointID() string { return "eice-" + randomHex(17) }
+
+func randomHex(n int) string {
+	b := make([]byte, (n+1)/2)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail
+	}
+	return hex.EncodeToString(b)[:n]
+}
+
+var instanceIDRE = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
+
+// ValidInstanceID checks EC2's instance ID shape.
+func ValidInstanceID(id string) error {
+	if !instanceIDRE.MatchString(id) {
+		return apierr.WithCode(apierr.InvalidInput, "InvalidInstanceID.Malformed", "Invalid id: %q (expecting \"i-...\")", id)
+	}
+	return nil
+}
+
+// Instance returns one instance, or a NotFound error with EC2's code.
+func (s *Service) Instance(ctx context.Context, id string) (store.Instance, error) {
+	in, err := s.store.GetInstance(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return in, apierr.WithCode(apierr.NotFound, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+	}
+	if err != nil {
+		return in, apierr.Wrap(err, "reading the instance")
+	}
+	return in, nil
+}
+
+// Filter is an EC2 filter: a name and the values any of which may match.
+type Filter struct {
+	Name   string
+	Values []string
+}
+
+// Page is one page of a listing.
+type Page struct {
+	Instances []store.Instance
+	NextToken string
+}
+
+// Describe lists instances, as DescribeInstances: by ID (each must exist),
+// filtered, in pages of maxResults (0: all).
+func (s *Service) Describe(ctx context.Context, ids []string, filters []Filter, maxResults int, nextToken string) (Page, error) {
+	for _, f := range filters {
+		if !knownFilter(f.Name) {
+			return Page{}, apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "The filter '%s' is invalid", f.Name)
+		}
+	}
+	if len(ids) > 0 && maxResults > 0 {
+		return Page{}, apierr.WithCode(apierr.InvalidInput, "InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults")
+	}
+	for _, id := range ids {
+		if err := ValidInstanceID(id); err != nil {
+			return Page{}, err
+		}
+	}
+	after := ""
+	if nextToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(nextToken)
+		if err != nil || !instanceIDRE.Match(b) {
+			return Page{}, apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Invalid NextToken")
+		}
+		after = string(b)
+	}
+	var all []store.Instance
+	cursor := after
+	for {
+		batch, next, err := s.store.ListInstances(ctx, store.InstanceFilter{IDs: ids, Limit: 500, After: cursor})
+		if err != nil {
+			return Page{}, apierr.Wrap(err, "listing instances")
+		}
+		all = append(all, batch...)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if len(ids) > 0 && after == "" {
+		found := map[string]bool{}
+		for _, in := range all {
+			found[in.ID] = true
+		}
+		var missing []string
+		for _, id := range ids {
+			if !found[id] {
+				missing = append(missing, id)
+			}
+		}
+		if len(missing) > 0 {
+			return Page{}, apierr.WithCode(apierr.NotFound, "InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", strings.Join(missing, "', '"))
+		}
+	}
+	var out []store.Instance
+	for _, in := range all {
+		if matchAll(in, filters) {
+			out = append(out, in)
+		}
+	}
+	page := Page{Instances: out}
+	if maxResults > 0 && len(out) > maxResults {
+		page.Instances = out[:maxResults]
+		page.NextToken = base64.RawURLEncoding.EncodeToString([]byte(out[maxResults-1].ID))
+	}
+	return page, nil
+}
+
+var instanceFilters = []string{"instance-id", "instance-state-name", "instance-state-code", "tag-key", "private-ip-address",
+	"ip-address", "private-dns-name", "availability-zone", "platform-details", "architecture", "vpc-id", "subnet-id"}
+
+func knownFilter(name string) bool {
+	if strings.HasPrefix(name, "tag:") && len(name) > 4 {
+		return true
+	}
+	for _, f := range instanceFilters {
+		if f == name {
+			return true
+		}
+	}
+	return false
+}
+
+// matchAll applies EC2's rule: every filter must match (AND), any of a
+// filter's values may (OR); values may use * and ? wildcards.
+func matchAll(in store.Instance, filters []Filter) bool {
+	for _, f := range filters {
+		if !matchFilter(in, f) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchFilter(in store.Instance, f Filter) bool {
+	var candidates []string
+	switch {
+	case f.Name == "instance-id":
+		candidates = []string{in.ID}
+	case f.Name == "instance-state-name":
+		candidates = []string{in.State}
+	case f.Name == "instance-state-code":
+		candidates = []string{fmt.Sprint(StateCode(in.State))}
+	case f.Name == "private-ip-address":
+		candidates = []string{in.PrivateIP}
+	case f.Name == "private-dns-name":
+		candidates = []string{PrivateDNSName(in)}
+	case f.Name == "availability-zone":
+		candidates = []string{in.AvailabilityZ}
+	case f.Name == "platform-details":
+		candidates = []string{in.Platform}
+	case f.Name == "architecture":
+		candidates = []string{in.Architecture}
+	case f.Name == "tag-key":
+		for _, t := range in.Tags {
+			candidates = append(candidates, t.Key)
+		}
+	case strings.HasPrefix(f.Name, "tag:"):
+		key := strings.TrimPrefix(f.Name, "tag:")
+		for _, t := range in.Tags {
+			if t.Key == key {
+				candidates = append(candidates, t.Value)
+			}
+		}
+	default: // ip-address, vpc-id, subnet-id: kaginashi hosts have none
+	}
+	for _, v := range f.Values {
+		for _, c := range candidates {
+			if wildcard(v, c) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// wildcard matches EC2 filter values: * any run, ? one character,
+// \ escapes.
+func wildcard(pattern, s string) bool {
+	if !strings.ContainsAny(pattern, `*?\`) {
+		return pattern == s
+	}
+	var re strings.Builder
+	re.WriteString("^")
+	for i := 0; i < len(pattern); i++ {
+		switch c := pattern[i]; c {
+		case '*':
+			re.WriteString(".*")
+		case '?':
+			re.WriteString(".")
+		case '\\':
+			if i+1 < len(pattern) {
+				i++
+				re.WriteString(regexp.QuoteMeta(pattern[i : i+1]))
+			}
+		default:
+			re.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	re.WriteString("$")
+	ok, err := regexp.MatchString(re.String(), s)
+	return err == nil && ok
+}
+
+// StateCode is EC2's numeric instance state code.
+func StateCode(state string) int {
+	switch state {
+	case store.StatePending:
+		return 0
+	case store.StateRunning:
+		return 16
+	case "shutting-down":
+		return 32
+	case store.StateTerminated:
+		return 48
+	case "stopping":
+		return 64
+	case store.StateStopped:
+		return 80
+	}
+	return 0
+}
+
+// PrivateDNSName is EC2's ip-10-0-0-1.REGION.compute.internal form; hosts
+// with a real host name keep theirs.
+func PrivateDNSName(in store.Instance) string {
+	if in.Hostname != "" && strings.Contains(in.Hostname, ".") {
+		return in.Hostname
+	}
+	if ip := net.ParseIP(in.PrivateIP); ip != nil && ip.To4() != nil {
+		return "ip-" + strings.ReplaceAll(in.PrivateIP, ".", "-") + ".ec2.internal"
+	}
+	return in.Hostname
+}
+
+// --- tags ---------------------------------------------------------------
+
+// checkResource accepts the resource IDs EC2 tagging takes here: instances
+// (which must exist) and the endpoint.
+func (s *Service) checkResource(ctx context.Context, id string) error {
+	switch {
+	case id == s.endpoint.ID:
+		return nil
+	case strings.HasPrefix(id, "i-"):
+		if err := ValidInstanceID(id); err != nil {
+			return err
+		}
+		_, err := s.Instance(ctx, id)
+		return err
+	}
+	return apierr.WithCode(apierr.InvalidInput, "InvalidID", "The ID '%s' is not valid", id)
+}
+
+// ResourceARN is the ARN authorization sees for a taggable resource ID.
+func (s *Service) ResourceARN(id string) string {
+	if strings.HasPrefix(id, "eice-") {
+		return EndpointARN(s.region, s.account, id)
+	}
+	return InstanceARN(s.region, s.account, id)
+}
+
+// CheckTags applies EC2's tag rules.
+func CheckTags(tags []store.Tag) error {
+	for _, t := range tags {
+		switch {
+		case t.Key == "" || len(t.Key) > 128:
+			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Tag keys must be 1 to 128 characters")
+		case len(t.Value) > 256:
+			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Tag values must be at most 256 characters")
+		case strings.HasPrefix(strings.ToLower(t.Key), "aws:"):
+			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Tag keys starting with 'aws:' are reserved for internal use")
+		}
+	}
+	return nil
+}
+
+// CreateTags adds or overwrites tags on resources.
+func (s *Service) CreateTags(ctx context.Context, ids []string, tags []store.Tag) error {
+	if err := CheckTags(tags); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := s.checkResource(ctx, id); err != nil {
+			return err
+		}
+	}
+	for _, id := range ids {
+		if err := s.store.TagResource(ctx, id, tags); err != nil {
+			return apierr.Wrap(err, "tagging "+id)
+		}
+	}
+	return nil
+}
+
+// DeleteTags removes tags from resources.
+func (s *Service) DeleteTags(ctx context.Context, ids []string, tags []store.TagMatch) error {
+	for _, id := range ids {
+		if err := s.checkResource(ctx, id); err != nil {
+			return err
+		}
+	}
+	for _, id := range ids {
+		if err := s.store.UntagResource(ctx, id, tags); err != nil {
+			return apierr.Wrap(err, "untagging "+id)
+		}
+	}
+	return nil
+}
+
+// TagDescription is one DescribeTags row.
+type TagDescription struct {
+	ResourceID   string
+	ResourceType string // instance, instance-connect-endpoint
+	Key, Value   string
+}
+
+// DescribeTags lists tags with EC2's filters: resource-id, resource-type,
+// key, value.
+func (s *Service) DescribeTags(ctx context.Context, filters []Filter) ([]TagDescription, error) {
+	for _, f := range filters {
+		switch f.Name {
+		case "resource-id", "resource-type", "key", "value", "tag-key":
+		default:
+			if !strings.HasPrefix(f.Name, "tag:") {
+				return nil, apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "The filter '%s' is invalid", f.Name)
+			}
+		}
+	}
+	rts, err := s.store.ListResourceTags(ctx, nil)
+	if err != nil {
+		return nil, apierr.Wrap(err, "listing tags")
+	}
+	var out []TagDescription
+	for _, rt := range rts {
+		d := TagDescription{ResourceID: rt.ResourceID, ResourceType: "instance", Key: rt.Key, Value: rt.Value}
+		if strings.HasPrefix(rt.ResourceID, "eice-") {
+			d.ResourceType = "instance-connect-endpoint"
+		}
+		if tagMatches(d, filters) {
+			out = append(out, d)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].ResourceID != out[j].ResourceID {
+			return out[i].ResourceID < out[j].ResourceID
+		}
+		return out[i].Key < out[j].Key
+	})
+	return out, nil
+}
+
+func tagMatches(d TagDescription, filters []Filter) bool {
+	for _, f := range filters {
+		var c string
+		switch f.Name {
+		case "resource-id":
+			c = d.ResourceID
+		case "resource-type":
+			c = d.ResourceType
+		case "key", "tag-key":
+			c = d.Key
+		case "value":
+			c = d.Value
+		default:
+			if strings.TrimPrefix(f.Name, "tag:") != d.Key {
+				return false
+			}
+			c = d.Value
+		}
+		ok := false
+		for _, v := range f.Values {
+			if wildcard(v, c) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

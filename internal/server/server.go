@@ -1,0 +1,313 @@
+// Package server assembles the kaginashi server from its parts — data
+// directory, store, services, API handler, TLS listener — and runs it until
+// its context ends. It is the composition root: the CLI turns flags into
+// Options, tests start servers with it directly.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/audit"
+	"github.com/kaginashi/kaginashi/internal/awsapi"
+	"github.com/kaginashi/kaginashi/internal/bootstrap"
+	"github.com/kaginashi/kaginashi/internal/connect"
+	"github.com/kaginashi/kaginashi/internal/iam"
+	"github.com/kaginashi/kaginashi/internal/inventory"
+	"github.com/kaginashi/kaginashi/internal/ratelimit"
+	"github.com/kaginashi/kaginashi/internal/seal"
+	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/internal/store/postgres"
+	"github.com/kaginashi/kaginashi/internal/store/sqlite"
+)
+
+// Options configure a server. Zero values take the documented defaults.
+type Options struct {
+	DataDir   string
+	Listen    string // default ":8443"
+	PublicURL string // default https://localhost:PORT
+	StoreURL  string // sqlite:PATH (default DIR/kaginashi.db) or postgres://...
+	Region    string // default us-east-1 (fixed at first start)
+	AccountID string // default generated (fixed at first start)
+	TLSCert   string
+	TLSKey    string
+	Insecure  bool // plain HTTP
+
+	// AuditLog, when set, also appends every audit event to this JSON-lines file.
+	AuditLog string
+	// RateLimit is API calls per second per access key (0: 50), RateBurst
+	// the bucket size (0: 100). A negative RateLimit disables throttling.
+	RateLimit float64
+	RateBurst int
+
+	Stdout io.Writer // where first-start credentials are printed
+	Log    *slog.Logger
+	Now    func() time.Time
+	Getenv func(string) string
+
+	// Ready, when set, receives the server's base URL once it serves.
+	Ready func(baseURL string)
+}
+
+func (o *Options) defaults() error {
+	if o.DataDir == "" {
+		return errors.New("--data-dir is required")
+	}
+	abs, err := filepath.Abs(o.DataDir)
+	if err != nil {
+		return err
+	}
+	o.DataDir = abs
+	if o.Listen == "" {
+		o.Listen = ":8443"
+	}
+	if o.StoreURL == "" {
+		o.StoreURL = "sqlite:" + filepath.Join(o.DataDir, "kaginashi.db")
+	}
+	if (o.TLSCert == "") != (o.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	if o.Insecure && o.TLSCert != "" {
+		return errors.New("--insecure-http and --tls-cert exclude each other")
+	}
+	if o.RateLimit == 0 {
+		o.RateLimit = 50
+	}
+	if o.RateBurst == 0 {
+		o.RateBurst = 100
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
+	}
+	return nil
+}
+
+// OpenStore opens a store URL: sqlite:PATH or postgres://... .
+func OpenStore(ctx context.Context, storeURL string) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(storeURL, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(strings.TrimPrefix(storeURL, "sqlite:"), "//"))
+	case strings.HasPrefix(storeURL, "postgres://"), strings.HasPrefix(storeURL, "postgresql://"):
+		return postgres.Open(ctx, storeURL)
+	}
+	return nil, fmt.Errorf("--store %q: want sqlite:PATH or postgres://...", storeURL)
+}
+
+// Run serves until ctx ends, then stops gracefully.
+func Run(ctx context.Context, o Options) error {
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	log := o.Log
+	if err := bootstrap.EnsureDataDir(o.DataDir); err != nil {
+		return err
+	}
+	key, created, err := seal.LoadOrCreate(filepath.Join(o.DataDir, "master.key"))
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("created the master key for secrets at rest; back it up with the database", "path", filepath.Join(o.DataDir, "master.key"))
+	}
+	sealer, err := seal.New(key)
+	if err != nil {
+		return err
+	}
+	st, err := OpenStore(ctx, o.StoreURL)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	defer st.Close()
+	id, err := bootstrap.EnsureIdentity(ctx, st, o.AccountID, o.Region)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.Listen, err)
+	}
+	defer ln.Close()
+	scheme := "https"
+	if o.Insecure {
+		scheme = "http"
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if o.PublicURL == "" {
+		o.PublicURL = fmt.Sprintf("%s://localhost:%d", scheme, port)
+	}
+	pub, err := url.Parse(o.PublicURL)
+	if err != nil || pub.Host == "" {
+		return fmt.Errorf("--public-url %q is not a URL", o.PublicURL)
+	}
+
+	iamSvc := iam.NewService(st, sealer, id.Account, id.Region, o.Now)
+	authz := iam.NewAuthorizer(st, sealer, id.Account)
+	inv, err := inventory.New(ctx, st, id.Account, id.Region, o.PublicURL, inventory.NewEndpointID, o.Now())
+	if err != nil {
+		return err
+	}
+	rootKey, err := bootstrap.EnsureRootCredentials(ctx, iamSvc, st, sealer, o.DataDir, o.Getenv, o.Stdout)
+	if err != nil {
+		return err
+	}
+
+	var sink io.Writer
+	if o.AuditLog != "" {
+		f, err := os.OpenFile(o.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		if err != nil {
+			return fmt.Errorf("--audit-log: %w", err)
+		}
+		defer f.Close()
+		sink = f
+	}
+	auditor := audit.NewWriter(st, sink, log)
+	defer auditor.Close()
+
+	sig, err := awsapi.NewSigV4(id.Region, authz, o.Now)
+	if err != nil {
+		return err
+	}
+	var limiter awsapi.Limiter
+	if o.RateLimit > 0 {
+		limiter = ratelimit.New(o.RateLimit, o.RateBurst, o.Now)
+	}
+	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account}, awsapi.Deps{
+		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connect.NewService(st, nil, o.Now),
+		Audit: auditor, AuditLog: auditor, Limiter: limiter, Log: log, Now: o.Now,
+	})
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if err := r.Context().Err(); err != nil {
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.Handle("POST /{$}", api)
+	mux.Handle("GET /{$}", api)
+
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	caPath := ""
+	if !o.Insecure {
+		var cert tls.Certificate
+		if o.TLSCert != "" {
+			cert, err = tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+			if err != nil {
+				return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+			}
+		} else {
+			var files bootstrap.TLSFiles
+			cert, files, err = bootstrap.EnsureTLS(o.DataDir, certNames(pub.Hostname()), o.Now())
+			if err != nil {
+				return err
+			}
+			caPath = files.CA
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	go purgeKeys(ctx, st, o.Now, log)
+
+	errc := make(chan error, 1)
+	go func() {
+		if o.Insecure {
+			errc <- srv.Serve(ln)
+		} else {
+			errc <- srv.ServeTLS(ln, "", "")
+		}
+	}()
+	log.Info("kaginashi serving", "url", o.PublicURL, "listen", ln.Addr().String(), "account", id.Account, "region", id.Region,
+		"store", storeKind(o.StoreURL), "ca", caPath, "rootAccessKeyId", rootKey)
+	if o.Ready != nil {
+		o.Ready(fmt.Sprintf("%s://127.0.0.1:%d", scheme, port))
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	log.Info("kaginashi stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("graceful stop timed out", "err", err)
+	}
+	return nil
+}
+
+// certNames are the generated certificate's names: the loopback names, the
+// host name, and the public URL's host.
+func certNames(publicHost string) []string {
+	names := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		names = append(names, h)
+	}
+	for _, n := range names {
+		if n == publicHost {
+			return names
+		}
+	}
+	return append(names, publicHost)
+}
+
+func storeKind(u string) string {
+	if strings.HasPrefix(u, "sqlite:") {
+		return u
+	}
+	if pu, err := url.Parse(u); err == nil {
+		return "postgres://" + pu.Host + pu.Path // no credentials in the log
+	}
+	return "postgres"
+}
+
+// purgeKeys drops key records an hour after they expired.
+func purgeKeys(ctx context.Context, st store.Store, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n, err := st.PurgeKeyRecords(ctx, now().Add(-time.Hour)); err != nil {
+				log.Warn("purging expired key records failed", "err", err)
+			} else if n > 0 {
+				log.Debug("purged expired key records", "count", n)
+			}
+		}
+	}
+}

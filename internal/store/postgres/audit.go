@@ -1,0 +1,132 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// defaultAuditLimit is AuditFilter's documented default page size.
+const defaultAuditLimit = 50
+
+// AppendAudit stores a batch of events in one transaction, sent with COPY:
+// one round trip and one commit for the whole batch.
+func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		rows[i] = []any{e.ID, e.Time, e.Name, e.Source, e.UserName, e.AccessKeyID, e.ErrorCode, nonNil(e.Record)}
+	}
+	err := db.writeTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"},
+			[]string{"id", "event_time", "name", "source", "user_name", "access_key_id", "error_code", "record"},
+			pgx.CopyFromRows(rows))
+		if isUnique(err) {
+			return store.ErrExists
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("append %d audit events: %w", len(events), err)
+	}
+	return nil
+}
+
+// auditCursor is where a page ended: the last event's time (in
+// microseconds) and sequence number. Events sort by (time, seq)
+// descending, so the next page is everything strictly below it, which
+// neither repeats nor skips an event.
+type auditCursor struct {
+	time int64
+	seq  int64
+}
+
+func (c auditCursor) String() string {
+	return strconv.FormatInt(c.time, 10) + "." + strconv.FormatInt(c.seq, 10)
+}
+
+func parseAuditCursor(s string) (auditCursor, error) {
+	t, q, ok := strings.Cut(s, ".")
+	if ok {
+		ti, err1 := strconv.ParseInt(t, 10, 64)
+		qi, err2 := strconv.ParseInt(q, 10, 64)
+		if err1 == nil && err2 == nil {
+			return auditCursor{ti, qi}, nil
+		}
+	}
+	return auditCursor{}, fmt.Errorf("audit cursor %q: %w", s, store.ErrInvalidCursor)
+}
+
+// LookupAudit returns matching events newest first, a page at a time.
+func (db *DB) LookupAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	// Only conditions that apply are added, so that the planner can use
+	// the index that fits (name, user or time). Values are parameters.
+	var conds []string
+	var args []any
+	param := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if f.EventName != "" {
+		conds = append(conds, "name = "+param(f.EventName))
+	}
+	if f.UserName != "" {
+		conds = append(conds, "user_name = "+param(f.UserName))
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, "event_time >= "+param(f.Since))
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, "event_time < "+param(f.Until))
+	}
+	if f.Cursor != "" {
+		c, err := parseAuditCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("lookup audit: %w", err)
+		}
+		conds = append(conds, "(event_time, seq) < ("+param(time.UnixMicro(c.time))+", "+param(c.seq)+")")
+	}
+	query := `SELECT seq, id, event_time, name, source, user_name, access_key_id, error_code, record FROM audit_events`
+	if len(conds) > 0 {
+		query += " WHERE " + strings.Join(conds, " AND ")
+	}
+	query += " ORDER BY event_time DESC, seq DESC LIMIT " + param(limit+1)
+
+	rows, err := db.pool.Query(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("lookup audit: %w", err)
+	}
+	var cursors []auditCursor
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.AuditEvent, error) {
+		var e store.AuditEvent
+		var seq int64
+		err := r.Scan(&seq, &e.ID, &e.Time, &e.Name, &e.Source, &e.UserName, &e.AccessKeyID, &e.ErrorCode, &e.Record)
+		e.Time = utc(e.Time)
+		cursors = append(cursors, auditCursor{e.Time.UnixMicro(), seq})
+		return e, err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("lookup audit: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = cursors[limit-1].String()
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, next, nil
+}

@@ -1,0 +1,303 @@
+package postgres
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+const instanceColumns = `id, state, launch_time, last_seen, hostname, private_ip, ipv6,
+	os_id, os_version, os_pretty_name, platform, architecture, kernel, default_user,
+	agent_version, sshd_version, host_keys, availability_zone`
+
+const resourceTagsQuery = `SELECT resource_id, key, value FROM resource_tags WHERE resource_id = ANY($1) ORDER BY resource_id, key`
+
+// PutInstance creates or replaces an instance and its tags.
+func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
+	err := db.writeTx(ctx, func(tx pgx.Tx) error {
+		// The upsert locks the instance row first, so concurrent puts and
+		// tag changes of one instance take turns (see checkResource).
+		if _, err := tx.Exec(ctx, `INSERT INTO instances (`+instanceColumns+`)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			ON CONFLICT (id) DO UPDATE SET
+				state = excluded.state, launch_time = excluded.launch_time, last_seen = excluded.last_seen,
+				hostname = excluded.hostname, private_ip = excluded.private_ip, ipv6 = excluded.ipv6,
+				os_id = excluded.os_id, os_version = excluded.os_version, os_pretty_name = excluded.os_pretty_name,
+				platform = excluded.platform, architecture = excluded.architecture, kernel = excluded.kernel,
+				default_user = excluded.default_user, agent_version = excluded.agent_version,
+				sshd_version = excluded.sshd_version, host_keys = excluded.host_keys,
+				availability_zone = excluded.availability_zone`,
+			in.ID, in.State, in.LaunchTime, in.LastSeen, in.Hostname, in.PrivateIP, in.IPv6,
+			in.OSID, in.OSVersion, in.OSPrettyName, in.Platform, in.Architecture, in.Kernel, in.DefaultUser,
+			in.AgentVersion, in.SSHDVersion, nonNil(in.HostKeys), in.AvailabilityZ); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM resource_tags WHERE resource_id = $1`, in.ID); err != nil {
+			return err
+		}
+		return upsertResourceTags(ctx, tx, in.ID, in.Tags)
+	})
+	if err != nil {
+		return fmt.Errorf("put instance %s: %w", in.ID, err)
+	}
+	return nil
+}
+
+func upsertResourceTags(ctx context.Context, tx pgx.Tx, id string, tags []store.Tag) error {
+	if len(tags) == 0 {
+		return nil
+	}
+	keys, values := tagArrays(tags)
+	_, err := tx.Exec(ctx, `INSERT INTO resource_tags (resource_id, key, value)
+		SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS t (k, v)
+		ON CONFLICT (resource_id, key) DO UPDATE SET value = excluded.value`, id, keys, values)
+	return err
+}
+
+func scanInstances(ctx context.Context, q querier, query string, args ...any) ([]store.Instance, error) {
+	rows, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Instance, error) {
+		var in store.Instance
+		err := r.Scan(&in.ID, &in.State, &in.LaunchTime, &in.LastSeen, &in.Hostname, &in.PrivateIP, &in.IPv6,
+			&in.OSID, &in.OSVersion, &in.OSPrettyName, &in.Platform, &in.Architecture, &in.Kernel, &in.DefaultUser,
+			&in.AgentVersion, &in.SSHDVersion, &in.HostKeys, &in.AvailabilityZ)
+		in.LaunchTime, in.LastSeen = utc(in.LaunchTime), utc(in.LastSeen)
+		if len(in.HostKeys) == 0 {
+			in.HostKeys = nil
+		}
+		return in, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(out))
+	for i, in := range out {
+		ids[i] = in.ID
+	}
+	tags, err := loadTags(ctx, q, resourceTagsQuery, ids)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Tags = tags[out[i].ID]
+	}
+	return out, nil
+}
+
+// GetInstance returns an instance with its tags.
+func (db *DB) GetInstance(ctx context.Context, id string) (store.Instance, error) {
+	var ins []store.Instance
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		ins, err = scanInstances(ctx, tx, `SELECT `+instanceColumns+` FROM instances WHERE id = $1`, id)
+		return err
+	})
+	if err == nil && len(ins) == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.Instance{}, fmt.Errorf("get instance %s: %w", id, err)
+	}
+	return ins[0], nil
+}
+
+// ListInstances pages through instances by ID.
+func (db *DB) ListInstances(ctx context.Context, f store.InstanceFilter) ([]store.Instance, string, error) {
+	var limit *int // NULL: LIMIT ALL
+	if f.Limit > 0 {
+		n := f.Limit + 1 // one more tells whether a next page exists
+		limit = &n
+	}
+	var ins []store.Instance
+	err := db.readTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		ins, err = scanInstances(ctx, tx, `SELECT `+instanceColumns+` FROM instances
+			WHERE (cardinality($1::text[]) = 0 OR id = ANY($1)) AND id > $2
+			ORDER BY id LIMIT $3`, nonNil(f.IDs), f.After, limit)
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("list instances: %w", err)
+	}
+	next := ""
+	if f.Limit > 0 && len(ins) > f.Limit {
+		ins = ins[:f.Limit]
+		next = ins[len(ins)-1].ID
+	}
+	return ins, next, nil
+}
+
+// DeleteInstance deletes an instance and its tags.
+func (db *DB) DeleteInstance(ctx context.Context, id string) error {
+	err := db.writeTx(ctx, func(tx pgx.Tx) error {
+		// The instance row first: its lock makes a concurrent TagResource
+		// either finish before (its tags are deleted here) or find the
+		// instance gone.
+		if err := affected(tx.Exec(ctx, `DELETE FROM instances WHERE id = $1`, id)); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM resource_tags WHERE resource_id = $1`, id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// SetInstanceState records a state change and when the host was seen.
+func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.Time) error {
+	if err := affected(db.pool.Exec(ctx, `UPDATE instances SET state = $1, last_seen = $2 WHERE id = $3`, state, seen, id)); err != nil {
+		return fmt.Errorf("set state of instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// checkResource refuses tags on an instance that does not exist, and
+// holds the instance row (FOR SHARE) until the transaction ends so that a
+// concurrent DeleteInstance cannot leave the new tags behind. Other
+// resources (the endpoint) are the caller's to check.
+func checkResource(ctx context.Context, tx pgx.Tx, id string) error {
+	if !strings.HasPrefix(id, "i-") {
+		return nil
+	}
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM instances WHERE id = $1 FOR SHARE`, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// TagResource adds or overwrites tags of an EC2 resource.
+func (db *DB) TagResource(ctx context.Context, resourceID string, tags []store.Tag) error {
+	err := db.writeTx(ctx, func(tx pgx.Tx) error {
+		if err := checkResource(ctx, tx, resourceID); err != nil {
+			return err
+		}
+		return upsertResourceTags(ctx, tx, resourceID, tags)
+	})
+	if err != nil {
+		return fmt.Errorf("tag resource %s: %w", resourceID, err)
+	}
+	return nil
+}
+
+// UntagResource removes tags as EC2 DeleteTags does: by key, or by key and
+// value; no tags at all removes every tag of the resource.
+func (db *DB) UntagResource(ctx context.Context, resourceID string, tags []store.TagMatch) error {
+	// In key order, as TagResource writes, so that the two lock rows in
+	// one order.
+	tags = slices.Clone(tags)
+	slices.SortStableFunc(tags, func(a, b store.TagMatch) int { return cmp.Compare(a.Key, b.Key) })
+	err := db.writeTx(ctx, func(tx pgx.Tx) error {
+		if err := checkResource(ctx, tx, resourceID); err != nil {
+			return err
+		}
+		if len(tags) == 0 {
+			_, err := tx.Exec(ctx, `DELETE FROM resource_tags WHERE resource_id = $1`, resourceID)
+			return err
+		}
+		for _, t := range tags {
+			if _, err := tx.Exec(ctx, `DELETE FROM resource_tags WHERE resource_id = $1 AND key = $2 AND (NOT $3::boolean OR value = $4)`,
+				resourceID, t.Key, t.MatchValue, t.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("untag resource %s: %w", resourceID, err)
+	}
+	return nil
+}
+
+// ResourceTags returns one resource's tags, sorted by key.
+func (db *DB) ResourceTags(ctx context.Context, resourceID string) ([]store.Tag, error) {
+	tags, err := loadTags(ctx, db.pool, resourceTagsQuery, []string{resourceID})
+	if err != nil {
+		return nil, fmt.Errorf("tags of resource %s: %w", resourceID, err)
+	}
+	return tags[resourceID], nil
+}
+
+// ListResourceTags returns the tags of every resource, or of the given
+// ones, ordered by resource ID and key.
+func (db *DB) ListResourceTags(ctx context.Context, resourceIDs []string) ([]store.ResourceTag, error) {
+	rows, err := db.pool.Query(ctx, `SELECT resource_id, key, value FROM resource_tags
+		WHERE cardinality($1::text[]) = 0 OR resource_id = ANY($1)
+		ORDER BY resource_id, key`, nonNil(resourceIDs))
+	if err != nil {
+		return nil, fmt.Errorf("list resource tags: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ResourceTag, error) {
+		var t store.ResourceTag
+		err := r.Scan(&t.ResourceID, &t.Key, &t.Value)
+		return t, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list resource tags: %w", err)
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, nil
+}
+
+// PutKeyRecord stores a pushed key.
+func (db *DB) PutKeyRecord(ctx context.Context, r store.KeyRecord) error {
+	_, err := db.pool.Exec(ctx, `INSERT INTO key_records
+		(request_id, instance_id, os_user, public_key, fingerprint, caller_arn, created_at, expires_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		r.RequestID, r.InstanceID, r.OSUser, r.PublicKey, r.Fingerprint, r.CallerARN, r.CreatedAt, r.ExpiresAt)
+	if isUnique(err) {
+		err = store.ErrExists
+	}
+	if err != nil {
+		return fmt.Errorf("put key record %s: %w", r.RequestID, err)
+	}
+	return nil
+}
+
+// ActiveKeyRecords lists an instance's keys unexpired at now, oldest first.
+func (db *DB) ActiveKeyRecords(ctx context.Context, instanceID, osUser string, now time.Time) ([]store.KeyRecord, error) {
+	rows, err := db.pool.Query(ctx, `SELECT request_id, instance_id, os_user, public_key, fingerprint, caller_arn, created_at, expires_at
+		FROM key_records WHERE instance_id = $1 AND ($2 = '' OR os_user = $2) AND expires_at > $3
+		ORDER BY created_at, request_id`, instanceID, osUser, now)
+	if err != nil {
+		return nil, fmt.Errorf("active keys of instance %s: %w", instanceID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.KeyRecord, error) {
+		var r store.KeyRecord
+		err := row.Scan(&r.RequestID, &r.InstanceID, &r.OSUser, &r.PublicKey, &r.Fingerprint, &r.CallerARN, &r.CreatedAt, &r.ExpiresAt)
+		r.CreatedAt, r.ExpiresAt = utc(r.CreatedAt), utc(r.ExpiresAt)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("active keys of instance %s: %w", instanceID, err)
+	}
+	if len(out) == 0 {
+		out = nil
+	}
+	return out, nil
+}
+
+// PurgeKeyRecords deletes records that expired before cutoff.
+func (db *DB) PurgeKeyRecords(ctx context.Context, cutoff time.Time) (int, error) {
+	tag, err := db.pool.Exec(ctx, `DELETE FROM key_records WHERE expires_at < $1`, cutoff)
+	if err != nil {
+		return 0, fmt.Errorf("purge key records: %w", err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -1,0 +1,138 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// defaultAuditLimit is AuditFilter's documented default page size.
+const defaultAuditLimit = 50
+
+// AppendAudit stores a batch of events in one transaction: one fsync for
+// the whole batch.
+func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
+			(id, event_time, name, source, user_name, access_key_id, error_code, record)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, e := range events {
+			if _, err := stmt.ExecContext(ctx, e.ID, micros(e.Time), e.Name, e.Source, e.UserName, e.AccessKeyID,
+				e.ErrorCode, nonNil(e.Record)); err != nil {
+				if isUnique(err) {
+					return fmt.Errorf("event %s: %w", e.ID, store.ErrExists)
+				}
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("append %d audit events: %w", len(events), err)
+	}
+	return nil
+}
+
+// auditCursor is where a page ended: the last event's time and sequence
+// number. Events sort by (time, seq) descending, so the next page is
+// everything strictly below it, which neither repeats nor skips an event.
+type auditCursor struct {
+	time int64
+	seq  int64
+}
+
+func (c auditCursor) String() string {
+	return strconv.FormatInt(c.time, 10) + "." + strconv.FormatInt(c.seq, 10)
+}
+
+func parseAuditCursor(s string) (auditCursor, error) {
+	t, q, ok := strings.Cut(s, ".")
+	if ok {
+		ti, err1 := strconv.ParseInt(t, 10, 64)
+		qi, err2 := strconv.ParseInt(q, 10, 64)
+		if err1 == nil && err2 == nil {
+			return auditCursor{ti, qi}, nil
+		}
+	}
+	return auditCursor{}, fmt.Errorf("audit cursor %q: %w", s, store.ErrInvalidCursor)
+}
+
+// LookupAudit returns matching events newest first, a page at a time.
+func (db *DB) LookupAudit(ctx context.Context, f store.AuditFilter) ([]store.AuditEvent, string, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	// Only conditions that apply are added, so that SQLite can use the
+	// index that fits (name, user or time). Values are parameters.
+	var conds []string
+	var args []any
+	if f.EventName != "" {
+		conds = append(conds, "name = ?")
+		args = append(args, f.EventName)
+	}
+	if f.UserName != "" {
+		conds = append(conds, "user_name = ?")
+		args = append(args, f.UserName)
+	}
+	if !f.Since.IsZero() {
+		conds = append(conds, "event_time >= ?")
+		args = append(args, micros(f.Since))
+	}
+	if !f.Until.IsZero() {
+		conds = append(conds, "event_time < ?")
+		args = append(args, micros(f.Until))
+	}
+	if f.Cursor != "" {
+		c, err := parseAuditCursor(f.Cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("lookup audit: %w", err)
+		}
+		conds = append(conds, "(event_time < ? OR (event_time = ? AND seq < ?))")
+		args = append(args, c.time, c.time, c.seq)
+	}
+	query := `SELECT seq, id, event_time, name, source, user_name, access_key_id, error_code, record FROM audit_events`
+	if len(conds) > 0 {
+		query += " WHERE " + strings.Join(conds, " AND ")
+	}
+	query += " ORDER BY event_time DESC, seq DESC LIMIT ?"
+	args = append(args, limit+1)
+
+	rows, err := db.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("lookup audit: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditEvent
+	var cursors []auditCursor
+	for rows.Next() {
+		var e store.AuditEvent
+		var c auditCursor
+		if err := rows.Scan(&c.seq, &e.ID, &c.time, &e.Name, &e.Source, &e.UserName, &e.AccessKeyID, &e.ErrorCode, &e.Record); err != nil {
+			return nil, "", fmt.Errorf("lookup audit: %w", err)
+		}
+		e.Time = fromMicros(c.time)
+		out = append(out, e)
+		cursors = append(cursors, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("lookup audit: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = cursors[limit-1].String()
+	}
+	return out, next, nil
+}

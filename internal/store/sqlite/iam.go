@@ -1,0 +1,1171 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// querier is what *sql.Tx and *sql.DB have in common.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func userID(ctx context.Context, q querier, name string) (string, error) {
+	var id string
+	err := q.QueryRowContext(ctx, `SELECT id FROM users WHERE name_key = ?`, nameKey(name)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("user %q: %w", name, store.ErrNotFound)
+	}
+	return id, err
+}
+
+func groupID(ctx context.Context, q querier, name string) (string, error) {
+	var id string
+	err := q.QueryRowContext(ctx, `SELECT id FROM iam_groups WHERE name_key = ?`, nameKey(name)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("group %q: %w", name, store.ErrNotFound)
+	}
+	return id, err
+}
+
+func policyExists(ctx context.Context, q querier, arn string) error {
+	var one int
+	err := q.QueryRowContext(ctx, `SELECT 1 FROM policies WHERE arn = ?`, arn).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("policy %s: %w", arn, store.ErrNotFound)
+	}
+	return err
+}
+
+// exists runs a SELECT EXISTS(...) query.
+func exists(ctx context.Context, q querier, query string, args ...any) (bool, error) {
+	var b bool
+	err := q.QueryRowContext(ctx, query, args...).Scan(&b)
+	return b, err
+}
+
+// dependent is one kind of row that blocks a delete, and what IAM says
+// about it.
+type dependent struct {
+	query string // SELECT EXISTS(...) with one parameter, the parent's key
+	msg   string
+}
+
+// checkDependents returns ErrConflict naming the first dependent found.
+// The foreign keys refuse the delete anyway; this gives the reason.
+func checkDependents(ctx context.Context, q querier, key string, deps []dependent) error {
+	for _, d := range deps {
+		found, err := exists(ctx, q, d.query, key)
+		if err != nil {
+			return err
+		}
+		if found {
+			return fmt.Errorf("%s: %w", d.msg, store.ErrConflict)
+		}
+	}
+	return nil
+}
+
+func readTags(ctx context.Context, q querier, query string, arg any) ([]store.Tag, error) {
+	rows, err := q.QueryContext(ctx, query, arg)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var tags []store.Tag
+	for rows.Next() {
+		var t store.Tag
+		if err := rows.Scan(&t.Key, &t.Value); err != nil {
+			return nil, err
+		}
+		tags = append(tags, t)
+	}
+	return tags, rows.Err()
+}
+
+const (
+	userTagsQuery   = `SELECT key, value FROM user_tags WHERE user_id = ? ORDER BY key`
+	policyTagsQuery = `SELECT key, value FROM policy_tags WHERE policy_arn = ? ORDER BY key`
+	userColumns     = `u.id, u.name, u.path, u.create_date, u.permissions_boundary`
+	groupColumns    = `g.id, g.name, g.path, g.create_date`
+)
+
+// scanUsers reads rows of userColumns and fills in each user's tags.
+func scanUsers(ctx context.Context, q querier, query string, args ...any) ([]store.User, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var users []store.User
+	for rows.Next() {
+		var u store.User
+		var created int64
+		if err := rows.Scan(&u.ID, &u.Name, &u.Path, &created, &u.PermissionsBoundary); err != nil {
+			return nil, err
+		}
+		u.CreateDate = fromMicros(created)
+		users = append(users, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i := range users {
+		if users[i].Tags, err = readTags(ctx, q, userTagsQuery, users[i].ID); err != nil {
+			return nil, err
+		}
+	}
+	return users, nil
+}
+
+func scanGroups(ctx context.Context, q querier, query string, args ...any) ([]store.Group, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var groups []store.Group
+	for rows.Next() {
+		var g store.Group
+		var created int64
+		if err := rows.Scan(&g.ID, &g.Name, &g.Path, &created); err != nil {
+			return nil, err
+		}
+		g.CreateDate = fromMicros(created)
+		groups = append(groups, g)
+	}
+	return groups, rows.Err()
+}
+
+// CreateUser stores a new user.
+func (db *DB) CreateUser(ctx context.Context, u store.User) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO users (id, name, name_key, path, create_date, permissions_boundary)
+			VALUES (?, ?, ?, ?, ?, ?)`,
+			u.ID, u.Name, nameKey(u.Name), pathOr(u.Path), micros(u.CreateDate), u.PermissionsBoundary)
+		if isUnique(err) {
+			return store.ErrExists
+		}
+		if err != nil {
+			return err
+		}
+		return upsertUserTags(ctx, tx, u.ID, u.Tags)
+	})
+	if err != nil {
+		return fmt.Errorf("create user %q: %w", u.Name, err)
+	}
+	return nil
+}
+
+func upsertUserTags(ctx context.Context, tx *sql.Tx, id string, tags []store.Tag) error {
+	for _, t := range tags {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO user_tags (user_id, key, value) VALUES (?, ?, ?)
+			ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value`, id, t.Key, t.Value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// GetUser finds a user by name in any case.
+func (db *DB) GetUser(ctx context.Context, name string) (store.User, error) {
+	var users []store.User
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		users, err = scanUsers(ctx, tx, `SELECT `+userColumns+` FROM users u WHERE u.name_key = ?`, nameKey(name))
+		return err
+	})
+	if err == nil && len(users) == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.User{}, fmt.Errorf("get user %q: %w", name, err)
+	}
+	return users[0], nil
+}
+
+// ListUsers lists users whose path starts with pathPrefix, by name.
+func (db *DB) ListUsers(ctx context.Context, pathPrefix string) ([]store.User, error) {
+	var users []store.User
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		// substr, not LIKE: a prefix may contain % or _.
+		users, err = scanUsers(ctx, tx, `SELECT `+userColumns+` FROM users u
+			WHERE substr(u.path, 1, length(?1)) = ?1 ORDER BY u.name_key`, pathPrefix)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	return users, nil
+}
+
+// DeleteUser deletes a user that has no dependents left.
+func (db *DB) DeleteUser(ctx context.Context, name string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		id, err := userID(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if err := checkDependents(ctx, tx, id, []dependent{
+			{`SELECT EXISTS (SELECT 1 FROM access_keys WHERE user_id = ?)`, "must delete access keys first"},
+			{`SELECT EXISTS (SELECT 1 FROM login_profiles WHERE user_id = ?)`, "must delete login profile first"},
+			{`SELECT EXISTS (SELECT 1 FROM user_policies WHERE user_id = ?)`, "must delete policies first"},
+			{`SELECT EXISTS (SELECT 1 FROM user_policy_attachments WHERE user_id = ?)`, "must detach all policies first"},
+			{`SELECT EXISTS (SELECT 1 FROM group_members WHERE user_id = ?)`, "must remove user from all groups first"},
+		}); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, id)
+		if isForeignKey(err) {
+			return fmt.Errorf("user has dependents: %w", store.ErrConflict)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete user %q: %w", name, err)
+	}
+	return nil
+}
+
+// TagUser adds tags to a user, overwriting the values of existing keys.
+func (db *DB) TagUser(ctx context.Context, name string, tags []store.Tag) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		id, err := userID(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		return upsertUserTags(ctx, tx, id, tags)
+	})
+	if err != nil {
+		return fmt.Errorf("tag user %q: %w", name, err)
+	}
+	return nil
+}
+
+// UntagUser removes tags by key; absent keys are no error.
+func (db *DB) UntagUser(ctx context.Context, name string, keys []string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		id, err := userID(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM user_tags WHERE user_id = ? AND key = ?`, id, k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("untag user %q: %w", name, err)
+	}
+	return nil
+}
+
+func checkStatus(status string) error {
+	if status != store.StatusActive && status != store.StatusInactive {
+		return fmt.Errorf("invalid access key status %q", status)
+	}
+	return nil
+}
+
+// CreateAccessKey stores a key, within the per-user quota.
+func (db *DB) CreateAccessKey(ctx context.Context, k store.AccessKey) error {
+	if k.Status == "" {
+		k.Status = store.StatusActive
+	}
+	if err := checkStatus(k.Status); err != nil {
+		return fmt.Errorf("create access key: %w", err)
+	}
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		var uid sql.NullString
+		if k.UserName != "" {
+			id, err := userID(ctx, tx, k.UserName)
+			if err != nil {
+				return err
+			}
+			uid = sql.NullString{String: id, Valid: true}
+			// The single writer connection makes this count and the
+			// insert below atomic with respect to every other write.
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM access_keys WHERE user_id = ?`, id).Scan(&n); err != nil {
+				return err
+			}
+			if n >= store.MaxAccessKeysPerUser {
+				return fmt.Errorf("user has %d access keys: %w", n, store.ErrLimitExceeded)
+			}
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO access_keys (id, user_id, secret, status, create_date) VALUES (?, ?, ?, ?, ?)`,
+			k.ID, uid, nonNil(k.SecretCiphertext), k.Status, micros(k.CreateDate))
+		if isUnique(err) {
+			return store.ErrExists
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create access key %s for %q: %w", k.ID, k.UserName, err)
+	}
+	return nil
+}
+
+// GetAccessKey finds a key by ID.
+func (db *DB) GetAccessKey(ctx context.Context, id string) (store.AccessKey, error) {
+	var k store.AccessKey
+	var created int64
+	err := db.read.QueryRowContext(ctx, `SELECT k.id, COALESCE(u.name, ''), k.secret, k.status, k.create_date
+		FROM access_keys k LEFT JOIN users u ON u.id = k.user_id WHERE k.id = ?`, id).
+		Scan(&k.ID, &k.UserName, &k.SecretCiphertext, &k.Status, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.AccessKey{}, fmt.Errorf("get access key %s: %w", id, err)
+	}
+	k.CreateDate = fromMicros(created)
+	return k, nil
+}
+
+// ListAccessKeys lists a user's keys, or the root's for "".
+func (db *DB) ListAccessKeys(ctx context.Context, userName string) ([]store.AccessKey, error) {
+	var keys []store.AccessKey
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var uid sql.NullString
+		if userName != "" {
+			id, err := userID(ctx, tx, userName)
+			if err != nil {
+				return err
+			}
+			uid = sql.NullString{String: id, Valid: true}
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT k.id, COALESCE(u.name, ''), k.secret, k.status, k.create_date
+			FROM access_keys k LEFT JOIN users u ON u.id = k.user_id
+			WHERE k.user_id IS ? ORDER BY k.create_date, k.id`, uid)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k store.AccessKey
+			var created int64
+			if err := rows.Scan(&k.ID, &k.UserName, &k.SecretCiphertext, &k.Status, &created); err != nil {
+				return err
+			}
+			k.CreateDate = fromMicros(created)
+			keys = append(keys, k)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list access keys of %q: %w", userName, err)
+	}
+	return keys, nil
+}
+
+// keyOwner resolves userName ("" for root) to the access_keys.user_id value.
+func keyOwner(ctx context.Context, q querier, userName string) (sql.NullString, error) {
+	if userName == "" {
+		return sql.NullString{}, nil
+	}
+	id, err := userID(ctx, q, userName)
+	return sql.NullString{String: id, Valid: id != ""}, err
+}
+
+// UpdateAccessKey sets a key's status. The key must belong to userName.
+func (db *DB) UpdateAccessKey(ctx context.Context, userName, id, status string) error {
+	if err := checkStatus(status); err != nil {
+		return fmt.Errorf("update access key %s: %w", id, err)
+	}
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := keyOwner(ctx, tx, userName)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE access_keys SET status = ? WHERE id = ? AND user_id IS ?`, status, id, uid)
+		return affected(res, err)
+	})
+	if err != nil {
+		return fmt.Errorf("update access key %s of %q: %w", id, userName, err)
+	}
+	return nil
+}
+
+// DeleteAccessKey deletes a key of userName.
+func (db *DB) DeleteAccessKey(ctx context.Context, userName, id string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := keyOwner(ctx, tx, userName)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM access_keys WHERE id = ? AND user_id IS ?`, id, uid)
+		return affected(res, err)
+	})
+	if err != nil {
+		return fmt.Errorf("delete access key %s of %q: %w", id, userName, err)
+	}
+	return nil
+}
+
+// affected turns "no row changed" into ErrNotFound.
+func affected(res sql.Result, err error) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// CreateGroup stores a new group.
+func (db *DB) CreateGroup(ctx context.Context, g store.Group) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO iam_groups (id, name, name_key, path, create_date) VALUES (?, ?, ?, ?, ?)`,
+			g.ID, g.Name, nameKey(g.Name), pathOr(g.Path), micros(g.CreateDate))
+		if isUnique(err) {
+			return store.ErrExists
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create group %q: %w", g.Name, err)
+	}
+	return nil
+}
+
+// GetGroup returns a group and its members, by name.
+func (db *DB) GetGroup(ctx context.Context, name string) (store.Group, []store.User, error) {
+	var g store.Group
+	var members []store.User
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		groups, err := scanGroups(ctx, tx, `SELECT `+groupColumns+` FROM iam_groups g WHERE g.name_key = ?`, nameKey(name))
+		if err != nil {
+			return err
+		}
+		if len(groups) == 0 {
+			return store.ErrNotFound
+		}
+		g = groups[0]
+		members, err = scanUsers(ctx, tx, `SELECT `+userColumns+` FROM users u
+			JOIN group_members m ON m.user_id = u.id WHERE m.group_id = ? ORDER BY u.name_key`, g.ID)
+		return err
+	})
+	if err != nil {
+		return store.Group{}, nil, fmt.Errorf("get group %q: %w", name, err)
+	}
+	return g, members, nil
+}
+
+// ListGroups lists groups whose path starts with pathPrefix, by name.
+func (db *DB) ListGroups(ctx context.Context, pathPrefix string) ([]store.Group, error) {
+	groups, err := scanGroups(ctx, db.read, `SELECT `+groupColumns+` FROM iam_groups g
+		WHERE substr(g.path, 1, length(?1)) = ?1 ORDER BY g.name_key`, pathPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("list groups: %w", err)
+	}
+	return groups, nil
+}
+
+// DeleteGroup deletes a group without members or attached policies.
+func (db *DB) DeleteGroup(ctx context.Context, name string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		id, err := groupID(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if err := checkDependents(ctx, tx, id, []dependent{
+			{`SELECT EXISTS (SELECT 1 FROM group_members WHERE group_id = ?)`, "must remove users from group first"},
+			{`SELECT EXISTS (SELECT 1 FROM group_policy_attachments WHERE group_id = ?)`, "must detach all policies first"},
+		}); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM iam_groups WHERE id = ?`, id)
+		if isForeignKey(err) {
+			return fmt.Errorf("group has dependents: %w", store.ErrConflict)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete group %q: %w", name, err)
+	}
+	return nil
+}
+
+// AddUserToGroup makes user a member; adding a member again is no error.
+func (db *DB) AddUserToGroup(ctx context.Context, group, user string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		gid, err := groupID(ctx, tx, group)
+		if err != nil {
+			return err
+		}
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO group_members (group_id, user_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, gid, uid)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("add user %q to group %q: %w", user, group, err)
+	}
+	return nil
+}
+
+// RemoveUserFromGroup ends a membership.
+func (db *DB) RemoveUserFromGroup(ctx context.Context, group, user string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		gid, err := groupID(ctx, tx, group)
+		if err != nil {
+			return err
+		}
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM group_members WHERE group_id = ? AND user_id = ?`, gid, uid)
+		if err := affected(res, err); err != nil {
+			return fmt.Errorf("not a member: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("remove user %q from group %q: %w", user, group, err)
+	}
+	return nil
+}
+
+// ListGroupsForUser lists the groups user is in, by name.
+func (db *DB) ListGroupsForUser(ctx context.Context, user string) ([]store.Group, error) {
+	var groups []store.Group
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		groups, err = scanGroups(ctx, tx, `SELECT `+groupColumns+` FROM iam_groups g
+			JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.name_key`, uid)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list groups for user %q: %w", user, err)
+	}
+	return groups, nil
+}
+
+// policyColumns select a policy and its attachment count.
+const policyColumns = `p.arn, p.id, p.name, p.path, p.description, p.default_version, p.create_date, p.update_date,
+	(SELECT count(*) FROM user_policy_attachments a WHERE a.policy_arn = p.arn) +
+	(SELECT count(*) FROM group_policy_attachments a WHERE a.policy_arn = p.arn)`
+
+func scanPolicies(ctx context.Context, q querier, query string, args ...any) ([]store.ManagedPolicy, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ps []store.ManagedPolicy
+	for rows.Next() {
+		var p store.ManagedPolicy
+		var def int
+		var created, updated int64
+		if err := rows.Scan(&p.ARN, &p.ID, &p.Name, &p.Path, &p.Description, &def, &created, &updated, &p.AttachmentCount); err != nil {
+			return nil, err
+		}
+		p.DefaultVersionID = versionID(def)
+		p.CreateDate = fromMicros(created)
+		p.UpdateDate = fromMicros(updated)
+		ps = append(ps, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for i := range ps {
+		if ps[i].Tags, err = readTags(ctx, q, policyTagsQuery, ps[i].ARN); err != nil {
+			return nil, err
+		}
+	}
+	return ps, nil
+}
+
+func versionID(n int) string { return "v" + strconv.Itoa(n) }
+
+// parseVersion accepts exactly the IDs versionID makes; anything else
+// names no version.
+func parseVersion(id string) (int, error) {
+	if len(id) >= 2 && id[0] == 'v' {
+		if n, err := strconv.Atoi(id[1:]); err == nil && n > 0 && versionID(n) == id {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("version %q: %w", id, store.ErrNotFound)
+}
+
+// CreatePolicy stores a policy with document as its default version v1.
+func (db *DB) CreatePolicy(ctx context.Context, p store.ManagedPolicy, document string) error {
+	updated := p.UpdateDate
+	if updated.IsZero() {
+		updated = p.CreateDate
+	}
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO policies
+			(arn, id, name, name_key, path, description, default_version, next_version, create_date, update_date)
+			VALUES (?, ?, ?, ?, ?, ?, 1, 2, ?, ?)`,
+			p.ARN, p.ID, p.Name, nameKey(p.Name), pathOr(p.Path), p.Description, micros(p.CreateDate), micros(updated))
+		if isUnique(err) {
+			return store.ErrExists
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO policy_versions (policy_arn, version, document, create_date) VALUES (?, 1, ?, ?)`,
+			p.ARN, document, micros(p.CreateDate)); err != nil {
+			return err
+		}
+		for _, t := range p.Tags {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO policy_tags (policy_arn, key, value) VALUES (?, ?, ?)
+				ON CONFLICT (policy_arn, key) DO UPDATE SET value = excluded.value`, p.ARN, t.Key, t.Value); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("create policy %s: %w", p.ARN, err)
+	}
+	return nil
+}
+
+// GetPolicy finds a policy by ARN.
+func (db *DB) GetPolicy(ctx context.Context, arn string) (store.ManagedPolicy, error) {
+	var ps []store.ManagedPolicy
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		ps, err = scanPolicies(ctx, tx, `SELECT `+policyColumns+` FROM policies p WHERE p.arn = ?`, arn)
+		return err
+	})
+	if err == nil && len(ps) == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.ManagedPolicy{}, fmt.Errorf("get policy %s: %w", arn, err)
+	}
+	return ps[0], nil
+}
+
+// ListPolicies lists policies under pathPrefix, by name.
+func (db *DB) ListPolicies(ctx context.Context, pathPrefix string, onlyAttached bool) ([]store.ManagedPolicy, error) {
+	var ps []store.ManagedPolicy
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		ps, err = scanPolicies(ctx, tx, `SELECT `+policyColumns+` FROM policies p
+			WHERE substr(p.path, 1, length(?1)) = ?1
+			AND (NOT ?2
+				OR EXISTS (SELECT 1 FROM user_policy_attachments a WHERE a.policy_arn = p.arn)
+				OR EXISTS (SELECT 1 FROM group_policy_attachments a WHERE a.policy_arn = p.arn))
+			ORDER BY p.name_key`, pathPrefix, onlyAttached)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list policies: %w", err)
+	}
+	return ps, nil
+}
+
+// DeletePolicy deletes an unattached policy that has only its default
+// version left; that version goes with it.
+func (db *DB) DeletePolicy(ctx context.Context, arn string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		if err := policyExists(ctx, tx, arn); err != nil {
+			return err
+		}
+		if err := checkDependents(ctx, tx, arn, []dependent{
+			{`SELECT EXISTS (SELECT 1 FROM user_policy_attachments WHERE policy_arn = ?1)
+				OR EXISTS (SELECT 1 FROM group_policy_attachments WHERE policy_arn = ?1)`,
+				"cannot delete a policy attached to entities"},
+			{`SELECT (SELECT count(*) FROM policy_versions WHERE policy_arn = ?) > 1`,
+				"must delete the policy's non-default versions first"},
+		}); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM policies WHERE arn = ?`, arn)
+		if isForeignKey(err) {
+			return fmt.Errorf("policy is attached: %w", store.ErrConflict)
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("delete policy %s: %w", arn, err)
+	}
+	return nil
+}
+
+// CreatePolicyVersion adds the policy's next version.
+func (db *DB) CreatePolicyVersion(ctx context.Context, arn, document string, setDefault bool, now time.Time) (store.PolicyVersion, error) {
+	var v store.PolicyVersion
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		var next, count int
+		err := tx.QueryRowContext(ctx, `SELECT next_version, (SELECT count(*) FROM policy_versions v WHERE v.policy_arn = p.arn)
+			FROM policies p WHERE p.arn = ?`, arn).Scan(&next, &count)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if count >= store.MaxPolicyVersions {
+			return fmt.Errorf("policy has %d versions: %w", count, store.ErrLimitExceeded)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO policy_versions (policy_arn, version, document, create_date) VALUES (?, ?, ?, ?)`,
+			arn, next, document, micros(now)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE policies SET next_version = ?1 + 1, update_date = ?2,
+			default_version = CASE WHEN ?3 THEN ?1 ELSE default_version END WHERE arn = ?4`,
+			next, micros(now), setDefault, arn); err != nil {
+			return err
+		}
+		v = store.PolicyVersion{PolicyARN: arn, VersionID: versionID(next), Document: document, IsDefault: setDefault, CreateDate: fromMicros(micros(now))}
+		return nil
+	})
+	if err != nil {
+		return store.PolicyVersion{}, fmt.Errorf("create version of policy %s: %w", arn, err)
+	}
+	return v, nil
+}
+
+const versionColumns = `v.policy_arn, v.version, v.document, v.version = p.default_version, v.create_date`
+
+func scanVersions(ctx context.Context, q querier, query string, args ...any) ([]store.PolicyVersion, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var vs []store.PolicyVersion
+	for rows.Next() {
+		var v store.PolicyVersion
+		var n int
+		var created int64
+		if err := rows.Scan(&v.PolicyARN, &n, &v.Document, &v.IsDefault, &created); err != nil {
+			return nil, err
+		}
+		v.VersionID = versionID(n)
+		v.CreateDate = fromMicros(created)
+		vs = append(vs, v)
+	}
+	return vs, rows.Err()
+}
+
+// GetPolicyVersion returns one version of a policy.
+func (db *DB) GetPolicyVersion(ctx context.Context, arn, versionID string) (store.PolicyVersion, error) {
+	n, err := parseVersion(versionID)
+	if err != nil {
+		return store.PolicyVersion{}, fmt.Errorf("get policy %s version: %w", arn, err)
+	}
+	vs, err := scanVersions(ctx, db.read, `SELECT `+versionColumns+` FROM policy_versions v
+		JOIN policies p ON p.arn = v.policy_arn WHERE v.policy_arn = ? AND v.version = ?`, arn, n)
+	if err == nil && len(vs) == 0 {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.PolicyVersion{}, fmt.Errorf("get policy %s version %s: %w", arn, versionID, err)
+	}
+	return vs[0], nil
+}
+
+// ListPolicyVersions lists a policy's versions, oldest first.
+func (db *DB) ListPolicyVersions(ctx context.Context, arn string) ([]store.PolicyVersion, error) {
+	var vs []store.PolicyVersion
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		if err := policyExists(ctx, tx, arn); err != nil {
+			return err
+		}
+		var err error
+		vs, err = scanVersions(ctx, tx, `SELECT `+versionColumns+` FROM policy_versions v
+			JOIN policies p ON p.arn = v.policy_arn WHERE v.policy_arn = ? ORDER BY v.version`, arn)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list versions of policy %s: %w", arn, err)
+	}
+	return vs, nil
+}
+
+// SetDefaultPolicyVersion makes an existing version the default.
+func (db *DB) SetDefaultPolicyVersion(ctx context.Context, arn, versionID string, now time.Time) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		n, err := parseVersion(versionID)
+		if err != nil {
+			return err
+		}
+		if err := policyExists(ctx, tx, arn); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE policies SET default_version = ?1, update_date = ?2
+			WHERE arn = ?3 AND EXISTS (SELECT 1 FROM policy_versions WHERE policy_arn = ?3 AND version = ?1)`,
+			n, micros(now), arn)
+		return affected(res, err)
+	})
+	if err != nil {
+		return fmt.Errorf("set default version of policy %s to %s: %w", arn, versionID, err)
+	}
+	return nil
+}
+
+// DeletePolicyVersion deletes a version that is not the default.
+func (db *DB) DeletePolicyVersion(ctx context.Context, arn, versionID string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		n, err := parseVersion(versionID)
+		if err != nil {
+			return err
+		}
+		var def int
+		err = tx.QueryRowContext(ctx, `SELECT default_version FROM policies WHERE arn = ?`, arn).Scan(&def)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("policy: %w", store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if n == def {
+			return fmt.Errorf("cannot delete the default version: %w", store.ErrConflict)
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM policy_versions WHERE policy_arn = ? AND version = ?`, arn, n)
+		return affected(res, err)
+	})
+	if err != nil {
+		return fmt.Errorf("delete policy %s version %s: %w", arn, versionID, err)
+	}
+	return nil
+}
+
+// AttachUserPolicy attaches a managed policy to a user; attaching it
+// again is no error.
+func (db *DB) AttachUserPolicy(ctx context.Context, user, policyARN string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		if err := policyExists(ctx, tx, policyARN); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO user_policy_attachments (user_id, policy_arn) VALUES (?, ?) ON CONFLICT DO NOTHING`, uid, policyARN)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("attach policy %s to user %q: %w", policyARN, user, err)
+	}
+	return nil
+}
+
+// DetachUserPolicy detaches a managed policy from a user.
+func (db *DB) DetachUserPolicy(ctx context.Context, user, policyARN string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM user_policy_attachments WHERE user_id = ? AND policy_arn = ?`, uid, policyARN)
+		if err := affected(res, err); err != nil {
+			return fmt.Errorf("not attached: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("detach policy %s from user %q: %w", policyARN, user, err)
+	}
+	return nil
+}
+
+// ListAttachedUserPolicies lists the managed policies attached to a user,
+// by ARN.
+func (db *DB) ListAttachedUserPolicies(ctx context.Context, user string) ([]store.ManagedPolicy, error) {
+	var ps []store.ManagedPolicy
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		ps, err = scanPolicies(ctx, tx, `SELECT `+policyColumns+` FROM policies p
+			JOIN user_policy_attachments x ON x.policy_arn = p.arn WHERE x.user_id = ? ORDER BY p.arn`, uid)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list policies attached to user %q: %w", user, err)
+	}
+	return ps, nil
+}
+
+// AttachGroupPolicy attaches a managed policy to a group; attaching it
+// again is no error.
+func (db *DB) AttachGroupPolicy(ctx context.Context, group, policyARN string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		gid, err := groupID(ctx, tx, group)
+		if err != nil {
+			return err
+		}
+		if err := policyExists(ctx, tx, policyARN); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO group_policy_attachments (group_id, policy_arn) VALUES (?, ?) ON CONFLICT DO NOTHING`, gid, policyARN)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("attach policy %s to group %q: %w", policyARN, group, err)
+	}
+	return nil
+}
+
+// DetachGroupPolicy detaches a managed policy from a group.
+func (db *DB) DetachGroupPolicy(ctx context.Context, group, policyARN string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		gid, err := groupID(ctx, tx, group)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM group_policy_attachments WHERE group_id = ? AND policy_arn = ?`, gid, policyARN)
+		if err := affected(res, err); err != nil {
+			return fmt.Errorf("not attached: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("detach policy %s from group %q: %w", policyARN, group, err)
+	}
+	return nil
+}
+
+// ListAttachedGroupPolicies lists the managed policies attached to a
+// group, by ARN.
+func (db *DB) ListAttachedGroupPolicies(ctx context.Context, group string) ([]store.ManagedPolicy, error) {
+	var ps []store.ManagedPolicy
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		gid, err := groupID(ctx, tx, group)
+		if err != nil {
+			return err
+		}
+		ps, err = scanPolicies(ctx, tx, `SELECT `+policyColumns+` FROM policies p
+			JOIN group_policy_attachments x ON x.policy_arn = p.arn WHERE x.group_id = ? ORDER BY p.arn`, gid)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list policies attached to group %q: %w", group, err)
+	}
+	return ps, nil
+}
+
+// PutUserPolicy creates or replaces an inline policy.
+func (db *DB) PutUserPolicy(ctx context.Context, p store.InlinePolicy) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, p.UserName)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO user_policies (user_id, name, document) VALUES (?, ?, ?)
+			ON CONFLICT (user_id, name) DO UPDATE SET document = excluded.document`, uid, p.PolicyName, p.Document)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("put policy %q of user %q: %w", p.PolicyName, p.UserName, err)
+	}
+	return nil
+}
+
+// GetUserPolicy returns an inline policy.
+func (db *DB) GetUserPolicy(ctx context.Context, user, name string) (store.InlinePolicy, error) {
+	p := store.InlinePolicy{PolicyName: name}
+	err := db.read.QueryRowContext(ctx, `SELECT u.name, p.document FROM user_policies p JOIN users u ON u.id = p.user_id
+		WHERE u.name_key = ? AND p.name = ?`, nameKey(user), name).Scan(&p.UserName, &p.Document)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.InlinePolicy{}, fmt.Errorf("get policy %q of user %q: %w", name, user, err)
+	}
+	return p, nil
+}
+
+// ListUserPolicies lists a user's inline policy names, sorted.
+func (db *DB) ListUserPolicies(ctx context.Context, user string) ([]string, error) {
+	var names []string
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT name FROM user_policies WHERE user_id = ? ORDER BY name`, uid)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var n string
+			if err := rows.Scan(&n); err != nil {
+				return err
+			}
+			names = append(names, n)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list policies of user %q: %w", user, err)
+	}
+	return names, nil
+}
+
+// DeleteUserPolicy deletes an inline policy.
+func (db *DB) DeleteUserPolicy(ctx context.Context, user, name string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM user_policies WHERE user_id = ? AND name = ?`, uid, name)
+		return affected(res, err)
+	})
+	if err != nil {
+		return fmt.Errorf("delete policy %q of user %q: %w", name, user, err)
+	}
+	return nil
+}
+
+// CreateLoginProfile gives a user a console password.
+func (db *DB) CreateLoginProfile(ctx context.Context, p store.LoginProfile) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, p.UserName)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO login_profiles (user_id, password_hash, reset_required, create_date) VALUES (?, ?, ?, ?)`,
+			uid, p.PasswordHash, p.ResetRequired, micros(p.CreateDate))
+		if isUnique(err) {
+			return store.ErrExists
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("create login profile of user %q: %w", p.UserName, err)
+	}
+	return nil
+}
+
+// GetLoginProfile returns a user's login profile.
+func (db *DB) GetLoginProfile(ctx context.Context, user string) (store.LoginProfile, error) {
+	var p store.LoginProfile
+	var created int64
+	err := db.read.QueryRowContext(ctx, `SELECT u.name, l.password_hash, l.reset_required, l.create_date
+		FROM login_profiles l JOIN users u ON u.id = l.user_id WHERE u.name_key = ?`, nameKey(user)).
+		Scan(&p.UserName, &p.PasswordHash, &p.ResetRequired, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		return store.LoginProfile{}, fmt.Errorf("get login profile of user %q: %w", user, err)
+	}
+	p.CreateDate = fromMicros(created)
+	return p, nil
+}
+
+// UpdateLoginProfile changes the password hash and reset flag; the
+// creation date stays.
+func (db *DB) UpdateLoginProfile(ctx context.Context, p store.LoginProfile) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, p.UserName)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE login_profiles SET password_hash = ?, reset_required = ? WHERE user_id = ?`,
+			p.PasswordHash, p.ResetRequired, uid)
+		return affected(res, err)
+	})
+	if err != nil {
+		return fmt.Errorf("update login profile of user %q: %w", p.UserName, err)
+	}
+	return nil
+}
+
+// DeleteLoginProfile removes a user's console password.
+func (db *DB) DeleteLoginProfile(ctx context.Context, user string) error {
+	err := db.iamWrite(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `DELETE FROM login_profiles WHERE user_id = ?`, uid)
+		return affected(res, err)
+	})
+	if err != nil {
+		return fmt.Errorf("delete login profile of user %q: %w", user, err)
+	}
+	return nil
+}
+
+// PrincipalPolicies returns the documents that apply to a user: inline
+// policies by name, then the default versions of the policies attached to
+// the user, then of those attached to its groups, each by ARN. A managed
+// policy reached more than one way appears once, at its first place.
+func (db *DB) PrincipalPolicies(ctx context.Context, user string) ([]store.PrincipalPolicy, error) {
+	var out []store.PrincipalPolicy
+	err := db.readTx(ctx, func(tx *sql.Tx) error {
+		uid, err := userID(ctx, tx, user)
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{}
+		for i, query := range []string{
+			`SELECT name, document FROM user_policies WHERE user_id = ? ORDER BY name`,
+			`SELECT p.arn, v.document FROM user_policy_attachments a
+				JOIN policies p ON p.arn = a.policy_arn
+				JOIN policy_versions v ON v.policy_arn = p.arn AND v.version = p.default_version
+				WHERE a.user_id = ? ORDER BY p.arn`,
+			`SELECT DISTINCT p.arn, v.document FROM group_members m
+				JOIN group_policy_attachments a ON a.group_id = m.group_id
+				JOIN policies p ON p.arn = a.policy_arn
+				JOIN policy_versions v ON v.policy_arn = p.arn AND v.version = p.default_version
+				WHERE m.user_id = ? ORDER BY p.arn`,
+		} {
+			rows, err := tx.QueryContext(ctx, query, uid)
+			if err != nil {
+				return err
+			}
+			for rows.Next() {
+				var p store.PrincipalPolicy
+				if err := rows.Scan(&p.Name, &p.Document); err != nil {
+					rows.Close()
+					return err
+				}
+				if i > 0 { // managed: the same ARN through another group
+					if seen[p.Name] {
+						continue
+					}
+					seen[p.Name] = true
+				}
+				out = append(out, p)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("policies of user %q: %w", user, err)
+	}
+	return out, nil
+}

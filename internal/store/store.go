@@ -1,0 +1,338 @@
+// Package store is kaginashi's persistence: one Store interface with two
+// engines, SQLite (sqlite/, the embedded default) and PostgreSQL
+// (postgres/, for several server replicas sharing one database). Both pass
+// the shared conformance suite in storetest/.
+//
+// The store keeps no secret in the clear: access-key secrets arrive here
+// already encrypted (SecretCiphertext) and leave encrypted. Every write that
+// changes what a principal may do bumps the IAM generation in the same
+// transaction, so that replicas can cache compiled policies and know when
+// to drop them.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors every engine returns, wrapped with context. Services map them to
+// each protocol's error codes at the edge.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrExists: an entity with that name or ID exists (EntityAlreadyExists).
+	ErrExists = errors.New("already exists")
+	// ErrConflict: the entity still has dependents (DeleteConflict), e.g. a
+	// user with access keys, a policy still attached, a default version.
+	ErrConflict = errors.New("conflict")
+	// ErrLimitExceeded: a per-entity quota (2 access keys per user, 5
+	// versions per policy) would be exceeded (LimitExceeded).
+	ErrLimitExceeded = errors.New("limit exceeded")
+	// ErrInvalidCursor: a paging cursor this store did not issue.
+	ErrInvalidCursor = errors.New("invalid cursor")
+)
+
+// Tag is a key and value, on users, policies and instances.
+type Tag struct {
+	Key   string
+	Value string
+}
+
+// User is an IAM user.
+type User struct {
+	ID         string // AIDA + 17 characters, unique
+	Name       string // unique, case-insensitively (as IAM)
+	Path       string // "/" by default
+	CreateDate time.Time
+	// PermissionsBoundary is a managed policy ARN, or "".
+	PermissionsBoundary string
+	Tags                []Tag
+}
+
+// AccessKey is an access key ID and its encrypted secret. UserName is ""
+// for the account root's keys.
+type AccessKey struct {
+	ID               string // AKIA + 16 characters
+	UserName         string
+	SecretCiphertext []byte
+	Status           string // "Active" or "Inactive"
+	CreateDate       time.Time
+}
+
+// Access key statuses.
+const (
+	StatusActive   = "Active"
+	StatusInactive = "Inactive"
+)
+
+// MaxAccessKeysPerUser is IAM's quota.
+const MaxAccessKeysPerUser = 2
+
+// MaxPolicyVersions is IAM's quota of versions per managed policy.
+const MaxPolicyVersions = 5
+
+// Group is an IAM group.
+type Group struct {
+	ID         string // AGPA + 17 characters
+	Name       string // unique, case-insensitively
+	Path       string
+	CreateDate time.Time
+}
+
+// ManagedPolicy is a customer-managed policy. Its ARN is derived from the
+// account, path and name; the store keeps it as the policy's key.
+type ManagedPolicy struct {
+	ARN              string
+	ID               string // ANPA + 17 characters
+	Name             string
+	Path             string
+	Description      string
+	DefaultVersionID string // "v1", "v2", ...
+	AttachmentCount  int    // filled by Get/List: users and groups attached
+	CreateDate       time.Time
+	UpdateDate       time.Time
+	Tags             []Tag
+}
+
+// PolicyVersion is one version of a managed policy's document.
+type PolicyVersion struct {
+	PolicyARN  string
+	VersionID  string // "v1", "v2", ...: never reused within a policy
+	Document   string
+	IsDefault  bool
+	CreateDate time.Time
+}
+
+// InlinePolicy is a policy embedded in a user.
+type InlinePolicy struct {
+	UserName   string
+	PolicyName string
+	Document   string
+}
+
+// LoginProfile is a user's console password.
+type LoginProfile struct {
+	UserName      string
+	PasswordHash  string // a self-describing hash (e.g. $argon2id$...)
+	ResetRequired bool
+	CreateDate    time.Time
+}
+
+// PrincipalPolicy is a policy document that applies to a user, with the
+// name results report it under.
+type PrincipalPolicy struct {
+	// Name: the inline policy's name, or the managed policy's ARN.
+	Name     string
+	Document string
+}
+
+// TagMatch selects a tag to remove: by key, and by value too when
+// MatchValue is set.
+type TagMatch struct {
+	Key        string
+	Value      string
+	MatchValue bool
+}
+
+// ResourceTag is a tag with the resource it is on.
+type ResourceTag struct {
+	ResourceID string
+	Tag
+}
+
+// Instance states, as EC2 names them.
+const (
+	StatePending    = "pending"
+	StateRunning    = "running"
+	StateStopped    = "stopped"
+	StateTerminated = "terminated"
+)
+
+// Instance is a host known to kaginashi (an enrolled agent).
+type Instance struct {
+	ID         string // i- + 17 hex digits
+	State      string
+	LaunchTime time.Time // first enrollment
+	LastSeen   time.Time
+	Hostname   string
+	PrivateIP  string
+	IPv6       string
+	// OS and agent facts, as the agent reports them.
+	OSID          string // os-release ID: amzn, ubuntu, debian, ...
+	OSVersion     string
+	OSPrettyName  string
+	Platform      string // platformDetails: "Linux/UNIX", "Red Hat Enterprise Linux", ...
+	Architecture  string // x86_64, arm64
+	Kernel        string
+	DefaultUser   string
+	AgentVersion  string
+	SSHDVersion   string
+	HostKeys      []string // OpenSSH public key lines
+	AvailabilityZ string   // availabilityZone reported by DescribeInstances
+	Tags          []Tag
+}
+
+// InstanceFilter narrows ListInstances. Empty fields match everything.
+type InstanceFilter struct {
+	IDs []string
+	// Limit and After page through instances ordered by ID.
+	Limit int
+	After string
+}
+
+// KeyRecord is a public key pushed for one OS user of one instance.
+type KeyRecord struct {
+	RequestID   string
+	InstanceID  string
+	OSUser      string
+	PublicKey   string
+	Fingerprint string // SHA256:...
+	CallerARN   string
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+}
+
+// AuditEvent is one CloudTrail-shaped event. Record is the full JSON event;
+// the other fields are indexed copies for lookup.
+type AuditEvent struct {
+	ID          string // the event ID (a UUID)
+	Time        time.Time
+	Name        string // eventName
+	Source      string // eventSource
+	UserName    string
+	AccessKeyID string
+	ErrorCode   string
+	Record      []byte
+}
+
+// AuditFilter narrows LookupAudit. Events come newest first.
+type AuditFilter struct {
+	EventName string
+	UserName  string
+	Since     time.Time // inclusive; zero: no bound
+	Until     time.Time // exclusive; zero: no bound
+	Limit     int       // 0: a default of 50
+	// Cursor continues a previous lookup (its next cursor).
+	Cursor string
+}
+
+// Store is the whole persistence interface. Methods take a context first
+// and return errors wrapping the sentinel errors above.
+type Store interface {
+	// Close releases the engine's resources.
+	Close() error
+
+	// Meta holds deployment-wide settings (account ID, endpoint ID, ...).
+	GetMeta(ctx context.Context, key string) (value string, ok bool, err error)
+	// InitMeta sets key to value unless it is set, and returns the value
+	// that holds — so replicas starting together agree on one.
+	InitMeta(ctx context.Context, key, value string) (string, error)
+
+	// IAMGeneration is a counter bumped by every write that may change an
+	// authorization decision (users, keys, groups, policies, attachments).
+	IAMGeneration(ctx context.Context) (int64, error)
+
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, name string) (User, error)
+	ListUsers(ctx context.Context, pathPrefix string) ([]User, error)
+	// DeleteUser fails with ErrConflict while the user has access keys,
+	// a login profile, inline or attached policies, or group memberships.
+	DeleteUser(ctx context.Context, name string) error
+	TagUser(ctx context.Context, name string, tags []Tag) error
+	UntagUser(ctx context.Context, name string, keys []string) error
+
+	// CreateAccessKey fails with ErrLimitExceeded at MaxAccessKeysPerUser
+	// (not for root, UserName "").
+	CreateAccessKey(ctx context.Context, k AccessKey) error
+	GetAccessKey(ctx context.Context, id string) (AccessKey, error)
+	ListAccessKeys(ctx context.Context, userName string) ([]AccessKey, error)
+	UpdateAccessKey(ctx context.Context, userName, id, status string) error
+	DeleteAccessKey(ctx context.Context, userName, id string) error
+
+	CreateGroup(ctx context.Context, g Group) error
+	GetGroup(ctx context.Context, name string) (Group, []User, error)
+	ListGroups(ctx context.Context, pathPrefix string) ([]Group, error)
+	// DeleteGroup fails with ErrConflict while the group has members or
+	// attached policies.
+	DeleteGroup(ctx context.Context, name string) error
+	AddUserToGroup(ctx context.Context, group, user string) error
+	RemoveUserFromGroup(ctx context.Context, group, user string) error
+	ListGroupsForUser(ctx context.Context, user string) ([]Group, error)
+
+	// CreatePolicy stores the policy with document as version v1, default.
+	CreatePolicy(ctx context.Context, p ManagedPolicy, document string) error
+	GetPolicy(ctx context.Context, arn string) (ManagedPolicy, error)
+	// ListPolicies lists the account's policies; onlyAttached keeps those
+	// attached to some user or group.
+	ListPolicies(ctx context.Context, pathPrefix string, onlyAttached bool) ([]ManagedPolicy, error)
+	// DeletePolicy fails with ErrConflict while the policy is attached or
+	// has versions other than the default.
+	DeletePolicy(ctx context.Context, arn string) error
+	// CreatePolicyVersion adds the next version; ErrLimitExceeded at
+	// MaxPolicyVersions.
+	CreatePolicyVersion(ctx context.Context, arn, document string, setDefault bool, now time.Time) (PolicyVersion, error)
+	GetPolicyVersion(ctx context.Context, arn, versionID string) (PolicyVersion, error)
+	ListPolicyVersions(ctx context.Context, arn string) ([]PolicyVersion, error)
+	SetDefaultPolicyVersion(ctx context.Context, arn, versionID string, now time.Time) error
+	// DeletePolicyVersion fails with ErrConflict for the default version.
+	DeletePolicyVersion(ctx context.Context, arn, versionID string) error
+
+	AttachUserPolicy(ctx context.Context, user, policyARN string) error
+	DetachUserPolicy(ctx context.Context, user, policyARN string) error
+	ListAttachedUserPolicies(ctx context.Context, user string) ([]ManagedPolicy, error)
+	AttachGroupPolicy(ctx context.Context, group, policyARN string) error
+	DetachGroupPolicy(ctx context.Context, group, policyARN string) error
+	ListAttachedGroupPolicies(ctx context.Context, group string) ([]ManagedPolicy, error)
+
+	PutUserPolicy(ctx context.Context, p InlinePolicy) error
+	GetUserPolicy(ctx context.Context, user, name string) (InlinePolicy, error)
+	ListUserPolicies(ctx context.Context, user string) ([]string, error)
+	DeleteUserPolicy(ctx context.Context, user, name string) error
+
+	CreateLoginProfile(ctx context.Context, p LoginProfile) error
+	GetLoginProfile(ctx context.Context, user string) (LoginProfile, error)
+	UpdateLoginProfile(ctx context.Context, p LoginProfile) error
+	DeleteLoginProfile(ctx context.Context, user string) error
+
+	// PrincipalPolicies returns every policy that applies to a user: its
+	// inline policies, the default versions of the managed policies attached
+	// to it and to its groups. Order: inline, user-attached, group-attached.
+	PrincipalPolicies(ctx context.Context, user string) ([]PrincipalPolicy, error)
+
+	// PutInstance creates or replaces an instance. Its Tags are written as
+	// the instance's tags; Get and List fill them in.
+	PutInstance(ctx context.Context, in Instance) error
+	GetInstance(ctx context.Context, id string) (Instance, error)
+	// ListInstances returns instances ordered by ID and the ID to continue
+	// after ("" at the end).
+	ListInstances(ctx context.Context, f InstanceFilter) ([]Instance, string, error)
+	DeleteInstance(ctx context.Context, id string) error
+	// SetInstanceState records a state change and when the host was seen.
+	SetInstanceState(ctx context.Context, id, state string, seen time.Time) error
+	// TagResource adds or overwrites tags of an EC2 resource: an instance
+	// (i-...) or the Instance Connect Endpoint (eice-...).
+	TagResource(ctx context.Context, resourceID string, tags []Tag) error
+	// UntagResource removes tags, as EC2 DeleteTags: a TagMatch with
+	// MatchValue removes the key only while it has that value.
+	UntagResource(ctx context.Context, resourceID string, tags []TagMatch) error
+	// ResourceTags returns one resource's tags, sorted by key.
+	ResourceTags(ctx context.Context, resourceID string) ([]Tag, error)
+	// ListResourceTags returns tags of every resource (or of the given
+	// resource IDs), ordered by resource ID and key.
+	ListResourceTags(ctx context.Context, resourceIDs []string) ([]ResourceTag, error)
+
+	// PutKeyRecord stores a pushed key.
+	PutKeyRecord(ctx context.Context, r KeyRecord) error
+	// ActiveKeyRecords lists an instance's keys for one OS user that are
+	// unexpired at now ("" osUser: every user).
+	ActiveKeyRecords(ctx context.Context, instanceID, osUser string, now time.Time) ([]KeyRecord, error)
+	// PurgeKeyRecords deletes records that expired before cutoff.
+	PurgeKeyRecords(ctx context.Context, cutoff time.Time) (int, error)
+
+	// AppendAudit stores events in one transaction: callers batch events
+	// (group commit) and answer requests only once this returns.
+	AppendAudit(ctx context.Context, events []AuditEvent) error
+	// LookupAudit returns matching events, newest first, and a cursor for
+	// the next page ("" when there is none).
+	LookupAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, string, error)
+}

@@ -30,12 +30,12 @@ func TestParsePublicKey(t *testing.T) {
 	ed := authorizedKey(t, edPub)
 
 	good := map[string]string{
-		"ed25519":                   ed,
-		"ed25519 with comment":      ed + " alice@laptop",
+		"ed25519":                    ed,
+		"ed25519 with comment":       ed + " alice@laptop",
 		"trailing newline (file://)": ed + " c\n",
-		"ecdsa p256":                authorizedKey(t, &ec256.PublicKey),
-		"ecdsa p521":                authorizedKey(t, &ec521.PublicKey),
-		"rsa 2048":                  authorizedKey(t, &rsa2048.PublicKey),
+		"ecdsa p256":                 authorizedKey(t, &ec256.PublicKey),
+		"ecdsa p521":                 authorizedKey(t, &ec521.PublicKey),
+		"rsa 2048":                   authorizedKey(t, &rsa2048.PublicKey),
 	}
 	for name, s := range good {
 		t.Run(name, func(t *testing.T) {
@@ -49,20 +49,20 @@ func TestParsePublicKey(t *testing.T) {
 		})
 	}
 	bad := map[string]string{
-		"too short":            "ssh-ed25519 AAAA",
-		"rsa 1024":             authorizedKey(t, &rsa1024.PublicKey),
-		"fido":                 "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIBN3V9eUOWg8/tnfANMn6Ikup5d+tZwYsqsFi1CPoYsdAAAABHNzaDo= x",
-		"options":              `command="/bin/sh" ` + ed,
-		"from option":          `from="10.0.0.1" ` + ed,
-		"second line":          ed + "\n" + ed,
-		"carriage return":      ed + "\rssh-rsa AAAA",
-		"nul byte":             ed + "\x00",
-		"type mismatch":        strings.Replace(ed, "ssh-ed25519", "ssh-rsa", 1),
-		"not base64":           "ssh-ed25519 !!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!! x",
-		"dsa":                  "ssh-dss " + strings.Repeat("A", 100),
-		"certificate":          "ssh-ed25519-cert-v01@openssh.com " + strings.Repeat("A", 100),
-		"too long":             ed + " " + strings.Repeat("x", 4096),
-		"only type":            "ssh-ed25519" + strings.Repeat(" ", 80),
+		"too short":       "ssh-ed25519 AAAA",
+		"rsa 1024":        authorizedKey(t, &rsa1024.PublicKey),
+		"fido":            "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIBN3V9eUOWg8/tnfANMn6Ikup5d+tZwYsqsFi1CPoYsdAAAABHNzaDo= x",
+		"options":         `command="/bin/sh" ` + ed,
+		"from option":     `from="10.0.0.1" ` + ed,
+		"second line":     ed + "\n" + ed,
+		"carriage return": ed + "\rssh-rsa AAAA",
+		"nul byte":        ed + "\x00",
+		"type mismatch":   strings.Replace(ed, "ssh-ed25519", "ssh-rsa", 1),
+		"not base64":      "ssh-ed25519 !!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!! x",
+		"dsa":             "ssh-dss " + strings.Repeat("A", 100),
+		"certificate":     "ssh-ed25519-cert-v01@openssh.com " + strings.Repeat("A", 100),
+		"too long":        ed + " " + strings.Repeat("x", 4096),
+		"only type":       "ssh-ed25519" + strings.Repeat(" ", 80),
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {

@@ -32,10 +32,11 @@ func parseQuery(raw string) ([]queryParam, *Error) {
 	if len(raw) > maxQueryLen {
 		return nil, malformed("The query string is longer than %d bytes", maxQueryLen)
 	}
-	if n := strings.Count(raw, "&") + 1; n > maxQueryParams {
+	n := strings.Count(raw, "&") + 1
+	if n > maxQueryParams {
 		return nil, malformed("The query string has more than %d parameters", maxQueryParams)
 	}
-	params := make([]queryParam, 0, strings.Count(raw, "&")+1)
+	params := make([]queryParam, 0, n)
 	for rest := raw; rest != ""; {
 		var pair string
 		pair, rest, _ = strings.Cut(rest, "&")

@@ -483,3 +483,24 @@ func TestKindString(t *testing.T) {
 		t.Error("unknown kinds")
 	}
 }
+
+// TestBoundsBeforeLookup: oversized signed header values are refused
+// before the key is looked up.
+func TestBoundsBeforeLookup(t *testing.T) {
+	r, body := signedJSON(t, testCreds, "ec2-instance-connect", testRegion, func(r *http.Request) {
+		r.Header.Set("X-Big", strings.Repeat("b", maxCanonicalHeadersLen))
+	}, nil)
+	lookups := 0
+	v, err := New(Config{Region: testRegion, Services: testServices, Now: func() time.Time { return testTime },
+		Lookup: func(ctx context.Context, id string) (string, error) { lookups++; return testLookup(ctx, id) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(context.Background(), r, body); KindOf(err) != Malformed || lookups != 0 {
+		t.Fatalf("err = %v, lookups = %d", err, lookups)
+	}
+	r.Header.Set("X-Big", strings.Repeat("b", 1000)) // within bounds, but not what was signed
+	if _, err := v.Verify(context.Background(), r, body); KindOf(err) != SignatureMismatch || lookups != 1 {
+		t.Fatalf("err = %v, lookups = %d", err, lookups)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,9 +31,18 @@ import (
 //     sign them.
 //   - It leaves out headers that are absent, while a client that signed a
 //     header the request lacks signed "name:" with an empty value.
+//   - It takes the path from URL.Opaque ("//host/path"), so a target that
+//     does not start with '/' ("*") comes out as "/".
 //
 // For those requests Verify builds the canonical request by hand
-// (appendCanonicalRequest); sdkCanSign tells which way to go.
+// (appendCanonicalRequest); sdkCanSign tells which way to go. As a second
+// guard, sdkSignature checks that the SDK signed exactly the client's
+// header list and reports failure otherwise, and Verify then falls back too.
+// FuzzSDKAgreement checks that both ways agree wherever the SDK is used.
+//
+// Options: DisableHeaderHoisting keeps PresignHTTP from moving signed
+// X-Amz-* headers into the query; DisableURIPathEscaping stays off (it is
+// for S3 only: every other service double-encodes the path).
 var sdkIgnored = map[string]bool{
 	"authorization":     true,
 	"user-agent":        true,
@@ -83,6 +93,11 @@ func sdkCanSign(in *canonInput) (contentLength int64, ok bool) {
 // than trusting either.
 func sdkSignature(ctx context.Context, in *canonInput, contentLength int64, secret, path, payloadHash string) (sig [32]byte, ok bool) {
 	p := in.p
+	if path != "" && path[0] != '/' {
+		// "*" (OPTIONS *): the SDK finds no path in the Opaque form and signs
+		// "/", while the client would have signed the target it sent.
+		return sig, false
+	}
 	req := &http.Request{
 		Method: in.method,
 		// The SDK takes the path from Opaque ("//host/path") as is and escapes
@@ -97,7 +112,9 @@ func sdkSignature(ctx context.Context, in *canonInput, contentLength int64, secr
 			req.Host = h.values[0]
 		case "content-length":
 		default:
-			req.Header[textproto.CanonicalMIMEHeaderKey(h.name)] = h.values
+			// Copies: SignHTTP writes X-Amz-Date into the slice it finds
+			// (append(h[:0], date)), which would write into r.Header.
+			req.Header[textproto.CanonicalMIMEHeaderKey(h.name)] = slices.Clone(h.values)
 		}
 	}
 	// No session token in the credentials: a signed X-Amz-Security-Token

@@ -116,8 +116,13 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // (bounded) into body, and returns who signed it. A failed verification is
 // an *Error; any other error is a failure of Lookup.
 //
-// Checks run from cheap to dear: the form of the auth data, the scope, the
-// clock, the body hash, then the key lookup and the signature.
+// Checks run from cheap to dear: the form and bounds of the auth data, the
+// scope, the clock, the body hash and the signed headers' size, then the
+// key lookup and the signature. Where clients differ, each candidate is
+// tried (at most four signatures, only when the first does not match): the
+// path as sent and, if different, with dot and empty segments removed
+// (botocore signs that form); for a presigned URL, the body's hash and then
+// UNSIGNED-PAYLOAD.
 func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*Identity, error) {
 	p, params, e := parseRequest(r)
 	if e != nil {
@@ -162,14 +167,6 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*I
 		payloads = []string{bodyHex}
 	}
 
-	secret, err := v.lookup(ctx, p.accessKeyID)
-	if err != nil {
-		if errors.Is(err, ErrUnknownKey) {
-			return fail(newErr(UnknownKey, msgUnknownKey))
-		}
-		return nil, fmt.Errorf("sigv4: looking up access key %s: %w", quote(p.accessKeyID), err)
-	}
-
 	headers, e := gatherHeaders(r, p.signedHeaders)
 	if e != nil {
 		return fail(e)
@@ -182,6 +179,14 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*I
 	paths := []string{path}
 	if np := removeDotSegments(path); np != path && path != "" {
 		paths = append(paths, np)
+	}
+
+	secret, err := v.lookup(ctx, p.accessKeyID)
+	if err != nil {
+		if errors.Is(err, ErrUnknownKey) {
+			return fail(newErr(UnknownKey, msgUnknownKey))
+		}
+		return nil, fmt.Errorf("sigv4: looking up access key %s: %w", quote(p.accessKeyID), err)
 	}
 
 	cl, useSDK := sdkCanSign(in)

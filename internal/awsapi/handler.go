@@ -162,6 +162,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.info = iam.RequestInfo{SourceIP: h.clientIP(r), UserAgent: r.UserAgent(), Secure: r.TLS != nil, Time: h.now().UTC(), Region: h.cfg.Region}
 	c.proto = guessProtocol(r)
 
+	// The operation's name is known before authentication, so that even a
+	// refused call is audited under it; nothing acts on it until then.
+	target := r.Header.Get("X-Amz-Target")
+	if isJSON(c.proto) {
+		c.name = target[strings.LastIndexByte(target, '.')+1:]
+	}
+
 	if r.Method != http.MethodPost && r.Method != http.MethodGet {
 		h.fail(w, c, apierr.New(apierr.UnknownOperation, "Method %s is not supported; AWS APIs use POST /.", r.Method))
 		return
@@ -185,20 +192,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet {
 			form, err = url.ParseQuery(r.URL.RawQuery)
 		}
+		// Without a credential scope (an unsigned request), the form's
+		// Version tells the Query APIs apart, for EC2's and STS's shapes.
+		if scopeService(r) == "" {
+			c.proto = queryProtocolOf(form.Get("Version"), c.proto)
+		}
 		if err != nil {
 			h.fail(w, c, apierr.New(apierr.InvalidInput, "The request body is not a valid form."))
 			return
 		}
+		c.name = form.Get("Action")
 	}
-
-	// The operation's name is known before authentication, so that even a
-	// refused call is audited under it; nothing acts on it until then.
-	name := form.Get("Action")
-	target := r.Header.Get("X-Amz-Target")
-	if isJSON(c.proto) {
-		name = target[strings.LastIndexByte(target, '.')+1:]
-	}
-	c.name = name
 
 	auth, err := h.deps.Auth.Authenticate(c.ctx, r, body)
 	if err != nil {
@@ -235,9 +239,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	o, ok := h.ops[c.proto][name]
+	o, ok := h.ops[c.proto][c.name]
 	if !ok {
-		h.fail(w, c, apierr.New(apierr.UnknownOperation, "Could not find operation %q for version %s of %s.", name, apiVersion[c.proto], serviceName[c.proto]))
+		h.fail(w, c, apierr.New(apierr.UnknownOperation, "Could not find operation %q for version %s of %s.", c.name, apiVersion[c.proto], serviceName[c.proto]))
 		return
 	}
 	c.op = o

@@ -64,6 +64,17 @@ func protocolOf(service string) protocol {
 	return protoUnknown
 }
 
+// queryProtocolOf is the Query protocol whose API version is version, or
+// def.
+func queryProtocolOf(version string, def protocol) protocol {
+	for _, p := range []protocol{protoIAM, protoSTS, protoEC2} {
+		if version == apiVersion[p] {
+			return p
+		}
+	}
+	return def
+}
+
 // guessProtocol picks the protocol before authentication, for the shape of
 // early errors: the signing name in the credential scope, else the
 // X-Amz-Target header.
@@ -329,7 +340,12 @@ func jsonRecord(body []byte) map[string]any {
 	if err := json.Unmarshal(body, &m); err != nil {
 		return map[string]any{"unparsedBody": truncate(string(body), 256)}
 	}
-	return m
+	// CloudTrail's requestParameters are lowerCamel, as for the Query APIs.
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[lowerFirst(k)] = v
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

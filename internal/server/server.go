@@ -239,6 +239,10 @@ func Run(ctx context.Context, o Options) error {
 
 	go purgeKeys(ctx, st, o.Now, log)
 
+	// Say where we serve before serving, so that whoever sees /healthz
+	// answer also finds this line.
+	log.Info("kaginashi serving", "url", o.PublicURL, "listen", ln.Addr().String(), "account", id.Account, "region", id.Region,
+		"store", storeKind(o.StoreURL), "ca", caPath, "rootAccessKeyId", rootKey)
 	errc := make(chan error, 1)
 	go func() {
 		if o.Insecure {
@@ -247,8 +251,6 @@ func Run(ctx context.Context, o Options) error {
 			errc <- srv.ServeTLS(ln, "", "")
 		}
 	}()
-	log.Info("kaginashi serving", "url", o.PublicURL, "listen", ln.Addr().String(), "account", id.Account, "region", id.Region,
-		"store", storeKind(o.StoreURL), "ca", caPath, "rootAccessKeyId", rootKey)
 	if o.Ready != nil {
 		o.Ready(fmt.Sprintf("%s://127.0.0.1:%d", scheme, port))
 	}

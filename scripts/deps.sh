@@ -27,16 +27,21 @@ case "${1:-build}" in
   build) ;;
   test)
     # The real parts the tests start themselves: PostgreSQL (the store's
-    # conformance suite runs against a private server). Later: openssh-server,
-    # chromium.
+    # conformance suite runs against a private server) and OpenSSH (sshd
+    # configuration and logins against a private sshd). Later: chromium.
     need_pkgs=()
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
+    [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+    command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
     if [ ${#need_pkgs[@]} -gt 0 ]; then
       echo "deps: installing ${need_pkgs[*]}" >&2
       as_root apt-get update -qq
       DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
-      # Debian starts a system cluster on install; the tests run their own.
-      as_root systemctl disable --now postgresql >/dev/null 2>&1 || as_root service postgresql stop >/dev/null 2>&1 || true
+      # Debian starts system services on install; the tests run their own
+      # sshd and PostgreSQL, and leave the machine's alone.
+      for svc in postgresql ssh; do
+        as_root systemctl disable --now "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
+      done
     fi
     ;;
   *) echo "deps: unknown target $1" >&2; exit 2 ;;

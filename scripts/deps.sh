@@ -39,7 +39,14 @@ case "${1:-build}" in
       DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
       # Debian starts system services on install; the tests run their own
       # sshd and PostgreSQL, and leave the machine's alone.
-      for svc in postgresql ssh; do
+      # Only the services of packages installed just now are stopped:
+      # a machine's own running sshd is never touched.
+      for pkg in "${need_pkgs[@]}"; do
+        case "$pkg" in
+          postgresql) svc=postgresql ;;
+          openssh-server) svc=ssh ;;
+          *) continue ;;
+        esac
         as_root systemctl disable --now "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
       done
     fi

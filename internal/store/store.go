@@ -30,6 +30,9 @@ var (
 	ErrLimitExceeded = errors.New("limit exceeded")
 	// ErrInvalidCursor: a paging cursor this store did not issue.
 	ErrInvalidCursor = errors.New("invalid cursor")
+	// ErrTokenUnusable: a join token that exists but is expired, revoked
+	// or used up.
+	ErrTokenUnusable = errors.New("join token expired, revoked or used up")
 )
 
 // Tag is a key and value, on users, policies and instances.
@@ -170,6 +173,28 @@ type Instance struct {
 	HostKeys      []string // OpenSSH public key lines
 	AvailabilityZ string   // availabilityZone reported by DescribeInstances
 	Tags          []Tag
+
+	// Agent facts (issue #4).
+	// AgentKey is the SHA-256 fingerprint ("SHA256:...") of the enrolled
+	// agent's public key: only that agent may speak for the instance.
+	AgentKey          string
+	DefaultUserExists bool
+	SSHDConfigured    bool  // sshd runs kaginashi's AuthorizedKeysCommand
+	ClockSkewMillis   int64 // server time minus host time, as last measured
+}
+
+// JoinToken lets agents enroll. Only a hash of its secret is stored.
+type JoinToken struct {
+	ID         string // jt- + 17 hex digits
+	SecretHash []byte // SHA-256 of the token's secret part
+	CreatedBy  string // the creator's ARN
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	MaxUses    int // at least 1
+	Uses       int
+	Revoked    bool
+	// Tags are given to every instance enrolled with the token.
+	Tags []Tag
 }
 
 // InstanceFilter narrows ListInstances. Empty fields match everything.
@@ -320,6 +345,19 @@ type Store interface {
 	// ListResourceTags returns tags of every resource (or of the given
 	// resource IDs), ordered by resource ID and key.
 	ListResourceTags(ctx context.Context, resourceIDs []string) ([]ResourceTag, error)
+
+	// CreateJoinToken stores a new token (ErrExists for a used ID).
+	CreateJoinToken(ctx context.Context, t JoinToken) error
+	// ListJoinTokens lists tokens, newest first.
+	ListJoinTokens(ctx context.Context) ([]JoinToken, error)
+	// RevokeJoinToken marks a token revoked (ErrNotFound when unknown).
+	RevokeJoinToken(ctx context.Context, id string) error
+	// UseJoinToken atomically counts one use of a token and returns it:
+	// ErrNotFound when the ID is unknown or secretHash differs (compared in
+	// constant time), ErrTokenUnusable when it is revoked, expired at now,
+	// or has MaxUses uses already. Replicas racing for the last use: one
+	// wins.
+	UseJoinToken(ctx context.Context, id string, secretHash []byte, now time.Time) (JoinToken, error)
 
 	// PutKeyRecord stores a pushed key.
 	PutKeyRecord(ctx context.Context, r KeyRecord) error

@@ -16,7 +16,8 @@ import (
 
 const instanceColumns = `id, state, launch_time, last_seen, hostname, private_ip, ipv6,
 	os_id, os_version, os_pretty_name, platform, architecture, kernel, default_user,
-	agent_version, sshd_version, host_keys, availability_zone`
+	agent_version, sshd_version, host_keys, availability_zone,
+	agent_key, default_user_exists, sshd_configured, clock_skew_millis`
 
 const resourceTagsQuery = `SELECT resource_id, key, value FROM resource_tags WHERE resource_id = ANY($1) ORDER BY resource_id, key`
 
@@ -26,7 +27,8 @@ func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
 		// The upsert locks the instance row first, so concurrent puts and
 		// tag changes of one instance take turns (see checkResource).
 		if _, err := tx.Exec(ctx, `INSERT INTO instances (`+instanceColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,
+				$19, $20, $21, $22)
 			ON CONFLICT (id) DO UPDATE SET
 				state = excluded.state, launch_time = excluded.launch_time, last_seen = excluded.last_seen,
 				hostname = excluded.hostname, private_ip = excluded.private_ip, ipv6 = excluded.ipv6,
@@ -34,10 +36,13 @@ func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
 				platform = excluded.platform, architecture = excluded.architecture, kernel = excluded.kernel,
 				default_user = excluded.default_user, agent_version = excluded.agent_version,
 				sshd_version = excluded.sshd_version, host_keys = excluded.host_keys,
-				availability_zone = excluded.availability_zone`,
+				availability_zone = excluded.availability_zone,
+				agent_key = excluded.agent_key, default_user_exists = excluded.default_user_exists,
+				sshd_configured = excluded.sshd_configured, clock_skew_millis = excluded.clock_skew_millis`,
 			in.ID, in.State, in.LaunchTime, in.LastSeen, in.Hostname, in.PrivateIP, in.IPv6,
 			in.OSID, in.OSVersion, in.OSPrettyName, in.Platform, in.Architecture, in.Kernel, in.DefaultUser,
-			in.AgentVersion, in.SSHDVersion, nonNil(in.HostKeys), in.AvailabilityZ); err != nil {
+			in.AgentVersion, in.SSHDVersion, nonNil(in.HostKeys), in.AvailabilityZ,
+			in.AgentKey, in.DefaultUserExists, in.SSHDConfigured, in.ClockSkewMillis); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM resource_tags WHERE resource_id = $1`, in.ID); err != nil {
@@ -71,7 +76,8 @@ func scanInstances(ctx context.Context, q querier, query string, args ...any) ([
 		var in store.Instance
 		err := r.Scan(&in.ID, &in.State, &in.LaunchTime, &in.LastSeen, &in.Hostname, &in.PrivateIP, &in.IPv6,
 			&in.OSID, &in.OSVersion, &in.OSPrettyName, &in.Platform, &in.Architecture, &in.Kernel, &in.DefaultUser,
-			&in.AgentVersion, &in.SSHDVersion, &in.HostKeys, &in.AvailabilityZ)
+			&in.AgentVersion, &in.SSHDVersion, &in.HostKeys, &in.AvailabilityZ,
+			&in.AgentKey, &in.DefaultUserExists, &in.SSHDConfigured, &in.ClockSkewMillis)
 		in.LaunchTime, in.LastSeen = utc(in.LaunchTime), utc(in.LastSeen)
 		if len(in.HostKeys) == 0 {
 			in.HostKeys = nil

@@ -13,7 +13,8 @@ import (
 
 const instanceColumns = `id, state, launch_time, last_seen, hostname, private_ip, ipv6,
 	os_id, os_version, os_pretty_name, platform, architecture, kernel, default_user,
-	agent_version, sshd_version, host_keys, availability_zone`
+	agent_version, sshd_version, host_keys, availability_zone,
+	agent_key, default_user_exists, sshd_configured, clock_skew_millis`
 
 const resourceTagsQuery = `SELECT key, value FROM resource_tags WHERE resource_id = ? ORDER BY key`
 
@@ -25,7 +26,7 @@ func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
 	}
 	err = db.writeTx(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO instances (`+instanceColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO UPDATE SET
 				state = excluded.state, launch_time = excluded.launch_time, last_seen = excluded.last_seen,
 				hostname = excluded.hostname, private_ip = excluded.private_ip, ipv6 = excluded.ipv6,
@@ -33,10 +34,13 @@ func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
 				platform = excluded.platform, architecture = excluded.architecture, kernel = excluded.kernel,
 				default_user = excluded.default_user, agent_version = excluded.agent_version,
 				sshd_version = excluded.sshd_version, host_keys = excluded.host_keys,
-				availability_zone = excluded.availability_zone`,
+				availability_zone = excluded.availability_zone,
+				agent_key = excluded.agent_key, default_user_exists = excluded.default_user_exists,
+				sshd_configured = excluded.sshd_configured, clock_skew_millis = excluded.clock_skew_millis`,
 			in.ID, in.State, micros(in.LaunchTime), micros(in.LastSeen), in.Hostname, in.PrivateIP, in.IPv6,
 			in.OSID, in.OSVersion, in.OSPrettyName, in.Platform, in.Architecture, in.Kernel, in.DefaultUser,
-			in.AgentVersion, in.SSHDVersion, string(hostKeys), in.AvailabilityZ); err != nil {
+			in.AgentVersion, in.SSHDVersion, string(hostKeys), in.AvailabilityZ,
+			in.AgentKey, in.DefaultUserExists, in.SSHDConfigured, in.ClockSkewMillis); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM resource_tags WHERE resource_id = ?`, in.ID); err != nil {
@@ -80,7 +84,8 @@ func scanInstances(ctx context.Context, q querier, query string, args ...any) ([
 		var hostKeys string
 		if err := rows.Scan(&in.ID, &in.State, &launch, &seen, &in.Hostname, &in.PrivateIP, &in.IPv6,
 			&in.OSID, &in.OSVersion, &in.OSPrettyName, &in.Platform, &in.Architecture, &in.Kernel, &in.DefaultUser,
-			&in.AgentVersion, &in.SSHDVersion, &hostKeys, &in.AvailabilityZ); err != nil {
+			&in.AgentVersion, &in.SSHDVersion, &hostKeys, &in.AvailabilityZ,
+			&in.AgentKey, &in.DefaultUserExists, &in.SSHDConfigured, &in.ClockSkewMillis); err != nil {
 			return nil, err
 		}
 		in.LaunchTime = fromMicros(launch)

@@ -23,6 +23,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/audit"
 	"github.com/kaginashi/kaginashi/internal/connect"
+	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/store"
@@ -70,6 +71,7 @@ type Deps struct {
 	IAM       *iam.Service
 	Inventory *inventory.Service
 	Connect   *connect.Service
+	Tokens    *gateway.Tokens // join tokens; nil disables the kaginashi API
 	Audit     audit.Recorder
 	AuditLog  AuditReader
 	Limiter   Limiter // may be nil
@@ -92,6 +94,7 @@ func New(cfg Config, deps Deps) *Handler {
 	h.ops[protoEC2] = ec2Ops()
 	h.ops[protoEIC] = eicOps()
 	h.ops[protoCT] = ctOps()
+	h.ops[protoKG] = kgOps()
 	return h
 }
 

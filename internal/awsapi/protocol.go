@@ -21,19 +21,20 @@ const (
 	protoEC2              // Query, XML, Response/Errors envelope, lowerCamel
 	protoEIC              // JSON 1.1 with X-Amz-Target
 	protoCT               // CloudTrail: JSON 1.1 with X-Amz-Target (audit lookup)
+	protoKG               // kaginashi's own API: JSON 1.1 with X-Amz-Target (join tokens)
 )
 
 // targetPrefix is each JSON protocol's X-Amz-Target prefix.
-var targetPrefix = map[protocol]string{protoEIC: "AWSEC2InstanceConnectService", protoCT: "CloudTrail_20131101"}
+var targetPrefix = map[protocol]string{protoEIC: "AWSEC2InstanceConnectService", protoCT: "CloudTrail_20131101", protoKG: "Kaginashi_20261128"}
 
-func isJSON(p protocol) bool { return p == protoEIC || p == protoCT }
+func isJSON(p protocol) bool { return p == protoEIC || p == protoCT || p == protoKG }
 
 var apiVersion = map[protocol]string{
-	protoIAM: "2010-05-08", protoSTS: "2011-06-15", protoEC2: "2016-11-15", protoEIC: "2018-04-02", protoCT: "2013-11-01", protoUnknown: "",
+	protoIAM: "2010-05-08", protoSTS: "2011-06-15", protoEC2: "2016-11-15", protoEIC: "2018-04-02", protoCT: "2013-11-01", protoKG: "2026-11-28", protoUnknown: "",
 }
 
 var serviceName = map[protocol]string{
-	protoIAM: "IAM", protoSTS: "STS", protoEC2: "EC2", protoEIC: "EC2 Instance Connect", protoCT: "CloudTrail", protoUnknown: "the API",
+	protoIAM: "IAM", protoSTS: "STS", protoEC2: "EC2", protoEIC: "EC2 Instance Connect", protoCT: "CloudTrail", protoKG: "kaginashi", protoUnknown: "the API",
 }
 
 var namespace = map[protocol]string{
@@ -44,7 +45,7 @@ var namespace = map[protocol]string{
 
 var eventSource = map[protocol]string{
 	protoIAM: "iam.amazonaws.com", protoSTS: "sts.amazonaws.com", protoEC2: "ec2.amazonaws.com",
-	protoEIC: "ec2-instance-connect.amazonaws.com", protoCT: "cloudtrail.amazonaws.com", protoUnknown: "kaginashi",
+	protoEIC: "ec2-instance-connect.amazonaws.com", protoCT: "cloudtrail.amazonaws.com", protoKG: "kaginashi", protoUnknown: "kaginashi",
 }
 
 // protocolOf maps a SigV4 signing name to the protocol that serves it.
@@ -60,6 +61,8 @@ func protocolOf(service string) protocol {
 		return protoEIC
 	case "cloudtrail":
 		return protoCT
+	case "kaginashi":
+		return protoKG
 	}
 	return protoUnknown
 }
@@ -165,7 +168,7 @@ func errorCode(p protocol, e *apierr.Error) (code string, status int, sender boo
 			apierr.Unsupported:       {"InvalidArgsException", 400},
 			apierr.Internal:          {"ServiceException", 500},
 		}
-	case protoCT:
+	case protoCT, protoKG:
 		table = map[apierr.Kind]m{
 			apierr.MissingAuth:       {"MissingAuthenticationTokenException", 403},
 			apierr.UnknownAccessKey:  {"UnrecognizedClientException", 403},
@@ -178,6 +181,7 @@ func errorCode(p protocol, e *apierr.Error) (code string, status int, sender boo
 			apierr.Throttled:         {"ThrottlingException", 400},
 			apierr.AccessDenied:      {"AccessDeniedException", 400},
 			apierr.Unsupported:       {"UnsupportedOperationException", 400},
+			apierr.NotFound:          {"ResourceNotFoundException", 404},
 			apierr.Internal:          {"InternalFailure", 500},
 		}
 	default: // IAM and STS
@@ -243,7 +247,7 @@ func (h *Handler) writeError(w http.ResponseWriter, c *call, e *apierr.Error) {
 	}
 	hdr := w.Header()
 	switch c.proto {
-	case protoEIC, protoCT:
+	case protoEIC, protoCT, protoKG:
 		hdr.Set("Content-Type", "application/x-amz-json-1.1")
 		hdr.Set("X-Amzn-RequestId", c.requestID)
 		hdr.Set("X-Amzn-ErrorType", code)
@@ -301,7 +305,7 @@ func (h *Handler) writeResult(w http.ResponseWriter, c *call, result any) {
 	hdr := w.Header()
 	hdr.Set("X-Amzn-RequestId", c.requestID)
 	switch c.proto {
-	case protoEIC, protoCT:
+	case protoEIC, protoCT, protoKG:
 		hdr.Set("Content-Type", "application/x-amz-json-1.1")
 		b, _ := json.Marshal(result)
 		hdr.Set("Content-Length", strconv.Itoa(len(b)))

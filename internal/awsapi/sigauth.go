@@ -14,7 +14,7 @@ import (
 )
 
 // Services whose requests the API accepts, by SigV4 signing name.
-var signingNames = []string{"iam", "sts", "ec2", "ec2-instance-connect", "cloudtrail"}
+var signingNames = []string{"iam", "sts", "ec2", "ec2-instance-connect", "cloudtrail", "kaginashi"}
 
 // globalRegion is where SDKs sign IAM (a global service) and, by default,
 // STS: us-east-1, whatever the deployment's region.

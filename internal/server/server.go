@@ -19,10 +19,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kaginashi/kaginashi/internal/agentproto"
 	"github.com/kaginashi/kaginashi/internal/audit"
 	"github.com/kaginashi/kaginashi/internal/awsapi"
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
 	"github.com/kaginashi/kaginashi/internal/connect"
+	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/ratelimit"
@@ -171,6 +173,13 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
+	gwKeys, err := gateway.LoadKeys(ctx, st, sealer, o.Now())
+	if err != nil {
+		return err
+	}
+	tokens := gateway.NewTokens(st, o.Now)
+	gw := gateway.New(st, gwKeys, tokens, log, o.Now)
+	defer gw.Close()
 
 	var sink io.Writer
 	if o.AuditLog != "" {
@@ -193,7 +202,7 @@ func Run(ctx context.Context, o Options) error {
 		limiter = ratelimit.New(o.RateLimit, o.RateBurst, o.Now)
 	}
 	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account}, awsapi.Deps{
-		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connect.NewService(st, nil, o.Now),
+		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connect.NewService(st, gw, o.Now), Tokens: tokens,
 		Audit: auditor, AuditLog: auditor, Limiter: limiter, Log: log, Now: o.Now,
 	})
 
@@ -208,6 +217,8 @@ func Run(ctx context.Context, o Options) error {
 	})
 	mux.Handle("POST /{$}", api)
 	mux.Handle("GET /{$}", api)
+	mux.HandleFunc("POST "+agentproto.EnrollPath, gw.HandleEnroll)
+	mux.HandleFunc("GET "+agentproto.ConnectPath, gw.HandleConnect)
 
 	srv := &http.Server{
 		Handler:           mux,
@@ -234,7 +245,10 @@ func Run(ctx context.Context, o Options) error {
 			}
 			caPath = files.CA
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// Agents authenticate with client certificates from the agent CA;
+		// other clients present none and are not asked to.
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: gwKeys.CAPool()}
 	}
 
 	go purgeKeys(ctx, st, o.Now, log)
@@ -263,6 +277,7 @@ func Run(ctx context.Context, o Options) error {
 	case <-ctx.Done():
 	}
 	log.Info("kaginashi stopping")
+	gw.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

@@ -1,0 +1,235 @@
+// Command kaginashi-agent is kaginashi's host agent: it enrolls with a join
+// token, keeps one outbound connection to the server, and serves pushed
+// keys to sshd as its AuthorizedKeysCommand.
+//
+//	kaginashi-agent run --server URL --join-token TOKEN --data-dir DIR [--ca-file F | --ca-pin sha256:HEX] [--tag KEY=VALUE ...]
+//	kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]
+//	kaginashi-agent setup-sshd [--sshd-config PATH] [--dry-run] [--remove]
+//	kaginashi-agent install-service [--data-dir DIR] [--dry-run]
+//	kaginashi-agent version
+//
+// It uses the standard flag package and few dependencies on purpose: sshd
+// starts `authorized-keys` on every login attempt, so start-up must be cheap.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/agent"
+	"github.com/kaginashi/kaginashi/internal/agent/hostinfo"
+	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/keyrecord"
+	"github.com/kaginashi/kaginashi/internal/sshdsetup"
+)
+
+const usage = `kaginashi-agent: the kaginashi host agent
+
+  kaginashi-agent run --server URL [--join-token TOKEN] [--data-dir DIR] [--ca-file F | --ca-pin sha256:HEX] [--tag KEY=VALUE ...]
+      enroll once (with a join token from 'kaginashi agent-token create'), then stay connected
+  kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]
+      sshd's AuthorizedKeysCommand (%u %f): print USER's active pushed keys
+  kaginashi-agent setup-sshd [--sshd-config PATH] [--data-dir DIR] [--dry-run] [--remove]
+      wire this host's sshd to kaginashi (and undo it with --remove)
+  kaginashi-agent install-service [--data-dir DIR] [--dry-run]
+      write and enable a systemd unit that runs the agent
+  kaginashi-agent version
+`
+
+func main() {
+	if len(os.Args) < 2 {
+		io.WriteString(os.Stderr, usage)
+		os.Exit(2)
+	}
+	cmd, args := os.Args[1], os.Args[2:]
+	var err error
+	switch cmd {
+	case "run":
+		err = run(args)
+	case "authorized-keys":
+		os.Exit(authorizedKeys(args))
+	case "setup-sshd":
+		err = setupSSHD(args)
+	case "install-service":
+		err = installService(args)
+	case "version", "--version", "-v":
+		fmt.Println("kaginashi-agent", agent.Version)
+	case "help", "--help", "-h":
+		io.WriteString(os.Stdout, usage)
+	default:
+		fmt.Fprintf(os.Stderr, "kaginashi-agent: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kaginashi-agent: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+type tagsFlag []agentproto.Tag
+
+func (t *tagsFlag) String() string { return fmt.Sprint(*t) }
+func (t *tagsFlag) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok || k == "" {
+		return errors.New("want KEY=VALUE")
+	}
+	*t = append(*t, agentproto.Tag{Key: k, Value: val})
+	return nil
+}
+
+func newLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	server := fs.String("server", "", "server URL, e.g. https://kaginashi.example:8443")
+	token := fs.String("join-token", "", "join token (first run only), from 'kaginashi agent-token create'")
+	dataDir := fs.String("data-dir", agent.DefaultDataDir, "agent state directory")
+	caFile := fs.String("ca-file", "", "the server's CA certificate (its DIR/tls/ca.pem)")
+	caPin := fs.String("ca-pin", "", "pin the server's CA by its SHA-256 instead: sha256:HEX")
+	sshdConfig := fs.String("sshd-config", "/etc/ssh/sshd_config", "sshd_config to report on")
+	var tags tagsFlag
+	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("run takes no arguments, got %q", fs.Args())}
+	}
+	if *caFile != "" && *caPin != "" {
+		return usageError{errors.New("--ca-file and --ca-pin exclude each other")}
+	}
+	log := newLogger()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p := agent.Paths{Dir: *dataDir}
+	if _, err := os.Stat(filepath.Join(*dataDir, "identity.crt")); err != nil || *token != "" {
+		if *token == "" {
+			return usageError{fmt.Errorf("this host is not enrolled yet (%s): give --server and --join-token", *dataDir)}
+		}
+		if *server == "" {
+			return usageError{errors.New("--server is required to enroll")}
+		}
+		cfg, err := agent.Enroll(ctx, p, agent.EnrollOptions{Server: *server, Token: *token, Trust: agent.Trust{CAFile: *caFile, Pin: *caPin}, Tags: tags})
+		if err != nil {
+			return err
+		}
+		log.Info("enrolled", "instance", cfg.InstanceID, "server", cfg.Server)
+	}
+	a, err := agent.New(p, agent.Options{Log: log, Inventory: inventory(*sshdConfig, *dataDir)})
+	if err != nil {
+		return err
+	}
+	inv := inventory(*sshdConfig, *dataDir)(ctx)
+	// sshd before 7.7 rejects a key line with expiry-time="...": there
+	// the agent's own expiry check is the only one.
+	major, minor := sshdVersion(inv.SSHDVersion)
+	if err := a.SetExpiryOption(major > 7 || (major == 7 && minor >= 7) || major == 0); err != nil {
+		log.Warn("recording sshd's capabilities failed", "err", err)
+	}
+	log.Info("agent starting", "instance", a.InstanceID(), "version", agent.Version, "sshdConfigured", inv.SSHDConfigured)
+	return a.Run(ctx)
+}
+
+func sshdVersion(v string) (int, int) {
+	_, major, minor, ok := hostinfo.ParseSSHVersion(v)
+	if !ok {
+		return 0, 0
+	}
+	return major, minor
+}
+
+// inventory collects the host's facts for the server.
+func inventory(sshdConfig, dataDir string) func(context.Context) agentproto.Inventory {
+	return func(ctx context.Context) agentproto.Inventory {
+		info, err := hostinfo.Collect(ctx, hostinfo.Options{SSHDConfig: sshdConfig})
+		inv := agentproto.Inventory{}
+		if err == nil && info != nil {
+			inv = agentproto.Inventory{
+				Hostname: info.Hostname, OSID: info.OSID, OSVersion: info.OSVersion, OSPrettyName: info.OSPrettyName,
+				Platform: info.Platform, DefaultUser: info.DefaultUser, DefaultUserExists: info.DefaultUserExists,
+				Kernel: info.Kernel, Architecture: info.Architecture, PrivateIP: info.PrivateIP, IPv4: info.IPv4, IPv6: info.IPv6,
+				HostKeys: info.HostKeys, SSHDVersion: info.SSHDVersion,
+			}
+		}
+		if st, err := sshdsetup.Inspect(sshdsetup.Options{ConfigPath: sshdConfig}); err == nil {
+			inv.SSHDConfigured = st.Configured
+		}
+		return inv
+	}
+}
+
+// authorizedKeys is sshd's AuthorizedKeysCommand. It never fails loudly:
+// any trouble means no keys (exit 0), with a message on stderr for sshd's
+// log.
+func authorizedKeys(args []string) int {
+	fs := flag.NewFlagSet("authorized-keys", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dataDir := fs.String("data-dir", agent.DefaultDataDir, "agent state directory")
+	if err := fs.Parse(args); err != nil || fs.NArg() < 1 || fs.NArg() > 2 {
+		fmt.Fprintln(os.Stderr, "usage: kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]")
+		return 2
+	}
+	user, fp := fs.Arg(0), fs.Arg(1)
+	var provided []keyrecord.Record
+	err := agent.AuthorizedKeys(agent.Paths{Dir: *dataDir}, user, fp, time.Now(), os.Stdout, func(r keyrecord.Record) {
+		provided = append(provided, r)
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kaginashi-agent authorized-keys: %v\n", err)
+	}
+	logProvided(provided)
+	return 0
+}
+
+func setupSSHD(args []string) error {
+	fs := flag.NewFlagSet("setup-sshd", flag.ContinueOnError)
+	config := fs.String("sshd-config", "/etc/ssh/sshd_config", "main sshd_config file")
+	dataDir := fs.String("data-dir", agent.DefaultDataDir, "agent state directory (passed to authorized-keys)")
+	dryRun := fs.Bool("dry-run", false, "print the plan and the diff, change nothing")
+	remove := fs.Bool("remove", false, "undo a previous setup-sshd, restoring the files byte for byte")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if self, err = filepath.EvalSymlinks(self); err != nil {
+		return err
+	}
+	o := sshdsetup.Options{
+		ConfigPath: *config, CommandPath: self, CommandArgs: []string{"authorized-keys", "--data-dir", *dataDir},
+		StateDir: filepath.Join(*dataDir, "sshd-setup"), DryRun: *dryRun,
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var rep *sshdsetup.Report
+	if *remove {
+		rep, err = sshdsetup.Remove(ctx, o)
+	} else {
+		rep, err = sshdsetup.Setup(ctx, o)
+	}
+	if rep != nil {
+		fmt.Print(rep.String())
+	}
+	return err
+}

@@ -1,0 +1,398 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/keyrecord"
+)
+
+// Version is the agent's version, set at build time.
+var Version = "dev"
+
+// Agent is a running agent.
+type Agent struct {
+	paths Paths
+	cfg   Config
+	log   *slog.Logger
+	now   func() time.Time
+	// Inventory collects the host's facts for the server.
+	inventory func(context.Context) agentproto.Inventory
+
+	// Heartbeat is how often the agent reports in (and measures the
+	// clock); InventoryEvery how often it sends a fresh inventory.
+	Heartbeat      time.Duration
+	InventoryEvery time.Duration
+	// MaxBackoff caps the wait between reconnection attempts, so the
+	// agent is back within a few seconds of the server.
+	MaxBackoff time.Duration
+	// AllowedPorts are the local ports tunnels may reach.
+	AllowedPorts []int
+
+	mu      sync.Mutex
+	records []keyrecord.Record
+	public  Public
+}
+
+// Options configure New.
+type Options struct {
+	Log       *slog.Logger
+	Now       func() time.Time
+	Inventory func(context.Context) agentproto.Inventory
+}
+
+// New loads an enrolled agent's state.
+func New(p Paths, o Options) (*Agent, error) {
+	cfg, err := p.loadConfig()
+	if err != nil {
+		return nil, fmt.Errorf("agent state in %s: %w (enroll first with --server and --join-token)", p.Dir, err)
+	}
+	pub, err := p.LoadPublic()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := p.LoadRecords()
+	if err != nil {
+		o.Log.Warn("the persisted key records are unreadable; starting with none", "err", err)
+		recs = nil
+	}
+	a := &Agent{paths: p, cfg: cfg, log: o.Log, now: o.Now, inventory: o.Inventory,
+		Heartbeat: 20 * time.Second, InventoryEvery: 5 * time.Minute, MaxBackoff: 2 * time.Second,
+		AllowedPorts: []int{22}, records: recs, public: pub}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.inventory == nil {
+		a.inventory = func(context.Context) agentproto.Inventory { return agentproto.Inventory{AgentVersion: Version} }
+	}
+	return a, nil
+}
+
+// InstanceID is the agent's instance.
+func (a *Agent) InstanceID() string { return a.cfg.InstanceID }
+
+// Run keeps the agent connected until ctx ends, reconnecting with jittered
+// backoff.
+func (a *Agent) Run(ctx context.Context) error {
+	backoff := 100 * time.Millisecond
+	for {
+		start := a.now()
+		err := a.session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if a.now().Sub(start) > 30*time.Second {
+			backoff = 100 * time.Millisecond // it had been up: retry soon
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return fatal.err
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		a.log.Warn("disconnected from the server; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, a.MaxBackoff)
+	}
+}
+
+// fatalError stops Run: retrying cannot help (the identity was revoked).
+type fatalError struct{ err error }
+
+func (f *fatalError) Error() string { return f.err.Error() }
+
+// dial opens the TLS connection and upgrades it to the agent protocol.
+func (a *Agent) dial(ctx context.Context) (net.Conn, *bufio.Reader, error) {
+	u, err := url.Parse(a.cfg.Server)
+	if err != nil {
+		return nil, nil, err
+	}
+	caPEM, err := a.paths.readFile(a.paths.serverCA())
+	if err != nil {
+		return nil, nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, nil, errors.New("server-ca.pem holds no certificate")
+	}
+	cert, err := tls.LoadX509KeyPair(a.paths.cert(), a.paths.key())
+	if err != nil {
+		return nil, nil, err
+	}
+	tcfg := &tls.Config{ServerName: u.Hostname(), RootCAs: pool, Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	// A pinned leaf certificate (no CA) verifies by being the chain's top.
+	if c, err := x509.ParseCertificate(pemFirst(caPEM)); err == nil && !c.IsCA {
+		tcfg.InsecureSkipVerify = true //nolint:gosec // checked by VerifyPeerCertificate against the pinned certificate
+		tcfg.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) > 0 && string(raw[0]) == string(c.Raw) {
+				return nil
+			}
+			return errors.New("the server's certificate is not the pinned one")
+		}
+	}
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), "443")
+	}
+	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, Config: tcfg}
+	conn, err := d.DialContext(ctx, "tcp", host)
+	if err != nil {
+		return nil, nil, err
+	}
+	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
+	req := "GET " + agentproto.ConnectPath + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: kaginashi-agent/" + Version +
+		"\r\nConnection: Upgrade\r\nUpgrade: " + agentproto.UpgradeProtocol + "\r\n\r\n"
+	if _, err := io.WriteString(conn, req); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		conn.Close()
+		msg := fmt.Errorf("the server refused the connection: %s %s", resp.Status, strings.TrimSpace(string(body)))
+		if resp.StatusCode == http.StatusForbidden {
+			return nil, nil, &fatalError{fmt.Errorf("%w — this host must enroll again", msg)}
+		}
+		return nil, nil, msg
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, br, nil
+}
+
+// pemFirst returns the first certificate's DER in a PEM file.
+func pemFirst(b []byte) []byte {
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			return nil
+		}
+		if block.Type == "CERTIFICATE" {
+			return block.Bytes
+		}
+	}
+}
+
+// session runs one connection.
+func (a *Agent) session(ctx context.Context) error {
+	conn, br, err := a.dial(ctx)
+	if err != nil {
+		return err
+	}
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.KeepAliveInterval = 15 * time.Second
+	cfg.ConnectionWriteTimeout = 10 * time.Second
+	mux, err := yamux.Client(readConn{conn, br}, cfg)
+	if err != nil {
+		conn.Close()
+		return err
+	}
+	defer mux.Close()
+	ctl, err := mux.OpenStream()
+	if err != nil {
+		return err
+	}
+	c := agentproto.NewConn(ctl)
+	inv := a.collect(ctx)
+	t0 := a.now()
+	if err := c.Send(agentproto.Header{Type: agentproto.TypeControl}); err != nil {
+		return err
+	}
+	if err := c.Send(agentproto.Hello{InstanceID: a.cfg.InstanceID, Inventory: inv, LocalTime: t0.UnixMilli()}); err != nil {
+		return err
+	}
+	var beat agentproto.Beat
+	if err := c.Recv(&beat); err != nil {
+		return fmt.Errorf("no answer to hello: %w", err)
+	}
+	a.measure(beat, t0)
+	a.log.Info("connected to the server", "server", a.cfg.Server, "instance", a.cfg.InstanceID, "clockSkewMillis", a.skew())
+
+	go a.acceptStreams(ctx, mux)
+
+	tick := time.NewTicker(a.Heartbeat)
+	defer tick.Stop()
+	lastInv := a.now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-mux.CloseChan():
+			return errors.New("the connection closed")
+		case <-tick.C:
+		}
+		hb := agentproto.Heartbeat{ClockSkewMillis: a.skew()}
+		if a.now().Sub(lastInv) >= a.InventoryEvery {
+			inv := a.collect(ctx)
+			hb.Inventory = &inv
+			lastInv = a.now()
+		}
+		t0 := a.now()
+		hb.LocalTime = t0.UnixMilli()
+		_ = ctl.SetDeadline(t0.Add(15 * time.Second))
+		if err := c.Send(hb); err != nil {
+			return err
+		}
+		if err := c.Recv(&beat); err != nil {
+			return err
+		}
+		a.measure(beat, t0)
+	}
+}
+
+func (a *Agent) collect(ctx context.Context) agentproto.Inventory {
+	inv := a.inventory(ctx)
+	inv.AgentVersion = Version
+	inv.AllowedPorts = a.AllowedPorts
+	return inv
+}
+
+// measure updates the clock skew from a Beat: the server's time against the
+// middle of the round trip. It persists the skew when it moved, for the
+// AuthorizedKeysCommand.
+func (a *Agent) measure(b agentproto.Beat, t0 time.Time) {
+	t1 := a.now()
+	mid := t0.UnixMilli() + (t1.UnixMilli()-t0.UnixMilli())/2
+	skew := b.ServerTime - mid
+	a.mu.Lock()
+	moved := abs(skew-a.public.ClockSkewMillis) >= 100
+	if moved {
+		a.public.ClockSkewMillis = skew
+	}
+	pub := a.public
+	a.mu.Unlock()
+	if moved {
+		if err := writeJSON(a.paths.public(), pub, 0o644); err != nil {
+			a.log.Warn("persisting the clock skew failed", "err", err)
+		}
+	}
+}
+
+func abs(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+func (a *Agent) skew() int64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.public.ClockSkewMillis
+}
+
+// SetExpiryOption records whether this host's sshd understands
+// expiry-time (OpenSSH 7.7+).
+func (a *Agent) SetExpiryOption(ok bool) error {
+	a.mu.Lock()
+	changed := a.public.ExpiryOption != ok
+	a.public.ExpiryOption = ok
+	pub := a.public
+	a.mu.Unlock()
+	if !changed {
+		return nil
+	}
+	return writeJSON(a.paths.public(), pub, 0o644)
+}
+
+// acceptStreams serves the server's streams: key pushes and tunnels.
+func (a *Agent) acceptStreams(ctx context.Context, mux *yamux.Session) {
+	for {
+		st, err := mux.AcceptStream()
+		if err != nil {
+			return
+		}
+		go a.serveStream(ctx, st)
+	}
+}
+
+func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) {
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(10 * time.Second))
+	c := agentproto.NewConn(st)
+	var h agentproto.Header
+	if err := c.Recv(&h); err != nil {
+		return
+	}
+	switch h.Type {
+	case agentproto.TypeKey:
+		var kp agentproto.KeyPush
+		if err := c.Recv(&kp); err != nil {
+			return
+		}
+		err := a.accept(kp.Record)
+		ack := agentproto.Ack{OK: err == nil}
+		if err != nil {
+			ack.Error = err.Error()
+			a.log.Warn("refused a key record", "request", kp.Record.RequestID, "err", err)
+		}
+		_ = c.Send(ack)
+	case agentproto.TypeTunnel:
+		_ = c.Send(agentproto.Ack{Error: "tunnels are not supported by this agent yet"})
+	default:
+		_ = c.Send(agentproto.Ack{Error: "unknown stream type"})
+	}
+}
+
+// accept verifies a pushed record against the pinned key and persists it
+// before it is acknowledged.
+func (a *Agent) accept(r keyrecord.Record) error {
+	serverNow := a.now().Add(time.Duration(a.skew()) * time.Millisecond)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if err := r.Verify(a.public.SigningKey, a.cfg.InstanceID, "", serverNow); err != nil {
+		return err
+	}
+	kept := a.records[:0:0]
+	for _, old := range a.records {
+		if old.ExpiresAt > serverNow.Unix() && old.RequestID != r.RequestID {
+			kept = append(kept, old)
+		}
+	}
+	kept = append(kept, r)
+	sort.Slice(kept, func(i, j int) bool { return kept[i].ExpiresAt < kept[j].ExpiresAt })
+	if len(kept) > 10000 {
+		kept = kept[len(kept)-10000:]
+	}
+	if err := writeJSON(a.paths.records(), Records{Records: kept}, 0o644); err != nil {
+		return fmt.Errorf("persisting the key: %w", err)
+	}
+	a.records = kept
+	return nil
+}
+
+// readConn reads through the buffered reader that read the HTTP response.
+type readConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c readConn) Read(p []byte) (int, error) { return c.r.Read(p) }

@@ -1,0 +1,207 @@
+// Package agent is kaginashi's host agent: it enrolls once with a join
+// token, keeps one outbound connection to the server, and persists the
+// signed key records the server pushes, for the AuthorizedKeysCommand to
+// serve to sshd.
+//
+// Data directory layout (default /var/lib/kaginashi-agent):
+//
+//	agent.json        server URL and instance ID            0600
+//	identity.key      the agent's Ed25519 private key       0600
+//	identity.crt      its client certificate                0600
+//	server-ca.pem     the server's TLS CA, pinned           0600
+//	keys/             what the AuthorizedKeysCommand reads (sshd runs it as
+//	                  an unprivileged user, so this part is readable):
+//	  identity.json   instance ID, the pinned record-signing key, clock skew
+//	  records.json    active signed key records
+//
+// The private parts never leave mode 0600; everything under keys/ is
+// public material (public keys, signatures, IDs).
+package agent
+
+import (
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/kaginashi/kaginashi/internal/keyrecord"
+)
+
+// DefaultDataDir is where a packaged agent keeps its state.
+const DefaultDataDir = "/var/lib/kaginashi-agent"
+
+// Config is the agent's private state.
+type Config struct {
+	Server     string `json:"server"`
+	InstanceID string `json:"instanceId"`
+}
+
+// Public is what the AuthorizedKeysCommand needs, and nothing secret.
+type Public struct {
+	InstanceID string `json:"instanceId"`
+	// SigningKey is the server's Ed25519 key, pinned at enrollment.
+	SigningKey []byte `json:"signingKey"`
+	// ClockSkewMillis is server time minus host time, as last measured.
+	ClockSkewMillis int64 `json:"clockSkewMillis"`
+	// ExpiryOption: sshd understands expiry-time="..." (OpenSSH 7.7+).
+	ExpiryOption bool `json:"expiryOption"`
+}
+
+// Records is the persisted key records.
+type Records struct {
+	Records []keyrecord.Record `json:"records"`
+}
+
+// Paths of a data directory.
+type Paths struct{ Dir string }
+
+func (p Paths) config() string                    { return filepath.Join(p.Dir, "agent.json") }
+func (p Paths) key() string                       { return filepath.Join(p.Dir, "identity.key") }
+func (p Paths) cert() string                      { return filepath.Join(p.Dir, "identity.crt") }
+func (p Paths) serverCA() string                  { return filepath.Join(p.Dir, "server-ca.pem") }
+func (p Paths) keysDir() string                   { return filepath.Join(p.Dir, "keys") }
+func (p Paths) public() string                    { return filepath.Join(p.Dir, "keys", "identity.json") }
+func (p Paths) records() string                   { return filepath.Join(p.Dir, "keys", "records.json") }
+func (p Paths) enrolled() bool                    { _, err := os.Stat(p.cert()); return err == nil }
+func (p Paths) readFile(f string) ([]byte, error) { return readBounded(f, 1<<20) }
+
+// readBounded reads a file of at most max bytes.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	b := make([]byte, fi.Size())
+	_, err = io.ReadFull(f, b)
+	return b, err
+}
+
+// writeAtomic writes through a temporary file, fsync and rename: a reader
+// sees the old file or the new one, never half of either, and a crash
+// keeps what was acknowledged.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // the rename itself survives a crash
+		d.Close()
+	}
+	return nil
+}
+
+func writeJSON(path string, v any, mode os.FileMode) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeAtomic(path, append(b, '\n'), mode)
+}
+
+// ensureDirs creates the data directory (0711: others may only pass
+// through, to keys/) and keys/ (0755).
+func (p Paths) ensureDirs() error {
+	if err := os.MkdirAll(p.Dir, 0o711); err != nil {
+		return err
+	}
+	if err := os.Chmod(p.Dir, 0o711); err != nil {
+		return err
+	}
+	return os.MkdirAll(p.keysDir(), 0o755)
+}
+
+func (p Paths) loadConfig() (Config, error) {
+	var c Config
+	b, err := p.readFile(p.config())
+	if err != nil {
+		return c, err
+	}
+	return c, json.Unmarshal(b, &c)
+}
+
+func (p Paths) loadKey() (ed25519.PrivateKey, error) {
+	b, err := p.readFile(p.key())
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		return nil, errors.New("identity.key: no PEM block")
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("identity.key: %w", err)
+	}
+	ek, ok := k.(ed25519.PrivateKey)
+	if !ok {
+		return nil, errors.New("identity.key: not an Ed25519 key")
+	}
+	return ek, nil
+}
+
+// LoadPublic reads keys/identity.json.
+func (p Paths) LoadPublic() (Public, error) {
+	var pub Public
+	b, err := readBounded(p.public(), 64<<10)
+	if err != nil {
+		return pub, err
+	}
+	if err := json.Unmarshal(b, &pub); err != nil {
+		return pub, fmt.Errorf("%s: %w", p.public(), err)
+	}
+	if len(pub.SigningKey) != ed25519.PublicKeySize {
+		return pub, fmt.Errorf("%s: no valid signing key", p.public())
+	}
+	return pub, nil
+}
+
+// LoadRecords reads keys/records.json; a missing file is no records.
+func (p Paths) LoadRecords() ([]keyrecord.Record, error) {
+	b, err := readBounded(p.records(), 8<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rs Records
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.records(), err)
+	}
+	return rs.Records, nil
+}

@@ -1,0 +1,187 @@
+// Package agentproto is the protocol between kaginashi's server and its
+// host agents: enrollment over HTTPS, then one outbound TLS connection per
+// agent, upgraded from HTTP and multiplexed with yamux.
+//
+// Every yamux stream begins with one JSON line naming what it carries. The
+// agent opens the control stream (hello, then heartbeats with clock
+// readings and inventory updates); the server opens a stream per key push
+// and per tunnel. An agent obeys exactly two things: key records signed by
+// the server key it pinned at enrollment, and tunnels to local ports on its
+// own allow-list. Nothing here can make it run a command.
+//
+// Standard library only: the agent binary stays small.
+package agentproto
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kaginashi/kaginashi/internal/keyrecord"
+)
+
+// HTTP paths and the Upgrade token of the agent connection.
+const (
+	EnrollPath      = "/agent/v1/enroll"
+	ConnectPath     = "/agent/v1/connect"
+	UpgradeProtocol = "kaginashi-agent/1"
+)
+
+// Tag is a key and value.
+type Tag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// EnrollRequest is what an agent sends, with its join token, to enroll.
+// An agent re-enrolling presents its old client certificate over mTLS and
+// keeps its instance ID.
+type EnrollRequest struct {
+	Token     string `json:"token"`
+	PublicKey []byte `json:"publicKey"` // PKIX DER of the agent's Ed25519 key
+	Hostname  string `json:"hostname"`
+	Tags      []Tag  `json:"tags,omitempty"`
+}
+
+// EnrollResponse is the agent's identity.
+type EnrollResponse struct {
+	InstanceID string `json:"instanceId"`
+	// Certificate is the client certificate (PEM) for the agent's key.
+	Certificate []byte `json:"certificate"`
+	// SigningKey is the server's Ed25519 public key that signs key records.
+	SigningKey []byte `json:"signingKey"`
+	ServerTime int64  `json:"serverTime"` // Unix milliseconds
+}
+
+// ErrorResponse is the body of a refused enrollment or connection.
+type ErrorResponse struct {
+	Error string `json:"error"`
+}
+
+// Inventory is what an agent reports about its host.
+type Inventory struct {
+	Hostname          string   `json:"hostname"`
+	OSID              string   `json:"osId"`
+	OSVersion         string   `json:"osVersion"`
+	OSPrettyName      string   `json:"osPrettyName"`
+	Platform          string   `json:"platform"`
+	DefaultUser       string   `json:"defaultUser"`
+	DefaultUserExists bool     `json:"defaultUserExists"`
+	Kernel            string   `json:"kernel"`
+	Architecture      string   `json:"architecture"`
+	PrivateIP         string   `json:"privateIp"`
+	IPv4              []string `json:"ipv4"`
+	IPv6              []string `json:"ipv6"`
+	HostKeys          []string `json:"hostKeys"`
+	SSHDVersion       string   `json:"sshdVersion"`
+	SSHDConfigured    bool     `json:"sshdConfigured"`
+	AgentVersion      string   `json:"agentVersion"`
+	AllowedPorts      []int    `json:"allowedPorts"`
+}
+
+// Stream types: the first line of every stream.
+const (
+	TypeControl = "control" // agent → server: Hello, then Heartbeats
+	TypeKey     = "key"     // server → agent: one KeyPush, one Ack back
+	TypeTunnel  = "tunnel"  // server → agent: one TunnelOpen, one Ack, then raw bytes
+)
+
+// Header opens a stream.
+type Header struct {
+	Type string `json:"type"`
+}
+
+// Hello starts the control stream.
+type Hello struct {
+	InstanceID string    `json:"instanceId"`
+	Inventory  Inventory `json:"inventory"`
+	LocalTime  int64     `json:"localTime"` // Unix milliseconds
+}
+
+// Heartbeat goes agent → server on the control stream, periodically; it
+// may carry a fresh inventory. The server answers each with a Beat.
+type Heartbeat struct {
+	LocalTime int64      `json:"localTime"`
+	Inventory *Inventory `json:"inventory,omitempty"`
+	// ClockSkewMillis is the agent's latest estimate of server minus host
+	// time, reported for the inventory.
+	ClockSkewMillis int64 `json:"clockSkewMillis"`
+}
+
+// Beat answers a Hello or a Heartbeat with the server's clock, so the agent
+// can measure the skew (halving the round trip).
+type Beat struct {
+	ServerTime int64  `json:"serverTime"`
+	Echo       int64  `json:"echo"` // the LocalTime it answers
+	Error      string `json:"error,omitempty"`
+}
+
+// KeyPush carries one signed key record.
+type KeyPush struct {
+	Record keyrecord.Record `json:"record"`
+}
+
+// TunnelOpen asks for a connection to 127.0.0.1:Port on the host.
+type TunnelOpen struct {
+	Port int `json:"port"`
+}
+
+// Ack answers a KeyPush or a TunnelOpen.
+type Ack struct {
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// MaxMessage bounds one JSON line.
+const MaxMessage = 256 << 10
+
+// Conn reads and writes JSON lines on a stream. The reader is buffered:
+// after a tunnel's Ack, Reader() must be used for the raw bytes, since it
+// may hold bytes already read.
+type Conn struct {
+	r *bufio.Reader
+	w io.Writer
+}
+
+// NewConn wraps a stream.
+func NewConn(rw io.ReadWriter) *Conn { return &Conn{r: bufio.NewReaderSize(rw, 4096), w: rw} }
+
+// Reader is the stream's reader, including buffered bytes.
+func (c *Conn) Reader() io.Reader { return c.r }
+
+// Send writes one message as a JSON line.
+func (c *Conn) Send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	if len(b) > MaxMessage {
+		return errors.New("agentproto: message too large")
+	}
+	_, err = c.w.Write(append(b, '\n'))
+	return err
+}
+
+// Recv reads one JSON line into v.
+func (c *Conn) Recv(v any) error {
+	var line []byte
+	for {
+		part, isPrefix, err := c.r.ReadLine()
+		if err != nil {
+			return err
+		}
+		line = append(line, part...)
+		if len(line) > MaxMessage {
+			return errors.New("agentproto: message too large")
+		}
+		if !isPrefix {
+			break
+		}
+	}
+	if err := json.Unmarshal(line, v); err != nil {
+		return fmt.Errorf("agentproto: bad message: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,441 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/inventory"
+	"github.com/kaginashi/kaginashi/internal/keyrecord"
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// Gateway holds the agents' connections.
+type Gateway struct {
+	store  store.Store
+	keys   *Keys
+	tokens *Tokens
+	log    *slog.Logger
+	now    func() time.Time
+
+	// PushTimeout bounds a key delivery: an agent that does not
+	// acknowledge in time is unavailable.
+	PushTimeout time.Duration
+
+	mu       sync.Mutex
+	sessions map[string]*session
+}
+
+type session struct {
+	instanceID string
+	mux        *yamux.Session
+	since      time.Time
+}
+
+// New makes a gateway.
+func New(st store.Store, keys *Keys, tokens *Tokens, log *slog.Logger, now func() time.Time) *Gateway {
+	return &Gateway{store: st, keys: keys, tokens: tokens, log: log, now: now, PushTimeout: 2 * time.Second, sessions: map[string]*session{}}
+}
+
+// Connected reports whether an instance's agent is connected here.
+func (g *Gateway) Connected(id string) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	_, ok := g.sessions[id]
+	return ok
+}
+
+// Close ends every agent session (at server shutdown: hijacked
+// connections are not the HTTP server's to close).
+func (g *Gateway) Close() {
+	g.mu.Lock()
+	sessions := make([]*session, 0, len(g.sessions))
+	for _, s := range g.sessions {
+		sessions = append(sessions, s)
+	}
+	g.mu.Unlock()
+	for _, s := range sessions {
+		s.mux.Close()
+	}
+}
+
+// Count is the number of connected agents.
+func (g *Gateway) Count() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sessions)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func refuse(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, agentproto.ErrorResponse{Error: msg})
+}
+
+// agentCert returns the verified client certificate's instance ID and key
+// fingerprint, if the client presented one issued by the agent CA.
+func (g *Gateway) agentCert(r *http.Request) (id, fingerprint string, ok bool) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		return "", "", false
+	}
+	cert := r.TLS.PeerCertificates[0]
+	// The TLS layer verified the chain against ClientCAs; check again
+	// against the agent CA alone (ClientCAs may hold more one day).
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: g.keys.CAPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: g.now()}); err != nil {
+		return "", "", false
+	}
+	if inventory.ValidInstanceID(cert.Subject.CommonName) != nil {
+		return "", "", false
+	}
+	return cert.Subject.CommonName, KeyFingerprint(cert.RawSubjectPublicKeyInfo), true
+}
+
+var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
+
+// HandleEnroll enrolls an agent: a valid join token buys an identity — an
+// instance ID and a client certificate for the agent's own key. An agent
+// presenting its old certificate keeps its instance ID.
+func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
+	var req agentproto.EnrollRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+		refuse(w, http.StatusBadRequest, "the enrollment request is not valid JSON")
+		return
+	}
+	pub, err := x509.ParsePKIXPublicKey(req.PublicKey)
+	if err != nil {
+		refuse(w, http.StatusBadRequest, "publicKey is not a PKIX public key")
+		return
+	}
+	if _, ok := pub.(ed25519.PublicKey); !ok {
+		refuse(w, http.StatusBadRequest, "the agent key must be Ed25519")
+		return
+	}
+	host := req.Hostname
+	if !hostnameRE.MatchString(host) {
+		host = ""
+	}
+	jt, err := g.tokens.use(r.Context(), req.Token)
+	if err != nil {
+		g.log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "hostname", host, "err", err)
+		if apierr.KindOf(err) == apierr.Internal {
+			refuse(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		refuse(w, http.StatusForbidden, err.Error())
+		return
+	}
+	now := g.now().UTC()
+	in := store.Instance{State: store.StatePending, LaunchTime: now, LastSeen: now, Hostname: host, AgentKey: KeyFingerprint(req.PublicKey)}
+	if oldID, _, ok := g.agentCert(r); ok {
+		if old, err := g.store.GetInstance(r.Context(), oldID); err == nil {
+			in = old
+			in.AgentKey, in.LastSeen = KeyFingerprint(req.PublicKey), now
+			if host != "" {
+				in.Hostname = host
+			}
+		}
+	}
+	if in.ID == "" {
+		in.ID = inventory.NewInstanceID()
+	}
+	in.Tags = mergeTags(in.Tags, jt.Tags, req.Tags)
+	if err := inventory.CheckTags(in.Tags); err != nil {
+		refuse(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	cert, err := g.keys.IssueClientCert(in.ID, pub, now)
+	if err != nil {
+		refuse(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	if err := g.store.PutInstance(r.Context(), in); err != nil {
+		g.log.Error("storing an enrolled instance failed", "instance", in.ID, "err", err)
+		refuse(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	g.log.Info("agent enrolled", "instance", in.ID, "hostname", host, "token", jt.ID, "remote", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, agentproto.EnrollResponse{
+		InstanceID: in.ID, Certificate: cert, SigningKey: g.keys.Signer.Public().(ed25519.PublicKey), ServerTime: now.UnixMilli(),
+	})
+}
+
+// mergeTags overlays token tags and then the agent's own on the existing.
+func mergeTags(existing, fromToken []store.Tag, fromAgent []agentproto.Tag) []store.Tag {
+	out := append([]store.Tag(nil), existing...)
+	set := func(k, v string) {
+		for i := range out {
+			if out[i].Key == k {
+				out[i].Value = v
+				return
+			}
+		}
+		out = append(out, store.Tag{Key: k, Value: v})
+	}
+	for _, t := range fromToken {
+		set(t.Key, t.Value)
+	}
+	for _, t := range fromAgent {
+		set(t.Key, t.Value)
+	}
+	return out
+}
+
+// HandleConnect takes an agent's connection: mTLS identity, HTTP upgrade,
+// then yamux, until the agent goes away.
+func (g *Gateway) HandleConnect(w http.ResponseWriter, r *http.Request) {
+	id, fp, ok := g.agentCert(r)
+	if !ok {
+		refuse(w, http.StatusUnauthorized, "an agent connection needs the client certificate issued at enrollment")
+		return
+	}
+	in, err := g.store.GetInstance(r.Context(), id)
+	if err != nil || in.AgentKey != fp {
+		// Re-enrolled elsewhere, or deleted: this certificate no longer
+		// speaks for the instance.
+		refuse(w, http.StatusForbidden, "this agent identity is no longer valid; enroll again")
+		return
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), agentproto.UpgradeProtocol) {
+		refuse(w, http.StatusBadRequest, "want Upgrade: "+agentproto.UpgradeProtocol)
+		return
+	}
+	rc := http.NewResponseController(w)
+	conn, brw, err := rc.Hijack()
+	if err != nil {
+		refuse(w, http.StatusInternalServerError, "cannot take over the connection")
+		return
+	}
+	// The handshake's deadlines are the server's; the tunnel's are yamux's.
+	_ = conn.SetDeadline(time.Time{})
+	if _, err := brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + agentproto.UpgradeProtocol + "\r\nConnection: Upgrade\r\n\r\n"); err != nil || brw.Flush() != nil {
+		conn.Close()
+		return
+	}
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.EnableKeepAlive = true
+	cfg.KeepAliveInterval = 15 * time.Second
+	cfg.ConnectionWriteTimeout = 10 * time.Second
+	mux, err := yamux.Server(bufferedConn{conn, brw.Reader}, cfg)
+	if err != nil {
+		conn.Close()
+		return
+	}
+	g.serve(context.WithoutCancel(r.Context()), id, in, mux)
+}
+
+// serve runs one agent session until it ends.
+func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *yamux.Session) {
+	defer mux.Close()
+	// The agent's first stream is the control stream, with its Hello.
+	acceptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	stream, err := acceptStream(acceptCtx, mux)
+	cancel()
+	if err != nil {
+		g.log.Warn("agent opened no control stream", "instance", id, "err", err)
+		return
+	}
+	defer stream.Close()
+	c := agentproto.NewConn(stream)
+	var h agentproto.Header
+	var hello agentproto.Hello
+	if err := c.Recv(&h); err != nil || h.Type != agentproto.TypeControl || c.Recv(&hello) != nil || hello.InstanceID != id {
+		g.log.Warn("agent sent no valid hello", "instance", id)
+		return
+	}
+	now := g.now().UTC()
+	g.applyInventory(&in, hello.Inventory, 0)
+	in.State, in.LastSeen = store.StateRunning, now
+	if err := g.store.PutInstance(ctx, in); err != nil {
+		g.log.Error("recording a connected agent failed", "instance", id, "err", err)
+		return
+	}
+	if err := c.Send(agentproto.Beat{ServerTime: now.UnixMilli(), Echo: hello.LocalTime}); err != nil {
+		return
+	}
+	s := &session{instanceID: id, mux: mux, since: now}
+	g.mu.Lock()
+	old := g.sessions[id]
+	g.sessions[id] = s
+	g.mu.Unlock()
+	if old != nil {
+		old.mux.Close() // a newer connection of the same agent wins
+	}
+	g.log.Info("agent connected", "instance", id, "agentVersion", hello.Inventory.AgentVersion)
+
+	// Other streams from the agent are not part of the protocol.
+	go func() {
+		for {
+			st, err := mux.AcceptStream()
+			if err != nil {
+				return
+			}
+			st.Close()
+		}
+	}()
+	for {
+		var hb agentproto.Heartbeat
+		if err := c.Recv(&hb); err != nil {
+			break
+		}
+		now := g.now().UTC()
+		if hb.Inventory != nil {
+			g.applyInventory(&in, *hb.Inventory, hb.ClockSkewMillis)
+			in.LastSeen = now
+			if err := g.store.PutInstance(ctx, in); err != nil {
+				g.log.Warn("updating an agent's inventory failed", "instance", id, "err", err)
+			}
+		} else if err := g.store.SetInstanceState(ctx, id, store.StateRunning, now); err != nil {
+			g.log.Warn("recording a heartbeat failed", "instance", id, "err", err)
+		}
+		if err := c.Send(agentproto.Beat{ServerTime: now.UnixMilli(), Echo: hb.LocalTime}); err != nil {
+			break
+		}
+	}
+	g.mu.Lock()
+	current := g.sessions[id] == s
+	if current {
+		delete(g.sessions, id)
+	}
+	g.mu.Unlock()
+	if current {
+		// Disconnected hosts show as "stopped": they exist, but cannot
+		// take a login until their agent is back.
+		if err := g.store.SetInstanceState(ctx, id, store.StateStopped, g.now().UTC()); err != nil {
+			g.log.Warn("recording a disconnected agent failed", "instance", id, "err", err)
+		}
+		g.log.Info("agent disconnected", "instance", id)
+	}
+}
+
+func acceptStream(ctx context.Context, mux *yamux.Session) (*yamux.Stream, error) {
+	type result struct {
+		s   *yamux.Stream
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := mux.AcceptStream()
+		ch <- result{s, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.s, r.err
+	case <-ctx.Done():
+		mux.Close()
+		return nil, ctx.Err()
+	}
+}
+
+// applyInventory copies an agent's report into the instance, bounded.
+func (g *Gateway) applyInventory(in *store.Instance, inv agentproto.Inventory, skew int64) {
+	clip := func(s string, n int) string {
+		if len(s) > n {
+			return s[:n]
+		}
+		return s
+	}
+	if inv.Hostname != "" && hostnameRE.MatchString(inv.Hostname) {
+		in.Hostname = inv.Hostname
+	}
+	in.OSID, in.OSVersion, in.OSPrettyName = clip(inv.OSID, 64), clip(inv.OSVersion, 64), clip(inv.OSPrettyName, 256)
+	in.Platform, in.Architecture, in.Kernel = clip(inv.Platform, 64), clip(inv.Architecture, 32), clip(inv.Kernel, 128)
+	in.DefaultUser, in.DefaultUserExists = clip(inv.DefaultUser, 32), inv.DefaultUserExists
+	in.PrivateIP = clip(inv.PrivateIP, 64)
+	in.IPv6 = ""
+	if len(inv.IPv6) > 0 {
+		in.IPv6 = clip(inv.IPv6[0], 64)
+	}
+	in.AgentVersion, in.SSHDVersion, in.SSHDConfigured = clip(inv.AgentVersion, 64), clip(inv.SSHDVersion, 128), inv.SSHDConfigured
+	in.HostKeys = nil
+	for i, k := range inv.HostKeys {
+		if i >= 16 || len(k) > 16<<10 {
+			break
+		}
+		in.HostKeys = append(in.HostKeys, k)
+	}
+	in.ClockSkewMillis = skew
+}
+
+// Deliver signs a key record and hands it to the instance's agent,
+// returning once the agent has acknowledged it (the agent persists it
+// first, so a login right after never races). No connected agent, or no
+// acknowledgement within PushTimeout: Unavailable.
+func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
+	kr := keyrecord.Record{
+		RequestID: rec.RequestID, InstanceID: rec.InstanceID, OSUser: rec.OSUser, PublicKey: rec.PublicKey,
+		Fingerprint: rec.Fingerprint, CallerARN: rec.CallerARN, IssuedAt: rec.CreatedAt.Unix(), ExpiresAt: rec.ExpiresAt.Unix(),
+	}
+	if err := kr.Sign(g.keys.Signer); err != nil {
+		return apierr.Wrap(err, "signing the key record")
+	}
+	g.mu.Lock()
+	s := g.sessions[rec.InstanceID]
+	g.mu.Unlock()
+	if s == nil {
+		return apierr.New(apierr.Unavailable, "The agent of instance %s is not connected; the host may be down or unable to reach the server. Try again later.", rec.InstanceID)
+	}
+	ctx, cancel := context.WithTimeout(ctx, g.PushTimeout)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- push(s.mux, kr) }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %v", rec.InstanceID, err)
+		}
+		return nil
+	case <-ctx.Done():
+		return apierr.New(apierr.Unavailable, "The agent of instance %s did not acknowledge the key in time. Try again later.", rec.InstanceID)
+	}
+}
+
+func push(mux *yamux.Session, kr keyrecord.Record) error {
+	st, err := mux.OpenStream()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_ = st.SetDeadline(time.Now().Add(5 * time.Second))
+	c := agentproto.NewConn(st)
+	if err := c.Send(agentproto.Header{Type: agentproto.TypeKey}); err != nil {
+		return err
+	}
+	if err := c.Send(agentproto.KeyPush{Record: kr}); err != nil {
+		return err
+	}
+	var ack agentproto.Ack
+	if err := c.Recv(&ack); err != nil {
+		return err
+	}
+	if !ack.OK {
+		return errors.New(ack.Error)
+	}
+	return nil
+}
+
+// bufferedConn reads first what the HTTP server had buffered.
+type bufferedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (b bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }

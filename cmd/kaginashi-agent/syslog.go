@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"log/syslog"
+	"os"
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/keyrecord"
@@ -20,7 +21,14 @@ func logProvided(recs []keyrecord.Record) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		w, err := syslog.New(syslog.LOG_AUTHPRIV|syslog.LOG_INFO, "kaginashi-agent")
+		var w *syslog.Writer
+		var err error
+		if addr := os.Getenv("KAGINASHI_SYSLOG_SOCKET"); addr != "" {
+			// A test's own syslog socket; the host's /dev/log otherwise.
+			w, err = syslog.Dial("unixgram", addr, syslog.LOG_AUTHPRIV|syslog.LOG_INFO, "kaginashi-agent")
+		} else {
+			w, err = syslog.New(syslog.LOG_AUTHPRIV|syslog.LOG_INFO, "kaginashi-agent")
+		}
 		if err != nil {
 			return
 		}

@@ -45,5 +45,7 @@ Point the aws CLI at it:
 	f.StringVar(&o.AuditLog, "audit-log", "", "also append audit events to this JSON-lines file")
 	f.Float64Var(&o.RateLimit, "rate-limit", 50, "API calls per second per access key (negative: no limit)")
 	f.IntVar(&o.RateBurst, "rate-burst", 100, "burst size of the per-key rate limit")
+	f.DurationVar(&o.KeyLifetime, "key-lifetime", 0, "shorten pushed keys' 60 s lifetime (tests of expiry only)")
+	_ = f.MarkHidden("key-lifetime")
 	return c
 }

@@ -20,11 +20,22 @@ type Service struct {
 	store   store.Store
 	deliver Deliverer
 	now     func() time.Time
+	// lifetime of a pushed key: 60 s, shorter only for tests; nothing can
+	// make it longer (agents refuse records living over 60 s).
+	lifetime time.Duration
 }
 
 // NewService makes the service; deliver may be nil.
 func NewService(st store.Store, deliver Deliverer, now func() time.Time) *Service {
-	return &Service{store: st, deliver: deliver, now: now}
+	return &Service{store: st, deliver: deliver, now: now, lifetime: KeyLifetimeSeconds * time.Second}
+}
+
+// ShortenLifetime makes pushed keys live d (between 1 s and 60 s), for
+// tests of expiry.
+func (s *Service) ShortenLifetime(d time.Duration) {
+	if d >= time.Second && d < KeyLifetimeSeconds*time.Second {
+		s.lifetime = d.Truncate(time.Second)
+	}
 }
 
 // PushInput is a validated SendSSHPublicKey request.
@@ -48,7 +59,7 @@ func (s *Service) Push(ctx context.Context, in PushInput) (store.KeyRecord, erro
 	rec := store.KeyRecord{
 		RequestID: in.RequestID, InstanceID: in.Instance.ID, OSUser: in.OSUser,
 		PublicKey: in.Key.Line, Fingerprint: in.Key.Fingerprint, CallerARN: in.CallerARN,
-		CreatedAt: now, ExpiresAt: now.Add(KeyLifetimeSeconds * time.Second),
+		CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
 	}
 	if err := s.store.PutKeyRecord(ctx, rec); err != nil {
 		return rec, apierr.Wrap(err, "storing the key")

@@ -52,6 +52,9 @@ type Options struct {
 	// the bucket size (0: 100). A negative RateLimit disables throttling.
 	RateLimit float64
 	RateBurst int
+	// KeyLifetime shortens pushed keys' 60 s (tests of expiry only; it
+	// cannot lengthen them).
+	KeyLifetime time.Duration
 
 	Stdout io.Writer // where first-start credentials are printed
 	Log    *slog.Logger
@@ -201,8 +204,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.RateLimit > 0 {
 		limiter = ratelimit.New(o.RateLimit, o.RateBurst, o.Now)
 	}
+	connectSvc := connect.NewService(st, gw, o.Now)
+	if o.KeyLifetime > 0 {
+		connectSvc.ShortenLifetime(o.KeyLifetime)
+		log.Warn("pushed keys live shorter than 60 s (--key-lifetime): for tests only", "lifetime", o.KeyLifetime)
+	}
 	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account}, awsapi.Deps{
-		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connect.NewService(st, gw, o.Now), Tokens: tokens,
+		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connectSvc, Tokens: tokens,
 		Audit: auditor, AuditLog: auditor, Limiter: limiter, Log: log, Now: o.Now,
 	})
 

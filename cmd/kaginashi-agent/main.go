@@ -41,8 +41,8 @@ const usage = `kaginashi-agent: the kaginashi host agent
       sshd's AuthorizedKeysCommand (%u %f): print USER's active pushed keys
   kaginashi-agent setup-sshd [--sshd-config PATH] [--data-dir DIR] [--dry-run] [--remove]
       wire this host's sshd to kaginashi (and undo it with --remove)
-  kaginashi-agent install-service [--data-dir DIR] [--dry-run]
-      write and enable a systemd unit that runs the agent
+  kaginashi-agent install-service [--server URL --join-token TOKEN [--ca-file F | --ca-pin sha256:HEX]] [--data-dir DIR] [--dry-run]
+      (enroll, then) write and enable a systemd unit that runs the agent
   kaginashi-agent version
 `
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -50,8 +51,25 @@ func installService(args []string) error {
 	dataDir := fs.String("data-dir", agent.DefaultDataDir, "agent state directory")
 	unitDir := fs.String("unit-dir", "/etc/systemd/system", "where to write the unit")
 	dryRun := fs.Bool("dry-run", false, "print the unit, change nothing")
+	server := fs.String("server", "", "enroll first with this server (with --join-token)")
+	token := fs.String("join-token", "", "join token to enroll with first")
+	caFile := fs.String("ca-file", "", "the server's CA certificate, for enrolling")
+	caPin := fs.String("ca-pin", "", "or the server CA's SHA-256 pin (sha256:HEX), for enrolling")
+	var tags tagsFlag
+	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable), for enrolling")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
+	}
+	if *token != "" && !*dryRun {
+		if *server == "" {
+			return usageError{errors.New("--join-token needs --server")}
+		}
+		cfg, err := agent.Enroll(context.Background(), agent.Paths{Dir: *dataDir}, agent.EnrollOptions{
+			Server: *server, Token: *token, Trust: agent.Trust{CAFile: *caFile, Pin: *caPin}, Tags: tags})
+		if err != nil {
+			return err
+		}
+		fmt.Printf("enrolled as %s\n", cfg.InstanceID)
 	}
 	self, err := os.Executable()
 	if err != nil {

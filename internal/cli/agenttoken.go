@@ -1,7 +1,11 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -75,12 +79,21 @@ output ends with the token alone on its last line.`,
 			if err := client.CallJSON(cmd.Context(), cfg, kgService, kgTarget+"CreateJoinToken", in, &out); err != nil {
 				return err
 			}
+			pin := caPin(flags.CABundle)
 			if createOut.v == "json" {
-				return writeJSON(stdio.Out, map[string]any{"token": out.Token, "expiresAt": out.JoinToken.ExpiresAt,
-					"tokenId": out.JoinToken.TokenID, "maxUses": out.JoinToken.MaxUses})
+				m := map[string]any{"token": out.Token, "expiresAt": out.JoinToken.ExpiresAt,
+					"tokenId": out.JoinToken.TokenID, "maxUses": out.JoinToken.MaxUses}
+				if pin != "" {
+					m["caPin"] = pin
+				}
+				return writeJSON(stdio.Out, m)
 			}
-			fmt.Fprintf(stdio.Out, "Join token %s: enrolls %s, expires %s.\nOn each host:\n  kaginashi-agent run --server %s --join-token TOKEN --ca-file ca.pem\nToken (shown once):\n%s\n",
-				out.JoinToken.TokenID, plural(out.JoinToken.MaxUses, "host"), out.JoinToken.ExpiresAt, endpointOf(cfg.BaseEndpoint), out.Token)
+			trust := "--ca-file ca.pem"
+			if pin != "" {
+				trust = "--ca-pin " + pin
+			}
+			fmt.Fprintf(stdio.Out, "Join token %s: enrolls %s, expires %s.\nOn each host, as root:\n  kaginashi-agent setup-sshd\n  kaginashi-agent install-service --server %s %s --join-token TOKEN\nToken (shown once):\n%s\n",
+				out.JoinToken.TokenID, plural(out.JoinToken.MaxUses, "host"), out.JoinToken.ExpiresAt, endpointOf(cfg.BaseEndpoint), trust, out.Token)
 			return nil
 		},
 	}
@@ -154,4 +167,37 @@ func endpointOf(p *string) string {
 		return "https://SERVER:8443"
 	}
 	return *p
+}
+
+// caPin is "sha256:HEX" of the CA the client trusts for the server, when
+// that is one certificate (a kaginashi server's own CA, DIR/tls/ca.pem):
+// hosts can pin it without copying the file.
+func caPin(flagBundle string) string {
+	path := flagBundle
+	if path == "" {
+		path = os.Getenv("AWS_CA_BUNDLE")
+	}
+	if path == "" {
+		return ""
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	var ders [][]byte
+	for {
+		var block *pem.Block
+		block, b = pem.Decode(b)
+		if block == nil {
+			break
+		}
+		if block.Type == "CERTIFICATE" {
+			ders = append(ders, block.Bytes)
+		}
+	}
+	if len(ders) != 1 {
+		return ""
+	}
+	sum := sha256.Sum256(ders[0])
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -6,7 +6,10 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -237,7 +240,7 @@ func Run(ctx context.Context, o Options) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
-	caPath := ""
+	caPath, caPin := "", ""
 	if !o.Insecure {
 		var cert tls.Certificate
 		if o.TLSCert != "" {
@@ -252,6 +255,12 @@ func Run(ctx context.Context, o Options) error {
 				return err
 			}
 			caPath = files.CA
+			if b, err := os.ReadFile(files.CA); err == nil {
+				if block, _ := pem.Decode(b); block != nil {
+					sum := sha256.Sum256(block.Bytes)
+					caPin = "sha256:" + hex.EncodeToString(sum[:])
+				}
+			}
 		}
 		// Agents authenticate with client certificates from the agent CA;
 		// other clients present none and are not asked to.
@@ -264,7 +273,7 @@ func Run(ctx context.Context, o Options) error {
 	// Say where we serve before serving, so that whoever sees /healthz
 	// answer also finds this line.
 	log.Info("kaginashi serving", "url", o.PublicURL, "listen", ln.Addr().String(), "account", id.Account, "region", id.Region,
-		"store", storeKind(o.StoreURL), "ca", caPath, "rootAccessKeyId", rootKey)
+		"store", storeKind(o.StoreURL), "ca", caPath, "caPin", caPin, "rootAccessKeyId", rootKey)
 	errc := make(chan error, 1)
 	go func() {
 		if o.Insecure {

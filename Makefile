@@ -12,11 +12,11 @@ LDFLAGS := -s -w -X github.com/kaginashi/kaginashi/internal/cli.Version=$(VERSIO
 
 all: build
 
+# The agent is static (no cgo): one file to copy to any Linux host, and sshd
+# starts it on every login, so it must load fast.
 build:
 	@scripts/deps.sh build
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kaginashi ./cmd/kaginashi
-	# The agent is static (no cgo): one file to copy to any Linux host, and
-	# sshd starts it on every login, so it must load fast.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X github.com/kaginashi/kaginashi/internal/agent.Version=$(VERSION)' -o bin/kaginashi-agent ./cmd/kaginashi-agent
 
 # The main job on the embedded default. Today: the policy tools on the seed

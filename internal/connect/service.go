@@ -52,6 +52,12 @@ type PushInput struct {
 func (s *Service) Push(ctx context.Context, in PushInput) (store.KeyRecord, error) {
 	switch in.Instance.State {
 	case store.StateRunning, store.StatePending:
+	case store.StateStopped:
+		// "stopped" is how a host whose agent is not connected shows
+		// (the gateway sets it when the agent goes away): the host may
+		// come back at any time, so this is EC2InstanceUnavailableException,
+		// as for any agent that cannot take the key, and not a state error.
+		return store.KeyRecord{}, apierr.New(apierr.Unavailable, "The agent of instance %s is not connected; the host may be down or unable to reach the server. Try again later.", in.Instance.ID)
 	default:
 		return store.KeyRecord{}, apierr.WithCode(apierr.InvalidState, "", "Instance %s is %s; keys can be pushed only to running instances.", in.Instance.ID, in.Instance.State)
 	}

@@ -33,7 +33,9 @@ type Gateway struct {
 	now    func() time.Time
 
 	// PushTimeout bounds a key delivery: an agent that does not
-	// acknowledge in time is unavailable.
+	// acknowledge in time is unavailable. It leaves room for the rest of
+	// the request within the 2 s in which SendSSHPublicKey answers
+	// EC2InstanceUnavailableException.
 	PushTimeout time.Duration
 
 	mu       sync.Mutex
@@ -48,7 +50,7 @@ type session struct {
 
 // New makes a gateway.
 func New(st store.Store, keys *Keys, tokens *Tokens, log *slog.Logger, now func() time.Time) *Gateway {
-	return &Gateway{store: st, keys: keys, tokens: tokens, log: log, now: now, PushTimeout: 2 * time.Second, sessions: map[string]*session{}}
+	return &Gateway{store: st, keys: keys, tokens: tokens, log: log, now: now, PushTimeout: 1500 * time.Millisecond, sessions: map[string]*session{}}
 }
 
 // Connected reports whether an instance's agent is connected here.
@@ -264,13 +266,11 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 	now := g.now().UTC()
 	g.applyInventory(&in, hello.Inventory, 0)
 	in.State, in.LastSeen = store.StateRunning, now
-	if err := g.store.PutInstance(ctx, in); err != nil {
-		g.log.Error("recording a connected agent failed", "instance", id, "err", err)
-		return
-	}
-	if err := c.Send(agentproto.Beat{ServerTime: now.UnixMilli(), Echo: hello.LocalTime}); err != nil {
-		return
-	}
+	// Register the session first: an agent that has the answer to its
+	// hello is connected, and a key pushed right after must reach it. And
+	// an older session of this agent ending meanwhile then finds itself
+	// replaced, instead of marking the instance stopped after this one
+	// marked it running.
 	s := &session{instanceID: id, mux: mux, since: now}
 	g.mu.Lock()
 	old := g.sessions[id]
@@ -279,7 +279,13 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 	if old != nil {
 		old.mux.Close() // a newer connection of the same agent wins
 	}
-	g.log.Info("agent connected", "instance", id, "agentVersion", hello.Inventory.AgentVersion)
+	helloErr := g.store.PutInstance(ctx, in)
+	if helloErr != nil {
+		g.log.Error("recording a connected agent failed", "instance", id, "err", helloErr)
+	} else {
+		g.log.Info("agent connected", "instance", id, "agentVersion", hello.Inventory.AgentVersion)
+		helloErr = c.Send(agentproto.Beat{ServerTime: now.UnixMilli(), Echo: hello.LocalTime})
+	}
 
 	// Other streams from the agent are not part of the protocol.
 	go func() {
@@ -291,7 +297,7 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 			st.Close()
 		}
 	}()
-	for {
+	for helloErr == nil {
 		var hb agentproto.Heartbeat
 		if err := c.Recv(&hb); err != nil {
 			break

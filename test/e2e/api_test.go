@@ -2,11 +2,8 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/kaginashi/kaginashi/internal/store"
+
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
 // TestAPI runs the API flows against one server per engine: the SDK's
@@ -22,7 +21,7 @@ import (
 // end to end, the aws CLI, and finally the audit trail of all of it.
 func TestAPI(t *testing.T) {
 	t.Parallel()
-	for _, engine := range engines {
+	for _, engine := range harness.Engines {
 		t.Run(engine, func(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, engine)
@@ -63,7 +62,7 @@ func TestAPI(t *testing.T) {
 // env is one engine's server, its store (opened from the test process),
 // a fleet of instances, and what the tests learn along the way.
 type env struct {
-	*Server
+	*harness.Server
 	st       store.Store
 	fleet    []store.Instance
 	auditLog string // the --audit-log JSON-lines sink
@@ -83,11 +82,11 @@ var engineArgs = map[string][]string{
 
 func newEnv(t *testing.T, engine string) *env {
 	auditLog := filepath.Join(t.TempDir(), "audit.jsonl")
-	s := startServer(t, engine, append([]string{"--audit-log", auditLog}, engineArgs[engine]...)...)
+	s := harness.StartServer(t, engine, append([]string{"--audit-log", auditLog}, engineArgs[engine]...)...)
 	if engine == "postgres" && (s.Region != "ap-northeast-1" || s.Account != "210987654321") {
 		t.Fatalf("server runs in %s/%s, want ap-northeast-1/210987654321", s.Region, s.Account)
 	}
-	e := &env{Server: s, st: s.openStore(t), auditLog: auditLog}
+	e := &env{Server: s, st: s.OpenStore(t), auditLog: auditLog}
 	e.fleet = e.putFleet(t)
 	return e
 }
@@ -98,9 +97,9 @@ func instanceID(n int) string { return fmt.Sprintf("i-0e2e%013x", n) }
 // missingID is a well-formed instance ID no instance has.
 const missingID = "i-0dead00000000beef"
 
-// putFleet creates the instances the tests use, through the store (there
-// are no agents yet): 1-2 web (running), 3 db (stopped), 4-7 batch
-// (running).
+// putFleet creates the instances the tests use, through the store, and
+// connects a stand-in agent to each running one: 1-2 web (running), 3 db
+// (stopped: no agent), 4-7 batch (running).
 func (e *env) putFleet(t *testing.T) []store.Instance {
 	now := time.Now().UTC().Truncate(time.Second)
 	var fleet []store.Instance
@@ -122,6 +121,12 @@ func (e *env) putFleet(t *testing.T) []store.Instance {
 			t.Fatal(err)
 		}
 	}
+	// A key reaches a running instance only through its connected agent.
+	for _, in := range fleet {
+		if in.State == store.StateRunning {
+			e.ConnectFakeAgent(t, e.st, in.ID)
+		}
+	}
 	return fleet
 }
 
@@ -141,59 +146,29 @@ func (e *env) noteCLI(events ...string) {
 	e.cliEvents = append(e.cliEvents, events...)
 }
 
-// seedPolicy is examples/seed-policy.json with its placeholders (region,
-// account ID) replaced.
-func seedPolicy(t testing.TB, region, account string) string {
-	t.Helper()
-	b, err := os.ReadFile("../../examples/seed-policy.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := string(b)
-	if !strings.Contains(s, "リージョン") || !strings.Contains(s, "アカウントID") {
-		t.Fatalf("examples/seed-policy.json has no placeholders any more:\n%s", s)
-	}
-	return strings.NewReplacer("リージョン", region, "アカウントID", account).Replace(s)
-}
-
-func rawSeedPolicy(t testing.TB) string {
-	t.Helper()
-	b, err := os.ReadFile("../../examples/seed-policy.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// doc builds a policy document from statements.
-func doc(statements ...map[string]any) string {
-	b, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": statements})
-	return string(b)
-}
-
 // newUser creates a user as root with inline policies, and an access key
 // for it.
-func (e *env) newUser(t testing.TB, name string, inline ...string) Creds {
+func (e *env) newUser(t testing.TB, name string, inline ...string) harness.Creds {
 	t.Helper()
 	ctx := context.Background()
 	c := e.IAM(e.Root)
-	must(c.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(name)}))(t)
+	harness.Must(c.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(name)}))(t)
 	for i, d := range inline {
-		must(c.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String(name), PolicyName: aws.String(fmt.Sprintf("inline-%d", i+1)), PolicyDocument: aws.String(d)}))(t)
+		harness.Must(c.PutUserPolicy(ctx, &iam.PutUserPolicyInput{UserName: aws.String(name), PolicyName: aws.String(fmt.Sprintf("inline-%d", i+1)), PolicyDocument: aws.String(d)}))(t)
 	}
 	return e.newKey(t, name)
 }
 
 // newKey creates an access key for a user.
-func (e *env) newKey(t testing.TB, user string) Creds {
+func (e *env) newKey(t testing.TB, user string) harness.Creds {
 	t.Helper()
-	out := must(e.IAM(e.Root).CreateAccessKey(context.Background(), &iam.CreateAccessKeyInput{UserName: aws.String(user)}))(t)
+	out := harness.Must(e.IAM(e.Root).CreateAccessKey(context.Background(), &iam.CreateAccessKeyInput{UserName: aws.String(user)}))(t)
 	k := out.AccessKey
 	if aws.ToString(k.UserName) != user || aws.ToString(k.AccessKeyId) == "" || aws.ToString(k.SecretAccessKey) == "" {
 		t.Fatalf("CreateAccessKey: %+v", k)
 	}
 	e.keepSecret(aws.ToString(k.SecretAccessKey))
-	return Creds{Who: user, ID: aws.ToString(k.AccessKeyId), Secret: aws.ToString(k.SecretAccessKey)}
+	return harness.Creds{Who: user, ID: aws.ToString(k.AccessKeyId), Secret: aws.ToString(k.SecretAccessKey)}
 }
 
 // attachManaged creates a managed policy and attaches it to a user.
@@ -201,7 +176,7 @@ func (e *env) attachManaged(t testing.TB, user, policyName, document string) str
 	t.Helper()
 	ctx := context.Background()
 	c := e.IAM(e.Root)
-	p := must(c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(policyName), PolicyDocument: aws.String(document)}))(t)
-	must(c.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: aws.String(user), PolicyArn: p.Policy.Arn}))(t)
+	p := harness.Must(c.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String(policyName), PolicyDocument: aws.String(document)}))(t)
+	harness.Must(c.AttachUserPolicy(ctx, &iam.AttachUserPolicyInput{UserName: aws.String(user), PolicyArn: p.Policy.Arn}))(t)
 	return aws.ToString(p.Policy.Arn)
 }

@@ -14,6 +14,8 @@ import (
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/kaginashi/kaginashi/internal/store"
+
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
 // ctRecord is the part of a CloudTrail event the tests look at.
@@ -50,7 +52,7 @@ func (e *env) lookup(t *testing.T, in *cloudtrail.LookupEventsInput) ([]ctRecord
 	var recs []ctRecord
 	var raws []string
 	for p := cloudtrail.NewLookupEventsPaginator(e.CT(e.Root), in); p.HasMorePages(); {
-		page := must(p.NextPage(context.Background()))(t)
+		page := harness.Must(p.NextPage(context.Background()))(t)
 		for _, ev := range page.Events {
 			raw := aws.ToString(ev.CloudTrailEvent)
 			var r ctRecord
@@ -122,19 +124,19 @@ func testCloudTrail(t *testing.T, e *env) {
 	if len(future) != 0 {
 		t.Errorf("events from the future: %d", len(future))
 	}
-	recent := must(e.CT(e.Root).LookupEvents(ctx, &cloudtrail.LookupEventsInput{StartTime: aws.Time(e.startedAt.Add(-time.Minute)), MaxResults: aws.Int32(5)}))(t)
+	recent := harness.Must(e.CT(e.Root).LookupEvents(ctx, &cloudtrail.LookupEventsInput{StartTime: aws.Time(e.StartedAt.Add(-time.Minute)), MaxResults: aws.Int32(5)}))(t)
 	if len(recent.Events) != 5 || recent.NextToken == nil {
 		t.Errorf("MaxResults 5: %d events, next %v", len(recent.Events), recent.NextToken)
 	}
 
 	// Errors.
 	_, err := e.CT(e.Root).LookupEvents(ctx, &cloudtrail.LookupEventsInput{LookupAttributes: eventAttr(cttypes.LookupAttributeKeyResourceType, "AWS::EC2::Instance")})
-	wantTyped[*cttypes.InvalidLookupAttributesException](t, err, 400)
+	harness.WantTyped[*cttypes.InvalidLookupAttributesException](t, err, 400)
 	_, err = e.CT(e.Root).LookupEvents(ctx, &cloudtrail.LookupEventsInput{NextToken: aws.String("not-a-token")})
-	wantTyped[*cttypes.InvalidNextTokenException](t, err, 400)
+	harness.WantTyped[*cttypes.InvalidNextTokenException](t, err, 400)
 	nobody := e.newUser(t, "ct-nobody")
 	_, err = e.CT(nobody).LookupEvents(ctx, &cloudtrail.LookupEventsInput{})
-	wantCode(t, err, "AccessDeniedException", 400)
+	harness.WantCode(t, err, "AccessDeniedException", 400)
 }
 
 // eventSources maps the SDK's service IDs to CloudTrail event sources.
@@ -144,7 +146,7 @@ var eventSources = map[string]string{
 }
 
 func testAudit(t *testing.T, e *env) {
-	calls := e.Calls.all()
+	calls := e.Calls.All()
 	if len(calls) < 100 {
 		t.Fatalf("only %d calls recorded: the earlier tests did not run", len(calls))
 	}
@@ -270,13 +272,13 @@ func testAudit(t *testing.T, e *env) {
 		"LookupEvents":         strings.Join(raws, "\n"),
 		"stored audit records": strings.Join(stored, "\n"),
 		"--audit-log file":     string(sink),
-		"server stderr":        e.stderr.String(),
-		"server stdout":        e.stdout.String(),
+		"server stderr":        e.Stderr.String(),
+		"server stdout":        e.Stdout.String(),
 	}
 	if e.Engine == "sqlite" {
 		var db []byte
 		for _, f := range []string{"kaginashi.db", "kaginashi.db-wal"} {
-			b, _ := os.ReadFile(filepath.Join(e.cfg.DataDir, f))
+			b, _ := os.ReadFile(filepath.Join(e.Cfg.DataDir, f))
 			db = append(db, b...)
 		}
 		if len(db) == 0 {
@@ -311,11 +313,11 @@ func testAudit(t *testing.T, e *env) {
 // same environment as the aws CLI.
 func testAuditCommand(t *testing.T, e *env) {
 	dir := t.TempDir()
-	writeCredentials(t, filepath.Join(dir, "credentials"), map[string]Creds{"kaginashi-root": e.Root})
-	env := e.cliEnv(t, dir, "AWS_PROFILE=kaginashi-root", "AWS_ENDPOINT_URL="+e.URL(), "AWS_CA_BUNDLE="+e.caPath())
+	writeCredentials(t, filepath.Join(dir, "credentials"), map[string]harness.Creds{"kaginashi-root": e.Root})
+	env := e.cliEnv(t, dir, "AWS_PROFILE=kaginashi-root", "AWS_ENDPOINT_URL="+e.URL(), "AWS_CA_BUNDLE="+e.CAPath())
 	lookup := func(args ...string) []ctRecord {
 		t.Helper()
-		r := run(t, env, binary, append([]string{"audit", "lookup", "--output", "json"}, args...)...)
+		r := run(t, env, harness.Kaginashi, append([]string{"audit", "lookup", "--output", "json"}, args...)...)
 		if r.code != 0 {
 			t.Fatalf("kaginashi audit lookup %v: exit %d\n%s", args, r.code, r.stderr)
 		}

@@ -19,35 +19,37 @@ import (
 	eic "github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
 // service is one API with a cheap call to try authentication on.
 type service struct {
 	name string
-	call func(e *env, c Creds, opts ...clientOpt) error
+	call func(e *env, c harness.Creds, opts ...harness.ClientOpt) error
 }
 
 var services = []service{
-	{"IAM", func(e *env, c Creds, opts ...clientOpt) error {
+	{"IAM", func(e *env, c harness.Creds, opts ...harness.ClientOpt) error {
 		_, err := e.IAM(c, opts...).ListUsers(context.Background(), &iam.ListUsersInput{})
 		return err
 	}},
-	{"STS", func(e *env, c Creds, opts ...clientOpt) error {
+	{"STS", func(e *env, c harness.Creds, opts ...harness.ClientOpt) error {
 		_, err := e.STS(c, opts...).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{})
 		return err
 	}},
-	{"EC2", func(e *env, c Creds, opts ...clientOpt) error {
+	{"EC2", func(e *env, c harness.Creds, opts ...harness.ClientOpt) error {
 		_, err := e.EC2(c, opts...).DescribeInstances(context.Background(), &ec2.DescribeInstancesInput{})
 		return err
 	}},
-	{"EIC", func(e *env, c Creds, opts ...clientOpt) error {
+	{"EIC", func(e *env, c harness.Creds, opts ...harness.ClientOpt) error {
 		_, err := e.EIC(c, opts...).SendSSHPublicKey(context.Background(), &eic.SendSSHPublicKeyInput{
 			InstanceId: aws.String(instanceID(1)), InstanceOSUser: aws.String("ec2-user"),
 			SSHPublicKey: aws.String("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGHc4JbJrvBTm3MKLddNoBY5IOD3nKlXuiqXmfsC0lz9 e2e@kaginashi"),
 		})
 		return err
 	}},
-	{"CloudTrail", func(e *env, c Creds, opts ...clientOpt) error {
+	{"CloudTrail", func(e *env, c harness.Creds, opts ...harness.ClientOpt) error {
 		_, err := e.CT(c, opts...).LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{MaxResults: aws.Int32(1)})
 		return err
 	}},
@@ -71,31 +73,31 @@ func testAuthFailures(t *testing.T, e *env) {
 	}
 	modes := []struct {
 		name  string
-		creds Creds
-		opts  []clientOpt
+		creds harness.Creds
+		opts  []harness.ClientOpt
 		want  map[string]codeStatus
 	}{
-		{"unknown access key", Creds{ID: "AKIAE2EUNKNOWNKEY000", Secret: strings.Repeat("x", 40)}, nil, map[string]codeStatus{
+		{"unknown access key", harness.Creds{ID: "AKIAE2EUNKNOWNKEY000", Secret: strings.Repeat("x", 40)}, nil, map[string]codeStatus{
 			"IAM": {"InvalidClientTokenId", 403}, "STS": {"InvalidClientTokenId", 403}, "EC2": {"AuthFailure", 401},
 			"EIC": {"UnrecognizedClientException", 403}, "CloudTrail": {"UnrecognizedClientException", 403},
 		}},
-		{"wrong secret", Creds{ID: e.Root.ID, Secret: strings.Repeat("x", 40)}, nil, map[string]codeStatus{
+		{"wrong secret", harness.Creds{ID: e.Root.ID, Secret: strings.Repeat("x", 40)}, nil, map[string]codeStatus{
 			"IAM": {"SignatureDoesNotMatch", 403}, "STS": {"SignatureDoesNotMatch", 403}, "EC2": {"AuthFailure", 401},
 			"EIC": {"InvalidSignatureException", 403}, "CloudTrail": {"InvalidSignatureException", 403},
 		}},
-		{"signed 10 minutes ago", e.Root, []clientOpt{withSigner(shiftedSigner{v4.NewSigner(), -10 * time.Minute})}, map[string]codeStatus{
+		{"signed 10 minutes ago", e.Root, []harness.ClientOpt{harness.WithSigner(shiftedSigner{v4.NewSigner(), -10 * time.Minute})}, map[string]codeStatus{
 			"IAM": {"SignatureDoesNotMatch", 403}, "STS": {"SignatureDoesNotMatch", 403}, "EC2": {"RequestExpired", 400},
 			"EIC": {"InvalidSignatureException", 403}, "CloudTrail": {"InvalidSignatureException", 403},
 		}},
-		{"signed 10 minutes ahead", e.Root, []clientOpt{withSigner(shiftedSigner{v4.NewSigner(), 10 * time.Minute})}, map[string]codeStatus{
+		{"signed 10 minutes ahead", e.Root, []harness.ClientOpt{harness.WithSigner(shiftedSigner{v4.NewSigner(), 10 * time.Minute})}, map[string]codeStatus{
 			"IAM": {"SignatureDoesNotMatch", 403}, "STS": {"SignatureDoesNotMatch", 403}, "EC2": {"RequestExpired", 400},
 			"EIC": {"InvalidSignatureException", 403}, "CloudTrail": {"InvalidSignatureException", 403},
 		}},
-		{"no Authorization header", e.Root, []clientOpt{stripAuth()}, map[string]codeStatus{
+		{"no Authorization header", e.Root, []harness.ClientOpt{stripAuth()}, map[string]codeStatus{
 			"IAM": {"MissingAuthenticationToken", 403}, "STS": {"MissingAuthenticationToken", 403}, "EC2": {"AuthFailure", 401},
 			"EIC": {"MissingAuthenticationTokenException", 403}, "CloudTrail": {"MissingAuthenticationTokenException", 403},
 		}},
-		{"scoped to another region", e.Root, []clientOpt{inRegion(otherRegion)}, map[string]codeStatus{
+		{"scoped to another region", e.Root, []harness.ClientOpt{harness.InRegion(otherRegion)}, map[string]codeStatus{
 			"IAM": {"SignatureDoesNotMatch", 403}, "STS": {"SignatureDoesNotMatch", 403}, "EC2": {"AuthFailure", 401},
 			"EIC": {"InvalidSignatureException", 403}, "CloudTrail": {"InvalidSignatureException", 403},
 		}},
@@ -104,14 +106,14 @@ func testAuthFailures(t *testing.T, e *env) {
 		for _, svc := range services {
 			t.Run(m.name+"/"+svc.name, func(t *testing.T) {
 				want := m.want[svc.name]
-				err := svc.call(e, m.creds, append([]clientOpt{asWho("")}, m.opts...)...)
-				wantCode(t, err, want.code, want.status)
+				err := svc.call(e, m.creds, append([]harness.ClientOpt{harness.AsWho("")}, m.opts...)...)
+				harness.WantCode(t, err, want.code, want.status)
 			})
 		}
 	}
 	// The skew window is five minutes: four minutes off is fine.
 	for _, svc := range services {
-		if err := svc.call(e, e.Root, withSigner(shiftedSigner{v4.NewSigner(), -4 * time.Minute})); err != nil {
+		if err := svc.call(e, e.Root, harness.WithSigner(shiftedSigner{v4.NewSigner(), -4 * time.Minute})); err != nil {
 			t.Errorf("%s signed 4 minutes ago: %v", svc.name, err)
 		}
 	}
@@ -134,7 +136,7 @@ func testPresigned(t *testing.T, e *env) {
 	presign := func(p pastPresigner) string {
 		t.Helper()
 		pc := sts.NewPresignClient(e.STS(e.Root), func(o *sts.PresignOptions) { o.Presigner = p })
-		req := must(pc.PresignGetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}))(t)
+		req := harness.Must(pc.PresignGetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}))(t)
 		if req.Method != http.MethodGet || !strings.Contains(req.URL, "X-Amz-Signature=") {
 			t.Fatalf("presigned %s %s", req.Method, req.URL)
 		}
@@ -148,12 +150,12 @@ func testPresigned(t *testing.T, e *env) {
 		}
 		defer resp.Body.Close()
 		body, _ := io.ReadAll(resp.Body)
-		c := sentCall{Who: who, Service: "STS", Op: "GetCallerIdentity", RequestID: resp.Header.Get("X-Amzn-RequestId"), Status: resp.StatusCode}
+		c := harness.SentCall{Who: who, Service: "STS", Op: "GetCallerIdentity", RequestID: resp.Header.Get("X-Amzn-RequestId"), Status: resp.StatusCode}
 		if resp.StatusCode != 200 {
 			ec, _ := awsxml.GetErrorResponseComponents(bytes.NewReader(body), false)
 			c.Code = ec.Code
 		}
-		e.Calls.add(c)
+		e.Calls.Add(c)
 		return resp.StatusCode, body
 	}
 
@@ -184,31 +186,31 @@ func testMalformedRequests(t *testing.T, e *env) {
 	cases := []struct {
 		name string
 		svc  string
-		opts []clientOpt
+		opts []harness.ClientOpt
 		want codeStatus
 	}{
-		{"IAM body not a form", "IAM", []clientOpt{replaceBody([]byte("Action=ListUsers&Version=2010-05-08&%zz")), auditedAs("-"), asWho("")}, codeStatus{"InvalidInput", 400}},
-		{"STS body not a form", "STS", []clientOpt{replaceBody([]byte("%zz")), auditedAs("-"), asWho("")}, codeStatus{"ValidationError", 400}},
-		{"EC2 body not a form", "EC2", []clientOpt{replaceBody([]byte("Action=DescribeInstances&%zz")), auditedAs("-"), asWho("")}, codeStatus{"InvalidParameterValue", 400}},
-		{"EIC body not JSON", "EIC", []clientOpt{replaceBody([]byte("{not json"))}, codeStatus{"InvalidArgsException", 400}},
-		{"EIC body a JSON array", "EIC", []clientOpt{replaceBody([]byte(`["InstanceId"]`))}, codeStatus{"InvalidArgsException", 400}},
-		{"EIC body with a wrong type", "EIC", []clientOpt{replaceBody([]byte(`{"InstanceId": 42}`))}, codeStatus{"InvalidArgsException", 400}},
-		{"CloudTrail body not JSON", "CloudTrail", []clientOpt{replaceBody([]byte("{not json"))}, codeStatus{"InvalidParameterException", 400}},
-		{"IAM body over 1 MiB", "IAM", []clientOpt{replaceBody(big), auditedAs("-"), asWho("")}, codeStatus{"RequestEntityTooLarge", 413}},
-		{"EC2 body over 1 MiB", "EC2", []clientOpt{replaceBody(big), auditedAs("-"), asWho("")}, codeStatus{"RequestEntityTooLarge", 413}},
-		{"EIC body over 1 MiB", "EIC", []clientOpt{replaceBody(big), asWho("")}, codeStatus{"InvalidArgsException", 413}},
-		{"IAM unknown Action", "IAM", []clientOpt{replaceBody([]byte("Action=FrobnicateUser&Version=2010-05-08")), auditedAs("FrobnicateUser")}, codeStatus{"InvalidAction", 400}},
-		{"STS unknown Action", "STS", []clientOpt{replaceBody([]byte("Action=AssumeNothing&Version=2011-06-15")), auditedAs("AssumeNothing")}, codeStatus{"InvalidAction", 400}},
-		{"EC2 unknown Action", "EC2", []clientOpt{replaceBody([]byte("Action=RunInstances&Version=2016-11-15")), auditedAs("RunInstances")}, codeStatus{"InvalidAction", 400}},
-		{"EIC unknown target", "EIC", []clientOpt{setHeader("X-Amz-Target", "AWSEC2InstanceConnectService.Frobnicate"), auditedAs("Frobnicate")}, codeStatus{"UnknownOperationException", 400}},
-		{"IAM unsupported Version", "IAM", []clientOpt{replaceBody([]byte("Action=ListUsers&Version=2099-01-01"))}, codeStatus{"InvalidParameterValue", 400}},
+		{"IAM body not a form", "IAM", []harness.ClientOpt{replaceBody([]byte("Action=ListUsers&Version=2010-05-08&%zz")), harness.AuditedAs("-"), harness.AsWho("")}, codeStatus{"InvalidInput", 400}},
+		{"STS body not a form", "STS", []harness.ClientOpt{replaceBody([]byte("%zz")), harness.AuditedAs("-"), harness.AsWho("")}, codeStatus{"ValidationError", 400}},
+		{"EC2 body not a form", "EC2", []harness.ClientOpt{replaceBody([]byte("Action=DescribeInstances&%zz")), harness.AuditedAs("-"), harness.AsWho("")}, codeStatus{"InvalidParameterValue", 400}},
+		{"EIC body not JSON", "EIC", []harness.ClientOpt{replaceBody([]byte("{not json"))}, codeStatus{"InvalidArgsException", 400}},
+		{"EIC body a JSON array", "EIC", []harness.ClientOpt{replaceBody([]byte(`["InstanceId"]`))}, codeStatus{"InvalidArgsException", 400}},
+		{"EIC body with a wrong type", "EIC", []harness.ClientOpt{replaceBody([]byte(`{"InstanceId": 42}`))}, codeStatus{"InvalidArgsException", 400}},
+		{"CloudTrail body not JSON", "CloudTrail", []harness.ClientOpt{replaceBody([]byte("{not json"))}, codeStatus{"InvalidParameterException", 400}},
+		{"IAM body over 1 MiB", "IAM", []harness.ClientOpt{replaceBody(big), harness.AuditedAs("-"), harness.AsWho("")}, codeStatus{"RequestEntityTooLarge", 413}},
+		{"EC2 body over 1 MiB", "EC2", []harness.ClientOpt{replaceBody(big), harness.AuditedAs("-"), harness.AsWho("")}, codeStatus{"RequestEntityTooLarge", 413}},
+		{"EIC body over 1 MiB", "EIC", []harness.ClientOpt{replaceBody(big), harness.AsWho("")}, codeStatus{"InvalidArgsException", 413}},
+		{"IAM unknown Action", "IAM", []harness.ClientOpt{replaceBody([]byte("Action=FrobnicateUser&Version=2010-05-08")), harness.AuditedAs("FrobnicateUser")}, codeStatus{"InvalidAction", 400}},
+		{"STS unknown Action", "STS", []harness.ClientOpt{replaceBody([]byte("Action=AssumeNothing&Version=2011-06-15")), harness.AuditedAs("AssumeNothing")}, codeStatus{"InvalidAction", 400}},
+		{"EC2 unknown Action", "EC2", []harness.ClientOpt{replaceBody([]byte("Action=RunInstances&Version=2016-11-15")), harness.AuditedAs("RunInstances")}, codeStatus{"InvalidAction", 400}},
+		{"EIC unknown target", "EIC", []harness.ClientOpt{setHeader("X-Amz-Target", "AWSEC2InstanceConnectService.Frobnicate"), harness.AuditedAs("Frobnicate")}, codeStatus{"UnknownOperationException", 400}},
+		{"IAM unsupported Version", "IAM", []harness.ClientOpt{replaceBody([]byte("Action=ListUsers&Version=2099-01-01"))}, codeStatus{"InvalidParameterValue", 400}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, svc := range services {
 				if svc.name == tc.svc {
 					err := svc.call(e, e.Root, tc.opts...)
-					wantCode(t, err, tc.want.code, tc.want.status)
+					harness.WantCode(t, err, tc.want.code, tc.want.status)
 					return
 				}
 			}
@@ -275,7 +277,7 @@ func testMalformedRequests(t *testing.T, e *env) {
 			if status != tc.want.status || code != tc.want.code {
 				t.Errorf("%d %s, want %d %s\n%s", status, code, tc.want.status, tc.want.code, body)
 			}
-			e.Calls.add(sentCall{Who: "", Service: "-", Op: "-", RequestID: hdr.Get("X-Amzn-RequestId"), Code: code, Status: status})
+			e.Calls.Add(harness.SentCall{Who: "", Service: "-", Op: "-", RequestID: hdr.Get("X-Amzn-RequestId"), Code: code, Status: status})
 		})
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
 // cliEnv is the environment for `aws` and `kaginashi` client commands: a
@@ -66,7 +68,7 @@ func run(t *testing.T, env []string, name string, args ...string) cliResult {
 }
 
 // writeCredentials writes an AWS credentials file with these profiles.
-func writeCredentials(t *testing.T, path string, profiles map[string]Creds) {
+func writeCredentials(t *testing.T, path string, profiles map[string]harness.Creds) {
 	t.Helper()
 	var b strings.Builder
 	for name, c := range profiles {
@@ -82,11 +84,11 @@ func testAWSCLI(t *testing.T, e *env) {
 		t.Fatalf("the aws CLI is not installed: %v", err)
 	}
 	dir := t.TempDir()
-	profiles := map[string]Creds{"kaginashi-root": e.Root}
+	profiles := map[string]harness.Creds{"kaginashi-root": e.Root}
 	writeCredentials(t, filepath.Join(dir, "credentials"), profiles)
 	// Two ways to point the CLI at kaginashi: flags, and the environment.
-	flags := []string{"--endpoint-url", e.URL(), "--ca-bundle", e.caPath(), "--output", "json"}
-	envVars := e.cliEnv(t, dir, "AWS_ENDPOINT_URL="+e.URL(), "AWS_CA_BUNDLE="+e.caPath())
+	flags := []string{"--endpoint-url", e.URL(), "--ca-bundle", e.CAPath(), "--output", "json"}
+	envVars := e.cliEnv(t, dir, "AWS_ENDPOINT_URL="+e.URL(), "AWS_CA_BUNDLE="+e.CAPath())
 	aws := func(t *testing.T, profile string, args ...string) cliResult {
 		t.Helper()
 		env := e.cliEnv(t, dir, "AWS_PROFILE="+profile)
@@ -127,7 +129,7 @@ func testAWSCLI(t *testing.T, e *env) {
 	e.noteCLI("CreateUser|root|")
 
 	seedFile := filepath.Join(dir, "seed.json")
-	if err := os.WriteFile(seedFile, []byte(seedPolicy(t, e.Region, e.Account)), 0o600); err != nil {
+	if err := os.WriteFile(seedFile, []byte(harness.SeedPolicy(t, e.Region, e.Account)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var pol struct {
@@ -150,7 +152,7 @@ func testAWSCLI(t *testing.T, e *env) {
 	}
 	e.keepSecret(key.AccessKey.SecretAccessKey)
 	e.noteCLI("CreateAccessKey|root|")
-	profiles["cli-user"] = Creds{Who: "cli-user", ID: key.AccessKey.AccessKeyId, Secret: key.AccessKey.SecretAccessKey}
+	profiles["cli-user"] = harness.Creds{Who: "cli-user", ID: key.AccessKey.AccessKeyId, Secret: key.AccessKey.SecretAccessKey}
 	writeCredentials(t, filepath.Join(dir, "credentials"), profiles)
 
 	// A key made by ssh-keygen, sent with file://, which keeps the

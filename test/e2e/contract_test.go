@@ -23,6 +23,8 @@ import (
 	eic "github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
 // TestContract checks `kaginashi server` as issue #3 §1 defines it: flags,
@@ -31,15 +33,15 @@ func TestContract(t *testing.T) {
 	t.Parallel()
 	t.Run("TLS by default", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, "sqlite")
+		s := harness.StartServer(t, "sqlite")
 		testTLS(t, s)
 	})
 	t.Run("root credentials file", func(t *testing.T) {
 		t.Parallel()
-		s := startServer(t, "sqlite")
+		s := harness.StartServer(t, "sqlite")
 		testRootCredentialsFile(t, s)
 	})
-	for _, engine := range engines {
+	for _, engine := range harness.Engines {
 		t.Run("restart resumes/"+engine, func(t *testing.T) {
 			t.Parallel()
 			testRestart(t, engine)
@@ -59,8 +61,8 @@ func TestContract(t *testing.T) {
 	})
 }
 
-func testTLS(t *testing.T, s *Server) {
-	pemBytes, err := os.ReadFile(s.caPath())
+func testTLS(t *testing.T, s *harness.Server) {
+	pemBytes, err := os.ReadFile(s.CAPath())
 	if err != nil {
 		t.Fatalf("no CA at DIR/tls/ca.pem: %v", err)
 	}
@@ -74,7 +76,7 @@ func testTLS(t *testing.T, s *Server) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
-	addr := "127.0.0.1:" + strconv.Itoa(s.port)
+	addr := "127.0.0.1:" + strconv.Itoa(s.Port)
 	// The certificate is valid, under the CA, for localhost and 127.0.0.1.
 	for _, name := range []string{"localhost", "127.0.0.1"} {
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: name})
@@ -109,7 +111,7 @@ func testTLS(t *testing.T, s *Server) {
 		}
 	}
 	// The SDK with the CA bundle, as AWS_CA_BUNDLE would give it.
-	f, err := os.Open(s.caPath())
+	f, err := os.Open(s.CAPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,13 +122,13 @@ func testTLS(t *testing.T, s *Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := must(sts.NewFromConfig(cfg).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}))(t)
+	out := harness.Must(sts.NewFromConfig(cfg).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}))(t)
 	if aws.ToString(out.Arn) != "arn:aws:iam::"+s.Account+":root" {
 		t.Errorf("GetCallerIdentity over TLS: %s", aws.ToString(out.Arn))
 	}
 }
 
-type staticCreds Creds
+type staticCreds harness.Creds
 
 func (c staticCreds) Retrieve(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{AccessKeyID: c.ID, SecretAccessKey: c.Secret, Source: "e2e"}, nil
@@ -134,8 +136,8 @@ func (c staticCreds) Retrieve(context.Context) (aws.Credentials, error) {
 
 var rootFileRE = regexp.MustCompile(`^\[kaginashi-root\]\naws_access_key_id = (AKIA[A-Z2-7]{16})\naws_secret_access_key = (\S{40})\n$`)
 
-func testRootCredentialsFile(t *testing.T, s *Server) {
-	path := filepath.Join(s.cfg.DataDir, "root-credentials")
+func testRootCredentialsFile(t *testing.T, s *harness.Server) {
+	path := filepath.Join(s.Cfg.DataDir, "root-credentials")
 	fi, err := os.Stat(path)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +150,7 @@ func testRootCredentialsFile(t *testing.T, s *Server) {
 		t.Errorf("root-credentials is not a credentials file with profile kaginashi-root:\n%s", b)
 	}
 	// The SDK reads it as a shared credentials file.
-	ca, err := os.Open(s.caPath())
+	ca, err := os.Open(s.CAPath())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,15 +161,15 @@ func testRootCredentialsFile(t *testing.T, s *Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := must(sts.NewFromConfig(cfg).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}))(t)
+	out := harness.Must(sts.NewFromConfig(cfg).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}))(t)
 	if aws.ToString(out.Arn) != "arn:aws:iam::"+s.Account+":root" {
 		t.Errorf("root-credentials sign in as %s", aws.ToString(out.Arn))
 	}
 	// Printed once to stdout, never to the log.
-	if n := strings.Count(s.stdout.String(), s.Root.Secret); n != 1 {
-		t.Errorf("the root secret is printed %d times on first start:\n%s", n, s.stdout)
+	if n := strings.Count(s.Stdout.String(), s.Root.Secret); n != 1 {
+		t.Errorf("the root secret is printed %d times on first start:\n%s", n, s.Stdout)
 	}
-	if strings.Contains(s.stderr.String(), s.Root.Secret) {
+	if strings.Contains(s.Stderr.String(), s.Root.Secret) {
 		t.Error("the root secret is in the server's log")
 	}
 }
@@ -175,22 +177,22 @@ func testRootCredentialsFile(t *testing.T, s *Server) {
 func testRestart(t *testing.T, engine string) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	storeURL := storeFor(t, engine)
-	cfg := serverConfig{DataDir: dir, Store: storeURL}
-	p1 := startProc(t, cfg)
-	s1 := &Server{proc: p1, Engine: engine, Calls: &callLog{}, HTTP: p1.httpClient(t)}
-	s1.Account, s1.Region = p1.identity(t)
-	root, err := readRootCredentials(filepath.Join(dir, "root-credentials"))
+	storeURL := harness.StoreFor(t, engine)
+	cfg := harness.ServerConfig{DataDir: dir, Store: storeURL}
+	p1 := harness.StartProc(t, cfg)
+	s1 := &harness.Server{Proc: p1, Engine: engine, Calls: &harness.CallLog{}, HTTP: p1.HTTPClient(t)}
+	s1.Account, s1.Region = p1.Identity(t)
+	root, err := harness.ReadRootCredentials(filepath.Join(dir, "root-credentials"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s1.Root = root
-	must(s1.IAM(root).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("keeper")}))(t)
-	k := must(s1.IAM(root).CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("keeper")}))(t).AccessKey
-	keeper := Creds{Who: "keeper", ID: aws.ToString(k.AccessKeyId), Secret: aws.ToString(k.SecretAccessKey)}
-	ca1, _ := os.ReadFile(p1.caPath())
+	harness.Must(s1.IAM(root).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("keeper")}))(t)
+	k := harness.Must(s1.IAM(root).CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("keeper")}))(t).AccessKey
+	keeper := harness.Creds{Who: "keeper", ID: aws.ToString(k.AccessKeyId), Secret: aws.ToString(k.SecretAccessKey)}
+	ca1, _ := os.ReadFile(p1.CAPath())
 	creds1, _ := os.ReadFile(filepath.Join(dir, "root-credentials"))
-	p1.stop(t)
+	p1.Stop(t)
 
 	// Another --account-id or --region than the data's: a clear refusal.
 	for _, bad := range [][]string{{"--account-id", "999999999999"}, {"--region", "eu-west-1"}} {
@@ -198,33 +200,33 @@ func testRestart(t *testing.T, engine string) {
 		if bad[0] == "--region" {
 			want = "this data was created for region " + s1.Region
 		}
-		p := launch(t, serverConfig{DataDir: dir, Store: storeURL, Args: bad})
-		if code := p.wait(t, 60*time.Second); code == 0 || !strings.Contains(p.stderr.String(), want) || !strings.Contains(p.stderr.String(), bad[0]) {
-			t.Errorf("restart with %v: exit %d, want an error saying %q\nstderr:\n%s", bad, code, want, p.stderr)
+		p := harness.Launch(t, harness.ServerConfig{DataDir: dir, Store: storeURL, Args: bad})
+		if code := p.Wait(t, 60*time.Second); code == 0 || !strings.Contains(p.Stderr.String(), want) || !strings.Contains(p.Stderr.String(), bad[0]) {
+			t.Errorf("restart with %v: exit %d, want an error saying %q\nstderr:\n%s", bad, code, want, p.Stderr)
 		}
 	}
 
 	// The same flags as the data: fine.
-	p2 := startProc(t, serverConfig{DataDir: dir, Store: storeURL, Args: []string{"--account-id", s1.Account, "--region", s1.Region}})
-	defer p2.stop(t)
-	if a, r := p2.identity(t); a != s1.Account || r != s1.Region {
+	p2 := harness.StartProc(t, harness.ServerConfig{DataDir: dir, Store: storeURL, Args: []string{"--account-id", s1.Account, "--region", s1.Region}})
+	defer p2.Stop(t)
+	if a, r := p2.Identity(t); a != s1.Account || r != s1.Region {
 		t.Errorf("after restart: account %s region %s, want %s %s", a, r, s1.Account, s1.Region)
 	}
-	if strings.Contains(p2.stdout.String(), root.Secret) || strings.Contains(p2.stdout.String(), "Generated root credentials") {
-		t.Errorf("root credentials printed again on restart:\n%s", p2.stdout)
+	if strings.Contains(p2.Stdout.String(), root.Secret) || strings.Contains(p2.Stdout.String(), "Generated root credentials") {
+		t.Errorf("root credentials printed again on restart:\n%s", p2.Stdout)
 	}
-	ca2, _ := os.ReadFile(p2.caPath())
+	ca2, _ := os.ReadFile(p2.CAPath())
 	creds2, _ := os.ReadFile(filepath.Join(dir, "root-credentials"))
 	if string(ca1) != string(ca2) || string(creds1) != string(creds2) {
 		t.Error("the CA or the root credentials changed on restart")
 	}
-	s2 := &Server{proc: p2, Engine: engine, Account: s1.Account, Region: s1.Region, Calls: &callLog{}, HTTP: p2.httpClient(t)}
-	who := must(s2.STS(root).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
+	s2 := &harness.Server{Proc: p2, Engine: engine, Account: s1.Account, Region: s1.Region, Calls: &harness.CallLog{}, HTTP: p2.HTTPClient(t)}
+	who := harness.Must(s2.STS(root).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
 	if aws.ToString(who.Account) != s1.Account {
 		t.Errorf("account after restart: %s", aws.ToString(who.Account))
 	}
-	must(s2.IAM(root).GetUser(ctx, &iam.GetUserInput{UserName: aws.String("keeper")}))(t)
-	me := must(s2.STS(keeper).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
+	harness.Must(s2.IAM(root).GetUser(ctx, &iam.GetUserInput{UserName: aws.String("keeper")}))(t)
+	me := harness.Must(s2.STS(keeper).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
 	if aws.ToString(me.Arn) != "arn:aws:iam::"+s1.Account+":user/keeper" {
 		t.Errorf("the user's old key after restart: %s", aws.ToString(me.Arn))
 	}
@@ -232,22 +234,22 @@ func testRestart(t *testing.T, engine string) {
 
 func testInsecureHTTP(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	p := startProc(t, serverConfig{DataDir: dir, Insecure: true})
-	defer p.stop(t)
+	p := harness.StartProc(t, harness.ServerConfig{DataDir: dir, Insecure: true})
+	defer p.Stop(t)
 	if !strings.HasPrefix(p.URL(), "http://") {
 		t.Fatal(p.URL())
 	}
-	s := &Server{proc: p, Calls: &callLog{}, HTTP: p.httpClient(t)}
-	s.Account, s.Region = p.identity(t)
-	root, err := readRootCredentials(filepath.Join(dir, "root-credentials"))
+	s := &harness.Server{Proc: p, Calls: &harness.CallLog{}, HTTP: p.HTTPClient(t)}
+	s.Account, s.Region = p.Identity(t)
+	root, err := harness.ReadRootCredentials(filepath.Join(dir, "root-credentials"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := must(s.STS(root).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}))(t)
+	out := harness.Must(s.STS(root).GetCallerIdentity(context.Background(), &sts.GetCallerIdentityInput{}))(t)
 	if aws.ToString(out.Arn) != "arn:aws:iam::"+s.Account+":root" {
 		t.Errorf("GetCallerIdentity over HTTP: %s", aws.ToString(out.Arn))
 	}
-	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.port), &tls.Config{InsecureSkipVerify: true})
+	conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(p.Port), &tls.Config{InsecureSkipVerify: true})
 	if err == nil {
 		conn.Close()
 		t.Error("--insecure-http also speaks TLS")
@@ -257,26 +259,26 @@ func testInsecureHTTP(t *testing.T) {
 func testRootEnv(t *testing.T) {
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "data")
-	root := Creds{Who: "root", ID: "AKIAE2EROOTFROMENV01", Secret: "e2e/env/root/secret/0123456789abcdefghijk"}
+	root := harness.Creds{Who: "root", ID: "AKIAE2EROOTFROMENV01", Secret: "e2e/env/root/secret/0123456789abcdefghijk"}
 	env := []string{"KAGINASHI_ROOT_ACCESS_KEY_ID=" + root.ID, "KAGINASHI_ROOT_SECRET_ACCESS_KEY=" + root.Secret}
-	p := startProc(t, serverConfig{DataDir: dir, Env: env})
-	s := &Server{proc: p, Calls: &callLog{}, HTTP: p.httpClient(t)}
-	s.Account, s.Region = p.identity(t)
-	out := must(s.STS(root).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
+	p := harness.StartProc(t, harness.ServerConfig{DataDir: dir, Env: env})
+	s := &harness.Server{Proc: p, Calls: &harness.CallLog{}, HTTP: p.HTTPClient(t)}
+	s.Account, s.Region = p.Identity(t)
+	out := harness.Must(s.STS(root).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
 	if aws.ToString(out.Arn) != "arn:aws:iam::"+s.Account+":root" {
 		t.Errorf("env root credentials sign in as %s", aws.ToString(out.Arn))
 	}
 	// Root may do everything.
-	must(s.IAM(root).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("from-env-root")}))(t)
-	_, err := s.EIC(root).SendSSHPublicKey(ctx, &eic.SendSSHPublicKeyInput{InstanceId: aws.String(missingID), InstanceOSUser: aws.String("ec2-user"), SSHPublicKey: aws.String(ed25519Key(t))})
-	wantCode(t, err, "EC2InstanceNotFoundException", 404)
-	if fileExists(filepath.Join(dir, "root-credentials")) {
+	harness.Must(s.IAM(root).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("from-env-root")}))(t)
+	_, err := s.EIC(root).SendSSHPublicKey(ctx, &eic.SendSSHPublicKeyInput{InstanceId: aws.String(missingID), InstanceOSUser: aws.String("ec2-user"), SSHPublicKey: aws.String(harness.Ed25519Key(t))})
+	harness.WantCode(t, err, "EC2InstanceNotFoundException", 404)
+	if harness.FileExists(filepath.Join(dir, "root-credentials")) {
 		t.Error("root-credentials written although the environment supplies them")
 	}
-	if strings.Contains(p.stdout.String(), root.Secret) || strings.Contains(p.stderr.String(), root.Secret) {
+	if strings.Contains(p.Stdout.String(), root.Secret) || strings.Contains(p.Stderr.String(), root.Secret) {
 		t.Error("the root secret from the environment is printed")
 	}
-	p.stop(t)
+	p.Stop(t)
 
 	// The same key ID with another secret is refused on restart; so is
 	// half of the pair.
@@ -284,31 +286,31 @@ func testRootEnv(t *testing.T) {
 		{"KAGINASHI_ROOT_ACCESS_KEY_ID=" + root.ID, "KAGINASHI_ROOT_SECRET_ACCESS_KEY=another-secret-0123456789abcdefghijklmn"},
 		{"KAGINASHI_ROOT_ACCESS_KEY_ID=" + root.ID},
 	} {
-		p := launch(t, serverConfig{DataDir: dir, Env: bad})
-		if code := p.wait(t, 60*time.Second); code == 0 || !strings.Contains(p.stderr.String(), "KAGINASHI_ROOT_SECRET_ACCESS_KEY") {
-			t.Errorf("restart with %v: exit %d\nstderr:\n%s", bad, code, p.stderr)
+		p := harness.Launch(t, harness.ServerConfig{DataDir: dir, Env: bad})
+		if code := p.Wait(t, 60*time.Second); code == 0 || !strings.Contains(p.Stderr.String(), "KAGINASHI_ROOT_SECRET_ACCESS_KEY") {
+			t.Errorf("restart with %v: exit %d\nstderr:\n%s", bad, code, p.Stderr)
 		}
 	}
-	p = startProc(t, serverConfig{DataDir: dir, Env: env})
-	defer p.stop(t)
-	s = &Server{proc: p, Calls: &callLog{}, HTTP: p.httpClient(t), Region: s.Region}
-	must(s.IAM(root).GetUser(ctx, &iam.GetUserInput{UserName: aws.String("from-env-root")}))(t)
+	p = harness.StartProc(t, harness.ServerConfig{DataDir: dir, Env: env})
+	defer p.Stop(t)
+	s = &harness.Server{Proc: p, Calls: &harness.CallLog{}, HTTP: p.HTTPClient(t), Region: s.Region}
+	harness.Must(s.IAM(root).GetUser(ctx, &iam.GetUserInput{UserName: aws.String("from-env-root")}))(t)
 }
 
 func testThrottling(t *testing.T) {
-	s := startServer(t, "sqlite", "--rate-limit", "0.01", "--rate-burst", "4")
+	s := harness.StartServer(t, "sqlite", "--rate-limit", "0.01", "--rate-burst", "4")
 	ctx := context.Background()
-	must(s.IAM(s.Root).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("busy")}))(t)
-	k := must(s.IAM(s.Root).CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("busy")}))(t).AccessKey
+	harness.Must(s.IAM(s.Root).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("busy")}))(t)
+	k := harness.Must(s.IAM(s.Root).CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String("busy")}))(t).AccessKey
 	for i := 0; i < 2; i++ {
-		must(s.STS(s.Root).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
+		harness.Must(s.STS(s.Root).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
 	}
 	// Root's bucket is empty now.
 	_, err := s.STS(s.Root).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
-	wantCode(t, err, "Throttling", 400)
-	_, err = s.EIC(s.Root).SendSSHPublicKey(ctx, &eic.SendSSHPublicKeyInput{InstanceId: aws.String(missingID), InstanceOSUser: aws.String("ec2-user"), SSHPublicKey: aws.String(ed25519Key(t))})
-	wantCode(t, err, "ThrottlingException", 429)
+	harness.WantCode(t, err, "Throttling", 400)
+	_, err = s.EIC(s.Root).SendSSHPublicKey(ctx, &eic.SendSSHPublicKeyInput{InstanceId: aws.String(missingID), InstanceOSUser: aws.String("ec2-user"), SSHPublicKey: aws.String(harness.Ed25519Key(t))})
+	harness.WantCode(t, err, "ThrottlingException", 429)
 	// The limit is per access key: the user's is untouched.
-	busy := Creds{Who: "busy", ID: aws.ToString(k.AccessKeyId), Secret: aws.ToString(k.SecretAccessKey)}
-	must(s.STS(busy).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
+	busy := harness.Creds{Who: "busy", ID: aws.ToString(k.AccessKeyId), Secret: aws.ToString(k.SecretAccessKey)}
+	harness.Must(s.STS(busy).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{}))(t)
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
 // instanceIDs are the instances of a DescribeInstances answer, sorted.
@@ -41,12 +43,12 @@ func testEC2DescribeInstances(t *testing.T, e *env) {
 	ctx := context.Background()
 	c := e.EC2(e.Root)
 
-	all := must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{}))(t)
+	all := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{}))(t)
 	if got := instanceIDs(all); !reflect.DeepEqual(got, ids(1, 2, 3, 4, 5, 6, 7)) {
 		t.Fatalf("DescribeInstances: %v", got)
 	}
 	// One instance in detail.
-	one := must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID(1)}}))(t)
+	one := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID(1)}}))(t)
 	if len(one.Reservations) != 1 || len(one.Reservations[0].Instances) != 1 {
 		t.Fatalf("DescribeInstances by ID: %+v", one.Reservations)
 	}
@@ -67,7 +69,7 @@ func testEC2DescribeInstances(t *testing.T, e *env) {
 	if got := ec2TagMap(in.Tags); !reflect.DeepEqual(got, map[string]string{"Name": "web-1", "env": "prod"}) {
 		t.Errorf("tags: %v", got)
 	}
-	stopped := must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID(3)}}))(t)
+	stopped := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID(3)}}))(t)
 	if st := stopped.Reservations[0].Instances[0].State; st.Name != ec2types.InstanceStateNameStopped || aws.ToInt32(st.Code) != 80 {
 		t.Errorf("stopped instance state: %+v", st)
 	}
@@ -92,7 +94,7 @@ func testEC2DescribeInstances(t *testing.T, e *env) {
 		{"no match", nil, []ec2types.Filter{filter("tag:env", "staging")}, ids()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: tc.ids, Filters: tc.filters}))(t)
+			out := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: tc.ids, Filters: tc.filters}))(t)
 			if got := instanceIDs(out); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
@@ -103,7 +105,7 @@ func testEC2DescribeInstances(t *testing.T, e *env) {
 		var pages [][]string
 		var seen []string
 		for p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5)}); p.HasMorePages(); {
-			page := must(p.NextPage(ctx))(t)
+			page := harness.Must(p.NextPage(ctx))(t)
 			pages = append(pages, instanceIDs(page))
 			seen = append(seen, instanceIDs(page)...)
 			if len(pages) > 3 {
@@ -118,11 +120,11 @@ func testEC2DescribeInstances(t *testing.T, e *env) {
 			t.Errorf("paged instances %v", seen)
 		}
 		// Paging and filters together.
-		first := must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5), Filters: []ec2types.Filter{filter("instance-state-name", "running")}}))(t)
+		first := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5), Filters: []ec2types.Filter{filter("instance-state-name", "running")}}))(t)
 		if len(instanceIDs(first)) != 5 || first.NextToken == nil {
 			t.Fatalf("first filtered page: %v next %v", instanceIDs(first), first.NextToken)
 		}
-		second := must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5), NextToken: first.NextToken, Filters: []ec2types.Filter{filter("instance-state-name", "running")}}))(t)
+		second := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{MaxResults: aws.Int32(5), NextToken: first.NextToken, Filters: []ec2types.Filter{filter("instance-state-name", "running")}}))(t)
 		if got := append(instanceIDs(first), instanceIDs(second)...); !reflect.DeepEqual(got, ids(1, 2, 4, 5, 6, 7)) || second.NextToken != nil {
 			t.Errorf("filtered pages: %v, next %v", got, second.NextToken)
 		}
@@ -140,7 +142,7 @@ func ec2TagMap(ts []ec2types.Tag) map[string]string {
 func testEC2Endpoints(t *testing.T, e *env) {
 	ctx := context.Background()
 	c := e.EC2(e.Root)
-	out := must(c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{}))(t)
+	out := harness.Must(c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{}))(t)
 	if len(out.InstanceConnectEndpoints) != 1 {
 		t.Fatalf("DescribeInstanceConnectEndpoints: %+v", out.InstanceConnectEndpoints)
 	}
@@ -151,31 +153,31 @@ func testEC2Endpoints(t *testing.T, e *env) {
 		aws.ToString(ep.DnsName) != "localhost" {
 		t.Errorf("endpoint: id %q owner %q state %q arn %q dns %q", id, aws.ToString(ep.OwnerId), ep.State, aws.ToString(ep.InstanceConnectEndpointArn), aws.ToString(ep.DnsName))
 	}
-	byID := must(c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{InstanceConnectEndpointIds: []string{id}}))(t)
+	byID := harness.Must(c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{InstanceConnectEndpointIds: []string{id}}))(t)
 	if len(byID.InstanceConnectEndpoints) != 1 {
 		t.Errorf("by ID: %+v", byID.InstanceConnectEndpoints)
 	}
-	none := must(c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{Filters: []ec2types.Filter{filter("state", "delete-complete")}}))(t)
+	none := harness.Must(c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{Filters: []ec2types.Filter{filter("state", "delete-complete")}}))(t)
 	if len(none.InstanceConnectEndpoints) != 0 {
 		t.Errorf("state filter: %+v", none.InstanceConnectEndpoints)
 	}
 	_, err := c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{InstanceConnectEndpointIds: []string{"eice-0123456789abcdef0"}})
-	wantCode(t, err, "InvalidInstanceConnectEndpointId.NotFound", 400)
+	harness.WantCode(t, err, "InvalidInstanceConnectEndpointId.NotFound", 400)
 }
 
 func testEC2Tags(t *testing.T, e *env) {
 	ctx := context.Background()
 	c := e.EC2(e.Root)
 	i4, i5 := instanceID(4), instanceID(5)
-	must(c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{i4, i5}, Tags: []ec2types.Tag{
+	harness.Must(c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{i4, i5}, Tags: []ec2types.Tag{
 		{Key: aws.String("owner"), Value: aws.String("e2e")}, {Key: aws.String("tier"), Value: aws.String("batch")},
 	}}))(t)
-	got := must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{filter("tag:owner", "e2e")}}))(t)
+	got := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{filter("tag:owner", "e2e")}}))(t)
 	if !reflect.DeepEqual(instanceIDs(got), ids(4, 5)) {
 		t.Errorf("after CreateTags, tag:owner=e2e: %v", instanceIDs(got))
 	}
 
-	dt := must(c.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{filter("resource-id", i4)}}))(t)
+	dt := harness.Must(c.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{filter("resource-id", i4)}}))(t)
 	var rows []string
 	for _, d := range dt.Tags {
 		rows = append(rows, aws.ToString(d.ResourceId)+" "+string(d.ResourceType)+" "+aws.ToString(d.Key)+"="+aws.ToString(d.Value))
@@ -184,16 +186,16 @@ func testEC2Tags(t *testing.T, e *env) {
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("DescribeTags resource-id:\n got %v\nwant %v", rows, want)
 	}
-	byKey := must(c.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{filter("key", "owner")}}))(t)
+	byKey := harness.Must(c.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{filter("key", "owner")}}))(t)
 	if len(byKey.Tags) != 2 {
 		t.Errorf("DescribeTags key=owner: %+v", byKey.Tags)
 	}
 
 	// DeleteTags by key; with a value, only while the tag has that value.
-	must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i4, i5}, Tags: []ec2types.Tag{{Key: aws.String("owner")}}}))(t)
-	must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("tier"), Value: aws.String("not-batch")}}}))(t)
-	must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i5}, Tags: []ec2types.Tag{{Key: aws.String("tier"), Value: aws.String("batch")}}}))(t)
-	after := must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{i4, i5}}))(t)
+	harness.Must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i4, i5}, Tags: []ec2types.Tag{{Key: aws.String("owner")}}}))(t)
+	harness.Must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("tier"), Value: aws.String("not-batch")}}}))(t)
+	harness.Must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i5}, Tags: []ec2types.Tag{{Key: aws.String("tier"), Value: aws.String("batch")}}}))(t)
+	after := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{i4, i5}}))(t)
 	for _, r := range after.Reservations {
 		for _, in := range r.Instances {
 			tags := ec2TagMap(in.Tags)
@@ -206,23 +208,23 @@ func testEC2Tags(t *testing.T, e *env) {
 			}
 		}
 	}
-	must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("tier")}}}))(t)
+	harness.Must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("tier")}}}))(t)
 
 	// Tagging is authorized per resource, with aws:RequestTag.
-	tagger := e.newUser(t, "ec2-tagger", doc(map[string]any{
+	tagger := e.newUser(t, "ec2-tagger", harness.Doc(map[string]any{
 		"Effect": "Allow", "Action": "ec2:CreateTags", "Resource": e.instanceARN(i4),
 		"Condition": map[string]any{"StringEquals": map[string]any{"aws:RequestTag/owner": "tagger"}},
 	}))
 	tc := e.EC2(tagger)
-	must(tc.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("owner"), Value: aws.String("tagger")}}}))(t)
+	harness.Must(tc.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("owner"), Value: aws.String("tagger")}}}))(t)
 	_, err := tc.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("owner"), Value: aws.String("someone")}}})
-	wantCode(t, err, "UnauthorizedOperation", 403)
+	harness.WantCode(t, err, "UnauthorizedOperation", 403)
 	_, err = tc.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{i4, i5}, Tags: []ec2types.Tag{{Key: aws.String("owner"), Value: aws.String("tagger")}}})
-	wantCode(t, err, "UnauthorizedOperation", 403)
-	if tags := ec2TagMap(must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{i5}}))(t).Reservations[0].Instances[0].Tags); tags["owner"] != "" {
+	harness.WantCode(t, err, "UnauthorizedOperation", 403)
+	if tags := ec2TagMap(harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{i5}}))(t).Reservations[0].Instances[0].Tags); tags["owner"] != "" {
 		t.Errorf("a denied CreateTags tagged %s: %v", i5, tags)
 	}
-	must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("owner")}}}))(t)
+	harness.Must(c.DeleteTags(ctx, &ec2.DeleteTagsInput{Resources: []string{i4}, Tags: []ec2types.Tag{{Key: aws.String("owner")}}}))(t)
 }
 
 func testEC2Errors(t *testing.T, e *env) {
@@ -277,9 +279,9 @@ func testEC2Errors(t *testing.T, e *env) {
 		}, "InvalidParameterCombination", 400},
 	}
 	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), tc.code, tc.status) })
+		t.Run(tc.name, func(t *testing.T) { harness.WantCode(t, tc.call(), tc.code, tc.status) })
 	}
-	if tags := ec2TagMap(must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID(6)}}))(t).Reservations[0].Instances[0].Tags); tags["dry"] != "" {
+	if tags := ec2TagMap(harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID(6)}}))(t).Reservations[0].Instances[0].Tags); tags["dry"] != "" {
 		t.Errorf("DryRun CreateTags tagged the instance: %v", tags)
 	}
 }

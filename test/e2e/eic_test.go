@@ -16,6 +16,8 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kaginashi/kaginashi/internal/store"
+
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
@@ -69,12 +71,12 @@ func (e *env) keyRecord(t *testing.T, instance, osUser, requestID string, at tim
 func testEICErrors(t *testing.T, e *env) {
 	c := e.EIC(e.Root)
 	nobody := e.newUser(t, "eic-nobody")
-	good := ed25519Key(t)
+	good := harness.Ed25519Key(t)
 	// invalid asserts InvalidArgsException saying why (why, in its message).
 	invalid := func(why string) func(t *testing.T, err error) {
 		return func(t *testing.T, err error) {
 			t.Helper()
-			ie := wantTyped[*eictypes.InvalidArgsException](t, err, 400)
+			ie := harness.WantTyped[*eictypes.InvalidArgsException](t, err, 400)
 			if !strings.Contains(ie.ErrorMessage(), why) {
 				t.Errorf("InvalidArgsException %q does not say %q", ie.ErrorMessage(), why)
 			}
@@ -90,13 +92,13 @@ func testEICErrors(t *testing.T, e *env) {
 		check    func(t *testing.T, err error)
 	}{
 		{"EC2InstanceNotFoundException", c, missingID, "ec2-user", good, func(t *testing.T, err error) {
-			wantTyped[*eictypes.EC2InstanceNotFoundException](t, err, 404)
+			harness.WantTyped[*eictypes.EC2InstanceNotFoundException](t, err, 404)
 		}},
-		{"EC2InstanceStateInvalidException: stopped", c, instanceID(3), "ec2-user", good, func(t *testing.T, err error) {
-			wantTyped[*eictypes.EC2InstanceStateInvalidException](t, err, 400)
+		{"EC2InstanceUnavailableException: stopped (its agent is not connected)", c, instanceID(3), "ec2-user", good, func(t *testing.T, err error) {
+			harness.WantTyped[*eictypes.EC2InstanceUnavailableException](t, err, 503)
 		}},
 		{"AuthException: no policy", e.EIC(nobody), instanceID(1), "ec2-user", good, func(t *testing.T, err error) {
-			ae := wantTyped[*eictypes.AuthException](t, err, 403)
+			ae := harness.WantTyped[*eictypes.AuthException](t, err, 403)
 			if !strings.Contains(ae.ErrorMessage(), "ec2-instance-connect:SendSSHPublicKey") {
 				t.Errorf("AuthException message does not name the action: %q", ae.ErrorMessage())
 			}
@@ -106,8 +108,8 @@ func testEICErrors(t *testing.T, e *env) {
 		{"InvalidArgs: sk-ssh-ed25519@openssh.com", c, instanceID(1), "ec2-user", skEd25519Key(t), invalid("security-key")},
 		{"InvalidArgs: options", c, instanceID(1), "ec2-user", `command="x" ` + good, invalid("options are not allowed")},
 		{"InvalidArgs: from= option", c, instanceID(1), "ec2-user", `from="10.0.0.0/8" ` + good, invalid("options are not allowed")},
-		{"InvalidArgs: a second line", c, instanceID(1), "ec2-user", good + "\n" + ed25519Key(t), invalid("second line")},
-		{"InvalidArgs: a second line after CRLF", c, instanceID(1), "ec2-user", good + "\r\n" + ed25519Key(t), invalid("second line")},
+		{"InvalidArgs: a second line", c, instanceID(1), "ec2-user", good + "\n" + harness.Ed25519Key(t), invalid("second line")},
+		{"InvalidArgs: a second line after CRLF", c, instanceID(1), "ec2-user", good + "\r\n" + harness.Ed25519Key(t), invalid("second line")},
 		{"InvalidArgs: control character", c, instanceID(1), "ec2-user", good + "\x01", invalid("control character")},
 		{"InvalidArgs: RSA 1024", c, instanceID(1), "ec2-user", rsaKey(t, 1024), invalid("2048")},
 		{"InvalidArgs: not base64", c, instanceID(1), "ec2-user", "ssh-ed25519 " + strings.Repeat("!", 80), invalid(keyInvalid)},
@@ -130,7 +132,7 @@ func testEICErrors(t *testing.T, e *env) {
 		_, err := c.SendSerialConsoleSSHPublicKey(context.Background(), &eic.SendSerialConsoleSSHPublicKeyInput{
 			InstanceId: aws.String(instanceID(1)), SSHPublicKey: aws.String(good),
 		})
-		se := wantTyped[*eictypes.SerialConsoleAccessDisabledException](t, err, 403)
+		se := harness.WantTyped[*eictypes.SerialConsoleAccessDisabledException](t, err, 403)
 		if !strings.Contains(se.ErrorMessage(), "serial console") {
 			t.Errorf("message is not clear: %q", se.ErrorMessage())
 		}
@@ -151,9 +153,9 @@ func testEICKeys(t *testing.T, e *env) {
 	c := e.EIC(e.Root)
 	i2 := instanceID(2)
 	for _, tc := range []struct{ name, key string }{
-		{"ed25519", ed25519Key(t)},
-		{"ed25519 with the trailing newline file:// sends", ed25519Key(t) + "\n"},
-		{"ed25519 without comment", strings.Join(strings.Fields(ed25519Key(t))[:2], " ")},
+		{"ed25519", harness.Ed25519Key(t)},
+		{"ed25519 with the trailing newline file:// sends", harness.Ed25519Key(t) + "\n"},
+		{"ed25519 without comment", strings.Join(strings.Fields(harness.Ed25519Key(t))[:2], " ")},
 		{"ecdsa-sha2-nistp256", ecdsaKey(t)},
 		{"ssh-rsa 2048", rsaKey(t, 2048)},
 	} {
@@ -175,7 +177,7 @@ func testEICKeys(t *testing.T, e *env) {
 	}
 	t.Run("with AvailabilityZone", func(t *testing.T) {
 		out, err := c.SendSSHPublicKey(context.Background(), &eic.SendSSHPublicKeyInput{
-			InstanceId: aws.String(i2), InstanceOSUser: aws.String("admin"), SSHPublicKey: aws.String(ed25519Key(t)), AvailabilityZone: aws.String(e.Region + "a"),
+			InstanceId: aws.String(i2), InstanceOSUser: aws.String("admin"), SSHPublicKey: aws.String(harness.Ed25519Key(t)), AvailabilityZone: aws.String(e.Region + "a"),
 		})
 		wantPushed(out, err)(t)
 	})
@@ -183,11 +185,11 @@ func testEICKeys(t *testing.T, e *env) {
 
 func testSeedPolicy(t *testing.T, e *env) {
 	ctx := context.Background()
-	seed := seedPolicy(t, e.Region, e.Account)
+	seed := harness.SeedPolicy(t, e.Region, e.Account)
 	seedUser := e.newUser(t, "seed-user")
 	e.attachManaged(t, "seed-user", "seed", seed)
 	sc := e.EIC(seedUser)
-	key := ed25519Key(t)
+	key := harness.Ed25519Key(t)
 
 	t.Run("any running instance in its region", func(t *testing.T) {
 		for _, n := range []int{1, 2, 4, 7} {
@@ -214,19 +216,19 @@ func testSeedPolicy(t *testing.T, e *env) {
 		}
 	})
 	t.Run("DescribeInstances allowed", func(t *testing.T) {
-		must(e.EC2(seedUser).DescribeInstances(ctx, &ec2.DescribeInstancesInput{}))(t)
+		harness.Must(e.EC2(seedUser).DescribeInstances(ctx, &ec2.DescribeInstancesInput{}))(t)
 	})
 	t.Run("no iam:ListUsers", func(t *testing.T) {
 		_, err := e.IAM(seedUser).ListUsers(ctx, &iam.ListUsersInput{})
-		wantCode(t, err, "AccessDenied", 403)
+		harness.WantCode(t, err, "AccessDenied", 403)
 	})
 	t.Run("no serial console permission", func(t *testing.T) {
 		_, err := sc.SendSerialConsoleSSHPublicKey(ctx, &eic.SendSerialConsoleSSHPublicKeyInput{InstanceId: aws.String(instanceID(1)), SSHPublicKey: aws.String(key)})
-		wantTyped[*eictypes.AuthException](t, err, 403)
+		harness.WantTyped[*eictypes.AuthException](t, err, 403)
 	})
 	t.Run("allowed on instance/*: a missing instance is not found", func(t *testing.T) {
 		_, err := sendKey(sc, missingID, "ec2-user", key)
-		wantTyped[*eictypes.EC2InstanceNotFoundException](t, err, 404)
+		harness.WantTyped[*eictypes.EC2InstanceNotFoundException](t, err, 404)
 	})
 
 	t.Run("seed for another region", func(t *testing.T) {
@@ -235,22 +237,22 @@ func testSeedPolicy(t *testing.T, e *env) {
 			other = "us-west-2"
 		}
 		u := e.newUser(t, "seed-elsewhere")
-		e.attachManaged(t, "seed-elsewhere", "seed-elsewhere", seedPolicy(t, other, e.Account))
+		e.attachManaged(t, "seed-elsewhere", "seed-elsewhere", harness.SeedPolicy(t, other, e.Account))
 		_, err := sendKey(e.EIC(u), instanceID(1), "ec2-user", key)
-		wantTyped[*eictypes.AuthException](t, err, 403)
+		harness.WantTyped[*eictypes.AuthException](t, err, 403)
 	})
 
 	t.Run("one instance only", func(t *testing.T) {
-		u := e.newUser(t, "seed-one", doc(map[string]any{
+		u := e.newUser(t, "seed-one", harness.Doc(map[string]any{
 			"Effect": "Allow", "Action": "ec2-instance-connect:SendSSHPublicKey", "Resource": e.instanceARN(instanceID(1)),
 		}))
 		c := e.EIC(u)
 		wantPushed(sendKey(c, instanceID(1), "ec2-user", key))(t)
 		_, err := sendKey(c, instanceID(2), "ec2-user", key)
-		wantTyped[*eictypes.AuthException](t, err, 403)
+		harness.WantTyped[*eictypes.AuthException](t, err, 403)
 		// A missing instance gets AuthException too: existence does not leak.
 		_, err = sendKey(c, missingID, "ec2-user", key)
-		wantTyped[*eictypes.AuthException](t, err, 403)
+		harness.WantTyped[*eictypes.AuthException](t, err, 403)
 	})
 
 	// The request context the server builds: resource tags, the caller's
@@ -258,7 +260,7 @@ func testSeedPolicy(t *testing.T, e *env) {
 	t.Run("conditions", func(t *testing.T) {
 		instances := "arn:aws:ec2:" + e.Region + ":" + e.Account + ":instance/*"
 		allowIf := func(cond map[string]any) string {
-			return doc(map[string]any{"Effect": "Allow", "Action": "ec2-instance-connect:SendSSHPublicKey", "Resource": instances, "Condition": cond})
+			return harness.Doc(map[string]any{"Effect": "Allow", "Action": "ec2-instance-connect:SendSSHPublicKey", "Resource": instances, "Condition": cond})
 		}
 		for i, tc := range []struct {
 			name   string
@@ -288,21 +290,21 @@ func testSeedPolicy(t *testing.T, e *env) {
 				if tc.ok {
 					wantPushed(out, err)(t)
 				} else {
-					wantTyped[*eictypes.AuthException](t, err, 403)
+					harness.WantTyped[*eictypes.AuthException](t, err, 403)
 				}
 			})
 		}
 	})
 
 	t.Run("explicit Deny wins", func(t *testing.T) {
-		u := e.newUser(t, "seed-denyroot", doc(map[string]any{
+		u := e.newUser(t, "seed-denyroot", harness.Doc(map[string]any{
 			"Sid": "NoRoot", "Effect": "Deny", "Action": "ec2-instance-connect:SendSSHPublicKey", "Resource": "*",
 			"Condition": map[string]any{"StringEquals": map[string]any{"ec2:osuser": "root"}},
 		}))
 		e.attachManaged(t, "seed-denyroot", "seed-denyroot", seed)
 		c := e.EIC(u)
 		_, err := sendKey(c, instanceID(1), "root", key)
-		ae := wantTyped[*eictypes.AuthException](t, err, 403)
+		ae := harness.WantTyped[*eictypes.AuthException](t, err, 403)
 		if !strings.Contains(ae.ErrorMessage(), "explicit deny") {
 			t.Errorf("AuthException does not say explicit deny: %q", ae.ErrorMessage())
 		}

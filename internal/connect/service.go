@@ -67,13 +67,15 @@ func (s *Service) Push(ctx context.Context, in PushInput) (store.KeyRecord, erro
 		PublicKey: in.Key.Line, Fingerprint: in.Key.Fingerprint, CallerARN: in.CallerARN,
 		CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
 	}
-	if err := s.store.PutKeyRecord(ctx, rec); err != nil {
-		return rec, apierr.Wrap(err, "storing the key")
-	}
+	// Deliver first, then record: the store's active records are keys a
+	// host really holds, not attempts that never arrived.
 	if s.deliver != nil {
 		if err := s.deliver.Deliver(ctx, rec); err != nil {
 			return rec, err
 		}
+	}
+	if err := s.store.PutKeyRecord(ctx, rec); err != nil {
+		return rec, apierr.Wrap(err, "recording the key")
 	}
 	return rec, nil
 }

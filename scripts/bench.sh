@@ -92,6 +92,7 @@ test binary only, never into anything kaginashi ships.
 - `Result` is reused across calls: no allocation per decision.
 MD
 } >"$tmp"
+chmod 644 "$tmp"
 mv "$tmp" "$out"
 trap - EXIT
 rm -f "$tmp.policy"

@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,7 +36,7 @@ import (
 
 const usage = `kaginashi-agent: the kaginashi host agent
 
-  kaginashi-agent run --server URL [--join-token TOKEN] [--data-dir DIR] [--ca-file F | --ca-pin sha256:HEX] [--tag KEY=VALUE ...]
+  kaginashi-agent run --server URL [--join-token TOKEN] [--data-dir DIR] [--ca-file F | --ca-pin sha256:HEX] [--tag KEY=VALUE ...] [--allow-port N ...]
       enroll once (with a join token from 'kaginashi agent-token create'), then stay connected
   kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]
       sshd's AuthorizedKeysCommand (%u %f): print USER's active pushed keys
@@ -82,6 +83,24 @@ func main() {
 
 type usageError struct{ error }
 
+// portsFlag collects --allow-port values.
+type portsFlag []int
+
+func (p *portsFlag) String() string { return fmt.Sprint(*p) }
+func (p *portsFlag) Set(v string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 65535 {
+		return errors.New("want a port number from 1 to 65535")
+	}
+	for _, have := range *p {
+		if have == n {
+			return nil
+		}
+	}
+	*p = append(*p, n)
+	return nil
+}
+
 type tagsFlag []agentproto.Tag
 
 func (t *tagsFlag) String() string { return fmt.Sprint(*t) }
@@ -108,6 +127,8 @@ func run(args []string) error {
 	sshdConfig := fs.String("sshd-config", "/etc/ssh/sshd_config", "sshd_config to report on")
 	var tags tagsFlag
 	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable)")
+	ports := portsFlag{22}
+	fs.Var(&ports, "allow-port", "local port tunnels may reach (repeatable; 22 is always allowed)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
@@ -138,6 +159,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	a.AllowedPorts = ports
 	inv := inventory(*sshdConfig, *dataDir)(ctx)
 	// sshd before 7.7 rejects a key line with expiry-time="...": there
 	// the agent's own expiry check is the only one.

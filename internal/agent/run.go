@@ -356,7 +356,11 @@ func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) {
 		}
 		_ = c.Send(ack)
 	case agentproto.TypeTunnel:
-		_ = c.Send(agentproto.Ack{Error: "tunnels are not supported by this agent yet"})
+		var to agentproto.TunnelOpen
+		if err := c.Recv(&to); err != nil {
+			return
+		}
+		a.tunnel(ctx, st, c, to.Port)
 	default:
 		_ = c.Send(agentproto.Ack{Error: "unknown stream type"})
 	}
@@ -396,3 +400,45 @@ type readConn struct {
 }
 
 func (c readConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// tunnel connects a server stream to 127.0.0.1:port, if the port is on the
+// agent's allow-list, and copies both ways until either side ends.
+func (a *Agent) tunnel(ctx context.Context, st *yamux.Stream, c *agentproto.Conn, port int) {
+	allowed := false
+	for _, p := range a.AllowedPorts {
+		if p == port {
+			allowed = true
+		}
+	}
+	if !allowed {
+		_ = c.Send(agentproto.Ack{Error: fmt.Sprintf("port %d is not allowed by this host's agent (allowed: %v); add it with kaginashi-agent run --allow-port %d", port, a.AllowedPorts, port)})
+		a.log.Warn("refused a tunnel to a port that is not allowed", "port", port)
+		return
+	}
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
+	if err != nil {
+		_ = c.Send(agentproto.Ack{Error: fmt.Sprintf("Unable to connect to target: nothing accepts connections on 127.0.0.1:%d of this host (%v)", port, err)})
+		return
+	}
+	defer conn.Close()
+	if err := c.Send(agentproto.Ack{OK: true}); err != nil {
+		return
+	}
+	_ = st.SetDeadline(time.Time{})
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(conn, c.Reader()) // server → host service
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(st, conn) // host service → server
+		_ = st.Close()
+		done <- struct{}{}
+	}()
+	<-done
+	<-done
+}

@@ -62,6 +62,7 @@ type Config struct {
 	// TrustProxy: take the client address from X-Forwarded-For (only behind
 	// a proxy that sets it).
 	TrustProxy bool
+	Tunnel     TunnelLimits
 }
 
 // Deps are the services behind the API.
@@ -72,6 +73,7 @@ type Deps struct {
 	Inventory *inventory.Service
 	Connect   *connect.Service
 	Tokens    *gateway.Tokens // join tokens; nil disables the kaginashi API
+	Tunnels   Tunneler        // tunnels through agents; nil disables /openTunnel
 	Audit     audit.Recorder
 	AuditLog  AuditReader
 	Limiter   Limiter // may be nil
@@ -84,11 +86,21 @@ type Handler struct {
 	cfg  Config
 	deps Deps
 	ops  map[protocol]map[string]*op
+
+	tunnelLimits TunnelLimits
+	tunnelSlots  chan struct{}
 }
 
 // New makes the handler.
 func New(cfg Config, deps Deps) *Handler {
-	h := &Handler{cfg: cfg, deps: deps, ops: map[protocol]map[string]*op{}}
+	h := &Handler{cfg: cfg, deps: deps, ops: map[protocol]map[string]*op{}, tunnelLimits: cfg.Tunnel}
+	if h.tunnelLimits.MaxDuration <= 0 || h.tunnelLimits.MaxDuration > time.Hour {
+		h.tunnelLimits.MaxDuration = time.Hour
+	}
+	if h.tunnelLimits.MaxConcurrent <= 0 {
+		h.tunnelLimits.MaxConcurrent = 1000
+	}
+	h.tunnelSlots = make(chan struct{}, h.tunnelLimits.MaxConcurrent)
 	h.ops[protoIAM] = iamOps()
 	h.ops[protoSTS] = stsOps()
 	h.ops[protoEC2] = ec2Ops()

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"time"
+
 	"github.com/spf13/cobra"
 
 	"github.com/kaginashi/kaginashi/internal/server"
@@ -45,6 +47,8 @@ Point the aws CLI at it:
 	f.StringVar(&o.AuditLog, "audit-log", "", "also append audit events to this JSON-lines file")
 	f.Float64Var(&o.RateLimit, "rate-limit", 50, "API calls per second per access key (negative: no limit)")
 	f.IntVar(&o.RateBurst, "rate-burst", 100, "burst size of the per-key rate limit")
+	f.DurationVar(&o.MaxTunnelDuration, "max-tunnel-duration", time.Hour, "longest a tunnel may stay open (at most 1h)")
+	f.IntVar(&o.MaxTunnels, "max-tunnels", 1000, "tunnels open at once through this server")
 	f.DurationVar(&o.KeyLifetime, "key-lifetime", 0, "shorten pushed keys' 60 s lifetime (tests of expiry only)")
 	_ = f.MarkHidden("key-lifetime")
 	return c

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -445,3 +446,67 @@ type bufferedConn struct {
 }
 
 func (b bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+
+// ErrNotConnected means the instance's agent has no session here.
+var ErrNotConnected = errors.New("the instance's agent is not connected")
+
+// TunnelError is the agent's refusal of a tunnel (a port it does not
+// allow, nothing listening), in its words.
+type TunnelError struct{ Reason string }
+
+func (e *TunnelError) Error() string { return e.Reason }
+
+// OpenTunnel asks the instance's agent for a connection to 127.0.0.1:port
+// on the host and returns it once the agent has connected. The stream has
+// yamux's flow control: a slow reader slows the writer, with a bounded
+// window in between.
+func (g *Gateway) OpenTunnel(ctx context.Context, instanceID string, port int) (io.ReadWriteCloser, error) {
+	g.mu.Lock()
+	s := g.sessions[instanceID]
+	g.mu.Unlock()
+	if s == nil {
+		return nil, ErrNotConnected
+	}
+	st, err := s.mux.OpenStream()
+	if err != nil {
+		return nil, ErrNotConnected
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(10 * time.Second)
+	}
+	_ = st.SetDeadline(deadline)
+	c := agentproto.NewConn(st)
+	if err := c.Send(agentproto.Header{Type: agentproto.TypeTunnel}); err != nil {
+		st.Close()
+		return nil, err
+	}
+	if err := c.Send(agentproto.TunnelOpen{Port: port}); err != nil {
+		st.Close()
+		return nil, err
+	}
+	var ack agentproto.Ack
+	if err := c.Recv(&ack); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("the agent did not answer: %w", err)
+	}
+	if !ack.OK {
+		st.Close()
+		return nil, &TunnelError{Reason: ack.Error}
+	}
+	_ = st.SetDeadline(time.Time{})
+	return &tunnelStream{Stream: st, r: c.Reader()}, nil
+}
+
+// tunnelStream reads through the protocol reader, which may hold bytes
+// that arrived with the Ack.
+type tunnelStream struct {
+	*yamux.Stream
+	r io.Reader
+}
+
+func (t *tunnelStream) Read(p []byte) (int, error) { return t.r.Read(p) }
+
+// CloseWrite ends the direction towards the host: yamux's Close is a
+// half-close (the host's answer can still arrive).
+func (t *tunnelStream) CloseWrite() error { return t.Stream.Close() }

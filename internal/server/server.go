@@ -58,6 +58,10 @@ type Options struct {
 	// KeyLifetime shortens pushed keys' 60 s (tests of expiry only; it
 	// cannot lengthen them).
 	KeyLifetime time.Duration
+	// MaxTunnelDuration caps tunnels (default and most: 1 hour);
+	// MaxTunnels is how many run at once (default 1000).
+	MaxTunnelDuration time.Duration
+	MaxTunnels        int
 
 	Stdout io.Writer // where first-start credentials are printed
 	Log    *slog.Logger
@@ -212,8 +216,9 @@ func Run(ctx context.Context, o Options) error {
 		connectSvc.ShortenLifetime(o.KeyLifetime)
 		log.Warn("pushed keys live shorter than 60 s (--key-lifetime): for tests only", "lifetime", o.KeyLifetime)
 	}
-	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account}, awsapi.Deps{
-		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connectSvc, Tokens: tokens,
+	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account,
+		Tunnel: awsapi.TunnelLimits{MaxDuration: o.MaxTunnelDuration, MaxConcurrent: o.MaxTunnels}}, awsapi.Deps{
+		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connectSvc, Tokens: tokens, Tunnels: gw,
 		Audit: auditor, AuditLog: auditor, Limiter: limiter, Log: log, Now: o.Now,
 	})
 
@@ -228,6 +233,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 	mux.Handle("POST /{$}", api)
 	mux.Handle("GET /{$}", api)
+	mux.HandleFunc("GET /openTunnel", api.ServeOpenTunnel)
 	mux.HandleFunc("POST "+agentproto.EnrollPath, gw.HandleEnroll)
 	mux.HandleFunc("GET "+agentproto.ConnectPath, gw.HandleConnect)
 

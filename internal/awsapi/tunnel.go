@@ -1,0 +1,291 @@
+package awsapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/gateway"
+	"github.com/kaginashi/kaginashi/internal/inventory"
+	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/policy"
+)
+
+// EC2 Instance Connect Endpoint's open-tunnel: GET /openTunnel, presigned
+// with SigV4 (service ec2-instance-connect), upgraded to a WebSocket whose
+// binary frames carry one TCP connection to a port of the instance —
+// spliced through the agent's outbound connection.
+
+// Tunneler opens a connection to a port of an instance, through its agent.
+type Tunneler interface {
+	OpenTunnel(ctx context.Context, instanceID string, port int) (io.ReadWriteCloser, error)
+}
+
+// TunnelLimits bound tunnels.
+type TunnelLimits struct {
+	// MaxDuration caps maxTunnelDuration (and is the default): 3600 s.
+	MaxDuration time.Duration
+	// MaxConcurrent is how many tunnels the endpoint holds at once (per
+	// server process). AWS allows 20; kaginashi's default is 1000.
+	MaxConcurrent int
+}
+
+// tunnelReadLimit bounds one WebSocket message: the AWS CLI sends reads of
+// up to 65,000 bytes as one frame.
+const tunnelReadLimit = 1 << 20
+
+type tunnelError struct {
+	ErrorCode string `json:"ErrorCode"`
+	Message   string `json:"Message"`
+}
+
+// ServeOpenTunnel handles GET /openTunnel.
+func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	c := &call{ctx: ctx, h: h, requestID: newRequestID(), proto: protoEIC, name: "OpenTunnel"}
+	c.info.SourceIP, c.info.UserAgent, c.info.Secure, c.info.Time, c.info.Region = h.clientIP(r), r.UserAgent(), r.TLS != nil, h.now().UTC(), h.cfg.Region
+	c.op = &op{name: "OpenTunnel", action: "ec2-instance-connect:OpenTunnel"}
+	q := r.URL.Query()
+	c.response = nil
+	c.extra = map[string]any{}
+	refuse := func(status int, code string, err error) {
+		ae := apierr.As(err)
+		msg := ae.Message
+		if ae.Kind == apierr.Internal {
+			h.deps.Log.Error("open tunnel failed", "requestID", c.requestID, "err", ae.Err)
+			msg = "We encountered an internal error. Please try again. (request " + c.requestID + ")"
+		}
+		_ = h.record(c, &apierr.Error{Kind: ae.Kind, Code: code, Message: msg})
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Amzn-RequestId", c.requestID)
+		w.WriteHeader(status)
+		_ = json.NewEncoder(w).Encode(tunnelError{ErrorCode: code, Message: msg})
+	}
+	if h.deps.Tunnels == nil {
+		refuse(http.StatusNotImplemented, "UnsupportedOperation", apierr.New(apierr.Unsupported, "tunnels are not enabled on this server"))
+		return
+	}
+
+	auth, err := h.deps.Auth.Authenticate(ctx, r, nil)
+	if err != nil {
+		code, status, _ := errorCode(protoEIC, apierr.As(err))
+		refuse(status, code, err)
+		return
+	}
+	c.auth, c.info.Region = auth, auth.Region
+	if auth.Service != "ec2-instance-connect" {
+		refuse(http.StatusForbidden, "InvalidSignatureException", apierr.New(apierr.SignatureMismatch, "Credential should be scoped to correct service: 'ec2-instance-connect', not '%s'.", auth.Service))
+		return
+	}
+	if h.deps.Limiter != nil && !h.deps.Limiter.Allow(auth.Principal.AccessKeyID) {
+		refuse(http.StatusTooManyRequests, "ThrottlingException", apierr.New(apierr.Throttled, "Rate exceeded"))
+		return
+	}
+
+	// Parameters, as the AWS CLI and other EICE clients send them.
+	c.body, _ = json.Marshal(map[string]string{
+		"instanceConnectEndpointId": q.Get("instanceConnectEndpointId"), "remotePort": q.Get("remotePort"),
+		"privateIpAddress": q.Get("privateIpAddress"), "instanceId": q.Get("instanceId"), "maxTunnelDuration": q.Get("maxTunnelDuration"),
+	})
+	invalid := func(format string, args ...any) {
+		refuse(http.StatusBadRequest, "InvalidParameter", apierr.New(apierr.InvalidInput, format, args...))
+	}
+	ep, err := h.deps.Inventory.Endpoint(ctx)
+	if err != nil {
+		refuse(http.StatusInternalServerError, "InternalError", err)
+		return
+	}
+	if id := q.Get("instanceConnectEndpointId"); id != ep.ID {
+		invalid("The instance connect endpoint ID %q does not exist; this server's endpoint is %s.", truncate(id, 64), ep.ID)
+		return
+	}
+	port := 22
+	if v := q.Get("remotePort"); v != "" {
+		if port, err = strconv.Atoi(v); err != nil || port < 1 || port > 65535 {
+			invalid("The specified RemotePort is not valid. Specify a port from 1 to 65535.")
+			return
+		}
+	}
+	maxDur := h.tunnelLimits.MaxDuration
+	durKey := int(maxDur / time.Second)
+	if v := q.Get("maxTunnelDuration"); v != "" {
+		d, err := strconv.Atoi(v)
+		if err != nil || d < 1 || time.Duration(d)*time.Second > maxDur {
+			invalid("maxTunnelDuration must be from 1 to %d seconds.", int(maxDur/time.Second))
+			return
+		}
+		maxDur, durKey = time.Duration(d)*time.Second, d
+	}
+	ip, instanceID := q.Get("privateIpAddress"), q.Get("instanceId")
+	if ip == "" && instanceID == "" {
+		invalid("Give privateIpAddress (or kaginashi's instanceId) to say which instance to reach.")
+		return
+	}
+	if instanceID != "" {
+		if err := inventory.ValidInstanceID(instanceID); err != nil {
+			invalid("%v", apierr.As(err).Message)
+			return
+		}
+	}
+
+	// Find the target before authorizing (its address is a condition key),
+	// but reveal nothing about it until the caller is allowed.
+	var target *store.Instance
+	if instanceID != "" {
+		if in, err := h.deps.Inventory.Instance(ctx, instanceID); err == nil && (ip == "" || in.PrivateIP == ip) {
+			target = &in
+			ip = in.PrivateIP
+		}
+	} else if pg, err := h.deps.Inventory.Describe(ctx, nil, []inventory.Filter{{Name: "private-ip-address", Values: []string{ip}}}, 0, ""); err == nil && len(pg.Instances) > 0 {
+		target = &pg.Instances[0]
+	}
+	c.extra["remotePort"], c.extra["maxTunnelDuration"] = port, durKey
+	if err := c.authorize(ep.ARN, func(rc *policy.Context) {
+		rc.Set("ec2-instance-connect:remotePort", strconv.Itoa(port))
+		rc.Set("ec2-instance-connect:maxTunnelDuration", strconv.Itoa(durKey))
+		if ip != "" {
+			rc.Set("ec2-instance-connect:privateIpAddress", ip)
+		}
+		resourceTags(ep.Tags, "aws:ResourceTag/", "ec2:ResourceTag/")(rc)
+	}); err != nil {
+		refuse(http.StatusForbidden, "AccessDeniedException", err)
+		return
+	}
+	if target == nil {
+		invalid("No instance of this account has %s.", orStr(instanceID, "private IP address "+ip))
+		return
+	}
+	c.extra["instanceId"] = target.ID
+
+	select {
+	case h.tunnelSlots <- struct{}{}:
+		defer func() { <-h.tunnelSlots }()
+	default:
+		refuse(http.StatusTooManyRequests, "TooManyTunnels", apierr.New(apierr.Throttled, "The endpoint holds its maximum of %d concurrent tunnels. Close one and try again.", h.tunnelLimits.MaxConcurrent))
+		return
+	}
+	openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	stream, err := h.deps.Tunnels.OpenTunnel(openCtx, target.ID, port)
+	cancel()
+	var te *gateway.TunnelError
+	switch {
+	case errors.Is(err, gateway.ErrNotConnected):
+		refuse(http.StatusServiceUnavailable, "InstanceUnavailable", apierr.New(apierr.Unavailable, "The agent of instance %s is not connected; the host may be down or unable to reach the server.", target.ID))
+		return
+	case errors.As(err, &te):
+		refuse(http.StatusBadRequest, "TargetRefused", apierr.New(apierr.InvalidInput, "%s", te.Reason))
+		return
+	case err != nil:
+		refuse(http.StatusBadGateway, "TargetUnreachable", apierr.New(apierr.Unavailable, "Unable to connect to target: %v", err))
+		return
+	}
+	defer stream.Close()
+
+	// The open is audited before any byte flows.
+	if err := h.record(c, nil); err != nil {
+		refuse(http.StatusInternalServerError, "InternalError", apierr.Wrap(err, "recording the audit event"))
+		return
+	}
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// Origin checks protect cookie-authenticated pages; a presigned
+		// URL carries its own authority, and clients are not browsers.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		return // Accept has answered the client
+	}
+	ws.SetReadLimit(tunnelReadLimit)
+	w.Header().Set("X-Amzn-RequestId", c.requestID)
+	start := h.now()
+	up, down, reason := splice(ctx, ws, stream, maxDur)
+	h.recordClose(c, target.ID, start, up, down, reason)
+}
+
+// splice copies between the WebSocket and the agent stream until one side
+// ends or the duration runs out, and closes the WebSocket with 1000 for a
+// clean end, another code with a reason otherwise. It returns the bytes
+// sent up (client → host) and down, and the close reason.
+func splice(ctx context.Context, ws *websocket.Conn, stream io.ReadWriteCloser, maxDur time.Duration) (up, down int64, reason string) {
+	ctx, cancel := context.WithTimeout(ctx, maxDur)
+	defer cancel()
+	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+	var upN, downN atomic.Int64
+	clientDone := make(chan error, 1)
+	hostDone := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(countWriter{stream, &upN}, nc)
+		if hc, ok := stream.(interface{ CloseWrite() error }); ok {
+			_ = hc.CloseWrite()
+		}
+		clientDone <- err
+	}()
+	go func() {
+		_, err := io.Copy(countWriter{nc, &downN}, stream)
+		hostDone <- err
+	}()
+	code, why := websocket.StatusNormalClosure, ""
+	select {
+	case err := <-hostDone:
+		if err != nil && ctx.Err() == nil {
+			code, why = websocket.StatusInternalError, "Connection to target lost"
+		}
+	case err := <-clientDone:
+		// The client finished sending; let the host finish its answer.
+		_ = err
+		select {
+		case <-hostDone:
+		case <-ctx.Done():
+		}
+	case <-ctx.Done():
+	}
+	if ctx.Err() == context.DeadlineExceeded {
+		code, why = websocket.StatusPolicyViolation, "Maximum tunnel duration reached"
+	}
+	stream.Close()
+	_ = ws.Close(code, why)
+	if why == "" {
+		why = "closed"
+	}
+	return upN.Load(), downN.Load(), why
+}
+
+type countWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// recordClose audits a tunnel's end with the bytes each way.
+func (h *Handler) recordClose(c *call, instanceID string, start time.Time, up, down int64, reason string) {
+	cc := *c
+	cc.name = "CloseTunnel"
+	cc.op = &op{name: "CloseTunnel", action: "ec2-instance-connect:OpenTunnel"}
+	cc.requestID = newRequestID()
+	cc.info.Time = h.now().UTC()
+	cc.decision = nil
+	cc.extra = map[string]any{"instanceId": instanceID, "openRequestId": c.requestID, "bytesUp": up, "bytesDown": down,
+		"durationSeconds": h.now().Sub(start).Seconds(), "closeReason": reason}
+	if err := h.record(&cc, nil); err != nil {
+		h.deps.Log.Error("the tunnel's close event was not recorded", "requestID", c.requestID, "err", err)
+	}
+}
+
+func orStr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,180 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/spf13/cobra"
+
+	"github.com/kaginashi/kaginashi/internal/client"
+)
+
+// tunnelFlags are open-tunnel's own options (AWS CLI names).
+type tunnelFlags struct {
+	instanceID  string
+	remotePort  int
+	localPort   int
+	maxDuration int
+	endpointID  string
+	privateIP   string
+	maxConns    int
+}
+
+func newOpenTunnelCmd(stdio IO) *cobra.Command {
+	var (
+		flags client.Flags
+		tf    tunnelFlags
+	)
+	c := &cobra.Command{
+		Use:   "open-tunnel --instance-id ID [--remote-port 22] [--local-port N] [--max-tunnel-duration S]",
+		Short: "Open a tunnel to a port of an instance, through the Instance Connect Endpoint",
+		Long: `Open a tunnel to a port of an instance (22 by default) through the EC2 Instance
+Connect Endpoint — kaginashi's server, or AWS's with no endpoint configured.
+
+Without --local-port it carries standard input and output, for ssh's
+ProxyCommand, and exits as soon as standard input closes. With --local-port it
+listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
+		Example: `  ssh -o ProxyCommand='kaginashi open-tunnel --instance-id %h' ec2-user@i-0123456789abcdef0
+  kaginashi open-tunnel --instance-id i-0123456789abcdef0 --remote-port 5432 --local-port 15432`,
+		Args: exactArgs(0, "no positional arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if tf.instanceID == "" {
+				return usageErr("--instance-id is required")
+			}
+			if tf.remotePort < 1 || tf.remotePort > 65535 {
+				return usageErr("--remote-port %d: want 1 to 65535", tf.remotePort)
+			}
+			if tf.maxDuration < 0 || tf.maxDuration > 3600 {
+				return usageErr("--max-tunnel-duration %d: want 1 to 3600 seconds", tf.maxDuration)
+			}
+			ctx := cmd.Context()
+			params, cfg, err := tunnelParams(ctx, flags, tf)
+			if err != nil {
+				return err
+			}
+			if tf.localPort == 0 {
+				return stdioTunnel(ctx, stdio, cfg, params)
+			}
+			return listenTunnel(ctx, stdio, cfg, params, tf)
+		},
+	}
+	addClientFlags(c, &flags)
+	f := c.Flags()
+	f.StringVar(&tf.instanceID, "instance-id", "", "instance to reach (required)")
+	f.IntVar(&tf.remotePort, "remote-port", 22, "port on the instance")
+	f.IntVar(&tf.localPort, "local-port", 0, "listen on 127.0.0.1:PORT instead of using standard input and output")
+	f.IntVar(&tf.maxDuration, "max-tunnel-duration", 0, "close the tunnel after this many seconds (1-3600; default: the server's, 3600)")
+	f.StringVar(&tf.endpointID, "instance-connect-endpoint-id", "", "endpoint to use (default: found with DescribeInstanceConnectEndpoints)")
+	f.StringVar(&tf.privateIP, "private-ip-address", "", "the instance's private IP (default: found with DescribeInstances)")
+	f.IntVar(&tf.maxConns, "max-websocket-connections", 10, "with --local-port: tunnels open at once")
+	return c
+}
+
+// tunnelParams resolves the endpoint and target, the way the AWS CLI does
+// (DescribeInstances → private IP, DescribeInstanceConnectEndpoints →
+// endpoint), plus kaginashi's instanceId so its server needs no address.
+func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (client.TunnelParams, awsConfig, error) {
+	cfg, err := client.Load(ctx, flags)
+	if err != nil {
+		return client.TunnelParams{}, cfg, err
+	}
+	p := client.TunnelParams{InstanceID: tf.instanceID, RemotePort: tf.remotePort, MaxDuration: tf.maxDuration, PrivateIP: tf.privateIP}
+	if p.PrivateIP == "" {
+		t, err := client.ResolveTarget(ctx, cfg, tf.instanceID)
+		if err != nil {
+			return p, cfg, err
+		}
+		p.PrivateIP = t.PrivateIP
+	}
+	if p.Endpoint, p.EndpointID, err = client.Endpoint(ctx, cfg, tf.endpointID); err != nil {
+		return p, cfg, err
+	}
+	return p, cfg, nil
+}
+
+// stdioTunnel carries standard input and output. It returns when either
+// side ends — in particular as soon as standard input closes (the AWS
+// CLI's open-tunnel keeps spinning after its pipe closes).
+func stdioTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelParams) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	conn, err := client.DialTunnel(ctx, cfg, p)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	done := make(chan error, 2)
+	go func() {
+		_, err := io.Copy(conn, stdio.In)
+		done <- err
+	}()
+	go func() {
+		_, err := io.Copy(stdio.Out, conn)
+		done <- err
+	}()
+	err = <-done
+	if reason := client.CloseReason(err); reason != "" {
+		fmt.Fprintln(stdio.Err, "kaginashi: "+reason)
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func listenTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelParams, tf tunnelFlags) error {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(tf.localPort)))
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	fmt.Fprintf(stdio.Err, "Listening on %s for %s:%d; Ctrl-C to stop.\n", ln.Addr(), p.InstanceID, p.RemotePort)
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	slots := make(chan struct{}, max(tf.maxConns, 1))
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		lc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		select {
+		case slots <- struct{}{}:
+		default:
+			fmt.Fprintf(stdio.Err, "kaginashi: refusing a connection: %d tunnels are open (--max-websocket-connections)\n", tf.maxConns)
+			lc.Close()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			defer lc.Close()
+			tctx, cancel := context.WithCancel(ctx)
+			defer cancel()
+			conn, err := client.DialTunnel(tctx, cfg, p)
+			if err != nil {
+				fmt.Fprintf(stdio.Err, "kaginashi: %v\n", err)
+				return
+			}
+			defer conn.Close()
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(conn, lc); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(lc, conn); done <- struct{}{} }()
+			<-done
+		}()
+	}
+}
+
+// awsConfig is the AWS SDK configuration the client commands share.
+type awsConfig = aws.Config

@@ -22,6 +22,7 @@ import (
 	"github.com/hashicorp/yamux"
 
 	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/bulkio"
 	"github.com/kaginashi/kaginashi/internal/keyrecord"
 )
 
@@ -155,11 +156,22 @@ func (a *Agent) dial(ctx context.Context) (net.Conn, *bufio.Reader, error) {
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "443")
 	}
-	d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}, Config: tcfg}
-	conn, err := d.DialContext(ctx, "tcp", host)
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	tcp, err := d.DialContext(ctx, "tcp", host)
 	if err != nil {
 		return nil, nil, err
 	}
+	// Tunnels carry bulk data over this connection: bulkio under TLS
+	// lets each of yamux's writes go out in one system call.
+	tc := tls.Client(bulkio.Wrap(tcp), tcfg)
+	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = tc.HandshakeContext(hctx)
+	cancel()
+	if err != nil {
+		tcp.Close()
+		return nil, nil, err
+	}
+	conn := bulkio.Batch(tc)
 	_ = conn.SetDeadline(time.Now().Add(15 * time.Second))
 	req := "GET " + agentproto.ConnectPath + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: kaginashi-agent/" + Version +
 		"\r\nConnection: Upgrade\r\nUpgrade: " + agentproto.UpgradeProtocol + "\r\n\r\n"
@@ -210,7 +222,8 @@ func (a *Agent) session(ctx context.Context) error {
 	cfg.LogOutput = io.Discard
 	cfg.KeepAliveInterval = 15 * time.Second
 	cfg.ConnectionWriteTimeout = 10 * time.Second
-	mux, err := yamux.Client(readConn{conn, br}, cfg)
+	cfg.MaxStreamWindowSize = agentproto.StreamWindow
+	mux, err := yamux.Client(agentproto.CoalesceFrames(readConn{conn, br}), cfg)
 	if err != nil {
 		conn.Close()
 		return err
@@ -426,19 +439,43 @@ func (a *Agent) tunnel(ctx context.Context, st *yamux.Stream, c *agentproto.Conn
 		return
 	}
 	_ = st.SetDeadline(time.Time{})
-	done := make(chan struct{}, 2)
+	done := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(conn, c.Reader()) // server → host service
-		if tc, ok := conn.(*net.TCPConn); ok {
-			_ = tc.CloseWrite()
-		}
-		done <- struct{}{}
-	}()
-	go func() {
-		_, _ = io.Copy(st, conn) // host service → server
+		// host service → server, until the service closes its side.
+		defer close(done)
+		_ = relay(st, conn)
 		_ = st.Close()
-		done <- struct{}{}
 	}()
+	// server → host service, until the server ends the stream: then the
+	// tunnel is over (its protocol has no half-close) and the connection
+	// to the service closes, which ends the copy above; a write of that
+	// copy waiting for the server's window ends with the deadline.
+	_ = relay(conn, c.Reader())
+	conn.Close()
+	_ = st.SetWriteDeadline(time.Now())
 	<-done
-	<-done
+}
+
+// relay copies src to dst until src ends (nil) or either fails, with a
+// buffer as large as what is waiting (see bulkio.Adaptive): large writes
+// to the service and to the server while busy, little memory while idle.
+func relay(dst io.Writer, src io.Reader) error {
+	var buf bulkio.Adaptive
+	defer buf.Release()
+	for {
+		b := buf.Buf()
+		n, err := src.Read(b)
+		if n > 0 {
+			if _, werr := dst.Write(b[:n]); werr != nil {
+				return werr
+			}
+		}
+		buf.Used(n) // after the write: it may give b back
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }

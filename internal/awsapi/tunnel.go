@@ -4,18 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/bulkio"
 	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/internal/wstunnel"
 	"github.com/kaginashi/kaginashi/policy"
 )
 
@@ -37,10 +38,6 @@ type TunnelLimits struct {
 	// server process). AWS allows 20; kaginashi's default is 1000.
 	MaxConcurrent int
 }
-
-// tunnelReadLimit bounds one WebSocket message: the AWS CLI sends reads of
-// up to 65,000 bytes as one frame.
-const tunnelReadLimit = 1 << 20
 
 type tunnelError struct {
 	ErrorCode string `json:"ErrorCode"`
@@ -164,6 +161,10 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.extra["instanceId"] = target.ID
+	if err := wstunnel.CheckUpgrade(r); err != nil {
+		invalid("open-tunnel is a WebSocket (binary messages carry the connection's bytes): %v.", err)
+		return
+	}
 
 	select {
 	case h.tunnelSlots <- struct{}{}:
@@ -194,79 +195,154 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusInternalServerError, "InternalError", apierr.Wrap(err, "recording the audit event"))
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		// Origin checks protect cookie-authenticated pages; a presigned
-		// URL carries its own authority, and clients are not browsers.
-		InsecureSkipVerify: true,
-	})
+	ws, err := wstunnel.Accept(w, r, http.Header{"X-Amzn-RequestId": {c.requestID}})
 	if err != nil {
-		return // Accept has answered the client
+		h.deps.Log.Warn("open tunnel: the WebSocket handshake failed", "requestID", c.requestID, "err", err)
+		h.recordClose(c, target.ID, h.now(), 0, 0, "handshake failed")
+		return
 	}
-	ws.SetReadLimit(tunnelReadLimit)
-	w.Header().Set("X-Amzn-RequestId", c.requestID)
 	start := h.now()
-	up, down, reason := splice(ctx, ws, stream, maxDur)
+	up, down, reason := splice(ws, stream, maxDur)
 	h.recordClose(c, target.ID, start, up, down, reason)
 }
 
+// closeLinger is how long the server waits, after its close frame, for
+// the client's answering close before it drops the connection: closing
+// with the client's data unread would reset the connection, and a reset
+// can destroy the last bytes and the close frame before the client has
+// read them.
+const closeLinger = 2 * time.Second
+
 // splice copies between the WebSocket and the agent stream until one side
-// ends or the duration runs out, and closes the WebSocket with 1000 for a
-// clean end, another code with a reason otherwise. It returns the bytes
-// sent up (client → host) and down, and the close reason.
-func splice(ctx context.Context, ws *websocket.Conn, stream io.ReadWriteCloser, maxDur time.Duration) (up, down int64, reason string) {
-	ctx, cancel := context.WithTimeout(ctx, maxDur)
-	defer cancel()
-	nc := websocket.NetConn(ctx, ws, websocket.MessageBinary)
+// ends or the duration runs out. It closes the WebSocket with 1000 for a
+// clean end (the host closed the connection, or the client did), another
+// code with a reason otherwise, and returns the bytes sent up (client →
+// host) and down, and the close reason.
+//
+// Backpressure is end to end with bounded memory: each direction holds at
+// most one buffer (none, or a small one, while idle: see bulkio), a write
+// blocks until the next hop takes the bytes
+// (TCP to the client; the yamux stream's window towards the agent, which
+// opens only as the agent writes to the host's service), and a blocked
+// writer stops its reader.
+func splice(ws *wstunnel.Conn, stream io.ReadWriteCloser, maxDur time.Duration) (up, down int64, reason string) {
 	var upN, downN atomic.Int64
 	clientDone := make(chan error, 1)
 	hostDone := make(chan error, 1)
-	go func() {
-		_, err := io.Copy(countWriter{stream, &upN}, nc)
-		if hc, ok := stream.(interface{ CloseWrite() error }); ok {
-			_ = hc.CloseWrite()
+	go func() { // client → host
+		var err, werr error
+		for {
+			// A buffer only once data is there: an idle tunnel holds none.
+			if err = ws.Wait(); err != nil {
+				break
+			}
+			bp := bulkio.Get()
+			var n int
+			n, err = ws.ReadBatch(*bp)
+			if n > 0 && werr == nil {
+				// After a failed write, keep reading (and dropping) until
+				// the client's close: the server's own close frame must
+				// reach it.
+				if _, werr = stream.Write((*bp)[:n]); werr == nil {
+					upN.Add(int64(n))
+				}
+			}
+			bulkio.Put(bp)
+			if err != nil {
+				break
+			}
+		}
+		if err == io.EOF {
+			err = nil
 		}
 		clientDone <- err
 	}()
-	go func() {
-		_, err := io.Copy(countWriter{nc, &downN}, stream)
+	go func() { // host → client
+		var buf bulkio.Adaptive
+		defer buf.Release()
+		var err error
+		for {
+			b := buf.Buf()
+			n, rerr := stream.Read(b)
+			if n > 0 {
+				if _, werr := ws.Write(b[:n]); werr != nil {
+					err = clientWriteError{werr}
+					break
+				}
+				downN.Add(int64(n))
+			}
+			buf.Used(n) // after the write: it may give b back
+			if rerr != nil {
+				if rerr != io.EOF {
+					err = rerr
+				}
+				break
+			}
+		}
 		hostDone <- err
 	}()
-	code, why := websocket.StatusNormalClosure, ""
+
+	timer := time.NewTimer(maxDur)
+	defer timer.Stop()
+	code, why := wstunnel.StatusNormalClosure, ""
+	clientEnded, hostEnded := false, false
 	select {
 	case err := <-hostDone:
-		if err != nil && ctx.Err() == nil {
-			code, why = websocket.StatusInternalError, "Connection to target lost"
+		hostEnded = true
+		var cw clientWriteError
+		switch {
+		case errors.As(err, &cw):
+			why = "client connection lost"
+		case err != nil:
+			code, why = wstunnel.StatusInternalError, "Connection to target lost"
 		}
 	case err := <-clientDone:
-		// The client finished sending; let the host finish its answer.
-		_ = err
-		select {
-		case <-hostDone:
-		case <-ctx.Done():
+		clientEnded = true
+		var pe *wstunnel.ProtocolError
+		var ce *wstunnel.CloseError
+		switch {
+		case errors.As(err, &pe):
+			code, why = pe.Code, pe.Reason
+		case errors.As(err, &ce):
+			code, why = ce.Code, fmt.Sprintf("closed by the client with code %d: %s", ce.Code, ce.Reason)
+		case err != nil:
+			why = "client connection lost"
 		}
-	case <-ctx.Done():
+	case <-timer.C:
+		code, why = wstunnel.StatusPolicyViolation, "Maximum tunnel duration reached"
 	}
-	if ctx.Err() == context.DeadlineExceeded {
-		code, why = websocket.StatusPolicyViolation, "Maximum tunnel duration reached"
-	}
+
+	// The host side ends now: no half-close in this protocol, the client's
+	// end is the tunnel's end.
 	stream.Close()
-	_ = ws.Close(code, why)
+	if d, ok := stream.(interface{ SetDeadline(time.Time) error }); ok {
+		_ = d.SetDeadline(time.Now()) // unblocks the copy from the host
+	}
+	if !clientEnded {
+		ws.SendClose(code, why)
+		select {
+		case <-clientDone:
+			clientEnded = true
+		case <-time.After(closeLinger):
+		}
+	}
+	ws.Close()
+	if !clientEnded {
+		<-clientDone
+	}
+	if !hostEnded {
+		<-hostDone
+	}
 	if why == "" {
 		why = "closed"
 	}
 	return upN.Load(), downN.Load(), why
 }
 
-type countWriter struct {
-	w io.Writer
-	n *atomic.Int64
-}
+// clientWriteError is a failed write towards the client.
+type clientWriteError struct{ error }
 
-func (c countWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n.Add(int64(n))
-	return n, err
-}
+func (e clientWriteError) Unwrap() error { return e.error }
 
 // recordClose audits a tunnel's end with the bytes each way.
 func (h *Handler) recordClose(c *call, instanceID string, start time.Time, up, down int64, reason string) {

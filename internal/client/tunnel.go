@@ -15,7 +15,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
-	"github.com/coder/websocket"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+
+	"github.com/kaginashi/kaginashi/internal/bulkio"
+	"github.com/kaginashi/kaginashi/internal/wstunnel"
 )
 
 // emptySHA256 is the payload hash of a presigned GET (no body).
@@ -89,34 +92,79 @@ func (e *TunnelError) Error() string {
 }
 
 // DialTunnel opens a tunnel and returns it as a net.Conn whose bytes are
-// the remote port's. Closing it ends the tunnel.
+// the remote port's. Closing it ends the tunnel; so does the end of ctx.
+// Reads end with io.EOF when the server closes the tunnel normally, and
+// with an error CloseReason explains otherwise.
 func DialTunnel(ctx context.Context, cfg aws.Config, p TunnelParams) (net.Conn, error) {
 	wsURL, err := PresignOpenTunnel(ctx, cfg, p, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	hc := cfg.HTTPClient
-	opts := &websocket.DialOptions{HTTPHeader: http.Header{"User-Agent": {"kaginashi"}}}
-	if c, ok := hc.(*http.Client); ok {
-		opts.HTTPClient = c
-	} else if hc != nil {
-		opts.HTTPClient = &http.Client{Transport: doerTransport{hc}}
-	}
-	ws, resp, err := websocket.Dial(ctx, wsURL, opts)
+	hc := tunnelHTTPClient(cfg.HTTPClient)
+	conn, resp, err := wstunnel.Dial(ctx, hc, wsURL, http.Header{"User-Agent": {"kaginashi"}})
 	if err != nil {
 		if resp != nil {
 			te := &TunnelError{Status: resp.StatusCode}
 			if resp.Body != nil {
 				b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+				resp.Body.Close()
 				parseTunnelError(b, te)
 			}
 			return nil, te
 		}
 		return nil, err
 	}
-	ws.SetReadLimit(1 << 20)
 	// The tunnel lives as long as the caller's context.
-	return websocket.NetConn(ctx, ws, websocket.MessageBinary), nil
+	tc := &tunnelConn{Conn: conn}
+	tc.stop = context.AfterFunc(ctx, func() { conn.Close() })
+	return tc, nil
+}
+
+// tunnelConn is a tunnel bound to a context.
+type tunnelConn struct {
+	*wstunnel.Conn
+	stop func() bool
+}
+
+func (t *tunnelConn) Close() error {
+	t.stop()
+	return t.Conn.Close()
+}
+
+// tunnelHTTPClient is the configuration's HTTP client (its TLS settings,
+// CA bundle, proxies) on a transport of its own whose connections have
+// bulkio under TLS, for the tunnel's bulk data.
+func tunnelHTTPClient(d aws.HTTPClient) *http.Client {
+	var tr *http.Transport
+	switch c := d.(type) {
+	case *awshttp.BuildableClient:
+		tr = c.GetTransport() // a copy
+	case *http.Client:
+		switch t := c.Transport.(type) {
+		case *http.Transport:
+			tr = t.Clone()
+		case nil:
+			tr = http.DefaultTransport.(*http.Transport).Clone()
+		default:
+			return c
+		}
+	case nil:
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	default:
+		return &http.Client{Transport: doerTransport{d}}
+	}
+	dial := tr.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return bulkio.Wrap(c), nil
+	}
+	return &http.Client{Transport: tr}
 }
 
 // doerTransport adapts an SDK HTTP client to http.RoundTripper.
@@ -139,11 +187,22 @@ func parseTunnelError(b []byte, te *TunnelError) {
 }
 
 // CloseReason explains a tunnel that ended with a close code other than
-// normal: the server's reason, shown to the user.
+// normal, or a broken WebSocket: the server's reason, shown to the user.
 func CloseReason(err error) string {
-	var ce websocket.CloseError
-	if errors.As(err, &ce) && ce.Code != websocket.StatusNormalClosure {
-		return fmt.Sprintf("the tunnel was closed: %s (code %d)", ce.Reason, ce.Code)
+	var ce *wstunnel.CloseError
+	if errors.As(err, &ce) && ce.Code != wstunnel.StatusNormalClosure {
+		return fmt.Sprintf("the tunnel was closed: %s (code %d)", orDefault(ce.Reason, "no reason given"), ce.Code)
+	}
+	var pe *wstunnel.ProtocolError
+	if errors.As(err, &pe) {
+		return "the tunnel was closed: " + pe.Error()
 	}
 	return ""
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

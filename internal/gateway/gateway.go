@@ -20,6 +20,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/agentproto"
 	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/bulkio"
 	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/keyrecord"
 	"github.com/kaginashi/kaginashi/internal/store"
@@ -47,6 +48,9 @@ type session struct {
 	instanceID string
 	mux        *yamux.Session
 	since      time.Time
+	// ports are the local ports the agent lets tunnels reach, as its
+	// latest inventory says (guarded by Gateway.mu).
+	ports []int
 }
 
 // New makes a gateway.
@@ -237,7 +241,8 @@ func (g *Gateway) HandleConnect(w http.ResponseWriter, r *http.Request) {
 	cfg.EnableKeepAlive = true
 	cfg.KeepAliveInterval = 15 * time.Second
 	cfg.ConnectionWriteTimeout = 10 * time.Second
-	mux, err := yamux.Server(bufferedConn{conn, brw.Reader}, cfg)
+	cfg.MaxStreamWindowSize = agentproto.StreamWindow
+	mux, err := yamux.Server(agentproto.CoalesceFrames(bufferedConn{bulkio.Batch(conn), brw.Reader}), cfg)
 	if err != nil {
 		conn.Close()
 		return
@@ -272,7 +277,7 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 	// an older session of this agent ending meanwhile then finds itself
 	// replaced, instead of marking the instance stopped after this one
 	// marked it running.
-	s := &session{instanceID: id, mux: mux, since: now}
+	s := &session{instanceID: id, mux: mux, since: now, ports: clipPorts(hello.Inventory.AllowedPorts)}
 	g.mu.Lock()
 	old := g.sessions[id]
 	g.sessions[id] = s
@@ -306,6 +311,9 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 		now := g.now().UTC()
 		if hb.Inventory != nil {
 			g.applyInventory(&in, *hb.Inventory, hb.ClockSkewMillis)
+			g.mu.Lock()
+			s.ports = clipPorts(hb.Inventory.AllowedPorts)
+			g.mu.Unlock()
 			in.LastSeen = now
 			if err := g.store.PutInstance(ctx, in); err != nil {
 				g.log.Warn("updating an agent's inventory failed", "instance", id, "err", err)
@@ -331,6 +339,34 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 		}
 		g.log.Info("agent disconnected", "instance", id)
 	}
+}
+
+// AllowedPorts returns the ports the instance's agent lets tunnels reach,
+// as it last reported them; false when its agent is not connected here
+// (the list lives with the session, not in the store).
+func (g *Gateway) AllowedPorts(id string) ([]int, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.sessions[id]
+	if s == nil || s.ports == nil {
+		return nil, false
+	}
+	return append([]int(nil), s.ports...), true
+}
+
+// clipPorts keeps at most 64 valid ports of an agent's report; nil (an
+// agent that reports none) stays nil: unknown.
+func clipPorts(ports []int) []int {
+	if ports == nil {
+		return nil
+	}
+	out := []int{}
+	for _, p := range ports {
+		if p >= 1 && p <= 65535 && len(out) < 64 {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func acceptStream(ctx context.Context, mux *yamux.Session) (*yamux.Stream, error) {

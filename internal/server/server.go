@@ -26,6 +26,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/audit"
 	"github.com/kaginashi/kaginashi/internal/awsapi"
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
+	"github.com/kaginashi/kaginashi/internal/bulkio"
 	"github.com/kaginashi/kaginashi/internal/connect"
 	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/iam"
@@ -285,7 +286,9 @@ func Run(ctx context.Context, o Options) error {
 		if o.Insecure {
 			errc <- srv.Serve(ln)
 		} else {
-			errc <- srv.ServeTLS(ln, "", "")
+			// bulkio under TLS: the connections that become tunnels
+			// (agents', clients' WebSockets) switch to bulk transfer.
+			errc <- srv.ServeTLS(bulkio.Listener{Listener: ln}, "", "")
 		}
 	}()
 	if o.Ready != nil {

@@ -28,11 +28,14 @@ case "${1:-build}" in
   test)
     # The real parts the tests start themselves: PostgreSQL (the store's
     # conformance suite runs against a private server) and OpenSSH (sshd
-    # configuration and logins against a private sshd). Later: chromium.
+    # configuration, logins and tunnels to a private sshd). Later: chromium.
     need_pkgs=()
     ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
     [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
     command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
+    # scp, sftp, rsync and git through the tunnel (test/e2e/tunnel).
+    command -v rsync >/dev/null 2>&1 || need_pkgs+=(rsync)
+    command -v git >/dev/null 2>&1 || need_pkgs+=(git)
     if [ ${#need_pkgs[@]} -gt 0 ]; then
       echo "deps: installing ${need_pkgs[*]}" >&2
       as_root apt-get update -qq

@@ -4,11 +4,14 @@ import (
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/store"
 )
 
 // kaginashi's own API (signing name "kaginashi", JSON 1.1): join tokens for
-// agent enrollment, authorized like everything else (kaginashi:*).
+// agent enrollment, authorized like everything else (kaginashi:*), and
+// DescribeInstanceConnectInfo, what `kaginashi ssh` needs to know about a
+// host beyond DescribeInstances (authorized as ec2:DescribeInstances).
 
 type kgTag struct {
 	Key   string `json:"Key"`
@@ -50,6 +53,7 @@ func kgOps() map[string]*op {
 			return run(c)
 		}}
 	}
+	ops["DescribeInstanceConnectInfo"] = &op{name: "DescribeInstanceConnectInfo", action: "ec2:DescribeInstances", readOnly: true, run: describeConnectInfo}
 	add("CreateJoinToken", false, func(c *call) (any, error) {
 		var in struct {
 			TTLSeconds int     `json:"TtlSeconds"`
@@ -111,4 +115,98 @@ func kgOps() map[string]*op {
 		return struct{}{}, c.h.deps.Tokens.Revoke(c.ctx, in.TokenID)
 	})
 	return ops
+}
+
+// kgConnectInfo is what a client needs to log in to an instance: who to
+// log in as, which host keys to expect, which ports its agent lets tunnels
+// reach.
+type kgConnectInfo struct {
+	InstanceID        string   `json:"InstanceId"`
+	Name              string   `json:"Name,omitempty"` // the Name tag
+	State             string   `json:"State"`
+	LastSeen          string   `json:"LastSeen,omitempty"`
+	PrivateIP         string   `json:"PrivateIpAddress,omitempty"`
+	IPv6              string   `json:"Ipv6Address,omitempty"`
+	DefaultUser       string   `json:"DefaultUser,omitempty"`
+	DefaultUserExists bool     `json:"DefaultUserExists"`
+	SSHDConfigured    bool     `json:"SSHDConfigured"`
+	HostKeys          []string `json:"HostKeys"` // OpenSSH "type base64" lines, as the agent reported sshd's
+	// AllowedPorts are the ports the agent lets tunnels reach, while it
+	// is connected to this server process (absent: unknown).
+	AllowedPorts []int `json:"AllowedPorts,omitempty"`
+}
+
+// portReporter is the part of the tunneler that knows agents' ports.
+type portReporter interface {
+	AllowedPorts(instanceID string) ([]int, bool)
+}
+
+// describeConnectInfo is DescribeInstanceConnectInfo: DescribeInstances'
+// selection (InstanceIds, each of which must exist, and EC2 Filters such
+// as tag:Name) and authorization (ec2:DescribeInstances on *), answering
+// each instance's login facts. Host keys are public and the rest is what
+// DescribeInstances shows anyway, so it needs no permission of its own.
+func describeConnectInfo(c *call) (any, error) {
+	var in struct {
+		InstanceIDs []string `json:"InstanceIds"`
+		Filters     []struct {
+			Name   string   `json:"Name"`
+			Values []string `json:"Values"`
+		} `json:"Filters"`
+	}
+	if err := c.decodeJSON(&in); err != nil {
+		return nil, err
+	}
+	if len(in.InstanceIDs) > 1000 {
+		return nil, invalidf("InstanceIds: at most 1000")
+	}
+	if len(in.Filters) > 50 {
+		return nil, invalidf("Filters: at most 50")
+	}
+	var filters []inventory.Filter
+	for _, f := range in.Filters {
+		if f.Name == "" || len(f.Values) == 0 || len(f.Values) > 200 {
+			return nil, invalidf("each filter needs a Name and 1 to 200 Values")
+		}
+		filters = append(filters, inventory.Filter{Name: f.Name, Values: f.Values})
+	}
+	if err := c.authorize("*", nil); err != nil {
+		return nil, err
+	}
+	pg, err := c.h.deps.Inventory.Describe(c.ctx, in.InstanceIDs, filters, 0, "")
+	if err != nil {
+		return nil, err
+	}
+	ep, err := c.h.deps.Inventory.Endpoint(c.ctx)
+	if err != nil {
+		return nil, err
+	}
+	ports, _ := c.h.deps.Tunnels.(portReporter)
+	out := struct {
+		Instances []kgConnectInfo `json:"Instances"`
+		// The endpoint to tunnel through (OpenTunnel's
+		// instanceConnectEndpointId): a client needs no
+		// DescribeInstanceConnectEndpoints, nor its permission.
+		EndpointID string `json:"InstanceConnectEndpointId"`
+	}{Instances: []kgConnectInfo{}, EndpointID: ep.ID}
+	for _, inst := range pg.Instances {
+		x := kgConnectInfo{InstanceID: inst.ID, State: inst.State, PrivateIP: inst.PrivateIP, IPv6: inst.IPv6,
+			DefaultUser: inst.DefaultUser, DefaultUserExists: inst.DefaultUserExists, SSHDConfigured: inst.SSHDConfigured,
+			HostKeys: append([]string{}, inst.HostKeys...)}
+		if !inst.LastSeen.IsZero() {
+			x.LastSeen = isoTime(inst.LastSeen)
+		}
+		for _, t := range inst.Tags {
+			if t.Key == "Name" {
+				x.Name = t.Value
+			}
+		}
+		if ports != nil {
+			if p, ok := ports.AllowedPorts(inst.ID); ok {
+				x.AllowedPorts = p
+			}
+		}
+		out.Instances = append(out.Instances, x)
+	}
+	return out, nil
 }

@@ -86,7 +86,8 @@ who may reach which host as which OS user.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return usageErr("%v (see '%s --help')", err, c.CommandPath())
 	})
-	root.AddCommand(newPolicyCmd(stdio), newServerCmd(stdio), newAuditCmd(stdio), newAgentTokenCmd(stdio), newOpenTunnelCmd(stdio))
+	root.AddCommand(newPolicyCmd(stdio), newServerCmd(stdio), newAuditCmd(stdio), newAgentTokenCmd(stdio), newOpenTunnelCmd(stdio),
+		newSSHCmd(stdio), newSSHConfigCmd(stdio), newSSHProxyCmd(stdio))
 	return root
 }
 

@@ -22,6 +22,7 @@ type tunnelFlags struct {
 	localPort   int
 	maxDuration int
 	endpointID  string
+	dnsName     string
 	privateIP   string
 	maxConns    int
 }
@@ -53,13 +54,20 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
 			if tf.maxDuration < 0 || tf.maxDuration > 3600 {
 				return usageErr("--max-tunnel-duration %d: want 1 to 3600 seconds", tf.maxDuration)
 			}
+			if tf.dnsName != "" && tf.endpointID == "" {
+				return usageErr("--instance-connect-endpoint-dns-name needs --instance-connect-endpoint-id")
+			}
 			ctx := cmd.Context()
+			x := explainCtx{instance: tf.instanceID, port: tf.remotePort, endpoint: flags.EndpointURL}
 			params, cfg, err := tunnelParams(ctx, flags, tf)
 			if err != nil {
-				return err
+				return &exitError{code: 1, err: explain(err, x)}
 			}
 			if tf.localPort == 0 {
-				return stdioTunnel(ctx, stdio, cfg, params)
+				if err := stdioTunnel(ctx, stdio, cfg, params); err != nil {
+					return &exitError{code: 1, err: explain(err, x)}
+				}
+				return nil
 			}
 			return listenTunnel(ctx, stdio, cfg, params, tf)
 		},
@@ -71,6 +79,7 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
 	f.IntVar(&tf.localPort, "local-port", 0, "listen on 127.0.0.1:PORT instead of using standard input and output")
 	f.IntVar(&tf.maxDuration, "max-tunnel-duration", 0, "close the tunnel after this many seconds (1-3600; default: the server's, 3600)")
 	f.StringVar(&tf.endpointID, "instance-connect-endpoint-id", "", "endpoint to use (default: found with DescribeInstanceConnectEndpoints)")
+	f.StringVar(&tf.dnsName, "instance-connect-endpoint-dns-name", "", "with --instance-connect-endpoint-id: its DNS name, so that it need not be looked up")
 	f.StringVar(&tf.privateIP, "private-ip-address", "", "the instance's private IP (default: found with DescribeInstances)")
 	f.IntVar(&tf.maxConns, "max-websocket-connections", 10, "with --local-port: tunnels open at once")
 	return c
@@ -91,6 +100,15 @@ func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (clie
 			return p, cfg, err
 		}
 		p.PrivateIP = t.PrivateIP
+	}
+	if tf.endpointID != "" && tf.dnsName != "" {
+		// Given both, as `kaginashi ssh` does: no lookup. A kaginashi
+		// server is the endpoint at its own URL.
+		p.EndpointID, p.Endpoint = tf.endpointID, "https://"+tf.dnsName
+		if base := aws.ToString(cfg.BaseEndpoint); base != "" {
+			p.Endpoint = base
+		}
+		return p, cfg, nil
 	}
 	if p.Endpoint, p.EndpointID, err = client.Endpoint(ctx, cfg, tf.endpointID); err != nil {
 		return p, cfg, err
@@ -164,7 +182,7 @@ func listenTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelP
 			defer cancel()
 			conn, err := client.DialTunnel(tctx, cfg, p)
 			if err != nil {
-				fmt.Fprintf(stdio.Err, "kaginashi: %v\n", err)
+				fmt.Fprintf(stdio.Err, "kaginashi: %v\n", explain(err, explainCtx{instance: p.InstanceID, port: p.RemotePort}))
 				return
 			}
 			defer conn.Close()

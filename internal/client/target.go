@@ -2,13 +2,14 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 )
 
 // Target is an instance to reach, as DescribeInstances shows it.
@@ -27,15 +28,19 @@ type Target struct {
 func ResolveTarget(ctx context.Context, cfg aws.Config, target string) (Target, error) {
 	cl := ec2.NewFromConfig(cfg)
 	in := &ec2.DescribeInstancesInput{}
-	if strings.HasPrefix(target, "i-") {
+	if IsInstanceID(target) {
 		in.InstanceIds = []string{target}
 	} else {
-		in.Filters = []ec2types.Filter{{Name: aws.String("tag:Name"), Values: []string{target}}}
+		in.Filters = []ec2types.Filter{{Name: aws.String("tag:Name"), Values: []string{nameFilterValue(target)}}}
 	}
 	var found []Target
 	for p := ec2.NewDescribeInstancesPaginator(cl, in); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
+			var ae smithy.APIError
+			if errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "InvalidInstanceID.NotFound") {
+				return Target{}, &NotFoundError{Target: target}
+			}
 			return Target{}, err
 		}
 		for _, r := range out.Reservations {
@@ -56,16 +61,11 @@ func ResolveTarget(ctx context.Context, cfg aws.Config, target string) (Target, 
 	}
 	switch len(found) {
 	case 0:
-		return Target{}, fmt.Errorf("no instance has the Name %q (and it is not an instance ID)", target)
+		return Target{}, &NotFoundError{Target: target}
 	case 1:
 		return found[0], nil
 	}
-	var names []string
-	for _, t := range found {
-		names = append(names, fmt.Sprintf("  %s  %s  %s", t.InstanceID, t.State, t.PrivateIP))
-	}
-	sort.Strings(names)
-	return Target{}, fmt.Errorf("the Name %q is ambiguous; use one of these instance IDs:\n%s", target, strings.Join(names, "\n"))
+	return Target{}, &AmbiguousError{Name: target, Candidates: found}
 }
 
 // Endpoint finds the Instance Connect Endpoint to tunnel through: with a

@@ -1,0 +1,149 @@
+package cli
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/aws/smithy-go"
+
+	"github.com/kaginashi/kaginashi/internal/client"
+)
+
+// problem is an error told for a person: what went wrong, in one line, and
+// what to do about it, in another.
+type problem struct {
+	what, fix string
+}
+
+func (p *problem) Error() string {
+	if p.fix == "" {
+		return p.what
+	}
+	return p.what + "\nkaginashi: " + p.fix
+}
+
+// explainCtx is what a message can mention.
+type explainCtx struct {
+	instance string // "i-... (Name)"
+	port     int
+	endpoint string // the server URL, "" on AWS
+}
+
+var performRE = regexp.MustCompile(`perform: (\S+)`)
+
+// codeOf digs the API error code and message out of the SDK's, the JSON
+// API's and the tunnel handshake's errors.
+func codeOf(err error) (code, msg string, ok bool) {
+	var te *client.TunnelError
+	if errors.As(err, &te) {
+		return te.Code, te.Message, te.Code != ""
+	}
+	var je *client.APIError
+	if errors.As(err, &je) {
+		return je.Code, je.Message, true
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		return ae.ErrorCode(), ae.ErrorMessage(), true
+	}
+	return "", "", false
+}
+
+// explain turns an error of a client command into what went wrong and the
+// fix, without the SDK's wrapping (operation names, request IDs).
+func explain(err error, x explainCtx) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		ee *exitError
+		pr *problem
+		nf *client.NotFoundError
+		am *client.AmbiguousError
+	)
+	if errors.As(err, &ee) || errors.As(err, &pr) || errors.As(err, &am) {
+		return err
+	}
+	if errors.As(err, &nf) {
+		return &problem{what: nf.Error(), fix: "check the ID or Name, the region (--region) and the server (--endpoint-url)"}
+	}
+	inst := x.instance
+	if inst == "" {
+		inst = "the instance"
+	}
+	if code, msg, ok := codeOf(err); ok {
+		switch code {
+		case "AccessDenied", "AccessDeniedException", "AuthException", "UnauthorizedOperation":
+			p := &problem{what: "access denied: " + msg}
+			switch {
+			case strings.Contains(msg, "explicit deny"):
+				p.fix = "the policy statement named above denies it: ask an administrator to change that statement, or use an OS user, host or port it does not cover"
+			case performRE.MatchString(msg):
+				p.fix = "no policy allows it: ask an administrator to allow " + performRE.FindStringSubmatch(msg)[1] + " for you (docs/POLICY.md; examples/seed-policy.json)"
+			default:
+				p.fix = "ask an administrator for a policy that allows it (docs/POLICY.md)"
+			}
+			return p
+		case "EC2InstanceUnavailableException", "InstanceUnavailable":
+			return &problem{what: fmt.Sprintf("the agent of %s is offline: it is not connected to the server", inst),
+				fix: "start it on the host (systemctl start kaginashi-agent; systemctl status kaginashi-agent tells why it stopped), or check that the host is up and can reach the server"}
+		case "TargetRefused":
+			p := &problem{what: fmt.Sprintf("%s refused the tunnel: %s", inst, msg)}
+			if strings.Contains(msg, "not allowed") && !strings.Contains(msg, "--allow-port") {
+				p.fix = fmt.Sprintf("on the host, let the agent reach the port: kaginashi-agent run --allow-port %d", x.port)
+			} else if strings.Contains(msg, "nothing accepts connections") {
+				p.fix = fmt.Sprintf("start the service on the host (is sshd listening on port %d?), or pick the port with --ssh-port", x.port)
+			}
+			return p
+		case "TargetUnreachable":
+			return &problem{what: fmt.Sprintf("the server could not reach %s through its agent: %s", inst, msg), fix: "try again; if it persists, restart the agent on the host"}
+		case "TooManyTunnels", "ThrottlingException", "RequestLimitExceeded", "Throttling":
+			return &problem{what: "the server is busy: " + msg, fix: "try again in a moment"}
+		case "EC2InstanceNotFoundException", "InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed":
+			return &problem{what: msg, fix: "check the ID or Name, the region (--region) and the server (--endpoint-url)"}
+		case "EC2InstanceStateInvalidException", "IncorrectInstanceState":
+			return &problem{what: fmt.Sprintf("%s cannot take a login now: %s", inst, msg), fix: "start the instance (or its agent) and try again"}
+		case "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure", "InvalidSignatureException", "SignatureDoesNotMatch",
+			"IncompleteSignatureException", "MissingAuthenticationTokenException", "ExpiredToken", "RequestExpired":
+			return &problem{what: fmt.Sprintf("the server does not accept your credentials (%s: %s)", code, msg),
+				fix: "check the access key (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), the region and the system clock"}
+		}
+		if msg == "" {
+			return &problem{what: code}
+		}
+		return &problem{what: code + ": " + msg}
+	}
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	if errors.As(err, &ue) || errors.As(err, &he) || strings.Contains(err.Error(), "x509: ") {
+		return &problem{what: "the server's TLS certificate is not trusted: " + lastPart(err),
+			fix: "pass the server's CA with --ca-bundle (its DIR/tls/ca.pem) or set AWS_CA_BUNDLE"}
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		where := x.endpoint
+		if where == "" {
+			where = "AWS"
+		}
+		return &problem{what: fmt.Sprintf("cannot reach %s: %v", where, oe), fix: "check --endpoint-url (AWS_ENDPOINT_URL) and that the server runs"}
+	}
+	s := err.Error()
+	if strings.Contains(s, "failed to retrieve credentials") || strings.Contains(s, "failed to refresh cached credentials") || strings.Contains(s, "no EC2 IMDS role found") {
+		return &problem{what: "no AWS credentials found", fix: "set AWS_PROFILE (a profile of ~/.aws/credentials) or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, as for the aws CLI"}
+	}
+	return err
+}
+
+// lastPart is the end of an error chain's text: the cause without the
+// wrapping.
+func lastPart(err error) string {
+	s := err.Error()
+	if i := strings.LastIndex(s, ": x509: "); i >= 0 {
+		return s[i+2:]
+	}
+	return s
+}

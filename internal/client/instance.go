@@ -1,0 +1,168 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// kaginashi's own JSON API: target prefix and signing name.
+const (
+	KaginashiTarget  = "Kaginashi_20261128."
+	KaginashiService = "kaginashi"
+)
+
+// Instance is what a login needs to know about its target.
+type Instance struct {
+	Target
+	// Kaginashi says the facts below came from a kaginashi server
+	// (DescribeInstanceConnectInfo); false on AWS, where only
+	// DescribeInstances answers and the rest is unknown.
+	Kaginashi         bool
+	DefaultUser       string
+	DefaultUserExists bool
+	HostKeys          []string // OpenSSH "type base64" lines
+	AllowedPorts      []int    // nil: unknown
+	LastSeen          string
+	// EndpointID is the kaginashi server's Instance Connect Endpoint, to
+	// tunnel through without looking it up.
+	EndpointID string
+}
+
+var instanceIDRE = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
+
+// IsInstanceID says whether s has the shape of an EC2 instance ID.
+func IsInstanceID(s string) bool { return instanceIDRE.MatchString(s) }
+
+// AmbiguousError is a Name tag that several instances carry.
+type AmbiguousError struct {
+	Name       string
+	Candidates []Target
+}
+
+func (e *AmbiguousError) Error() string {
+	var lines []string
+	for _, t := range e.Candidates {
+		lines = append(lines, fmt.Sprintf("  %s  %-10s %s", t.InstanceID, t.State, t.PrivateIP))
+	}
+	sort.Strings(lines)
+	return fmt.Sprintf("%d instances have the Name %q; use one of their instance IDs:\n%s", len(e.Candidates), e.Name, strings.Join(lines, "\n"))
+}
+
+// NotFoundError is a target that matches no instance.
+type NotFoundError struct{ Target string }
+
+func (e *NotFoundError) Error() string {
+	if IsInstanceID(e.Target) {
+		return fmt.Sprintf("there is no instance %s (or you may not see it)", e.Target)
+	}
+	return fmt.Sprintf("no instance has the Name tag %q (and it is not an instance ID)", e.Target)
+}
+
+// nameFilterValue escapes EC2 filter wildcards, so that a Name is matched
+// as it is.
+func nameFilterValue(name string) string {
+	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`).Replace(name)
+}
+
+// DescribeInstance finds the target, an instance ID or a Name tag, with
+// what a login needs: from kaginashi's DescribeInstanceConnectInfo when a
+// kaginashi endpoint is configured (host keys, default user, allowed
+// ports), else — on AWS, or a server without that operation — from
+// DescribeInstances alone.
+func DescribeInstance(ctx context.Context, cfg aws.Config, target string) (Instance, error) {
+	if aws.ToString(cfg.BaseEndpoint) != "" {
+		in, err := describeKaginashi(ctx, cfg, target)
+		var ae *APIError
+		if err == nil || !errors.As(err, &ae) || (ae.Code != "UnknownOperationException" && ae.Status != 404) {
+			return in, err
+		}
+	}
+	t, err := ResolveTarget(ctx, cfg, target)
+	return Instance{Target: t}, err
+}
+
+type connectInfo struct {
+	InstanceID        string   `json:"InstanceId"`
+	Name              string   `json:"Name"`
+	State             string   `json:"State"`
+	LastSeen          string   `json:"LastSeen"`
+	PrivateIP         string   `json:"PrivateIpAddress"`
+	IPv6              string   `json:"Ipv6Address"`
+	DefaultUser       string   `json:"DefaultUser"`
+	DefaultUserExists bool     `json:"DefaultUserExists"`
+	HostKeys          []string `json:"HostKeys"`
+	AllowedPorts      []int    `json:"AllowedPorts"`
+}
+
+type filter struct {
+	Name   string   `json:"Name"`
+	Values []string `json:"Values"`
+}
+
+func describeKaginashi(ctx context.Context, cfg aws.Config, target string) (Instance, error) {
+	var in struct {
+		InstanceIDs []string `json:"InstanceIds,omitempty"`
+		Filters     []filter `json:"Filters,omitempty"`
+	}
+	if IsInstanceID(target) {
+		in.InstanceIDs = []string{target}
+	} else {
+		in.Filters = []filter{{Name: "tag:Name", Values: []string{nameFilterValue(target)}}}
+	}
+	var out struct {
+		Instances  []connectInfo `json:"Instances"`
+		EndpointID string        `json:"InstanceConnectEndpointId"`
+	}
+	if err := CallJSON(ctx, cfg, KaginashiService, KaginashiTarget+"DescribeInstanceConnectInfo", in, &out); err != nil {
+		var ae *APIError
+		if errors.As(err, &ae) && strings.HasPrefix(ae.Code, "InvalidInstanceID.NotFound") {
+			return Instance{}, &NotFoundError{Target: target}
+		}
+		return Instance{}, err
+	}
+	switch len(out.Instances) {
+	case 0:
+		return Instance{}, &NotFoundError{Target: target}
+	case 1:
+	default:
+		ae := &AmbiguousError{Name: target}
+		for _, i := range out.Instances {
+			ae.Candidates = append(ae.Candidates, Target{InstanceID: i.InstanceID, Name: i.Name, State: i.State, PrivateIP: i.PrivateIP})
+		}
+		return Instance{}, ae
+	}
+	i := out.Instances[0]
+	return Instance{
+		Target:    Target{InstanceID: i.InstanceID, Name: i.Name, State: i.State, PrivateIP: i.PrivateIP, IPv6: i.IPv6},
+		Kaginashi: true, DefaultUser: i.DefaultUser, DefaultUserExists: i.DefaultUserExists,
+		HostKeys: i.HostKeys, AllowedPorts: i.AllowedPorts, LastSeen: i.LastSeen, EndpointID: out.EndpointID,
+	}, nil
+}
+
+// PortAllowed says whether the instance's agent lets tunnels reach port;
+// true when that is unknown.
+func (i Instance) PortAllowed(port int) bool {
+	if i.AllowedPorts == nil {
+		return true
+	}
+	for _, p := range i.AllowedPorts {
+		if p == port {
+			return true
+		}
+	}
+	return false
+}
+
+// Label is "i-... (Name)" for messages.
+func (t Target) Label() string {
+	if t.Name != "" {
+		return t.InstanceID + " (" + t.Name + ")"
+	}
+	return t.InstanceID
+}

@@ -1,0 +1,113 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+)
+
+// fakeAPI answers kaginashi's JSON operation (or says it does not know
+// it, as AWS would) and EC2's DescribeInstances.
+func fakeAPI(t *testing.T, knowsOp bool, instances []connectInfo) (*httptest.Server, *atomic.Int32) {
+	var ec2Calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if target := r.Header.Get("X-Amz-Target"); target != "" {
+			if target != KaginashiTarget+"DescribeInstanceConnectInfo" || !strings.Contains(r.Header.Get("Authorization"), "/kaginashi/aws4_request") {
+				t.Errorf("JSON call %q, %q", target, r.Header.Get("Authorization"))
+			}
+			w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+			if !knowsOp {
+				w.WriteHeader(400)
+				io.WriteString(w, `{"__type":"UnknownOperationException","message":"no such op"}`)
+				return
+			}
+			var in struct {
+				InstanceIDs []string `json:"InstanceIds"`
+				Filters     []filter `json:"Filters"`
+			}
+			_ = json.Unmarshal(body, &in)
+			var out []connectInfo
+			for _, i := range instances {
+				if (len(in.InstanceIDs) > 0 && i.InstanceID == in.InstanceIDs[0]) || (len(in.Filters) > 0 && in.Filters[0].Name == "tag:Name" && i.Name == in.Filters[0].Values[0]) {
+					out = append(out, i)
+				}
+			}
+			_ = json.NewEncoder(w).Encode(map[string]any{"Instances": out, "InstanceConnectEndpointId": "eice-0123456789abcdef0"})
+			return
+		}
+		ec2Calls.Add(1)
+		if !strings.Contains(string(body), "Action=DescribeInstances") {
+			t.Errorf("EC2 call %s", body)
+		}
+		w.Header().Set("Content-Type", "text/xml")
+		io.WriteString(w, `<DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/"><requestId>r</requestId><reservationSet><item><reservationId>r-1</reservationId><instancesSet><item>
+<instanceId>i-0123456789abcdef0</instanceId><instanceState><code>16</code><name>running</name></instanceState><privateIpAddress>10.0.0.7</privateIpAddress><ipAddress>3.3.3.3</ipAddress>
+<tagSet><item><key>Name</key><value>web</value></item></tagSet></item></instancesSet></item></reservationSet></DescribeInstancesResponse>`)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &ec2Calls
+}
+
+func fakeConfig(url string) aws.Config {
+	return aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(url), Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Retryer: func() aws.Retryer { return aws.NopRetryer{} }}
+}
+
+func TestDescribeInstance(t *testing.T) {
+	ctx := context.Background()
+	web := connectInfo{InstanceID: "i-0123456789abcdef0", Name: "web", State: "running", PrivateIP: "10.0.0.7", DefaultUser: "admin", DefaultUserExists: true,
+		HostKeys: []string{"ssh-ed25519 AAAA"}, AllowedPorts: []int{22, 5432}}
+	twin1 := connectInfo{InstanceID: "i-1111111111aaaaaaa", Name: "twin", State: "running"}
+	twin2 := connectInfo{InstanceID: "i-2222222222bbbbbbb", Name: "twin", State: "stopped"}
+	srv, ec2Calls := fakeAPI(t, true, []connectInfo{web, twin1, twin2})
+	cfg := fakeConfig(srv.URL)
+
+	for _, target := range []string{"i-0123456789abcdef0", "web"} {
+		in, err := DescribeInstance(ctx, cfg, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !in.Kaginashi || in.InstanceID != web.InstanceID || in.DefaultUser != "admin" || len(in.HostKeys) != 1 || in.EndpointID != "eice-0123456789abcdef0" ||
+			!in.PortAllowed(5432) || in.PortAllowed(2222) {
+			t.Errorf("%s: %+v", target, in)
+		}
+	}
+	_, err := DescribeInstance(ctx, cfg, "twin")
+	var ae *AmbiguousError
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "i-1111111111aaaaaaa") || !strings.Contains(err.Error(), "i-2222222222bbbbbbb") {
+		t.Errorf("twin: %v", err)
+	}
+	_, err = DescribeInstance(ctx, cfg, "nothing")
+	var nf *NotFoundError
+	if !errors.As(err, &nf) || !strings.Contains(err.Error(), `no instance has the Name tag "nothing"`) {
+		t.Errorf("nothing: %v", err)
+	}
+	if n := ec2Calls.Load(); n != 0 {
+		t.Errorf("%d EC2 calls; kaginashi's operation answers alone", n)
+	}
+
+	// A server without the operation (or AWS): DescribeInstances, and
+	// nothing known beyond it.
+	srv, ec2Calls = fakeAPI(t, false, nil)
+	in, err := DescribeInstance(ctx, fakeConfig(srv.URL), "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Kaginashi || in.InstanceID != "i-0123456789abcdef0" || in.PrivateIP != "10.0.0.7" || in.PublicIP != "3.3.3.3" || in.Name != "web" ||
+		in.State != "running" || in.HostKeys != nil || in.AllowedPorts != nil || !in.PortAllowed(2222) {
+		t.Errorf("from DescribeInstances: %+v", in)
+	}
+	if ec2Calls.Load() != 1 {
+		t.Errorf("%d EC2 calls, want 1", ec2Calls.Load())
+	}
+}

@@ -1,0 +1,234 @@
+package tunnel
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
+)
+
+// world is what every test shares: the binaries, the tools, the sshd-safe
+// directory and the local user the logins are for.
+var world struct {
+	skip string // why the tests cannot run here ("" when they can)
+
+	sshd string
+	// tools: ssh, scp, sftp, rsync, git, ssh-agent, ssh-add
+	tools map[string]string
+	// sshdPenalties: sshd has PerSourcePenalties (OpenSSH 9.8+), which
+	// would slow down a source address after refused logins.
+	sshdPenalties bool
+
+	// safe is a directory sshd accepts an AuthorizedKeysCommand in: it and
+	// every parent are root-owned and closed to group and others (so not
+	// under /tmp). It holds the agent binary and the agents' data
+	// directories, which the AuthorizedKeysCommandUser must reach.
+	safe  string
+	agent string // safe/bin/kaginashi-agent
+
+	user     string // the local user the tests log in as
+	uid, gid int
+}
+
+const (
+	safePrefix = "kaginashi-tunnel-"
+	userPrefix = "kgt-"
+	userGECOS  = "kaginashi tunnel e2e test user"
+)
+
+func TestMain(m *testing.M) {
+	code, err := run(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tunnel:", err)
+		os.Exit(2)
+	}
+	os.Exit(code)
+}
+
+func run(m *testing.M) (int, error) {
+	if world.skip = skipReason(); world.skip != "" {
+		return m.Run(), nil
+	}
+	bin, err := harness.TempDir(os.TempDir(), "kaginashi-tunnel-bin-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(bin)
+	if err := harness.Build(bin, "./cmd/kaginashi"); err != nil {
+		return 0, err
+	}
+	harness.Kaginashi = filepath.Join(bin, "kaginashi")
+
+	if world.safe, err = safeDir(); err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(world.safe)
+	if err := os.Mkdir(filepath.Join(world.safe, "bin"), 0o755); err != nil {
+		return 0, err
+	}
+	if err := harness.Build(filepath.Join(world.safe, "bin"), "./cmd/kaginashi-agent"); err != nil {
+		return 0, err
+	}
+	world.agent = filepath.Join(world.safe, "bin", "kaginashi-agent")
+	if err := os.Chmod(world.agent, 0o755); err != nil {
+		return 0, err
+	}
+	// sshd needs its privilege separation directory, which systemd
+	// creates only when the service starts.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		return 0, err
+	}
+
+	reapStaleUsers()
+	world.user = userPrefix + strconv.Itoa(os.Getpid())
+	if err := addUser(world.user); err != nil {
+		return 0, err
+	}
+	defer delUser(world.user)
+	out, err := exec.Command("id", "-u", world.user).Output()
+	if err != nil {
+		return 0, err
+	}
+	world.uid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	out, err = exec.Command("id", "-g", world.user).Output()
+	if err != nil {
+		return 0, err
+	}
+	world.gid, _ = strconv.Atoi(strings.TrimSpace(string(out)))
+	return m.Run(), nil
+}
+
+// skipReason says why the tests cannot run on this machine, or fails the
+// run when only a missing package stands in the way.
+func skipReason() string {
+	if os.Getenv("KAGINASHI_SKIP_SSHD") == "1" {
+		return "KAGINASHI_SKIP_SSHD=1: not testing tunnels to a real sshd"
+	}
+	if os.Geteuid() != 0 {
+		return "the tunnel tests run as root: sshd, and the local user they add, need it"
+	}
+	world.sshd = "/usr/sbin/sshd"
+	if _, err := os.Stat(world.sshd); err != nil {
+		fmt.Fprintln(os.Stderr, "tunnel: OpenSSH's sshd is not installed (no /usr/sbin/sshd): run scripts/deps.sh test, or set KAGINASHI_SKIP_SSHD=1 to skip these tests")
+		os.Exit(2)
+	}
+	world.tools = map[string]string{}
+	for _, tool := range []string{"ssh", "scp", "sftp", "ssh-agent", "ssh-add", "rsync", "git", "useradd", "userdel"} {
+		p, err := exec.LookPath(tool)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "tunnel: %s is not installed: run scripts/deps.sh test, or set KAGINASHI_SKIP_SSHD=1\n", tool)
+			os.Exit(2)
+		}
+		world.tools[tool] = p
+	}
+	out, _ := exec.Command(world.sshd, "-V").CombinedOutput()
+	var major, minor int
+	if i := strings.Index(string(out), "OpenSSH_"); i >= 0 {
+		fmt.Sscanf(string(out[i:]), "OpenSSH_%d.%d", &major, &minor)
+	}
+	world.sshdPenalties = major > 9 || (major == 9 && minor >= 8)
+	return ""
+}
+
+// safeDir makes the directory for the AuthorizedKeysCommand: sshd refuses a
+// command unless the file and every directory above it are owned by root
+// and not writable by group or others.
+func safeDir() (string, error) {
+	for _, parent := range []string{"/run", "/var/lib"} {
+		if !sshdSafe(parent) {
+			continue
+		}
+		d, err := harness.TempDir(parent, safePrefix)
+		if err != nil {
+			continue
+		}
+		if err := os.Chmod(d, 0o755); err != nil {
+			os.RemoveAll(d)
+			return "", err
+		}
+		return d, nil
+	}
+	return "", errors.New("no directory for the AuthorizedKeysCommand: neither /run nor /var/lib is root-owned and closed to group and others")
+}
+
+func sshdSafe(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+			return false
+		}
+		if d == "/" {
+			return true
+		}
+	}
+}
+
+// addUser adds a local user with a shell and no usable password ("*", not
+// "!", which sshd without PAM takes for a locked account).
+func addUser(name string) error {
+	out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh",
+		"--password", "*", "--comment", userGECOS, name).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("useradd %s: %v: %s", name, err, out)
+	}
+	return nil
+}
+
+// delUser removes a user, waiting a little for its last processes (a
+// login's shell) to end.
+func delUser(name string) {
+	var (
+		out []byte
+		err error
+	)
+	for i := 0; i < 50; i++ {
+		if out, err = exec.Command("userdel", name).CombinedOutput(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "tunnel: userdel %s: %v: %s\n", name, err, out)
+}
+
+// reapStaleUsers removes the users of earlier runs whose process is gone.
+func reapStaleUsers() {
+	f, err := os.Open("/etc/passwd")
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	var stale []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Split(sc.Text(), ":")
+		if len(fields) < 5 || fields[4] != userGECOS || !strings.HasPrefix(fields[0], userPrefix) {
+			continue
+		}
+		if _, gone := harness.StalePID(strings.TrimPrefix(fields[0], userPrefix)); gone {
+			stale = append(stale, fields[0])
+		}
+	}
+	for _, u := range stale {
+		delUser(u)
+	}
+}
+
+func requireWorld(t *testing.T) {
+	t.Helper()
+	if world.skip != "" {
+		t.Skip(world.skip)
+	}
+}

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// execCase is one command timed by the AuthorizedKeysCommand benchmark.
+type execCase struct {
+	name  string
+	argv  []string
+	env   []string
+	check func(stdout string) error
+	times []time.Duration
+}
+
+// authKeysResult is part 1's outcome.
+type authKeysResult struct {
+	cases      []*execCase
+	records    int // active records in the data directory
+	users      int
+	agentSize  int64
+	emptySize  int64
+	syslogSeen int64
+	other      float64 // other processes' CPU during the run, cores
+	wall       time.Duration
+}
+
+// keyFixture is what part 1 pushes: records for a few users, the asked
+// user with two keys.
+var fixtureUsers = []string{"ec2-user", "admin", "ubuntu", "centos", "deploy"}
+
+const askedUser = "ec2-user"
+
+// benchAuthKeys pushes ~10 records through the API to the real agent,
+// then execs `kaginashi-agent authorized-keys` the way sshd does — as
+// nobody, with a clean environment, stdout read through a pipe — n times,
+// interleaved with the baselines: a static empty Go binary and /bin/true.
+func benchAuthKeys(ctx context.Context, e *env, n int) (*authKeysResult, error) {
+	res := &authKeysResult{users: len(fixtureUsers)}
+	c := e.api.eic()
+	var asked []sshKey
+	var askedReq []string
+	pushStart := time.Now()
+	for _, u := range fixtureUsers {
+		for k := 0; k < 2; k++ {
+			key, err := newSSHKey("", "")
+			if err != nil {
+				return nil, err
+			}
+			out, err := c.SendSSHPublicKey(ctx, eicInput(e.agent.id, u, key.line))
+			if err != nil {
+				return nil, fmt.Errorf("SendSSHPublicKey %s: %w", u, err)
+			}
+			res.records++
+			if u == askedUser {
+				asked = append(asked, key)
+				askedReq = append(askedReq, *out.RequestId)
+			}
+		}
+	}
+	recs, err := e.agentPaths().LoadRecords()
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) < res.records {
+		return nil, fmt.Errorf("the agent persisted %d records, want at least %d", len(recs), res.records)
+	}
+	res.records = len(recs)
+
+	// A syslog socket of our own for the variant that logs: this VM has
+	// no /dev/log, so without it the agent's syslog line is skipped (the
+	// dial fails at once), as it is in part 3's logins.
+	sock := filepath.Join(e.safe, "syslog.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	if err := os.Chmod(sock, 0o666); err != nil {
+		return nil, err
+	}
+	var seen atomic.Int64
+	go func() {
+		buf := make([]byte, 8192)
+		for {
+			n, err := ln.Read(buf)
+			if err != nil {
+				return
+			}
+			if bytes.Contains(buf[:n], []byte(asked[0].fp)) {
+				seen.Add(1)
+			}
+		}
+	}()
+
+	cleanEnv := []string{"PATH=/usr/bin:/bin"} // sshd gives the command no more
+	wantKey := func(k sshKey, req string) func(string) error {
+		want := strings.Join(strings.Fields(k.line)[:2], " ") + " kaginashi:" + req + "\n"
+		return func(out string) error {
+			if strings.Count(out, "\n") != 1 || !strings.HasPrefix(out, `expiry-time="`) || !strings.HasSuffix(out, want) {
+				return fmt.Errorf("printed %q, want one line ending %q", out, want)
+			}
+			return nil
+		}
+	}
+	wantNothing := func(out string) error {
+		if out != "" {
+			return fmt.Errorf("printed %q, want nothing", out)
+		}
+		return nil
+	}
+	ak := []string{e.agentBin, "authorized-keys", "--data-dir", e.agent.dir}
+	res.cases = []*execCase{
+		{name: "kaginashi-agent authorized-keys USER FINGERPRINT — a key served (as sshd calls it; no syslog daemon, as in part 3)",
+			argv: append(append([]string(nil), ak...), askedUser, asked[0].fp), env: cleanEnv, check: wantKey(asked[0], askedReq[0])},
+		{name: "the same, logging its syslog line to a socket",
+			argv: append(append([]string(nil), ak...), askedUser, asked[0].fp), env: append(cleanEnv, "KAGINASHI_SYSLOG_SOCKET="+sock), check: wantKey(asked[0], askedReq[0])},
+		{name: "kaginashi-agent authorized-keys USER FINGERPRINT — no key for that user",
+			argv: append(append([]string(nil), ak...), "nokeys", asked[0].fp), env: cleanEnv, check: wantNothing},
+		{name: "baseline: static empty Go binary", argv: []string{e.emptyBin}, env: cleanEnv, check: wantNothing},
+		{name: "baseline: /bin/true", argv: []string{"/bin/true"}, env: cleanEnv, check: wantNothing},
+	}
+	cred, err := nobody()
+	if err != nil {
+		return nil, err
+	}
+	run := func(c *execCase) (time.Duration, error) {
+		cmd := exec.Command(c.argv[0], c.argv[1:]...)
+		cmd.Env = c.env
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		t0 := time.Now()
+		err := cmd.Run()
+		d := time.Since(t0)
+		if err != nil {
+			return d, fmt.Errorf("%s: %v: %s", c.argv[0], err, errb.String())
+		}
+		if err := c.check(out.String()); err != nil {
+			return d, fmt.Errorf("%s: %v (stderr %q)", strings.Join(c.argv, " "), err, errb.String())
+		}
+		return d, nil
+	}
+	// Warm-up: page cache, the dynamic loader's cache for /bin/true.
+	for i := 0; i < 50; i++ {
+		for _, c := range res.cases {
+			if _, err := run(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	// The records live 60 s from their push: stop well before.
+	limit := pushStart.Add(50 * time.Second)
+	w := startWindow(os.Getpid())
+	for i := 0; i < n; i++ {
+		if time.Now().After(limit) {
+			progress("  stopped after %d rounds: the pushed records expire 60 s after the push", i)
+			break
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		for j := range res.cases {
+			c := res.cases[(i+j)%len(res.cases)] // rotate the order
+			d, err := run(c)
+			if err != nil {
+				return nil, err
+			}
+			c.times = append(c.times, d)
+		}
+	}
+	wr := w.end()
+	res.other, res.wall = cores(wr.Other, wr.Wall), wr.Wall
+	time.Sleep(100 * time.Millisecond) // the last syslog datagrams
+	res.syslogSeen = seen.Load()
+	if fi, err := os.Stat(e.agentBin); err == nil {
+		res.agentSize = fi.Size()
+	}
+	if fi, err := os.Stat(e.emptyBin); err == nil {
+		res.emptySize = fi.Size()
+	}
+	return res, nil
+}

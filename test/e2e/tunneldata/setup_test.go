@@ -413,4 +413,3 @@ func (s *sshdProc) sshCommand(ctx context.Context, t testing.TB, st *site, comma
 	cmd.Env = st.cliEnv(t)
 	return cmd
 }
-

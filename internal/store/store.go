@@ -121,6 +121,28 @@ type LoginProfile struct {
 	CreateDate    time.Time
 }
 
+// MFADevice is a virtual MFA device (a TOTP seed). SerialNumber is its
+// ARN, arn:aws:iam::ACCOUNT:mfa/PATH/NAME, unique without regard to case.
+type MFADevice struct {
+	SerialNumber string
+	Name         string
+	Path         string
+	// SeedCiphertext is the TOTP seed sealed by the caller; the store
+	// never sees the seed.
+	SeedCiphertext []byte
+	UserName       string    // the user it is enabled for; "" while unassigned
+	EnableDate     time.Time // zero while unassigned
+	CreateDate     time.Time
+	// LastStep is the last TOTP time step (Unix time / 30 s) accepted from
+	// the device, 0 for none: a code of this step or an earlier one is a
+	// replay.
+	LastStep int64
+	Tags     []Tag
+}
+
+// MaxMFADevicesPerUser is IAM's quota of MFA devices per user.
+const MaxMFADevicesPerUser = 8
+
 // PrincipalPolicy is a policy document that applies to a user, with the
 // name results report it under.
 type PrincipalPolicy struct {
@@ -261,7 +283,8 @@ type Store interface {
 	GetUser(ctx context.Context, name string) (User, error)
 	ListUsers(ctx context.Context, pathPrefix string) ([]User, error)
 	// DeleteUser fails with ErrConflict while the user has access keys,
-	// a login profile, inline or attached policies, or group memberships.
+	// a login profile, inline or attached policies, group memberships, or
+	// MFA devices.
 	DeleteUser(ctx context.Context, name string) error
 	TagUser(ctx context.Context, name string, tags []Tag) error
 	UntagUser(ctx context.Context, name string, keys []string) error
@@ -318,6 +341,32 @@ type Store interface {
 	GetLoginProfile(ctx context.Context, user string) (LoginProfile, error)
 	UpdateLoginProfile(ctx context.Context, p LoginProfile) error
 	DeleteLoginProfile(ctx context.Context, user string) error
+
+	// CreateMFADevice stores an unassigned virtual MFA device (ErrExists
+	// when its serial number is taken).
+	CreateMFADevice(ctx context.Context, d MFADevice) error
+	GetMFADevice(ctx context.Context, serial string) (MFADevice, error)
+	// ListMFADevices lists the devices enabled for a user, by enable date.
+	ListMFADevices(ctx context.Context, user string) ([]MFADevice, error)
+	// ListVirtualMFADevices lists every virtual MFA device, by serial.
+	ListVirtualMFADevices(ctx context.Context) ([]MFADevice, error)
+	// EnableMFADevice assigns an unassigned device to a user and raises its
+	// LastStep to step (the step of the codes that enabled it, which may
+	// not be used again): ErrNotFound for an unknown user or device,
+	// ErrExists when the device is assigned already, ErrLimitExceeded at
+	// MaxMFADevicesPerUser.
+	EnableMFADevice(ctx context.Context, user, serial string, step int64, at time.Time) error
+	// DeactivateMFADevice unassigns a device from a user (ErrNotFound
+	// unless it is enabled for that user).
+	DeactivateMFADevice(ctx context.Context, user, serial string) error
+	// DeleteMFADevice deletes an unassigned device (ErrConflict while it
+	// is enabled for a user).
+	DeleteMFADevice(ctx context.Context, serial string) error
+	// AdvanceMFAStep records that a code of time step step was accepted
+	// from a device, if step is later than its LastStep, and reports
+	// whether it was: false means a replay. Atomic, so that of replicas
+	// racing with one code, only one accepts it.
+	AdvanceMFAStep(ctx context.Context, serial string, step int64) (bool, error)
 
 	// PrincipalPolicies returns every policy that applies to a user: its
 	// inline policies, the default versions of the managed policies attached

@@ -228,6 +228,7 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 			{`SELECT EXISTS (SELECT 1 FROM user_policies WHERE user_id = $1)`, "must delete policies first"},
 			{`SELECT EXISTS (SELECT 1 FROM user_policy_attachments WHERE user_id = $1)`, "must detach all policies first"},
 			{`SELECT EXISTS (SELECT 1 FROM group_members WHERE user_id = $1)`, "must remove user from all groups first"},
+			{`SELECT EXISTS (SELECT 1 FROM mfa_devices WHERE user_id = $1)`, "must deactivate MFA devices first"},
 		}); err != nil {
 			return err
 		}

@@ -57,6 +57,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentCreateUser", testConcurrentCreateUser},
 		{"ConcurrentPolicyVersions", testConcurrentPolicyVersions},
 		{"ConcurrentDeleteUser", testConcurrentDeleteUser},
+		{"MFADevices", testMFADevices},
+		{"MFASteps", testMFASteps},
+		{"MFAStepRace", testMFAStepRace},
+		{"MFAQuota", testMFAQuota},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,6 +53,21 @@ type Identity struct {
 	AccountID   string `json:"accountId,omitempty"`
 	AccessKeyID string `json:"accessKeyId,omitempty"`
 	UserName    string `json:"userName,omitempty"`
+	// SessionContext marks a console session, as CloudTrail does for
+	// calls made from the AWS console.
+	SessionContext *SessionContext `json:"sessionContext,omitempty"`
+}
+
+// SessionContext is CloudTrail's userIdentity.sessionContext.
+type SessionContext struct {
+	Attributes SessionAttributes `json:"attributes"`
+}
+
+// SessionAttributes are CloudTrail's sessionContext.attributes: when the
+// session began and whether it was signed in with MFA ("true"/"false").
+type SessionAttributes struct {
+	CreationDate     string `json:"creationDate"`
+	MFAAuthenticated string `json:"mfaAuthenticated"`
 }
 
 // Hidden replaces secrets in request parameters and response elements,

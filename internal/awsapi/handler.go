@@ -254,13 +254,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	o, ok := h.ops[c.proto][c.name]
-	if !ok {
-		h.fail(w, c, apierr.New(apierr.UnknownOperation, "Could not find operation %q for version %s of %s.", c.name, apiVersion[c.proto], serviceName[c.proto]))
+	result, ae := h.execute(c)
+	if ae != nil {
+		h.writeError(w, c, ae)
 		return
 	}
-	c.op = o
+	h.writeResult(w, c, result)
+}
 
+// execute is the part of every call after authentication and decoding of
+// the envelope, shared by ServeHTTP and Invoke (the console): find the
+// operation, run it (it authorizes before touching anything), refuse an
+// operation that did not authorize, and audit the outcome durably. An
+// error is returned only once it is audited (or the audit failed, which
+// makes it a server error).
+func (h *Handler) execute(c *call) (any, *apierr.Error) {
+	o, ok := h.ops[c.proto][c.name]
+	if !ok {
+		return nil, h.failed(c, apierr.New(apierr.UnknownOperation, "Could not find operation %q for version %s of %s.", c.name, apiVersion[c.proto], serviceName[c.proto]))
+	}
+	c.op = o
+	return h.runOp(c)
+}
+
+// runOp runs c.op and audits the outcome (see execute).
+func (h *Handler) runOp(c *call) (any, *apierr.Error) {
+	o := c.op
 	result, err := o.run(c)
 	if err == nil && !c.authorized {
 		// An operation that forgot to authorize must not answer: there is
@@ -268,14 +287,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = apierr.Wrap(errors.New("operation "+o.name+" did not authorize"), "authorizing")
 	}
 	if err != nil {
-		h.fail(w, c, err)
-		return
+		return nil, h.failed(c, err)
 	}
 	if err := h.record(c, nil); err != nil {
-		h.writeError(w, c, apierr.Wrap(err, "recording the audit event"))
-		return
+		return nil, apierr.Wrap(err, "recording the audit event")
 	}
-	h.writeResult(w, c, result)
+	return result, nil
 }
 
 // authorize decides the call's action on resource with the global keys and
@@ -325,6 +342,13 @@ func (c *call) authorizeEach(resources []string, extra func(*policy.Context)) er
 
 // fail answers an error and records it.
 func (h *Handler) fail(w http.ResponseWriter, c *call, err error) {
+	h.writeError(w, c, h.failed(c, err))
+}
+
+// failed logs a server-side error, records the failed call, and returns
+// the error to answer (a server error when the event could not be
+// recorded).
+func (h *Handler) failed(c *call, err error) *apierr.Error {
 	ae := apierr.As(err)
 	if ae.Kind == apierr.Internal {
 		h.deps.Log.Error("request failed", "requestID", c.requestID, "op", opName(c), "err", ae.Err)
@@ -333,7 +357,7 @@ func (h *Handler) fail(w http.ResponseWriter, c *call, err error) {
 		h.deps.Log.Error("audit event not recorded", "requestID", c.requestID, "err", rerr)
 		ae = apierr.Wrap(rerr, "recording the audit event")
 	}
-	h.writeError(w, c, ae)
+	return ae
 }
 
 func opName(c *call) string {
@@ -370,7 +394,8 @@ func (h *Handler) record(c *call, failure *apierr.Error) error {
 	}
 	if c.auth != nil {
 		p := c.auth.Principal
-		ev.UserIdentity = audit.Identity{Type: p.Type(), PrincipalID: p.UserID, ARN: p.ARN, AccountID: p.Account, AccessKeyID: p.AccessKeyID, UserName: p.UserName}
+		ev.UserIdentity = audit.Identity{Type: p.Type(), PrincipalID: p.UserID, ARN: p.ARN, AccountID: p.Account, AccessKeyID: p.AccessKeyID, UserName: p.UserName,
+			SessionContext: sessionContextOf(c.ctx, p)}
 	} else {
 		ev.UserIdentity = audit.Identity{Type: "Unknown"}
 	}

@@ -53,6 +53,7 @@ var resourceTypes = []ResourceType{
 	{"iam", "policy", "arn:${Partition}:iam::${Account}:policy/${PolicyNameWithPath}"},
 	{"iam", "mfa", "arn:${Partition}:iam::${Account}:mfa/${MfaTokenIdWithPath}"},
 	{"kaginashi", "join-token", "arn:${Partition}:kaginashi:${Region}:${Account}:join-token/${TokenId}"},
+	{"kaginashi", "recording", "arn:${Partition}:kaginashi:${Region}:${Account}:recording/${RecordingId}"},
 }
 
 var (
@@ -121,6 +122,9 @@ func buildActions() []ActionInfo {
 	add("kaginashi", nil, tagOnCreate, "CreateJoinToken")
 	add("kaginashi", nil, nil, "ListJoinTokens")
 	add("kaginashi", []string{"join-token"}, nil, "RevokeJoinToken")
+	// The console's terminal session recordings.
+	add("kaginashi", nil, nil, "ListSessionRecordings")
+	add("kaginashi", []string{"recording"}, nil, "GetSessionRecording")
 	return out
 }
 

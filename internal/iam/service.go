@@ -190,7 +190,7 @@ func (s *Service) DeleteUser(ctx context.Context, name string) error {
 	}
 	err := s.store.DeleteUser(ctx, name)
 	if errors.Is(err, store.ErrConflict) {
-		return apierr.New(apierr.Conflict, "Cannot delete entity, must delete access keys, login profile, policies and group memberships first.")
+		return apierr.New(apierr.Conflict, "Cannot delete entity, must delete access keys, login profile, policies, group memberships and MFA devices first.")
 	}
 	return mapStore(err, "user")
 }

@@ -291,6 +291,7 @@ func ec2Ops() map[string]*op {
 	add("DescribeTags", true, func(c *call) (any, error) {
 		filters := c.filters()
 		max := c.params.integer("MaxResults", 0, 5, 1000)
+		next := c.params.str("NextToken")
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
@@ -304,10 +305,11 @@ func ec2Ops() map[string]*op {
 		if err != nil {
 			return nil, err
 		}
-		if max > 0 && len(ts) > max {
-			ts = ts[:max] // kaginashi fleets are small; DescribeTags has no NextToken yet
+		ts, token, err := inventory.PageTags(ts, max, next)
+		if err != nil {
+			return nil, err
 		}
-		out := &describeTagsResponse{Tags: []ec2TagDescription{}}
+		out := &describeTagsResponse{Tags: []ec2TagDescription{}, NextToken: token}
 		for _, t := range ts {
 			out.Tags = append(out.Tags, ec2TagDescription{t.ResourceID, t.ResourceType, t.Key, t.Value})
 		}

@@ -449,6 +449,30 @@ func (s *Service) DescribeTags(ctx context.Context, filters []Filter) ([]TagDesc
 	return out, nil
 }
 
+// PageTags cuts DescribeTags' sorted rows into pages of maxResults (0:
+// all). The token is the last row's resource ID and key, so a page stays
+// right when tags change between calls (rows are neither repeated nor
+// skipped, except ones deleted meanwhile).
+func PageTags(rows []TagDescription, maxResults int, nextToken string) ([]TagDescription, string, error) {
+	if nextToken != "" {
+		b, err := base64.RawURLEncoding.DecodeString(nextToken)
+		id, key, ok := strings.Cut(string(b), "\n")
+		if err != nil || !ok || id == "" {
+			return nil, "", apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Invalid NextToken")
+		}
+		i := sort.Search(len(rows), func(i int) bool {
+			r := rows[i]
+			return r.ResourceID > id || (r.ResourceID == id && r.Key > key)
+		})
+		rows = rows[i:]
+	}
+	if maxResults <= 0 || len(rows) <= maxResults {
+		return rows, "", nil
+	}
+	last := rows[maxResults-1]
+	return rows[:maxResults], base64.RawURLEncoding.EncodeToString([]byte(last.ResourceID + "\n" + last.Key)), nil
+}
+
 func tagMatches(d TagDescription, filters []Filter) bool {
 	for _, f := range filters {
 		var c string

@@ -150,3 +150,45 @@ func TestWildcard(t *testing.T) {
 		}
 	}
 }
+
+func TestPageTags(t *testing.T) {
+	var rows []TagDescription
+	for _, id := range []string{"i-00000000000000001", "i-00000000000000002"} {
+		for _, k := range []string{"Name", "env", "team"} {
+			rows = append(rows, TagDescription{ResourceID: id, ResourceType: "instance", Key: k, Value: "v"})
+		}
+	}
+	var got []TagDescription
+	token, pages := "", 0
+	for {
+		page, next, err := PageTags(rows, 4, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 4 {
+			t.Fatalf("page of %d rows, want at most 4", len(page))
+		}
+		got = append(got, page...)
+		pages++
+		if next == "" {
+			break
+		}
+		token = next
+	}
+	if pages != 2 || len(got) != len(rows) {
+		t.Fatalf("%d pages, %d rows; want 2 pages, %d rows", pages, len(got), len(rows))
+	}
+	for i := range rows {
+		if got[i] != rows[i] {
+			t.Fatalf("row %d = %+v, want %+v", i, got[i], rows[i])
+		}
+	}
+	if all, next, _ := PageTags(rows, 0, ""); len(all) != len(rows) || next != "" {
+		t.Fatalf("maxResults 0: %d rows, token %q", len(all), next)
+	}
+	for _, bad := range []string{"!!", "bm90b2tlbg"} {
+		if _, _, err := PageTags(rows, 4, bad); err == nil {
+			t.Errorf("token %q accepted", bad)
+		}
+	}
+}

@@ -186,6 +186,22 @@ func testEC2Tags(t *testing.T, e *env) {
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("DescribeTags resource-id:\n got %v\nwant %v", rows, want)
 	}
+	// The SDK's paginator follows NextToken through every page.
+	var paged []string
+	pages := ec2.NewDescribeTagsPaginator(c, &ec2.DescribeTagsInput{MaxResults: aws.Int32(5)})
+	for n := 0; pages.HasMorePages(); n++ {
+		p := harness.Must(pages.NextPage(ctx))(t)
+		if len(p.Tags) > 5 || n > 100 {
+			t.Fatalf("DescribeTags page %d has %d rows (MaxResults 5)", n, len(p.Tags))
+		}
+		for _, d := range p.Tags {
+			paged = append(paged, aws.ToString(d.ResourceId)+" "+aws.ToString(d.Key))
+		}
+	}
+	all := harness.Must(c.DescribeTags(ctx, &ec2.DescribeTagsInput{}))(t)
+	if len(all.Tags) <= 5 || len(paged) != len(all.Tags) {
+		t.Errorf("DescribeTags paged: %d rows, unpaged %d (want more than one page, equal)", len(paged), len(all.Tags))
+	}
 	byKey := harness.Must(c.DescribeTags(ctx, &ec2.DescribeTagsInput{Filters: []ec2types.Filter{filter("key", "owner")}}))(t)
 	if len(byKey.Tags) != 2 {
 		t.Errorf("DescribeTags key=owner: %+v", byKey.Tags)

@@ -8,7 +8,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kaginashi/kaginashi/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test deps fuzz bench lint clean
+.PHONY: all build run test deps fuzz bench lint clean webui
 
 all: build
 
@@ -42,6 +42,12 @@ BENCH ?=
 bench:
 	@scripts/deps.sh test
 	@BENCH='$(BENCH)' scripts/bench.sh
+
+# The web console's bundle (web/src → internal/webui/dist, committed so that
+# `go build` needs no Node.js); scripts/webui-check.sh checks it is current.
+webui:
+	@scripts/deps.sh browser
+	cd web && node build.mjs
 
 clean:
 	rm -rf bin

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a target needs on a Debian-like machine, idempotently.
-# Usage: scripts/deps.sh build|test
+# Usage: scripts/deps.sh build|test|browser
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +22,35 @@ as_root() {
 
 # Modules, once: later builds and tests run offline from the module cache.
 go mod download
+
+# browser_deps: the web console's build tools (web/) and browser tests
+# (test/browser, run by test/e2e/browser): Debian's chromium, driven by
+# playwright-core; never a browser downloaded by Playwright. npm ci runs
+# only when a lockfile is newer than what is installed.
+browser_deps() {
+  local pkgs=()
+  command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
+  command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+  command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+  if [ ${#pkgs[@]} -gt 0 ]; then
+    echo "deps: installing ${pkgs[*]}" >&2
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
+  fi
+  local major
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "deps: Node.js $(node --version) is too old for playwright-core; install Node.js 20 or newer" >&2
+    exit 1
+  fi
+  local d
+  for d in web test/browser; do
+    if [ ! -f "$d/node_modules/.package-lock.json" ] || [ "$d/package-lock.json" -nt "$d/node_modules/.package-lock.json" ]; then
+      echo "deps: npm ci in $d" >&2
+      (cd "$d" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    fi
+  done
+}
 
 case "${1:-build}" in
   build) ;;
@@ -53,6 +82,8 @@ case "${1:-build}" in
         as_root systemctl disable --now "$svc" >/dev/null 2>&1 || as_root service "$svc" stop >/dev/null 2>&1 || true
       done
     fi
+    browser_deps
     ;;
+  browser) browser_deps ;;
   *) echo "deps: unknown target $1" >&2; exit 2 ;;
 esac

@@ -51,6 +51,9 @@ type Agent struct {
 	mu      sync.Mutex
 	records []keyrecord.Record
 	public  Public
+
+	statusMu sync.Mutex
+	status   Status // what DIR/status.json says (see setStatus)
 }
 
 // Options configure New.
@@ -98,11 +101,18 @@ func (a *Agent) Run(ctx context.Context) error {
 		start := a.now()
 		err := a.session(ctx)
 		if ctx.Err() != nil {
+			a.setStatus(func(st *Status) { st.Connected, st.LastError = false, "the agent stopped" })
 			return nil
 		}
 		if a.now().Sub(start) > 30*time.Second {
 			backoff = 100 * time.Millisecond // it had been up: retry soon
 		}
+		a.setStatus(func(st *Status) {
+			st.Connected = false
+			if err != nil {
+				st.LastError = err.Error()
+			}
+		})
 		var fatal *fatalError
 		if errors.As(err, &fatal) {
 			return fatal.err
@@ -248,6 +258,10 @@ func (a *Agent) session(ctx context.Context) error {
 	}
 	a.measure(beat, t0)
 	a.log.Info("connected to the server", "server", a.cfg.Server, "instance", a.cfg.InstanceID, "clockSkewMillis", a.skew())
+	a.setStatus(func(st *Status) {
+		st.Connected, st.LastError = true, ""
+		st.ConnectedAt, st.LastBeat = a.now().UTC(), a.now().UTC()
+	})
 
 	go a.acceptStreams(ctx, mux)
 
@@ -278,6 +292,7 @@ func (a *Agent) session(ctx context.Context) error {
 			return err
 		}
 		a.measure(beat, t0)
+		a.setStatus(func(st *Status) { st.LastBeat = a.now().UTC() })
 	}
 }
 

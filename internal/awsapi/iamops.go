@@ -958,6 +958,9 @@ func iamOps() map[string]*op {
 		}
 		return simulate(c, in)
 	})
+
+	// Virtual MFA devices (mfaops.go).
+	addMFAOps(add)
 	return ops
 }
 

@@ -230,6 +230,7 @@ func errorCode(p protocol, e *apierr.Error) (code string, status int, sender boo
 var codeStatus = map[string]int{
 	"SerialConsoleAccessDisabledException": 403, // the Smithy model's status
 	"PasswordPolicyViolation":              400,
+	"InvalidAuthenticationCode":            403, // IAM's model: InvalidAuthenticationCodeException
 }
 
 type xmlError struct {

@@ -8,7 +8,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/kaginashi/kaginashi/internal/cli.Version=$(VERSION)
 
-.PHONY: all build run test deps fuzz bench lint clean webui
+.PHONY: all build run demo test deps fuzz bench lint clean webui
 
 all: build
 
@@ -19,9 +19,18 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kaginashi ./cmd/kaginashi
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X github.com/kaginashi/kaginashi/internal/agent.Version=$(VERSION)' -o bin/kaginashi-agent ./cmd/kaginashi-agent
 
-# The main job on the embedded default. Today: the policy tools on the seed
-# article's policy (validate, simulate, a least-privilege template).
+# The main job on the embedded default: kaginashi dev — the server on
+# SQLite, an enrolled agent, a private sshd on a loopback port and a console
+# user, in .kaginashi-dev/. Ctrl-C stops it and undoes its changes.
+# Flags: make run DEV_ARGS='--os-user alice --listen 127.0.0.1:9443'
+DEV_ARGS ?=
 run: build
+	@scripts/deps.sh run
+	@exec bin/kaginashi dev $(DEV_ARGS)
+
+# The policy tools on the seed article's policy (validate, simulate, a
+# least-privilege template); no server needed.
+demo: build
 	@scripts/demo.sh bin/kaginashi
 
 # The whole test suite: gofmt, go vet, go test -race, and a short run of

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a target needs on a Debian-like machine, idempotently.
-# Usage: scripts/deps.sh build|test|browser
+# Usage: scripts/deps.sh build|test|run|browser
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -83,6 +83,22 @@ case "${1:-build}" in
       done
     fi
     browser_deps
+    ;;
+  run)
+    # make run (kaginashi dev) starts a private OpenSSH sshd on a loopback
+    # port and logs in with ssh. The machine's own sshd is left alone: a
+    # freshly installed one is stopped and disabled, as for the tests.
+    need_pkgs=()
+    [ -x /usr/sbin/sshd ] || need_pkgs+=(openssh-server)
+    command -v ssh >/dev/null 2>&1 || need_pkgs+=(openssh-client)
+    if [ ${#need_pkgs[@]} -gt 0 ]; then
+      echo "deps: installing ${need_pkgs[*]}" >&2
+      as_root apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+      if [[ " ${need_pkgs[*]} " == *" openssh-server "* ]]; then
+        as_root systemctl disable --now ssh >/dev/null 2>&1 || as_root service ssh stop >/dev/null 2>&1 || true
+      fi
+    fi
     ;;
   browser) browser_deps ;;
   *) echo "deps: unknown target $1" >&2; exit 2 ;;

@@ -1,0 +1,434 @@
+// The web console's browser tests (issue #6 §6): playwright-core driving
+// Debian's chromium against a real server, agent and sshd that
+// test/e2e/browser sets up. One browser, the steps in order (each builds
+// on the last: the user made in one signs in in the next); a screenshot
+// of each page in KG_SCREENSHOTS. Prints "N passed, N failed" and exits 1
+// on any failure.
+//
+// Environment: KG_URL, KG_ACCOUNT, KG_REGION, KG_ROOT_SECRET, KG_INSTANCE_ID,
+// KG_OS_USER, KG_SEED_POLICY (examples/seed-policy-filled.json),
+// KG_SCREENSHOTS, KG_CHROMIUM (default chromium), KG_ONLY (a step name
+// substring, to run a subset while developing).
+
+import { chromium } from 'playwright-core';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { totpAt, stepNow } from './totp.mjs';
+
+const env = (k, def) => {
+  const v = process.env[k] ?? def;
+  if (v === undefined || v === '') {
+    console.error(`run.mjs: ${k} is not set (test/e2e/browser sets it)`);
+    process.exit(2);
+  }
+  return v;
+};
+const URL_ = env('KG_URL').replace(/\/$/, '');
+const ACCOUNT = env('KG_ACCOUNT');
+const REGION = env('KG_REGION');
+const ROOT_SECRET = env('KG_ROOT_SECRET');
+const INSTANCE = env('KG_INSTANCE_ID');
+const OS_USER = env('KG_OS_USER');
+const SEED = readFileSync(env('KG_SEED_POLICY'), 'utf8');
+const SHOTS = env('KG_SCREENSHOTS');
+const CHROMIUM = resolveBin(env('KG_CHROMIUM', 'chromium'));
+const ONLY = process.env.KG_ONLY ?? '';
+mkdirSync(SHOTS, { recursive: true });
+
+function resolveBin(b) {
+  if (b.includes('/')) return b;
+  return execFileSync('sh', ['-c', `command -v ${b}`]).toString().trim();
+}
+
+// --- a tiny runner -----------------------------------------------------------
+
+const results = [];
+const started = Date.now();
+const t0 = () => ((Date.now() - started) / 1000).toFixed(1).padStart(5) + 's';
+
+async function step(name, fn) {
+  if (ONLY && !name.includes(ONLY)) return;
+  const s = Date.now();
+  try {
+    await fn();
+    results.push({ name, ok: true });
+    console.log(`${t0()} ok   ${name} (${Date.now() - s} ms)`);
+  } catch (e) {
+    results.push({ name, ok: false, err: e });
+    console.log(`${t0()} FAIL ${name}\n       ${String(e?.stack ?? e).split('\n').slice(0, 6).join('\n       ')}`);
+    await shot(page, 'FAIL-' + name.replace(/\W+/g, '-')).catch(() => {});
+  }
+}
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function shot(p, name) {
+  await p.screenshot({ path: path.join(SHOTS, name + '.png'), fullPage: false });
+}
+
+// --- the browser -------------------------------------------------------------
+
+const profile = mkdtempSync(path.join(tmpdir(), 'kaginashi-chromium-'));
+// A fresh profile every run (launchPersistentContext's user data dir);
+// Debian's chromium, never a browser downloaded by Playwright.
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  ignoreHTTPSErrors: true, // the server's own CA (test/e2e/harness)
+  viewport: { width: 1366, height: 820 },
+  locale: 'en-US',
+  timezoneId: 'UTC',
+  permissions: ['clipboard-read', 'clipboard-write'],
+  serviceWorkers: 'block',
+});
+context.setDefaultTimeout(15_000);
+
+// The CSP must hold: every violation (an inline style, a foreign origin)
+// is recorded in the page and checked at the end.
+const violations = [];
+await context.addInitScript(() => {
+  document.addEventListener('securitypolicyviolation', (e) => {
+    (window.__csp ??= []).push(`${e.violatedDirective} ${e.blockedURI} ${e.sourceFile}:${e.lineNumber}`);
+  });
+});
+const consoleErrors = [];
+const watch = (p) => {
+  p.on('console', (m) => {
+    if (m.type() === 'error') consoleErrors.push(`${p.url()}: ${m.text()}`);
+  });
+  p.on('pageerror', (e) => consoleErrors.push(`${p.url()}: uncaught ${e.message}`));
+  p.on('dialog', (d) => void d.accept());
+};
+context.on('page', watch);
+let page = context.pages()[0] ?? (await context.newPage());
+watch(page);
+
+async function collectCSP(p) {
+  const v = await p.evaluate(() => window.__csp ?? []).catch(() => []);
+  for (const x of v) violations.push(`${p.url()}: ${x}`);
+}
+
+async function signIn(user, password, { mfa } = {}) {
+  await page.goto(URL_ + '/console/signin');
+  await page.getByLabel('Account ID').fill(ACCOUNT);
+  await page.getByLabel('User name').fill(user);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  if (mfa) {
+    const code = page.getByLabel('MFA code');
+    await code.waitFor({ state: 'visible' });
+    await shot(page, '02-signin-mfa');
+    await code.fill(mfa());
+    await page.getByRole('button', { name: 'Sign in' }).click();
+  }
+  await page.getByRole('navigation', { name: 'Main' }).waitFor();
+  await collectCSP(page);
+}
+
+async function signOut() {
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in to the console' }).waitFor();
+}
+
+/** The terminal's visible text, one line per row. */
+async function termText(p) {
+  return p.locator('.xterm-rows').innerText();
+}
+
+async function waitTermLine(p, re, timeout = 15_000) {
+  const end = Date.now() + timeout;
+  let last = '';
+  while (Date.now() < end) {
+    last = await termText(p);
+    if (last.split('\n').some((l) => re.test(l.replace(/\u00a0/g, ' ').trimEnd()))) return last;
+    await p.waitForTimeout(100);
+  }
+  throw new Error(`no terminal line matching ${re} within ${timeout} ms; the terminal shows:\n${last}`);
+}
+
+const PW = { alice: 'Alice-pw-' + Date.now(), bob: 'Bob-pw-' + Date.now(), carol: 'Carol-pw-' + Date.now() };
+let bobSeed = '';
+
+// --- the steps ---------------------------------------------------------------
+
+await step('sign in as root', async () => {
+  await page.goto(URL_ + '/');
+  await page.waitForURL(/\/console\/signin/);
+  await shot(page, '01-signin');
+  await signIn('root', ROOT_SECRET);
+  await page.waitForURL(/\/console\/instances/);
+});
+
+await step('instances list shows the host, live', async () => {
+  const row = page.locator(`tr[data-instance-id="${INSTANCE}"]`);
+  await row.waitFor();
+  const text = await row.innerText();
+  assert(text.includes('web') && text.includes('running'), `row: ${text}`);
+  assert(text.includes('team=web'), `tags missing from the row: ${text}`);
+  await page.locator('.live-on').waitFor({ timeout: 20_000 });
+  await page.getByLabel('Search').fill('no-such-host');
+  await page.getByText('No instance matches the search.').waitFor();
+  await page.getByLabel('Search').fill('web');
+  await row.waitFor();
+  await row.getByRole('radio').check();
+  await page.getByRole('tab', { name: 'EC2 Instance Connect' }).waitFor();
+  await shot(page, '03-instances');
+});
+
+await step('policy editor: the seed policy as published has errors, filled in a security warning', async () => {
+  await page.goto(URL_ + '/console/iam/policies/new');
+  await page.getByLabel('Start from').selectOption('seed');
+  await page.locator('.finding[data-code="ARN_PLACEHOLDER"]').first().waitFor();
+  const editor = page.getByLabel('Policy document (JSON)');
+  await editor.fill(SEED);
+  const sec = page.locator('.finding[data-code="EIC_ALL_INSTANCES_UNCONDITIONED"]');
+  await sec.waitFor();
+  assert((await sec.innerText()).includes('Security warning'), 'the instance/* caution is not labelled a security warning');
+  assert((await page.locator('.finding[data-code="ARN_PLACEHOLDER"]').count()) === 0, 'placeholders still reported after filling in');
+  // As you type: a syntax error appears, then goes when fixed.
+  await editor.press('End');
+  await editor.pressSequentially('x');
+  await page.locator('.finding-error').first().waitFor();
+  await editor.press('Backspace');
+  await page.locator('.finding-error').first().waitFor({ state: 'detached' });
+  await page.getByLabel('Policy name').fill('EC2InstanceConnect-Allow-AllInstances');
+  await shot(page, '04-policy-editor');
+  await page.getByRole('button', { name: 'Create policy' }).click(); // confirms the security warning
+  await page.waitForURL(/\/console\/iam\/policies\/view\?arn=/);
+  await page.getByRole('heading', { name: 'Versions' }).waitFor();
+  await page.locator('pre.code').filter({ hasText: 'ec2-instance-connect:SendSSHPublicKey' }).waitFor();
+});
+
+await step('policy: a new version, and a deny policy for the denied connect', async () => {
+  const ed = page.getByLabel('New version (JSON)');
+  await ed.waitFor();
+  await ed.fill(SEED.replace('"Resource": "*"', '"Resource": ["*"]'));
+  await page.getByRole('button', { name: 'Create version' }).click();
+  await page.getByText('Created a new version.').waitFor();
+  await page.locator('table code', { hasText: 'v2' }).waitFor();
+  await page.goto(URL_ + '/console/iam/policies/new');
+  await page.getByLabel('Policy name').fill('DenyConnect');
+  await page.getByLabel('Policy document (JSON)').fill(JSON.stringify({
+    Version: '2012-10-17',
+    Statement: [
+      { Sid: 'SeeInstances', Effect: 'Allow', Action: 'ec2:DescribeInstances', Resource: '*' },
+      { Sid: 'AllowConnect', Effect: 'Allow', Action: 'ec2-instance-connect:SendSSHPublicKey', Resource: `arn:aws:ec2:${REGION}:${ACCOUNT}:instance/*` },
+      { Sid: 'NoConnect', Effect: 'Deny', Action: 'ec2-instance-connect:SendSSHPublicKey', Resource: '*' },
+    ],
+  }, null, 2));
+  await page.getByRole('button', { name: 'Create policy' }).click();
+  await page.waitForURL(/\/console\/iam\/policies\/view\?arn=/);
+});
+
+async function createUser(name, password, { tags, key } = {}) {
+  await page.goto(URL_ + '/console/iam/users');
+  await page.getByLabel('User name').fill(name);
+  if (tags) await page.getByLabel('Tags').fill(tags);
+  await page.getByLabel('Console password').check();
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  if (key) await page.getByLabel('Create an access key').check();
+  await page.getByRole('button', { name: 'Create user' }).click();
+  await page.getByText(`Created user ${name}.`).waitFor();
+}
+
+async function attach(user, policy) {
+  await page.goto(URL_ + `/console/iam/users/${user}`);
+  await page.getByLabel('Attach a policy').selectOption({ label: policy });
+  await page.getByRole('button', { name: 'Attach policy' }).click();
+  await page.locator('table a', { hasText: policy }).waitFor();
+}
+
+await step('IAM: create a user with tags, password and an access key; attach the seed policy', async () => {
+  await createUser('alice', PW.alice, { tags: 'team=web', key: true });
+  const secret = await page.locator('.secret-value[data-secret="Secret access key"]').innerText();
+  assert(/^[A-Za-z0-9/+]{40}$/.test(secret), `secret access key shown: ${secret}`);
+  await page.locator('table a', { hasText: 'alice' }).waitFor();
+  await attach('alice', 'EC2InstanceConnect-Allow-AllInstances');
+  await page.locator('.chip', { hasText: 'team=web' }).waitFor();
+  await page.getByText('The user has a console password').waitFor();
+  await shot(page, '05-user');
+  // The secret is never shown again.
+  assert((await page.locator('.secret-value').count()) === 0, 'the secret is on the user page');
+  await createUser('carol', PW.carol);
+  await attach('carol', 'DenyConnect');
+});
+
+await step('IAM: groups', async () => {
+  await page.goto(URL_ + '/console/iam/groups');
+  await page.getByLabel('Group name').fill('ops');
+  await page.getByRole('button', { name: 'Create group' }).click();
+  await page.locator('table a', { hasText: 'ops' }).click();
+  await page.getByLabel('Add a user').selectOption('alice');
+  await page.getByRole('button', { name: 'Add', exact: true }).click();
+  await page.locator('table a', { hasText: 'alice' }).waitFor();
+});
+
+await step('IAM: MFA with the QR code and two codes', async () => {
+  await createUser('bob', PW.bob);
+  await page.goto(URL_ + '/console/iam/users/bob');
+  await page.getByRole('button', { name: 'Assign MFA device' }).click();
+  const qr = page.getByRole('img', { name: /QR code/ });
+  await qr.waitFor();
+  const w = await qr.evaluate((img) => img.complete && img.naturalWidth);
+  assert(w > 0, 'the QR code image did not load (CSP img-src data:?)');
+  bobSeed = (await page.locator('.mfa-seed').innerText()).trim();
+  assert(/^[A-Z2-7]+=*$/.test(bobSeed), `seed shown: ${bobSeed}`);
+  await shot(page, '06-mfa-assign');
+  // Two consecutive codes, both in the past: the sign-in below can use the current one.
+  const n = stepNow();
+  await page.getByLabel('MFA code 1').fill(totpAt(bobSeed, n - 2));
+  await page.getByLabel('MFA code 2').fill(totpAt(bobSeed, n - 1));
+  await page.getByRole('button', { name: 'Add MFA' }).click();
+  await page.getByText('MFA is on').waitFor();
+  await page.locator('table code', { hasText: ':mfa/' }).waitFor();
+});
+
+await step('policy simulator names the deciding statement', async () => {
+  await page.goto(URL_ + '/console/iam/simulator');
+  await page.getByLabel('User').selectOption({ label: 'carol' });
+  await page.getByRole('button', { name: 'Simulate' }).click();
+  const cell = page.locator('.decision');
+  await cell.first().waitFor();
+  assert((await cell.first().innerText()).includes('explicit'), `carol: ${await cell.first().innerText()}`);
+  await page.getByLabel('User').selectOption({ label: 'alice' });
+  await page.getByRole('button', { name: 'Simulate' }).click();
+  await page.locator('.decision', { hasText: 'Allowed' }).waitFor();
+  await page.locator('.sim-results code', { hasText: 'EC2InstanceConnect-Allow-AllInstances' }).waitFor();
+  await shot(page, '07-simulator');
+});
+
+await step('sign in as alice (no MFA) and connect: echo ok in the browser terminal', async () => {
+  await signOut();
+  await signIn('alice', PW.alice);
+  const row = page.locator(`tr[data-instance-id="${INSTANCE}"]`);
+  await row.getByRole('radio').check();
+  const u = page.locator('.connect-form').getByLabel('User name');
+  await u.waitFor();
+  const prefilled = await u.inputValue();
+  await u.fill(OS_USER);
+  const [term] = await Promise.all([context.waitForEvent('page'), page.locator('.connect-form').getByRole('button', { name: 'Connect' }).click()]);
+  await term.waitForURL(/\/console\/terminal\?/);
+  await term.locator('.xterm-rows').waitFor();
+  await term.locator('.term-status-ok').waitFor({ timeout: 30_000 });
+  await term.locator('.xterm-helper-textarea').focus();
+  await term.keyboard.type('echo ok\n');
+  await waitTermLine(term, /^ok$/);
+  // UTF-8 both ways: Japanese typed in, and bytes printed by the host.
+  await term.keyboard.insertText('echo 鍵なし日本語');
+  await term.keyboard.press('Enter');
+  await waitTermLine(term, /^鍵なし日本語$/);
+  await term.keyboard.type("printf '\\346\\227\\245\\346\\234\\254\\n'\n");
+  await waitTermLine(term, /^日本$/);
+  // Resize: the PTY follows the window.
+  await term.setViewportSize({ width: 900, height: 500 });
+  await term.waitForTimeout(300);
+  const rows = await term.evaluate(() => document.querySelectorAll('.xterm-rows > div').length);
+  await term.keyboard.type('stty size\n');
+  await waitTermLine(term, new RegExp(`^${rows} \\d+$`));
+  // Paste from the clipboard.
+  await term.evaluate(() => navigator.clipboard.writeText('echo pasted-ok'));
+  await term.getByRole('button', { name: 'Paste' }).click();
+  await term.keyboard.press('Enter');
+  await waitTermLine(term, /^pasted-ok$/);
+  await term.setViewportSize({ width: 1366, height: 820 });
+  await term.waitForTimeout(200);
+  await shot(term, '08-terminal');
+  await term.keyboard.type('exit\n');
+  await term.getByText(/Session ended/).first().waitFor();
+  await collectCSP(term);
+  await term.close();
+  console.log(`       (user name was prefilled with "${prefilled}")`);
+});
+
+await step('a denied connect shows the deciding statement', async () => {
+  await signOut();
+  await signIn('carol', PW.carol);
+  const term = await context.newPage();
+  await term.goto(URL_ + `/console/terminal?instanceId=${INSTANCE}&osUser=${OS_USER}`);
+  const banner = term.locator('.term-banner .notice-error');
+  await banner.waitFor({ timeout: 20_000 });
+  const text = await banner.innerText();
+  assert(/access denied/i.test(text), `banner: ${text}`);
+  assert(text.includes('NoConnect') || text.includes('DenyConnect'), `the banner does not name the deciding statement: ${text}`);
+  await shot(term, '09-terminal-denied');
+  await term.close();
+});
+
+await step('audit shows the connect and the sign-ins', async () => {
+  await signOut();
+  await signIn('root', ROOT_SECRET);
+  await page.goto(URL_ + '/console/audit');
+  await page.getByLabel('User').fill('alice');
+  await page.getByLabel('Event name').fill('SendSSHPublicKey');
+  await page.getByRole('button', { name: 'Search' }).click();
+  const row = page.locator('tr[data-event-name="SendSSHPublicKey"]').first();
+  await row.waitFor();
+  await row.getByRole('button').click();
+  const raw = page.locator('pre.raw-event');
+  await raw.waitFor();
+  const ev = await raw.innerText();
+  assert(ev.includes(INSTANCE) && ev.includes('alice'), `raw event: ${ev.slice(0, 400)}`);
+  await shot(page, '10-audit');
+  await page.getByLabel('User').fill('');
+  await page.getByLabel('Event name').fill('ConsoleLogin');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await page.locator('tr[data-event-name="ConsoleLogin"]').first().waitFor();
+});
+
+await step('the recording plays', async () => {
+  await page.goto(URL_ + '/console/recordings');
+  const link = page.locator('tr', { hasText: 'alice' }).getByRole('link').first();
+  await link.click();
+  await page.waitForURL(/\/console\/recordings\/.+/);
+  await page.getByRole('button', { name: /Play|Pause/ }).waitFor();
+  await page.getByLabel('Speed').selectOption('8');
+  await page.getByText('Finished').waitFor({ timeout: 30_000 });
+  const text = await termText(page);
+  assert(text.split('\n').some((l) => l.trim() === 'ok'), `the player does not show "ok":\n${text}`);
+  assert(text.includes('鍵なし日本語'), 'the player lost the Japanese text');
+  await shot(page, '11-recording');
+});
+
+await step('sign in with MFA', async () => {
+  await signOut();
+  await signIn('bob', PW.bob, { mfa: () => totpAt(bobSeed, stepNow()) });
+  await page.locator('.badge-ok', { hasText: 'MFA' }).waitFor();
+});
+
+await step('wrong password backoff', async () => {
+  await signOut();
+  await page.getByLabel('Account ID').fill(ACCOUNT);
+  await page.getByLabel('User name').fill('alice');
+  let msg = '';
+  for (let i = 0; i < 8 && !/Too many/.test(msg); i++) {
+    await page.getByLabel('Password').fill('wrong-' + i);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    const n = page.locator('.messages .notice').first();
+    await n.waitFor();
+    msg = await n.innerText();
+    assert(/not right|Too many/.test(msg), `attempt ${i + 1}: ${msg}`);
+    await page.waitForFunction(() => !document.querySelector('.signin-form button[type=submit]')?.textContent?.includes('Signing in'));
+  }
+  assert(/Too many failed sign-ins\. Try again in \d+ s/.test(msg), `no backoff after wrong passwords: ${msg}`);
+  assert(await page.getByRole('button', { name: 'Sign in' }).isDisabled(), 'the button is not disabled during the backoff');
+  await shot(page, '12-signin-backoff');
+});
+
+await step('no CSP violation and no uncaught error on any page', async () => {
+  await collectCSP(page);
+  const errs = consoleErrors.filter((e) => !/status of 40[13]|Failed to load resource|429|WebSocket connection/.test(e));
+  assert(violations.length === 0, `CSP violations:\n${violations.join('\n')}`);
+  assert(errs.length === 0, `console errors:\n${errs.join('\n')}`);
+});
+
+await context.close();
+rmSync(profile, { recursive: true, force: true });
+const failed = results.filter((r) => !r.ok).length;
+console.log(`\nbrowser: ${results.length - failed} passed, ${failed} failed (${((Date.now() - started) / 1000).toFixed(1)} s); screenshots in ${SHOTS}`);
+console.log(`${results.length - failed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -104,7 +104,14 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(serial, nil); err != nil {
+		// The device's tags are resource tags for conditions; an unknown
+		// device has none (its answer comes after authorization, so that
+		// a denied caller learns nothing about it).
+		var tags []store.Tag
+		if d, err := c.iamSvc().GetVirtualMFADevice(c.ctx, serial); err == nil {
+			tags = d.Tags
+		}
+		if err := c.authorize(serial, resourceTags(tags, "aws:ResourceTag/", "iam:ResourceTag/")); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteVirtualMFADevice(c.ctx, serial)

@@ -281,6 +281,18 @@ func (s *Service) DeleteVirtualMFADevice(ctx context.Context, serial string) err
 	return mapStore(err, "MFA device")
 }
 
+// GetVirtualMFADevice returns a device (its seed still sealed).
+func (s *Service) GetVirtualMFADevice(ctx context.Context, serial string) (store.MFADevice, error) {
+	if err := s.checkSerial(serial); err != nil {
+		return store.MFADevice{}, err
+	}
+	d, err := s.store.GetMFADevice(ctx, serial)
+	if errors.Is(err, store.ErrNotFound) {
+		return d, noSuchDevice(serial)
+	}
+	return d, mapStore(err, "MFA device")
+}
+
 // ListMFADevices lists the devices enabled for a user.
 func (s *Service) ListMFADevices(ctx context.Context, user string) ([]store.MFADevice, error) {
 	if _, err := s.GetUser(ctx, user); err != nil {

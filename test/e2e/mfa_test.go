@@ -170,13 +170,26 @@ func testMFAPolicy(t *testing.T, e *env) {
 			// Access keys carry no MFA: this one stays denied, as on AWS.
 			"Condition": map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}},
 		},
+		map[string]any{
+			"Effect":    "Deny",
+			"Action":    "iam:DeleteVirtualMFADevice",
+			"Resource":  "*",
+			"Condition": map[string]any{"StringEquals": map[string]any{"iam:ResourceTag/protected": "true"}},
+		},
 	)
 	self := newUserWithPolicy(t, e, "mfa-self", doc)
 	c := e.IAM(self)
 
 	_, err := c.CreateVirtualMFADevice(ctx, &iam.CreateVirtualMFADeviceInput{VirtualMFADeviceName: aws.String("someone-else")})
 	harness.WantCode(t, err, "AccessDenied", 403)
-	out := harness.Must(c.CreateVirtualMFADevice(ctx, &iam.CreateVirtualMFADeviceInput{VirtualMFADeviceName: aws.String("mfa-self")}))(t)
+	// The device's tags are resource tags.
+	out := harness.Must(c.CreateVirtualMFADevice(ctx, &iam.CreateVirtualMFADeviceInput{VirtualMFADeviceName: aws.String("mfa-self"),
+		Tags: []iamtypes.Tag{{Key: aws.String("protected"), Value: aws.String("true")}}}))(t)
+	_, err = c.DeleteVirtualMFADevice(ctx, &iam.DeleteVirtualMFADeviceInput{SerialNumber: out.VirtualMFADevice.SerialNumber})
+	harness.WantCode(t, err, "AccessDenied", 403)
+	harness.Must(e.IAM(e.Root).DeleteVirtualMFADevice(ctx, &iam.DeleteVirtualMFADeviceInput{SerialNumber: out.VirtualMFADevice.SerialNumber}))(t)
+
+	out = harness.Must(c.CreateVirtualMFADevice(ctx, &iam.CreateVirtualMFADeviceInput{VirtualMFADeviceName: aws.String("mfa-self")}))(t)
 	serial := aws.ToString(out.VirtualMFADevice.SerialNumber)
 	c1, c2 := enableCodes(t, string(out.VirtualMFADevice.Base32StringSeed))
 	_, err = c.EnableMFADevice(ctx, &iam.EnableMFADeviceInput{UserName: aws.String("mfa-other"), SerialNumber: aws.String(serial),

@@ -10,6 +10,7 @@ import (
 
 func newServerCmd(stdio IO) *cobra.Command {
 	var o server.Options
+	consoleOn := true
 	c := &cobra.Command{
 		Use:   "server --data-dir DIR [--listen ADDR] [--public-url URL] [--store URL] [--region R] [--account-id N] [--tls-cert F --tls-key F] [--insecure-http]",
 		Short: "Run the kaginashi server: AWS-compatible IAM, STS, EC2 and Instance Connect APIs",
@@ -29,6 +30,7 @@ Point the aws CLI at it:
 			if o.DataDir == "" {
 				return usageErr("--data-dir is required")
 			}
+			o.NoConsole = !consoleOn
 			o.Stdout = stdio.Out
 			o.Log = newLogger(stdio.Err)
 			return server.Run(cmd.Context(), o)
@@ -49,6 +51,7 @@ Point the aws CLI at it:
 	f.IntVar(&o.RateBurst, "rate-burst", 100, "burst size of the per-key rate limit")
 	f.DurationVar(&o.MaxTunnelDuration, "max-tunnel-duration", time.Hour, "longest a tunnel may stay open (at most 1h)")
 	f.IntVar(&o.MaxTunnels, "max-tunnels", 1000, "tunnels open at once through this server")
+	f.BoolVar(&consoleOn, "console", true, "serve the web console (https://SERVER/) on the API's listener")
 	f.DurationVar(&o.KeyLifetime, "key-lifetime", 0, "shorten pushed keys' 60 s lifetime (tests of expiry only)")
 	_ = f.MarkHidden("key-lifetime")
 	return c

@@ -28,6 +28,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
 	"github.com/kaginashi/kaginashi/internal/bulkio"
 	"github.com/kaginashi/kaginashi/internal/connect"
+	"github.com/kaginashi/kaginashi/internal/console"
 	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/internal/inventory"
@@ -36,6 +37,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/postgres"
 	"github.com/kaginashi/kaginashi/internal/store/sqlite"
+	"github.com/kaginashi/kaginashi/internal/webui"
 )
 
 // Options configure a server. Zero values take the documented defaults.
@@ -63,6 +65,9 @@ type Options struct {
 	// MaxTunnels is how many run at once (default 1000).
 	MaxTunnelDuration time.Duration
 	MaxTunnels        int
+	// NoConsole turns the web console off (--console=false); by default
+	// it is served on the API's listener.
+	NoConsole bool
 
 	Stdout io.Writer // where first-start credentials are printed
 	Log    *slog.Logger
@@ -233,7 +238,27 @@ func Run(ctx context.Context, o Options) error {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.Handle("POST /{$}", api)
-	mux.Handle("GET /{$}", api)
+	if o.NoConsole {
+		mux.Handle("GET /{$}", api)
+	} else {
+		con, err := console.New(console.Config{Account: id.Account, Region: id.Region, PublicURL: o.PublicURL, DataDir: o.DataDir,
+			Insecure: o.Insecure, TrustProxy: false}, console.Deps{
+			API: api, IAM: iamSvc, Authz: authz, Store: st, Inventory: inv, Tunnels: gw, Audit: auditor,
+			Assets: webui.FS(), Log: log, Now: o.Now,
+		})
+		if err != nil {
+			return err
+		}
+		con.Routes(mux)
+		// GET / is the console's page, unless it is a signed AWS Query call.
+		mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+			if console.IsAPIRequest(r) {
+				api.ServeHTTP(w, r)
+				return
+			}
+			con.ServeIndex(w, r)
+		})
+	}
 	mux.HandleFunc("GET /openTunnel", api.ServeOpenTunnel)
 	mux.HandleFunc("POST "+agentproto.EnrollPath, gw.HandleEnroll)
 	mux.HandleFunc("GET "+agentproto.ConnectPath, gw.HandleConnect)

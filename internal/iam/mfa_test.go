@@ -46,7 +46,7 @@ type mfaFixture struct {
 	clock *fakeClock
 }
 
-func newMFAFixture(t *testing.T) *mfaFixture {
+func newMFAFixture(t testing.TB) *mfaFixture {
 	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
@@ -66,7 +66,7 @@ func newMFAFixture(t *testing.T) *mfaFixture {
 
 // code is the device's code at the step offset steps from now, computed
 // from the base32 seed as an authenticator app would.
-func (f *mfaFixture) code(t *testing.T, b32 string, offset int64) string {
+func (f *mfaFixture) code(t testing.TB, b32 string, offset int64) string {
 	t.Helper()
 	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(b32)
 	if err != nil {
@@ -81,7 +81,7 @@ func (f *mfaFixture) code(t *testing.T, b32 string, offset int64) string {
 
 // enabled creates a device and enables it for alice with the codes of the
 // previous and the current step.
-func (f *mfaFixture) enabled(t *testing.T, name string) NewVirtualMFADevice {
+func (f *mfaFixture) enabled(t testing.TB, name string) NewVirtualMFADevice {
 	t.Helper()
 	d, err := f.svc.CreateVirtualMFADevice(f.ctx, name, "", nil)
 	if err != nil {
@@ -407,4 +407,33 @@ func TestMultiFactorAuthPresent(t *testing.T) {
 	if v := BaseContext(&p, ri).Get("aws:MultiFactorAuthPresent"); v != nil {
 		t.Errorf("access-key context has aws:MultiFactorAuthPresent = %v", v)
 	}
+}
+
+// FuzzVerifyMFACode: whatever a sign-in form sends, VerifyMFACode neither
+// fails nor accepts anything but one of the three current codes, each once.
+func FuzzVerifyMFACode(f *testing.F) {
+	fx := newMFAFixture(f)
+	d := fx.enabled(f, "dev")
+	fx.clock.add(30 * time.Second)
+	valid := map[string]bool{}
+	for off := int64(-1); off <= 1; off++ {
+		valid[fx.code(f, d.Base32Seed, off)] = true
+	}
+	for _, seed := range []string{"", "000000", "12345", "1234567", "abcdef", "\x00\x00\x00\x00\x00\x00", "１２３４５６", " 12345", "-12345", "+12345"} {
+		f.Add(seed)
+	}
+	f.Add(fx.code(f, d.Base32Seed, 0))
+	accepted := map[string]bool{}
+	f.Fuzz(func(t *testing.T, code string) {
+		ok, err := fx.svc.VerifyMFACode(fx.ctx, "alice", code)
+		if err != nil {
+			t.Fatalf("VerifyMFACode(%q): %v", code, err)
+		}
+		if ok && (!valid[code] || accepted[code]) {
+			t.Fatalf("VerifyMFACode(%q) accepted a code that is not current, or twice", code)
+		}
+		if ok {
+			accepted[code] = true
+		}
+	})
 }

@@ -30,7 +30,10 @@ you and can log in only you.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Out = stdio.Out
 			o.Log = newLogger(stdio.Err)
-			return devenv.Run(cmd.Context(), o)
+			if err := devenv.Run(cmd.Context(), o); err != nil {
+				return &exitError{code: ExitFindings, err: err}
+			}
+			return nil
 		},
 	}
 	f := c.Flags()

@@ -461,6 +461,9 @@ func (e *env) addUndo(what string, do func() error) { e.undo = append(e.undo, un
 // runs; then sshd with its sessions), then the server (stopServer), and
 // undoes the changes outside DIR.
 func (e *env) stopAndUndo(stopServer func()) error {
+	for _, c := range e.children {
+		c.snapshot()
+	}
 	for i := len(e.children) - 1; i >= 0; i-- {
 		e.children[i].stop(e.log)
 	}
@@ -491,6 +494,23 @@ func (e *env) stopAndUndo(stopServer func()) error {
 func sshdSafe(p string) bool {
 	_, err := sshdsetup.CheckCommandPath(p)
 	return err == nil
+}
+
+// dirSafe is the same rule for a directory, to put a binary in.
+func dirSafe(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+			return false
+		}
+		if d == "/" {
+			return true
+		}
+	}
 }
 
 // hashOf is a short stable name for DIR, for paths outside it.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,6 +27,10 @@ type child struct {
 	// start their own sessions (setsid), so they are not in its process
 	// group and outlive it unless found and stopped.
 	tree bool
+	// desc are the descendants found by snapshot, before anything
+	// stopped: once the agent is gone, a session's sshd process ends and
+	// its command, reparented to init, would no longer be found.
+	desc []int
 }
 
 // start runs bin with args, its output appended to DIR/logs/NAME.log. If it
@@ -92,9 +97,13 @@ func (c *child) stop(log *slog.Logger) {
 	default:
 		close(c.stopping)
 	}
-	var desc []int
+	desc := c.desc
 	if c.tree && c.cmd.Process != nil {
-		desc = descendants(c.cmd.Process.Pid)
+		for _, pid := range descendants(c.cmd.Process.Pid) {
+			if !slices.Contains(desc, pid) {
+				desc = append(desc, pid)
+			}
+		}
 	}
 	if !c.exited() {
 		_ = c.cmd.Process.Signal(syscall.SIGTERM)
@@ -118,7 +127,14 @@ func (c *child) stop(log *slog.Logger) {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
-	log.Info("stopped", "process", c.name)
+	log.Info("stopped", "process", c.name, "descendants", len(desc))
+}
+
+// snapshot records the child's descendants (see desc).
+func (c *child) snapshot() {
+	if c.tree && c.cmd.Process != nil && !c.exited() {
+		c.desc = descendants(c.cmd.Process.Pid)
+	}
 }
 
 // alive says whether pid runs (a zombie does not count: it is only waiting

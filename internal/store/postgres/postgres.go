@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/internal/store/internal/gencache"
 	"github.com/kaginashi/kaginashi/internal/store/internal/migrate"
 )
 
@@ -39,6 +40,30 @@ const migrationLock int64 = 0x6b6167696e617368
 // DB is a store.Store on a PostgreSQL database.
 type DB struct {
 	pool *pgxpool.Pool
+	// gen is the IAM generation, kept in memory (see gencache): IAM
+	// writes through this replica update it before they return; writes by
+	// other replicas are read within the configured max age.
+	gen *gencache.Cache
+}
+
+type config struct {
+	genMaxAge time.Duration
+}
+
+// Option configures Open.
+type Option func(*config)
+
+// WithIAMGenerationMaxAge sets how long the IAM generation read from the
+// database is trusted before it is read again (default
+// gencache.DefaultMaxAge, 250 ms; 0: read it every time). It bounds how
+// late a replica notices IAM writes made through another replica; its own
+// it notices at once.
+func WithIAMGenerationMaxAge(d time.Duration) Option {
+	return func(c *config) {
+		if d >= 0 {
+			c.genMaxAge = d
+		}
+	}
 }
 
 var _ store.Store = (*DB)(nil)
@@ -46,7 +71,11 @@ var _ store.Store = (*DB)(nil)
 // Open connects to the database at url (a postgres:// URL or key=value
 // DSN, as pgx accepts) and brings its schema up to date. A database
 // migrated by a newer kaginashi is refused.
-func Open(ctx context.Context, url string) (*DB, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
+	c := config{genMaxAge: gencache.DefaultMaxAge}
+	for _, o := range opts {
+		o(&c)
+	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
@@ -55,7 +84,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	db := &DB{pool: pool}
+	db := &DB{pool: pool, gen: gencache.New(c.genMaxAge, nil)}
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
@@ -126,12 +155,19 @@ func (db *DB) writeTx(ctx context.Context, fn func(pgx.Tx) error) error {
 // Bumping first takes the generation row's lock before anything else, so
 // IAM writes from every replica queue up here, in one order.
 func (db *DB) iamWrite(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE iam_generation SET value = value + 1 WHERE id = 1`); err != nil {
+	var gen int64
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		if err := tx.QueryRow(ctx, `UPDATE iam_generation SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&gen); err != nil {
 			return err
 		}
 		return fn(tx)
 	})
+	if err == nil {
+		// Before the write returns: its caller's next request must be
+		// decided with the new policies.
+		db.gen.Bumped(gen)
+	}
+	return err
 }
 
 // readTx runs fn in a read-only REPEATABLE READ transaction, so that the
@@ -225,8 +261,14 @@ func (db *DB) InitMeta(ctx context.Context, key, value string) (string, error) {
 	return v, nil
 }
 
-// IAMGeneration returns the IAM generation counter.
+// IAMGeneration returns the IAM generation counter: exact for writes
+// through this replica, at most the WithIAMGenerationMaxAge old for writes
+// through others.
 func (db *DB) IAMGeneration(ctx context.Context) (int64, error) {
+	return db.gen.Get(ctx, db.readIAMGeneration)
+}
+
+func (db *DB) readIAMGeneration(ctx context.Context) (int64, error) {
 	var g int64
 	if err := db.pool.QueryRow(ctx, `SELECT value FROM iam_generation WHERE id = 1`).Scan(&g); err != nil {
 		return 0, fmt.Errorf("iam generation: %w", err)

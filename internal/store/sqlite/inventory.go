@@ -112,19 +112,11 @@ func scanInstances(ctx context.Context, q querier, query string, args ...any) ([
 
 // GetInstance returns an instance with its tags.
 func (db *DB) GetInstance(ctx context.Context, id string) (store.Instance, error) {
-	var ins []store.Instance
-	err := db.readTx(ctx, func(tx *sql.Tx) error {
-		var err error
-		ins, err = scanInstances(ctx, tx, `SELECT `+instanceColumns+` FROM instances WHERE id = ?`, id)
-		return err
-	})
-	if err == nil && len(ins) == 0 {
-		err = store.ErrNotFound
-	}
+	in, err := db.getInstance(ctx, id)
 	if err != nil {
 		return store.Instance{}, fmt.Errorf("get instance %s: %w", id, err)
 	}
-	return ins[0], nil
+	return in, nil
 }
 
 // ListInstances pages through instances by ID.
@@ -276,11 +268,9 @@ func (db *DB) ListResourceTags(ctx context.Context, resourceIDs []string) ([]sto
 }
 
 // PutKeyRecord stores a pushed key.
+// Concurrent calls share one transaction (keyBatcher, hot.go).
 func (db *DB) PutKeyRecord(ctx context.Context, r store.KeyRecord) error {
-	_, err := db.write.ExecContext(ctx, `INSERT INTO key_records
-		(request_id, instance_id, os_user, public_key, fingerprint, caller_arn, created_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.RequestID, r.InstanceID, r.OSUser, r.PublicKey, r.Fingerprint, r.CallerARN, micros(r.CreatedAt), micros(r.ExpiresAt))
+	err := db.keys.put(ctx, r)
 	if isUnique(err) {
 		err = store.ErrExists
 	}

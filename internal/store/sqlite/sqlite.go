@@ -26,6 +26,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/internal/store/internal/gencache"
 	"github.com/kaginashi/kaginashi/internal/store/internal/migrate"
 )
 
@@ -36,6 +37,13 @@ var migrationFS embed.FS
 type DB struct {
 	write *sql.DB // exactly one connection
 	read  *sql.DB // query_only connections
+	// gen is the IAM generation, kept in memory (see gencache): IAM
+	// writes through this handle update it before they return; writes by
+	// another process on the same file are read within genMaxAge.
+	gen *gencache.Cache
+	// Prepared statements of the hot paths (hot.go), per pool.
+	rstmts, wstmts *stmtCache
+	keys           *keyBatcher
 }
 
 var _ store.Store = (*DB)(nil)
@@ -43,6 +51,7 @@ var _ store.Store = (*DB)(nil)
 type config struct {
 	readers     int
 	busyTimeout time.Duration
+	genMaxAge   time.Duration
 }
 
 // Option configures Open.
@@ -69,10 +78,23 @@ func WithBusyTimeout(d time.Duration) Option {
 	}
 }
 
+// WithIAMGenerationMaxAge sets how long the IAM generation read from the
+// file is trusted before it is read again (default gencache.DefaultMaxAge,
+// 250 ms; 0: read it every time). It bounds how late this handle notices
+// IAM writes made by another process on the same file; its own writes it
+// notices at once.
+func WithIAMGenerationMaxAge(d time.Duration) Option {
+	return func(c *config) {
+		if d >= 0 {
+			c.genMaxAge = d
+		}
+	}
+}
+
 // Open opens (creating if needed) the database file at path and brings its
 // schema up to date. A database written by a newer kaginashi is refused.
 func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
-	cfg := config{readers: 4, busyTimeout: 5 * time.Second}
+	cfg := config{readers: 4, busyTimeout: 5 * time.Second, genMaxAge: gencache.DefaultMaxAge}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -121,7 +143,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	write.SetConnMaxLifetime(0)
 	write.SetConnMaxIdleTime(0)
 
-	db := &DB{write: write}
+	db := &DB{write: write, gen: gencache.New(cfg.genMaxAge, nil), wstmts: newStmtCache(write)}
+	db.keys = &keyBatcher{db: db}
 	if err := db.migrate(ctx); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
@@ -140,12 +163,13 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)
 	}
 	db.read = read
+	db.rstmts = newStmtCache(read)
 	return db, nil
 }
 
 // Close closes both pools.
 func (db *DB) Close() error {
-	return errors.Join(db.read.Close(), db.write.Close())
+	return errors.Join(db.rstmts.close(), db.wstmts.close(), db.read.Close(), db.write.Close())
 }
 
 // migrate applies the embedded migrations that the file lacks, all in one
@@ -203,13 +227,19 @@ func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
 // same transaction, so a replica that sees the new generation also sees
 // the change.
 func (db *DB) iamWrite(ctx context.Context, fn func(*sql.Tx) error) error {
-	return db.writeTx(ctx, func(tx *sql.Tx) error {
+	var gen int64
+	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE iam_generation SET value = value + 1 WHERE id = 1`)
-		return err
+		return tx.QueryRowContext(ctx, `UPDATE iam_generation SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&gen)
 	})
+	if err == nil {
+		// Before the write returns: its caller's next request must be
+		// decided with the new policies.
+		db.gen.Bumped(gen)
+	}
+	return err
 }
 
 // readTx runs fn in a read transaction, so that the several queries one
@@ -294,8 +324,14 @@ func (db *DB) InitMeta(ctx context.Context, key, value string) (string, error) {
 	return v, nil
 }
 
-// IAMGeneration returns the IAM generation counter.
+// IAMGeneration returns the IAM generation counter: exact for writes
+// through this handle, at most the WithIAMGenerationMaxAge old for writes
+// by other processes.
 func (db *DB) IAMGeneration(ctx context.Context) (int64, error) {
+	return db.gen.Get(ctx, db.readIAMGeneration)
+}
+
+func (db *DB) readIAMGeneration(ctx context.Context) (int64, error) {
 	var g int64
 	if err := db.read.QueryRowContext(ctx, `SELECT value FROM iam_generation WHERE id = 1`).Scan(&g); err != nil {
 		return 0, fmt.Errorf("iam generation: %w", err)

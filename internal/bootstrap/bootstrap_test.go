@@ -128,3 +128,47 @@ func TestIdentityAndRootCredentials(t *testing.T) {
 		t.Error("half the env credentials were accepted")
 	}
 }
+
+func TestOpenSealer(t *testing.T) {
+	ctx := context.Background()
+	t.Setenv(seal.EnvKey, "")
+	dir := t.TempDir()
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	keyPath := filepath.Join(dir, "master.key")
+
+	// A new deployment creates its key.
+	if _, err := OpenSealer(ctx, st, keyPath, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := EnsureIdentity(ctx, st, "", ""); err != nil {
+		t.Fatal(err)
+	}
+	// The same key opens it again.
+	if _, err := OpenSealer(ctx, st, keyPath, nil); err != nil {
+		t.Fatalf("same key: %v", err)
+	}
+	// A lost key is not silently replaced.
+	if err := os.Rename(keyPath, keyPath+".bak"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenSealer(ctx, st, keyPath, nil)
+	if err == nil || !strings.Contains(err.Error(), "restore master.key") {
+		t.Fatalf("missing key: %v", err)
+	}
+	if _, serr := os.Stat(keyPath); serr == nil {
+		t.Fatal("a new master key was written next to an initialized database")
+	}
+	// Another key is refused with the fix.
+	other, _, err := seal.LoadOrCreate(keyPath)
+	if err != nil || len(other) == 0 {
+		t.Fatal(err)
+	}
+	_, err = OpenSealer(ctx, st, keyPath, nil)
+	if err == nil || !strings.Contains(err.Error(), "not the one this database") {
+		t.Fatalf("wrong key: %v", err)
+	}
+}

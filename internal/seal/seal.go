@@ -75,6 +75,24 @@ func (s *Sealer) Open(ciphertext []byte, owner string) ([]byte, error) {
 // (base64), for deployments that keep it in a secret manager.
 const EnvKey = "KAGINASHI_MASTER_KEY"
 
+// Load returns the master key from the environment, or from path; unlike
+// LoadOrCreate it never writes one: a deployment whose database already
+// holds sealed secrets must find the key they were sealed with.
+func Load(path string) ([]byte, error) {
+	if v := os.Getenv(EnvKey); v != "" {
+		key, err := decodeKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", EnvKey, err)
+		}
+		return key, nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	key, _, err := LoadOrCreate(path)
+	return key, err
+}
+
 // LoadOrCreate returns the master key from the environment, or from path,
 // creating path (mode 0600, its directory 0700) with a fresh random key on
 // first use. created reports that a new key was written.

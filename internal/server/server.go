@@ -33,7 +33,6 @@ import (
 	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/ratelimit"
-	"github.com/kaginashi/kaginashi/internal/seal"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/postgres"
 	"github.com/kaginashi/kaginashi/internal/store/sqlite"
@@ -140,22 +139,15 @@ func Run(ctx context.Context, o Options) error {
 	if err := bootstrap.EnsureDataDir(o.DataDir); err != nil {
 		return err
 	}
-	key, created, err := seal.LoadOrCreate(filepath.Join(o.DataDir, "master.key"))
-	if err != nil {
-		return err
-	}
-	if created {
-		log.Info("created the master key for secrets at rest; back it up with the database", "path", filepath.Join(o.DataDir, "master.key"))
-	}
-	sealer, err := seal.New(key)
-	if err != nil {
-		return err
-	}
 	st, err := OpenStore(ctx, o.StoreURL)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)
 	}
 	defer st.Close()
+	sealer, err := bootstrap.OpenSealer(ctx, st, filepath.Join(o.DataDir, "master.key"), log)
+	if err != nil {
+		return err
+	}
 	id, err := bootstrap.EnsureIdentity(ctx, st, o.AccountID, o.Region)
 	if err != nil {
 		return err

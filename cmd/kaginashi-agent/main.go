@@ -44,6 +44,8 @@ const usage = `kaginashi-agent: the kaginashi host agent
       wire this host's sshd to kaginashi (and undo it with --remove)
   kaginashi-agent install-service [--server URL --join-token TOKEN [--ca-file F | --ca-pin sha256:HEX]] [--data-dir DIR] [--dry-run]
       (enroll, then) write and enable a systemd unit that runs the agent
+  kaginashi-agent doctor [--data-dir DIR] [--sshd-config PATH] [--output text|json]
+      check this host: enrolled, connected, sshd wired to kaginashi, clock; each failure with its fix
   kaginashi-agent version
 `
 
@@ -63,6 +65,8 @@ func main() {
 		err = setupSSHD(args)
 	case "install-service":
 		err = installService(args)
+	case "doctor":
+		os.Exit(doctorCmd(args))
 	case "version", "--version", "-v":
 		fmt.Println("kaginashi-agent", agent.Version)
 	case "help", "--help", "-h":

@@ -88,7 +88,7 @@ who may reach which host as which OS user.`,
 	})
 	root.AddCommand(newPolicyCmd(stdio), newServerCmd(stdio), newAuditCmd(stdio), newAgentTokenCmd(stdio), newOpenTunnelCmd(stdio),
 		newSSHCmd(stdio), newSSHConfigCmd(stdio), newSSHProxyCmd(stdio))
-	root.AddCommand(newDevCmd(stdio))
+	root.AddCommand(newDevCmd(stdio), newDoctorCmd(stdio))
 	return root
 }
 

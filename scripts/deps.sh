@@ -32,6 +32,9 @@ browser_deps() {
   command -v chromium >/dev/null 2>&1 || pkgs+=(chromium)
   command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
   command -v npm >/dev/null 2>&1 || pkgs+=(npm)
+  # A Japanese font (3.5 MB), so the terminal's UTF-8 test and the
+  # screenshots show 日本語 rather than empty boxes.
+  dpkg -s fonts-ipafont-gothic >/dev/null 2>&1 || pkgs+=(fonts-ipafont-gothic)
   if [ ${#pkgs[@]} -gt 0 ]; then
     echo "deps: installing ${pkgs[*]}" >&2
     as_root apt-get update -qq

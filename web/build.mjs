@@ -8,7 +8,7 @@
 //   node build.mjs [--outdir DIR]
 
 import * as esbuild from 'esbuild';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -22,6 +22,33 @@ for (let i = 0; i < args.length; i++) {
     process.exit(2);
   }
 }
+
+// xterm.js under the CSP: see src/cspstyle.ts. The rewrite must find every
+// place it expects, so that an xterm upgrade that changes them fails here
+// instead of silently breaking the terminal.
+const xtermCSP = {
+  name: 'xterm-csp',
+  setup(build) {
+    build.onLoad({ filter: /@xterm[\\/]xterm[\\/]lib[\\/]xterm\.mjs$/ }, async (args) => {
+      let src = readFileSync(args.path, 'utf8');
+      let styles = 0;
+      let attrs = 0;
+      src = src.replace(/([\w$.]+)\.createElement\("style"\)/g, (_, doc) => {
+        styles++;
+        return `__kgCspStyle(${doc})`;
+      });
+      src = src.replace(/(\w)\.setAttribute\("style",`\$\{\1\.getAttribute\("style"\)\|\|""\}\$\{(\w)\};`\)/g, (_, el, decl) => {
+        attrs++;
+        return `__kgCspAddStyle(${el},${decl})`;
+      });
+      if (styles !== 3 || attrs !== 1) {
+        throw new Error(`xterm-csp: expected 3 <style> elements and 1 style attribute in ${args.path}, found ${styles} and ${attrs}: check src/cspstyle.ts against this xterm version`);
+      }
+      const shim = JSON.stringify(path.join(here, 'src', 'cspstyle.ts'));
+      return { contents: `import { cspStyle as __kgCspStyle, cspAddStyle as __kgCspAddStyle } from ${shim};\n` + src, loader: 'js' };
+    });
+  },
+};
 
 const result = await esbuild.build({
   absWorkingDir: here,
@@ -40,6 +67,7 @@ const result = await esbuild.build({
   metafile: true,
   write: false,
   logLevel: 'warning',
+  plugins: [xtermCSP],
 });
 
 const files = new Map();

@@ -5,7 +5,7 @@
 import { Terminal, type ITerminalOptions, type ITerminalInitOnlyOptions } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 
-export const FONT_FAMILY = '"DejaVu Sans Mono", "Noto Sans Mono", "Noto Sans Mono CJK JP", "Source Han Mono", Menlo, Consolas, "Liberation Mono", monospace';
+export const FONT_FAMILY = '"DejaVu Sans Mono", "Noto Sans Mono", "Noto Sans Mono CJK JP", "Source Han Mono", IPAGothic, Menlo, Consolas, "Liberation Mono", monospace';
 
 export function newTerminal(opts: ITerminalOptions & ITerminalInitOnlyOptions = {}): { term: Terminal; fit: FitAddon } {
   const term = new Terminal({

@@ -24,14 +24,20 @@ export function crumbs(...items: [string, string | null][]): HTMLElement {
  * A section whose body is (re)loaded by load(); errors show in place, so
  * one failing call (say, AccessDenied on ListMFADevices) doesn't blank the page.
  */
-export function section(title: string, load: (body: HTMLElement, reload: () => Promise<void>) => Promise<void>, actions?: Child): { el: HTMLElement; reload: () => Promise<void> } {
+export function section(
+  title: string,
+  load: (body: HTMLElement, reload: () => Promise<void>, note: HTMLElement) => Promise<void>,
+  actions?: Child,
+): { el: HTMLElement; reload: () => Promise<void> } {
   const body = h('div', { class: 'section-body', 'aria-busy': 'true' }, h('p', { class: 'muted' }, 'Loading…'));
-  const el = h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, title), actions ?? null), body);
+  // note outlives reloads: for a message about what a reload just showed.
+  const note = h('div', { class: 'section-note', 'aria-live': 'polite' });
+  const el = h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', null, title), actions ?? null), body, note);
   const reload = async (): Promise<void> => {
     body.setAttribute('aria-busy', 'true');
     try {
       const fresh = h('div');
-      await load(fresh, reload);
+      await load(fresh, reload, note);
       replace(body, ...Array.from(fresh.childNodes));
     } catch (e) {
       replace(body, notice('error', describeError(e)));

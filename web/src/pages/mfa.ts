@@ -9,7 +9,7 @@ import { section, act, dangerButton, inlineForm } from '../ui';
 
 export function mfaSection(ctx: PageCtx, userName: string): { el: HTMLElement; reload: () => Promise<void> } {
   const api = ctx.app.api;
-  return section('MFA devices', async (body, reload) => {
+  return section('MFA devices', async (body, reload, note) => {
     const out = h('div');
     const devs = listOf(await api.aws('iam', 'ListMFADevices', { UserName: userName }), 'MFADevices', 'Devices');
     const assign = h('div', { class: 'mfa-assign' });
@@ -40,6 +40,7 @@ export function mfaSection(ctx: PageCtx, userName: string): { el: HTMLElement; r
 
     async function startAssign(): Promise<void> {
       replace(out);
+      replace(note);
       let dev: any;
       try {
         dev = get(await api.aws('iam', 'CreateVirtualMFADevice', { VirtualMFADeviceName: userName + '-' + Date.now().toString(36) }), 'VirtualMFADevice');
@@ -66,8 +67,8 @@ export function mfaSection(ctx: PageCtx, userName: string): { el: HTMLElement; r
               return;
             }
             if (await act(aout, () => api.aws('iam', 'EnableMFADevice', { UserName: userName, SerialNumber: serial, AuthenticationCode1: c1.value, AuthenticationCode2: c2.value }))) {
+              replace(note, notice('success', 'MFA is on: from now on the user signs in with a code.'));
               await reload();
-              replace(out, notice('success', 'MFA is on: from now on the user signs in with a code.'));
             }
           },
           field('MFA code 1', c1),

@@ -152,7 +152,7 @@ export function newPolicyPage(ctx: PageCtx): void {
   const api = ctx.app.api;
   const s = api.session!;
   const ex = examples(s.region, s.accountId);
-  const name = h('input', { name: 'policyName', required: true, autocomplete: 'off', maxlength: 128, pattern: '[\\w+=,.@-]+' });
+  const name = h('input', { name: 'policyName', required: true, autocomplete: 'off', maxlength: 128, pattern: '[A-Za-z0-9+=,.@_\\-]+' });
   const desc = h('input', { name: 'description', autocomplete: 'off', maxlength: 1000 });
   const editor = policyEditor(ctx, ex.seedFilled[1]);
   const start = h('select', { name: 'example' }, Object.entries(ex).map(([k, [label]]) => h('option', { value: k, selected: k === 'seedFilled' }, label)), h('option', { value: 'blank' }, 'Blank'));

@@ -11,7 +11,7 @@ import { mfaSection } from './mfa';
 export function usersPage(ctx: PageCtx): void {
   const api = ctx.app.api;
   const out = h('div', { class: 'messages' });
-  const name = h('input', { name: 'userName', required: true, autocomplete: 'off', maxlength: 64, pattern: '[\\w+=,.@-]+' });
+  const name = h('input', { name: 'userName', required: true, autocomplete: 'off', maxlength: 64, pattern: '[A-Za-z0-9+=,.@_\\-]+' });
   const tags = h('textarea', { name: 'tags', rows: 2, placeholder: 'team=ops' });
   const wantPassword = h('input', { type: 'checkbox', name: 'consolePassword' });
   const password = h('input', { type: 'password', name: 'password', autocomplete: 'new-password', disabled: true });

@@ -191,6 +191,14 @@ func ec2Ops() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
+		for _, f := range filters {
+			switch {
+			case f.Name == "state", f.Name == "instance-connect-endpoint-id", f.Name == "vpc-id",
+				f.Name == "subnet-id", f.Name == "tag-key", strings.HasPrefix(f.Name, "tag:"):
+			default:
+				return nil, apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "The filter '%s' is invalid", truncate(f.Name, 128))
+			}
+		}
 		if err := c.authorize("*", nil); err != nil {
 			return nil, err
 		}

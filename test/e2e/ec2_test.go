@@ -163,6 +163,8 @@ func testEC2Endpoints(t *testing.T, e *env) {
 	}
 	_, err := c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{InstanceConnectEndpointIds: []string{"eice-0123456789abcdef0"}})
 	harness.WantCode(t, err, "InvalidInstanceConnectEndpointId.NotFound", 400)
+	_, err = c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{Filters: []ec2types.Filter{filter("no-such-filter", "x")}})
+	harness.WantCode(t, err, "InvalidParameterValue", 400)
 }
 
 func testEC2Tags(t *testing.T, e *env) {

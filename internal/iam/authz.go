@@ -94,6 +94,9 @@ type Decision struct {
 	Root     bool // allowed because the principal is the account root
 	Action   string
 	Resource string
+	// Boundary is the ARN of the user's permissions boundary when it, not
+	// the identity policies, refused the request.
+	Boundary string
 }
 
 // Authorizer decides requests with the policies that apply to a
@@ -117,6 +120,11 @@ type cachedSet struct {
 	// invalid names policies that do not compile (a document stored by an
 	// older version, say); they are skipped and reported.
 	invalid []string
+	// boundary is the user's permissions boundary (nil: none). It caps
+	// what the identity policies grant; one that cannot be loaded or
+	// compiled allows nothing (fail closed).
+	boundary    *policy.Set
+	boundaryARN string
 }
 
 type cachedKey struct {
@@ -211,10 +219,48 @@ func (a *Authorizer) policySet(ctx context.Context, user string) (cachedSet, err
 		compiled = append(compiled, c)
 	}
 	cs.set = policy.NewSet(compiled...)
+	if err := a.loadBoundary(ctx, user, &cs); err != nil {
+		return cachedSet{}, err
+	}
 	a.mu.Lock()
 	a.sets[user] = cs
 	a.mu.Unlock()
 	return cs, nil
+}
+
+// loadBoundary compiles the user's permissions boundary into cs.
+func (a *Authorizer) loadBoundary(ctx context.Context, user string, cs *cachedSet) error {
+	u, err := a.store.GetUser(ctx, user)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil // a deleted user: its identity policies are gone too
+	}
+	if err != nil {
+		return apierr.Wrap(err, "loading the user's permissions boundary")
+	}
+	if u.PermissionsBoundary == "" {
+		return nil
+	}
+	cs.boundaryARN = u.PermissionsBoundary
+	cs.boundary = policy.NewSet() // allows nothing until the policy loads
+	mp, err := a.store.GetPolicy(ctx, u.PermissionsBoundary)
+	if errors.Is(err, store.ErrNotFound) {
+		cs.invalid = append(cs.invalid, u.PermissionsBoundary+" (permissions boundary: no such policy)")
+		return nil
+	}
+	if err != nil {
+		return apierr.Wrap(err, "loading the user's permissions boundary")
+	}
+	v, err := a.store.GetPolicyVersion(ctx, mp.ARN, mp.DefaultVersionID)
+	if err != nil {
+		return apierr.Wrap(err, "loading the user's permissions boundary")
+	}
+	c, err := policy.ParseAndCompile(mp.Name, []byte(v.Document))
+	if err != nil {
+		cs.invalid = append(cs.invalid, mp.Name+" (permissions boundary)")
+		return nil
+	}
+	cs.boundary = policy.NewSet(c)
+	return nil
 }
 
 // Authorize decides whether p may perform action on resource in context
@@ -232,9 +278,20 @@ func (a *Authorizer) Authorize(ctx context.Context, p *Principal, action, resour
 	if err != nil {
 		return nil, err
 	}
-	res := cs.set.Decide(&policy.Request{Action: action, Resource: resource, Context: rc})
+	req := &policy.Request{Action: action, Resource: resource, Context: rc}
+	res := cs.set.Decide(req)
 	d.Result, d.Matched, d.Missing = res.Decision, res.Matched, res.Missing
 	d.Allowed = res.Decision == policy.Allowed
+	// A permissions boundary caps the grant: both must allow, and a deny
+	// in either is final (IAM's evaluation logic).
+	if cs.boundary != nil && res.Decision != policy.ExplicitDeny {
+		b := cs.boundary.Decide(req)
+		if b.Decision != policy.Allowed && (d.Allowed || b.Decision == policy.ExplicitDeny) {
+			d.Allowed = false
+			d.Result, d.Matched, d.Boundary = b.Decision, b.Matched, cs.boundaryARN
+			d.Missing = append(append([]string(nil), d.Missing...), b.Missing...)
+		}
+	}
 	return d, nil
 }
 
@@ -250,9 +307,14 @@ func (a *Authorizer) Explain(ctx context.Context, user, action, resource string,
 
 // DeniedMessage is AWS's wording for an authorization failure.
 func DeniedMessage(p *Principal, d *Decision) string {
+	kind := "an identity-based policy"
 	why := "because no identity-based policy allows the " + d.Action + " action"
+	if d.Boundary != "" {
+		kind = "a permissions boundary"
+		why = "because no permissions boundary allows the " + d.Action + " action (" + d.Boundary + ")"
+	}
 	if d.Result == policy.ExplicitDeny {
-		why = "with an explicit deny in an identity-based policy"
+		why = "with an explicit deny in " + kind
 		if len(d.Matched) > 0 {
 			m := d.Matched[0]
 			why += fmt.Sprintf(" (%s %s", m.Policy, m.Path)

@@ -174,3 +174,56 @@ func TestServiceErrors(t *testing.T) {
 		t.Errorf("another account's policy: %v", err)
 	}
 }
+
+func TestPermissionsBoundary(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sealer, _ := seal.New(bytes.Repeat([]byte{3}, seal.KeySize))
+	const acct = "123456789012"
+	svc := NewService(st, sealer, acct, "us-east-1", time.Now)
+	az := NewAuthorizer(st, sealer, acct)
+	bp, err := svc.CreatePolicy(ctx, "only-eic", "", "", `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":["ec2-instance-connect:*","ec2:Describe*"],"Resource":"*"},
+		{"Effect":"Deny","Action":"ec2:DescribeTags","Resource":"*"}]}`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.CreateUser(ctx, "bob", "", bp.ARN, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.PutUserPolicy(ctx, "bob", "admin", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`); err != nil {
+		t.Fatal(err)
+	}
+	p := &Principal{Account: acct, UserName: "bob", ARN: UserARN(acct, "/", "bob")}
+	decide := func(action string) *Decision {
+		t.Helper()
+		d, err := az.Authorize(ctx, p, action, "*", BaseContext(p, RequestInfo{Time: time.Now()}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	if d := decide("ec2-instance-connect:SendSSHPublicKey"); !d.Allowed {
+		t.Errorf("inside the boundary: denied (%v)", d.Result)
+	}
+	d := decide("iam:CreateUser")
+	if d.Allowed || d.Boundary != bp.ARN || d.Result != policy.ImplicitDeny {
+		t.Fatalf("outside the boundary: %+v", d)
+	}
+	if msg := DeniedMessage(p, d); !strings.Contains(msg, "no permissions boundary allows the iam:CreateUser action") {
+		t.Errorf("message: %s", msg)
+	}
+	if d := decide("ec2:DescribeTags"); d.Allowed || d.Result != policy.ExplicitDeny || !strings.Contains(DeniedMessage(p, d), "explicit deny in a permissions boundary") {
+		t.Errorf("boundary's explicit deny: %+v %s", d, DeniedMessage(p, d))
+	}
+	// A boundary that is gone allows nothing (fail closed).
+	if err := svc.DeletePolicy(ctx, bp.ARN); err == nil {
+		if d := decide("ec2-instance-connect:SendSSHPublicKey"); d.Allowed {
+			t.Error("a deleted boundary still lets requests through")
+		}
+	}
+}

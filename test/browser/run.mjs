@@ -35,6 +35,7 @@ const SEED = readFileSync(env('KG_SEED_POLICY'), 'utf8');
 const SHOTS = env('KG_SCREENSHOTS');
 const CHROMIUM = resolveBin(env('KG_CHROMIUM', 'chromium'));
 const ONLY = process.env.KG_ONLY ?? '';
+rmSync(SHOTS, { recursive: true, force: true }); // no stale FAIL-*.png from an earlier run
 mkdirSync(SHOTS, { recursive: true });
 
 function resolveBin(b) {
@@ -58,7 +59,8 @@ async function step(name, fn) {
   } catch (e) {
     results.push({ name, ok: false, err: e });
     console.log(`${t0()} FAIL ${name}\n       ${String(e?.stack ?? e).split('\n').slice(0, 6).join('\n       ')}`);
-    await shot(page, 'FAIL-' + name.replace(/\W+/g, '-')).catch(() => {});
+    let i = 0;
+    for (const p of context.pages()) await shot(p, `FAIL-${name.replace(/\W+/g, '-')}-${i++}`).catch(() => {});
   }
 }
 
@@ -334,6 +336,7 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   // Paste from the clipboard.
   await term.evaluate(() => navigator.clipboard.writeText('echo pasted-ok'));
   await term.getByRole('button', { name: 'Paste' }).click();
+  await waitTermLine(term, /\$ echo pasted-ok$/);
   await term.keyboard.press('Enter');
   await waitTermLine(term, /^pasted-ok$/);
   await term.setViewportSize({ width: 1366, height: 820 });
@@ -390,9 +393,8 @@ await step('the recording plays', async () => {
   await page.getByRole('button', { name: /Play|Pause/ }).waitFor();
   await page.getByLabel('Speed').selectOption('8');
   await page.getByText('Finished').waitFor({ timeout: 30_000 });
-  const text = await termText(page);
-  assert(text.split('\n').some((l) => l.trim() === 'ok'), `the player does not show "ok":\n${text}`);
-  assert(text.includes('鍵なし日本語'), 'the player lost the Japanese text');
+  await waitTermLine(page, /^ok$/);
+  await waitTermLine(page, /^鍵なし日本語$/);
   await shot(page, '11-recording');
 });
 

@@ -7,8 +7,8 @@ export interface Cast {
   timestamp?: number;
   idleTimeLimit?: number;
   title?: string;
-  /** Output events only ("o"), in time order. */
-  events: [number, string][];
+  /** Output ("o") and resize ("r", "COLSxROWS") events, in time order; input is skipped. */
+  events: [number, string, string][];
   duration: number;
 }
 
@@ -24,7 +24,7 @@ export function parseCast(text: string): Cast {
   const width = Number(header.width);
   const height = Number(header.height);
   if (!(width > 0 && width <= 1000 && height > 0 && height <= 1000)) throw new Error('The recording has no valid terminal size.');
-  const events: [number, string][] = [];
+  const events: [number, string, string][] = [];
   let last = 0;
   for (let i = 1; i < lines.length; i++) {
     const l = lines[i].trim();
@@ -38,10 +38,10 @@ export function parseCast(text: string): Cast {
     if (!Array.isArray(e) || e.length < 3 || typeof e[0] !== 'number' || typeof e[1] !== 'string' || typeof e[2] !== 'string') {
       throw new Error(`Line ${i + 1} of the recording is not an event [time, code, data].`);
     }
-    if (e[1] !== 'o') continue;
+    if (e[1] !== 'o' && !(e[1] === 'r' && /^\d{1,4}x\d{1,4}$/.test(e[2]))) continue;
     // Times never go backwards in a valid file; clamp if one does.
     last = Math.max(last, e[0]);
-    events.push([last, e[2]]);
+    events.push([last, e[1], e[2]]);
   }
   const idle = Number(header.idle_time_limit);
   if (idle > 0) {

@@ -85,7 +85,18 @@ export async function playerPage(ctx: PageCtx): Promise<void> {
 
   const writeUntil = (t: number): void => {
     let chunk = '';
-    while (next < cast.events.length && cast.events[next][0] <= t) chunk += cast.events[next++][1];
+    while (next < cast.events.length && cast.events[next][0] <= t) {
+      const [, code, data] = cast.events[next++];
+      if (code === 'o') {
+        chunk += data;
+        continue;
+      }
+      // A resize: what came before it is drawn at the old size.
+      if (chunk) term.write(chunk);
+      chunk = '';
+      const [cols, rows] = data.split('x').map(Number);
+      if (cols > 0 && rows > 0) term.resize(Math.min(cols, 500), Math.min(rows, 200));
+    }
     if (chunk) term.write(chunk);
   };
   const tick = (now: number): void => {
@@ -117,6 +128,7 @@ export async function playerPage(ctx: PageCtx): Promise<void> {
     if (!playing && next >= cast.events.length) {
       // Replay from the start.
       term.reset();
+      term.resize(cast.width, cast.height);
       pos = 0;
       next = 0;
     }
@@ -126,6 +138,7 @@ export async function playerPage(ctx: PageCtx): Promise<void> {
     const t = Number(seek.value);
     if (t < pos) {
       term.reset();
+      term.resize(cast.width, cast.height);
       next = 0;
     }
     pos = t;

@@ -157,7 +157,8 @@ export function terminalPage(ctx: PageCtx): void {
       if (!errorShown && ev.code !== 1000) {
         showError(ev.code === 4403 ? 'AccessDenied' : ev.code === 4404 ? 'InstanceOffline' : `Closed ${ev.code}`, ev.reason || why);
       }
-      if (ev.code !== 1000) term.write(`\r\n\x1b[31m[disconnected: ${ev.reason || why}]\x1b[0m\r\n`);
+      // The reason is cut to 123 bytes by the protocol: the banner has the whole message.
+      if (ev.code !== 1000) term.write(`\r\n\x1b[31m[disconnected: ${why}]\x1b[0m\r\n`);
     };
     term.focus();
   }

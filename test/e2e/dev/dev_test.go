@@ -85,11 +85,14 @@ type devProc struct {
 	waitErr        error
 }
 
-func startDev(t *testing.T, dataDir string, port int) *devProc {
+func startDev(t *testing.T, dataDir string, port int, tweak ...func(*exec.Cmd)) *devProc {
 	t.Helper()
 	p := &devProc{stdout: &harness.SyncBuffer{}, stderr: &harness.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(bin, "kaginashi"), "dev", "--data-dir", dataDir, "--listen", "127.0.0.1:"+strconv.Itoa(port))
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LANG=C"}
+	for _, f := range tweak {
+		f(p.cmd)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

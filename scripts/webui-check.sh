@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Checks that the committed console bundle (internal/webui/dist) is exactly
-# what web/src builds to: type-checks the sources, rebuilds into a temp dir
+# what web/src builds to: type-checks the sources, runs their unit tests
+# (web/test), rebuilds into a temp dir
 # and compares. Fails with the differing files listed, and how to fix it.
 # Needs Node.js and web/node_modules (scripts/deps.sh browser installs them).
 set -euo pipefail
@@ -18,6 +19,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 (cd web && node_modules/.bin/tsc --noEmit -p .)
+(cd web && node --test --test-reporter=dot test/)
 (cd web && node build.mjs --outdir "$tmp/dist" >/dev/null)
 if ! diff -r "$tmp/dist" internal/webui/dist >"$tmp/diff" 2>&1; then
   echo "webui-check: internal/webui/dist does not match a fresh build of web/src:" >&2

@@ -6,7 +6,7 @@
 // on any failure.
 //
 // Environment: KG_URL, KG_ACCOUNT, KG_REGION, KG_ROOT_SECRET, KG_INSTANCE_ID,
-// KG_OS_USER, KG_SEED_POLICY (examples/seed-policy-filled.json),
+// KG_OS_USER, KG_SSH_PORT (the host sshd's port, default 22), KG_SEED_POLICY (examples/seed-policy-filled.json),
 // KG_SCREENSHOTS, KG_CHROMIUM (default chromium), KG_ONLY (a step name
 // substring, to run a subset while developing).
 
@@ -31,6 +31,7 @@ const REGION = env('KG_REGION');
 const ROOT_SECRET = env('KG_ROOT_SECRET');
 const INSTANCE = env('KG_INSTANCE_ID');
 const OS_USER = env('KG_OS_USER');
+const SSH_PORT = env('KG_SSH_PORT', '22');
 const SEED = readFileSync(env('KG_SEED_POLICY'), 'utf8');
 const SHOTS = env('KG_SCREENSHOTS');
 const CHROMIUM = resolveBin(env('KG_CHROMIUM', 'chromium'));
@@ -314,6 +315,10 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   await u.waitFor();
   const prefilled = await u.inputValue();
   await u.fill(OS_USER);
+  if (SSH_PORT !== '22') {
+    await page.locator('.connect-form summary', { hasText: 'Advanced' }).click();
+    await page.getByLabel('SSH port').fill(SSH_PORT);
+  }
   const [term] = await Promise.all([context.waitForEvent('page'), page.locator('.connect-form').getByRole('button', { name: 'Connect' }).click()]);
   await term.waitForURL(/\/console\/terminal\?/);
   await term.locator('.xterm-rows').waitFor();
@@ -353,7 +358,7 @@ await step('a denied connect shows the deciding statement', async () => {
   await signOut();
   await signIn('carol', PW.carol);
   const term = await context.newPage();
-  await term.goto(URL_ + `/console/terminal?instanceId=${INSTANCE}&osUser=${OS_USER}`);
+  await term.goto(URL_ + `/console/terminal?instanceId=${INSTANCE}&osUser=${OS_USER}&port=${SSH_PORT}`);
   const banner = term.locator('.term-banner .notice-error');
   await banner.waitFor({ timeout: 20_000 });
   const text = await banner.innerText();

@@ -52,6 +52,8 @@ export interface Instance {
   lastSeen?: string;
   launchTime?: string;
   tags?: Record<string, string>;
+  /** The host's sshd port, when the server reports one (else 22). */
+  sshPort?: number;
 }
 
 export interface Recording {

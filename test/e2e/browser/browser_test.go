@@ -30,7 +30,6 @@ const (
 	userGECOS = "kaginashi browser e2e test user"
 	userPfx   = "kgb-"
 	safePfx   = "kaginashi-browser-"
-	sshPort   = 22 // where the console's terminal connects (docs/CONSOLE-API.md)
 )
 
 // world is what TestMain prepared.
@@ -43,6 +42,7 @@ var world struct {
 	user  string
 
 	sshdConfig string // the running sshd's, for the agent's inventory
+	sshPort    int    // where it listens on 127.0.0.1
 }
 
 func TestMain(m *testing.M) {
@@ -245,10 +245,11 @@ func writeFile(t *testing.T, path string, b []byte, mode os.FileMode) {
 	}
 }
 
-// startSSHD starts a private sshd on 127.0.0.1:22 whose keys come from the
-// agent with data directory dataDir; its host key's .pub is published for
-// the agent's inventory (the console's SSH client pins it). If port 22 is
-// taken (another suite's sshd), it waits for it.
+// startSSHD starts a private sshd on a free 127.0.0.1 port whose keys come
+// from the agent with data directory dataDir; its host key's .pub is
+// published for the agent's inventory (the console's SSH client pins it).
+// The console reaches it with the terminal's port parameter, through an
+// agent that allows the port.
 func startSSHD(t *testing.T, dataDir string) {
 	t.Helper()
 	dir := t.TempDir()
@@ -266,7 +267,7 @@ func startSSHD(t *testing.T, dataDir string) {
 	config := filepath.Join(dir, "sshd_config")
 	lines := []string{
 		"# a kaginashi browser test sshd",
-		"Port " + strconv.Itoa(sshPort),
+		"Port PORT",
 		"ListenAddress 127.0.0.1",
 		"HostKey " + key,
 		"PidFile " + filepath.Join(dir, "sshd.pid"),
@@ -288,22 +289,22 @@ func startSSHD(t *testing.T, dataDir string) {
 	if major > 9 || (major == 9 && minor >= 8) {
 		lines = append(lines, "PerSourcePenalties no")
 	}
-	writeFile(t, config, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	for attempt := 0; ; attempt++ {
+		port := harness.FreePort(t)
+		writeFile(t, config, []byte(strings.ReplaceAll(strings.Join(lines, "\n")+"\n", "Port PORT", "Port "+strconv.Itoa(port))), 0o644)
 		p := start(t, baseEnv(), world.sshd, "-D", "-e", "-f", config)
-		for !strings.Contains(p.out.String(), "Server listening on") && !p.exited() {
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(p.out.String(), "Server listening on") && !p.exited() && time.Now().Before(deadline) {
 			time.Sleep(10 * time.Millisecond)
 		}
-		if !p.exited() {
-			world.sshdConfig = config
+		if !p.exited() && strings.Contains(p.out.String(), "Server listening on") {
+			world.sshdConfig, world.sshPort = config, port
 			return
 		}
-		if !strings.Contains(p.out.String(), "Address already in use") || time.Now().After(deadline) {
-			t.Fatalf("sshd on 127.0.0.1:%d did not start:\n%s", sshPort, p.out)
+		// A port taken meanwhile: try another.
+		if !strings.Contains(p.out.String(), "Address already in use") || attempt == 3 {
+			t.Fatalf("sshd on 127.0.0.1:%d did not start:\n%s", port, p.out)
 		}
-		t.Logf("127.0.0.1:%d is taken; waiting for it", sshPort)
-		time.Sleep(time.Second)
 	}
 }
 
@@ -341,7 +342,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Fatalf("kaginashi agent-token create: %v\n%s", err, out)
 	}
 	ag := start(t, append(baseEnv(), "HOME=/"), world.agent, "run", "--server", s.URL(), "--data-dir", dataDir,
-		"--ca-file", s.CAPath(), "--join-token", tok.Token, "--tag", "Name=web", "--tag", "team=web", "--sshd-config", world.sshdConfig)
+		"--ca-file", s.CAPath(), "--join-token", tok.Token, "--tag", "Name=web", "--tag", "team=web", "--sshd-config", world.sshdConfig,
+		"--allow-port", strconv.Itoa(world.sshPort))
 	ag.waitFor(t, "the agent", `msg="connected to the server"`, 30*time.Second)
 	b, err := os.ReadFile(filepath.Join(dataDir, "agent.json"))
 	if err != nil {
@@ -360,7 +362,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	node.Dir = filepath.Join(world.root, "test", "browser")
 	node.Env = append(baseEnv(), "HOME="+home,
 		"KG_URL="+s.URL(), "KG_ACCOUNT="+s.Account, "KG_REGION="+s.Region,
-		"KG_ROOT_SECRET="+s.Root.Secret, "KG_INSTANCE_ID="+cfg.InstanceID, "KG_OS_USER="+world.user,
+		"KG_ROOT_SECRET="+s.Root.Secret, "KG_INSTANCE_ID="+cfg.InstanceID, "KG_OS_USER="+world.user, "KG_SSH_PORT="+strconv.Itoa(world.sshPort),
 		"KG_SEED_POLICY="+filepath.Join(world.root, "examples", "seed-policy-filled.json"),
 		"KG_SCREENSHOTS="+shots, "KG_CHROMIUM=chromium")
 	res := &harness.SyncBuffer{}

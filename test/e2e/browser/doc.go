@@ -7,9 +7,9 @@
 //
 //	go test ./test/e2e/browser/
 //
-// The console's terminal reaches the host's port 22 through the agent
-// (docs/CONSOLE-API.md), so the test's sshd listens on 127.0.0.1:22; it
-// waits for the port if another test holds it. The tests run as root
+// The test's sshd listens on a free loopback port, which the agent allows
+// and the console's Connect panel is given ("SSH port", the terminal's port
+// parameter), so the suite never needs port 22. The tests run as root
 // (sshd and the test user need it); without root, or with
 // KAGINASHI_SKIP_SSHD=1 or KAGINASHI_SKIP_BROWSER=1, they are skipped.
 // They need chromium, Node.js and test/browser/node_modules

@@ -94,6 +94,9 @@ export function instancesPage(ctx: PageCtx): void {
       return;
     }
     const osUser = h('input', { name: 'osUser', autocomplete: 'off', spellcheck: 'false', value: i.defaultUser || '', required: true });
+    // The host's sshd port, through the agent (22 unless the host's sshd
+    // listens elsewhere and its agent allows that port: --allow-port).
+    const port = h('input', { name: 'port', type: 'number', min: 1, max: 65535, inputmode: 'numeric', value: String(i.sshPort ?? 22) });
     const tabIds = { eic: uid('tab'), ssh: uid('tab') };
     const eicPanel = h('div', { role: 'tabpanel', id: tabIds.eic + '-panel', 'aria-labelledby': tabIds.eic });
     const sshPanel = h('div', { role: 'tabpanel', id: tabIds.ssh + '-panel', 'aria-labelledby': tabIds.ssh, hidden: true });
@@ -125,6 +128,7 @@ export function instancesPage(ctx: PageCtx): void {
       'form',
       { class: 'connect-form' },
       field('User name', osUser, i.defaultUser ? `The OS's default user is ${i.defaultUser}${i.defaultUserExists === false ? ' (not present on this host)' : ''}.` : 'The OS user to log in as.'),
+      h('details', { class: 'advanced' }, h('summary', null, 'Advanced'), field('SSH port', port, 'The port of the host’s sshd, reached through its agent.')),
       err,
       h('button', { type: 'submit', class: 'primary', disabled: i.state !== 'running' }, 'Connect'),
       i.state !== 'running' ? h('p', { class: 'muted' }, `The instance is ${i.state}: its agent is not connected.`) : null,
@@ -138,7 +142,13 @@ export function instancesPage(ctx: PageCtx): void {
         osUser.focus();
         return;
       }
-      const url = `/console/terminal?instanceId=${encodeURIComponent(i.instanceId)}&osUser=${encodeURIComponent(u)}`;
+      const p = Number(port.value || '22');
+      if (!Number.isInteger(p) || p < 1 || p > 65535) {
+        err.appendChild(notice('error', 'The SSH port is a number from 1 to 65535.'));
+        port.focus();
+        return;
+      }
+      const url = `/console/terminal?instanceId=${encodeURIComponent(i.instanceId)}&osUser=${encodeURIComponent(u)}` + (p !== 22 ? `&port=${p}` : '');
       // A new tab, as the article's console does; noopener so it cannot
       // reach this page. The session cookie signs it in.
       const w = window.open(url, '_blank', 'noopener');
@@ -152,9 +162,10 @@ export function instancesPage(ctx: PageCtx): void {
       h('p', null, 'From your own terminal, with the kaginashi client set up for this server:'),
       h('pre', { class: 'code' }, `kaginashi ssh ${osUser.value || i.defaultUser || 'USER'}@${i.instanceId}`),
     );
-    osUser.addEventListener('input', () => {
-      sshPanel.querySelector('pre')!.textContent = `kaginashi ssh ${osUser.value || 'USER'}@${i.instanceId}`;
-    });
+    const sshLine = (): string => `kaginashi ssh ${port.value && port.value !== '22' ? `--ssh-port ${port.value} ` : ''}${osUser.value || 'USER'}@${i.instanceId}`;
+    sshPanel.querySelector('pre')!.textContent = sshLine();
+    osUser.addEventListener('input', () => (sshPanel.querySelector('pre')!.textContent = sshLine()));
+    port.addEventListener('input', () => (sshPanel.querySelector('pre')!.textContent = sshLine()));
     replace(
       panel,
       h('h2', null, 'Connect to ', i.name ? `${i.name} ` : '', h('code', null, i.instanceId)),

@@ -19,7 +19,8 @@ const CLOSE_REASONS: Record<number, string> = {
 export function terminalPage(ctx: PageCtx): void {
   const instanceId = ctx.query.get('instanceId') ?? '';
   const osUser = ctx.query.get('osUser') ?? '';
-  if (!/^i-[0-9a-f]{8,17}$/.test(instanceId) || !osUser) {
+  const port = ctx.query.get('port') ?? '';
+  if (!/^i-[0-9a-f]{8,17}$/.test(instanceId) || !osUser || (port !== '' && !/^\d{1,5}$/.test(port))) {
     ctx.main.append(h('h1', null, 'Terminal'), notice('error', 'This page needs ?instanceId=i-…&osUser=NAME. Open it from the instances page’s Connect button.'));
     return;
   }
@@ -113,6 +114,7 @@ export function terminalPage(ctx: PageCtx): void {
     ended = false;
     const csrf = ctx.app.api.session?.csrfToken ?? '';
     const q = new URLSearchParams({ instanceId, osUser, cols: String(term.cols), rows: String(term.rows), csrf });
+    if (port) q.set('port', port);
     const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/console/api/terminal?${q}`;
     setStatus('Connecting…');
     const sock = new WebSocket(url);

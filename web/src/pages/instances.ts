@@ -151,8 +151,9 @@ export function instancesPage(ctx: PageCtx): void {
       const url = `/console/terminal?instanceId=${encodeURIComponent(i.instanceId)}&osUser=${encodeURIComponent(u)}` + (p !== 22 ? `&port=${p}` : '');
       // A new tab, as the article's console does; noopener so it cannot
       // reach this page. The session cookie signs it in.
-      const w = window.open(url, '_blank', 'noopener');
-      if (w === null) err.appendChild(notice('info', 'Opening ', h('a', { href: url, target: '_blank', rel: 'noopener' }, 'the terminal'), ' in a new tab.'));
+      // (With noopener, window.open answers null even when the tab opened.)
+      window.open(url, '_blank', 'noopener');
+      err.appendChild(notice('info', 'The terminal opens in a new tab. If a pop-up blocker stopped it: ', h('a', { href: url, target: '_blank', rel: 'noopener' }, 'open the terminal'), '.'));
     });
     eicPanel.append(
       h('p', null, 'A key valid for 60 seconds is made for this connection, authorized for you exactly as ', h('code', null, 'SendSSHPublicKey'), ', and used through the agent. No key is left behind.'),

@@ -45,9 +45,6 @@ func (e *env) start(ctx context.Context, cancel context.CancelCauseFunc, name st
 	c.cmd.Stdout, c.cmd.Stderr = logf, logf
 	c.cmd.Env = childEnv()
 	c.cmd.Dir = e.dir
-	// The children stay in this process group, so a Ctrl-C in the
-	// terminal reaches them too; and they get SIGTERM should this process
-	// die without stopping them.
 	c.cmd.SysProcAttr = childAttr()
 	if err := c.cmd.Start(); err != nil {
 		logf.Close()

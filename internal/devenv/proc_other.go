@@ -4,4 +4,5 @@ package devenv
 
 import "syscall"
 
-func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{} }
+// childAttr: see proc_linux.go; no parent-death signal here.
+func childAttr() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

@@ -347,6 +347,16 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   await term.setViewportSize({ width: 1366, height: 820 });
   await term.waitForTimeout(200);
   await shot(term, '08-terminal');
+  // A dropped connection (the host's sshd session killed): the page says
+  // so and offers Reconnect, which opens a new session.
+  await term.keyboard.type('kill -9 $PPID\n');
+  const reconnect = term.getByRole('button', { name: 'Reconnect' });
+  await reconnect.waitFor();
+  assert((await term.locator('.term-status').innerText()) !== 'Connected', 'the status still says Connected after the drop');
+  await reconnect.click();
+  await term.locator('.term-status-ok', { hasText: 'Connected' }).waitFor({ timeout: 30_000 });
+  await term.keyboard.type('echo again-ok\n');
+  await waitTermLine(term, /^again-ok$/);
   await term.keyboard.type('exit\n');
   await term.getByText(/Session ended/).first().waitFor();
   await collectCSP(term);
@@ -392,7 +402,8 @@ await step('audit shows the connect and the sign-ins', async () => {
 
 await step('the recording plays', async () => {
   await page.goto(URL_ + '/console/recordings');
-  const link = page.locator('tr', { hasText: 'alice' }).getByRole('link').first();
+  // The first session (newest first: the reconnected one is above it).
+  const link = page.locator('tr', { hasText: 'alice' }).getByRole('link').last();
   await link.click();
   await page.waitForURL(/\/console\/recordings\/.+/);
   await page.getByRole('button', { name: /Play|Pause/ }).waitFor();

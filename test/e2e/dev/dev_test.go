@@ -90,6 +90,8 @@ func startDev(t *testing.T, dataDir string, port int, tweak ...func(*exec.Cmd)) 
 	p := &devProc{stdout: &harness.SyncBuffer{}, stderr: &harness.SyncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(filepath.Join(bin, "kaginashi"), "dev", "--data-dir", dataDir, "--listen", "127.0.0.1:"+strconv.Itoa(port))
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "LANG=C"}
+	// Its own process group, as a terminal's foreground job has.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	for _, f := range tweak {
 		f(p.cmd)
 	}
@@ -125,10 +127,11 @@ func startDev(t *testing.T, dataDir string, port int, tweak ...func(*exec.Cmd)) 
 	return p
 }
 
-// interrupt sends SIGINT (Ctrl-C) and wants a clean exit 0.
+// interrupt sends SIGINT to kaginashi dev's process group, as Ctrl-C in
+// its terminal does, and wants a clean exit 0.
 func (p *devProc) interrupt(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	select {

@@ -50,7 +50,10 @@ func TestDevNormalUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	as := func(c *exec.Cmd) {
-		c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		if c.SysProcAttr == nil {
+			c.SysProcAttr = &syscall.SysProcAttr{}
+		}
+		c.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 		c.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + home, "LANG=C", "USER=" + name, "LOGNAME=" + name}
 		c.Dir = home
 	}

@@ -33,7 +33,10 @@ export function mfaSection(ctx: PageCtx, userName: string): { el: HTMLElement; r
         devs,
         { empty: 'No MFA device: the user signs in with a password only.' },
       ),
-      h('div', null, devs.length === 0 ? button('Assign MFA device', () => void startAssign(), { class: 'primary' }) : null),
+      h('div', null, devs.length === 0 ? button('Assign MFA device', (ev) => {
+        (ev.currentTarget as HTMLButtonElement).hidden = true;
+        void startAssign();
+      }, { class: 'primary' }) : null),
       assign,
       out,
     );
@@ -45,7 +48,8 @@ export function mfaSection(ctx: PageCtx, userName: string): { el: HTMLElement; r
       try {
         dev = get(await api.aws('iam', 'CreateVirtualMFADevice', { VirtualMFADeviceName: userName + '-' + Date.now().toString(36) }), 'VirtualMFADevice');
       } catch (e) {
-        replace(out, notice('error', (e as Error).message));
+        replace(note, notice('error', (e as Error).message));
+        void reload(); // the Assign button again
         return;
       }
       const serial = str(dev, 'SerialNumber');
@@ -74,7 +78,7 @@ export function mfaSection(ctx: PageCtx, userName: string): { el: HTMLElement; r
           field('MFA code 1', c1),
           field('MFA code 2', c2),
           h('button', { type: 'submit', class: 'primary' }, 'Add MFA'),
-          button('Cancel', () => void api.aws('iam', 'DeleteVirtualMFADevice', { SerialNumber: serial }).finally(() => replace(assign)), { class: 'small' }),
+          button('Cancel', () => void api.aws('iam', 'DeleteVirtualMFADevice', { SerialNumber: serial }).catch(() => undefined).finally(() => void reload()), { class: 'small' }),
         ),
         aout,
       );

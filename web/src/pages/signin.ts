@@ -73,7 +73,7 @@ export function signInPage(ctx: PageCtx): void {
         case 'TooManyAttempts': {
           let left = Math.max(1, Math.ceil(e.retryAfterSeconds ?? 30));
           const n = notice('error', '');
-          const say = () => (n.textContent = `Too many failed sign-ins. Try again in ${left} s. ${e.message ? '(' + e.message + ')' : ''}`);
+          const say = () => (n.textContent = `Too many failed sign-ins. Try again in ${left} s.`);
           say();
           messages.appendChild(n);
           submit.disabled = true;

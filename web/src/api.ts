@@ -20,6 +20,8 @@ export interface Finding {
   code: string;
   message: string;
   path?: string;
+  line?: number;
+  column?: number;
   learnMoreLink?: string;
 }
 
@@ -41,6 +43,8 @@ export interface Instance {
   instanceId: string;
   name?: string;
   state: string;
+  /** The agent holds a connection to the server now. */
+  connected?: boolean;
   osId?: string;
   osVersion?: string;
   osPrettyName?: string;

@@ -61,7 +61,7 @@ export function instancesPage(ctx: PageCtx): void {
           },
           { header: 'Name', cell: (i) => i.name || h('span', { class: 'muted' }, '—') },
           { header: 'Instance ID', cell: (i) => h('code', null, i.instanceId) },
-          { header: 'State', cell: (i) => h('span', { class: `state state-${i.state}` }, i.state) },
+          { header: 'State', cell: (i) => [h('span', { class: `state state-${i.state}` }, i.state), i.connected === false && i.state === 'running' ? h('span', { class: 'muted' }, ' (agent offline)') : null] },
           { header: 'OS', cell: (i) => i.osPrettyName || [i.osId, i.osVersion].filter(Boolean).join(' ') || '—' },
           { header: 'Default user', cell: (i) => (i.defaultUser ? h('code', null, i.defaultUser) : '—') },
           { header: 'Private IP', cell: (i) => i.privateIp || '—' },
@@ -124,14 +124,15 @@ export function instancesPage(ctx: PageCtx): void {
       }
     });
     const err = h('div', { 'aria-live': 'polite' });
+    const online = i.connected ?? i.state === 'running';
     const form = h(
       'form',
       { class: 'connect-form' },
       field('User name', osUser, i.defaultUser ? `The OS's default user is ${i.defaultUser}${i.defaultUserExists === false ? ' (not present on this host)' : ''}.` : 'The OS user to log in as.'),
       h('details', { class: 'advanced' }, h('summary', null, 'Advanced'), field('SSH port', port, 'The port of the host’s sshd, reached through its agent.')),
       err,
-      h('button', { type: 'submit', class: 'primary', disabled: i.state !== 'running' }, 'Connect'),
-      i.state !== 'running' ? h('p', { class: 'muted' }, `The instance is ${i.state}: its agent is not connected.`) : null,
+      h('button', { type: 'submit', class: 'primary', disabled: !online }, 'Connect'),
+      !online ? h('p', { class: 'muted' }, `The instance's agent is not connected (${i.state}).`) : null,
     );
     form.addEventListener('submit', (ev) => {
       ev.preventDefault();

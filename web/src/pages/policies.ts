@@ -125,6 +125,7 @@ export function policyEditor(ctx: PageCtx, initial: string, label = 'Policy docu
                   ' ',
                   h('code', { class: 'finding-code' }, f.code),
                   f.path ? h('span', { class: 'finding-path' }, ' at ', h('code', null, f.path)) : null,
+                  f.line ? h('span', { class: 'finding-line muted' }, ` (line ${f.line}${f.column ? `, column ${f.column}` : ''})`) : null,
                   h('p', { class: 'finding-message' }, f.message),
                   f.learnMoreLink && /^https?:\/\//.test(f.learnMoreLink) ? h('a', { href: f.learnMoreLink, target: '_blank', rel: 'noopener noreferrer' }, 'Learn more') : null,
                 ),

@@ -11,6 +11,7 @@ const CLOSE_REASONS: Record<number, string> = {
   1001: 'The server is going away.',
   1006: 'The connection dropped (network or server failure).',
   1011: 'The server hit an error.',
+  4401: 'Your console session ended: sign in again.',
   4403: 'Access denied.',
   4404: 'The instance is unknown or its agent is offline.',
   4500: 'The server could not run the session.',
@@ -157,7 +158,7 @@ export function terminalPage(ctx: PageCtx): void {
       const why = CLOSE_REASONS[ev.code] ?? `The connection closed (code ${ev.code}).`;
       setStatus(why, ev.code === 1000 ? 'ok' : 'bad');
       if (!errorShown && ev.code !== 1000) {
-        showError(ev.code === 4403 ? 'AccessDenied' : ev.code === 4404 ? 'InstanceOffline' : `Closed ${ev.code}`, ev.reason || why);
+        showError(ev.code === 4403 ? 'AccessDenied' : ev.code === 4404 ? 'InstanceOffline' : ev.code === 4401 ? 'NotSignedIn' : `Closed ${ev.code}`, ev.reason || why);
       }
       // The reason is cut to 123 bytes by the protocol: the banner has the whole message.
       if (ev.code !== 1000) term.write(`\r\n\x1b[31m[disconnected: ${why}]\x1b[0m\r\n`);
@@ -166,14 +167,28 @@ export function terminalPage(ctx: PageCtx): void {
   }
 
   function showError(code: string, message: string): void {
-    const title = code === 'AccessDenied' ? 'Access denied' : code === 'InstanceOffline' ? 'Instance offline' : code === 'HostKeyMismatch' ? 'Host key mismatch' : code;
+    const title = code === 'NotSignedIn' ? 'Signed out' : code === 'AccessDenied' ? 'Access denied' : code === 'InstanceOffline' ? 'Instance offline' : code === 'HostKeyMismatch' ? 'Host key mismatch' : code;
     const help: Record<string, string> = {
       AccessDenied: 'Your policies do not allow this connection. An administrator can check it in the policy simulator.',
       InstanceOffline: 'The host’s agent is not connected to the server.',
       HostKeyMismatch: 'The host presented a key that is not the one in the inventory: the connection was stopped to protect you.',
       RecordingFailed: 'Sessions are recorded; the recording could not be written, so the session was ended.',
+      HostKeyUnknown: 'The host’s agent reported no SSH host key, so the server cannot verify the host. Run kaginashi-agent with --sshd-config naming the sshd_config whose host keys it should report.',
+      TargetRefused: 'The host’s agent does not allow this port: on the host, kaginashi-agent run --allow-port PORT.',
+      AuthenticationFailed: 'sshd refused the key: the OS user may not exist, or sshd does not ask kaginashi-agent for keys (kaginashi-agent doctor on the host).',
+      InstanceNotFound: 'No instance has this ID.',
+      NotSignedIn: 'Your console session ended.',
     };
-    replace(banner, notice('error', h('strong', null, title + ': '), h('span', { class: 'term-error-message' }, message), help[code] ? h('p', null, help[code]) : null));
+    replace(
+      banner,
+      notice(
+        'error',
+        h('strong', null, title + ': '),
+        h('span', { class: 'term-error-message' }, message),
+        help[code] ? h('p', null, help[code]) : null,
+        code === 'NotSignedIn' ? h('p', null, h('a', { href: '/console/signin?next=' + encodeURIComponent(location.pathname + location.search) }, 'Sign in again')) : null,
+      ),
+    );
     setStatus(title, 'bad');
   }
 

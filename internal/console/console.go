@@ -21,6 +21,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/audit"
@@ -53,6 +54,10 @@ type Config struct {
 	// RecordInput records keystrokes too (off by default: they include
 	// what people type at prompts that do not echo, such as sudo's).
 	RecordInput bool
+	// MaxTerminals bounds the terminal sessions this server holds at once
+	// (default 1000), MaxTerminalsPerUser one user's (default 10).
+	MaxTerminals        int
+	MaxTerminalsPerUser int
 }
 
 // Tunneler opens a connection to a port of an instance through its agent
@@ -87,6 +92,10 @@ type Console struct {
 	hashSlots chan struct{} // bounds concurrent password hashing (19 MiB each)
 	recDir    string
 	origins   []string
+
+	termMu    sync.Mutex
+	terminals map[string]int // open terminal sessions by principal ARN
+	termTotal int
 }
 
 // New makes the console. It hashes one dummy password (tens of
@@ -110,7 +119,13 @@ func New(cfg Config, deps Deps) (*Console, error) {
 		return nil, err
 	}
 	c := &Console{cfg: cfg, deps: deps, sessions: NewSessions(cfg.Sessions, deps.Now), limiter: NewLimiter(deps.Now),
-		dummyHash: dummy, hashSlots: make(chan struct{}, 4), recDir: filepath.Join(cfg.DataDir, "recordings")}
+		dummyHash: dummy, hashSlots: make(chan struct{}, 4), recDir: filepath.Join(cfg.DataDir, "recordings"), terminals: map[string]int{}}
+	if c.cfg.MaxTerminals <= 0 {
+		c.cfg.MaxTerminals = 1000
+	}
+	if c.cfg.MaxTerminalsPerUser <= 0 {
+		c.cfg.MaxTerminalsPerUser = 10
+	}
 	if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
 		c.origins = append(c.origins, u.Scheme+"://"+u.Host)
 	}
@@ -382,3 +397,24 @@ func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func ceilSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
+
+// takeTerminal reserves a terminal slot for who; false at a bound.
+func (c *Console) takeTerminal(who string) bool {
+	c.termMu.Lock()
+	defer c.termMu.Unlock()
+	if c.termTotal >= c.cfg.MaxTerminals || c.terminals[who] >= c.cfg.MaxTerminalsPerUser {
+		return false
+	}
+	c.termTotal++
+	c.terminals[who]++
+	return true
+}
+
+func (c *Console) releaseTerminal(who string) {
+	c.termMu.Lock()
+	defer c.termMu.Unlock()
+	c.termTotal--
+	if c.terminals[who]--; c.terminals[who] <= 0 {
+		delete(c.terminals, who)
+	}
+}

@@ -117,3 +117,20 @@ func TestCSRF(t *testing.T) {
 		t.Error("an empty token matched an empty session token")
 	}
 }
+
+func TestTerminalSlots(t *testing.T) {
+	c := &Console{cfg: Config{MaxTerminals: 3, MaxTerminalsPerUser: 2}, terminals: map[string]int{}}
+	if !c.takeTerminal("a") || !c.takeTerminal("a") {
+		t.Fatal("a's first two terminals refused")
+	}
+	if c.takeTerminal("a") {
+		t.Error("a third terminal for a (max 2 per user)")
+	}
+	if !c.takeTerminal("b") || c.takeTerminal("c") {
+		t.Error("the total bound of 3 is not kept")
+	}
+	c.releaseTerminal("a")
+	if !c.takeTerminal("c") {
+		t.Error("a released slot is not reusable")
+	}
+}

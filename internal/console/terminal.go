@@ -119,6 +119,11 @@ func (c *Console) handleTerminal(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "InvalidInput", "cols and rows are 1 to 1000, port 1 to 65535.")
 		return
 	}
+	if !c.takeTerminal(p.ARN) {
+		writeError(w, http.StatusTooManyRequests, "TooManyTerminals", "Too many terminal sessions are open; close one and try again.")
+		return
+	}
+	defer c.releaseTerminal(p.ARN)
 	// The terminal outlives the server's request timeouts.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})

@@ -34,6 +34,7 @@ Web console: %s
   account ID: %s
   user name:  %s
   password:   %s
+  (Connect to the host below as %s, SSH port %d)
 
 Host: %s, this machine: a private sshd on 127.0.0.1:%d with its kaginashi agent.
 IAM user %s may log in to it as %s (policy "kaginashi-dev").
@@ -50,6 +51,6 @@ Or push your own key (it works for 60 seconds) and use plain ssh:
 Check the host and the user's access:
 %s
 
-`, in.DataDir, filepath.Join(in.DataDir, "logs"), in.ConsoleURL, in.AccountID, in.UserName, in.Password,
+`, in.DataDir, filepath.Join(in.DataDir, "logs"), in.ConsoleURL, in.AccountID, in.UserName, in.Password, in.OSUser, in.SSHPort,
 		in.InstanceID, in.SSHPort, in.UserName, in.OSUser, env[0], env[1], login, push, plainSSH, doctor)
 }

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/audit"
+	"github.com/kaginashi/kaginashi/internal/clientip"
 	"github.com/kaginashi/kaginashi/internal/connect"
 	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/iam"
@@ -59,10 +59,10 @@ type Limiter interface {
 type Config struct {
 	Region  string
 	Account string
-	// TrustProxy: take the client address from X-Forwarded-For (only behind
-	// a proxy that sets it).
-	TrustProxy bool
-	Tunnel     TunnelLimits
+	// Proxies are the reverse proxies trusted to say, in X-Forwarded-For
+	// and X-Forwarded-Proto, who the client is (nil: none).
+	Proxies *clientip.Resolver
+	Tunnel  TunnelLimits
 }
 
 // Deps are the services behind the API.
@@ -155,26 +155,12 @@ func (h *Handler) now() time.Time {
 	return time.Now()
 }
 
-func (h *Handler) clientIP(r *http.Request) string {
-	if h.cfg.TrustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func (h *Handler) clientIP(r *http.Request) string { return h.cfg.Proxies.IP(r) }
 
 // ServeHTTP handles POST / (and GET / with a signed query) for every API.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{ctx: r.Context(), h: h, requestID: newRequestID()}
-	c.info = iam.RequestInfo{SourceIP: h.clientIP(r), UserAgent: r.UserAgent(), Secure: r.TLS != nil, Time: h.now().UTC(), Region: h.cfg.Region}
+	c.info = iam.RequestInfo{SourceIP: h.clientIP(r), UserAgent: r.UserAgent(), Secure: h.cfg.Proxies.Secure(r), Time: h.now().UTC(), Region: h.cfg.Region}
 	c.proto = guessProtocol(r)
 
 	// The operation's name is known before authentication, so that even a

@@ -48,7 +48,7 @@ type tunnelError struct {
 func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	c := &call{ctx: ctx, h: h, requestID: newRequestID(), proto: protoEIC, name: "OpenTunnel"}
-	c.info.SourceIP, c.info.UserAgent, c.info.Secure, c.info.Time, c.info.Region = h.clientIP(r), r.UserAgent(), r.TLS != nil, h.now().UTC(), h.cfg.Region
+	c.info.SourceIP, c.info.UserAgent, c.info.Secure, c.info.Time, c.info.Region = h.clientIP(r), r.UserAgent(), h.cfg.Proxies.Secure(r), h.now().UTC(), h.cfg.Region
 	c.op = &op{name: "OpenTunnel", action: "ec2-instance-connect:OpenTunnel"}
 	q := r.URL.Query()
 	c.response = nil

@@ -46,6 +46,7 @@ Point the aws CLI at it:
 	f.StringVar(&o.TLSCert, "tls-cert", "", "TLS certificate chain (PEM) instead of the generated one")
 	f.StringVar(&o.TLSKey, "tls-key", "", "TLS private key (PEM) for --tls-cert")
 	f.BoolVar(&o.Insecure, "insecure-http", false, "serve plain HTTP (only behind a TLS-terminating proxy, or for tests)")
+	f.StringSliceVar(&o.TrustedProxies, "trusted-proxy", nil, "a reverse proxy (CIDR or address, repeatable) whose X-Forwarded-For/-Proto are believed for aws:SourceIp and TLS")
 	f.StringVar(&o.AuditLog, "audit-log", "", "also append audit events to this JSON-lines file")
 	f.Float64Var(&o.RateLimit, "rate-limit", 50, "API calls per second per access key (negative: no limit)")
 	f.IntVar(&o.RateBurst, "rate-burst", 100, "burst size of the per-key rate limit")

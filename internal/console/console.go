@@ -15,7 +15,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/audit"
 	"github.com/kaginashi/kaginashi/internal/awsapi"
+	"github.com/kaginashi/kaginashi/internal/clientip"
 	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/store"
@@ -48,9 +48,11 @@ type Config struct {
 	// DataDir holds recordings/ (0700; each recording 0600).
 	DataDir string
 	// Insecure: plain HTTP (cookies without Secure).
-	Insecure   bool
-	TrustProxy bool
-	Sessions   SessionConfig
+	Insecure bool
+	// Proxies are the reverse proxies trusted to say who the client is
+	// and whether it came over TLS (nil: none).
+	Proxies  *clientip.Resolver
+	Sessions SessionConfig
 	// RecordInput records keystrokes too (off by default: they include
 	// what people type at prompts that do not echo, such as sudo's).
 	RecordInput bool
@@ -190,7 +192,7 @@ func (c *Console) secure(h http.HandlerFunc, page bool) http.Handler {
 		hd.Set("Referrer-Policy", "no-referrer")
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if r.TLS != nil {
+		if c.cfg.Proxies.Secure(r) {
 			hd.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		if !page {
@@ -233,24 +235,10 @@ func (c *Console) serveAsset(w http.ResponseWriter, r *http.Request) {
 
 // --- requests --------------------------------------------------------------
 
-func (c *Console) clientIP(r *http.Request) string {
-	if c.cfg.TrustProxy {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first, _, _ := strings.Cut(xff, ",")
-			if ip := net.ParseIP(strings.TrimSpace(first)); ip != nil {
-				return ip.String()
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+func (c *Console) clientIP(r *http.Request) string { return c.cfg.Proxies.IP(r) }
 
 func (c *Console) requestInfo(r *http.Request) iam.RequestInfo {
-	return iam.RequestInfo{SourceIP: c.clientIP(r), UserAgent: r.UserAgent(), Secure: r.TLS != nil, Time: c.deps.Now().UTC(), Region: c.cfg.Region}
+	return iam.RequestInfo{SourceIP: c.clientIP(r), UserAgent: r.UserAgent(), Secure: c.cfg.Proxies.Secure(r), Time: c.deps.Now().UTC(), Region: c.cfg.Region}
 }
 
 // sameOrigin checks the Origin header of a state-changing request: the
@@ -261,10 +249,7 @@ func (c *Console) sameOrigin(r *http.Request) bool {
 		return false
 	}
 	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if c.cfg.TrustProxy && r.Header.Get("X-Forwarded-Proto") == "https" {
+	if c.cfg.Proxies.Secure(r) {
 		scheme = "https"
 	}
 	if strings.EqualFold(o, scheme+"://"+r.Host) {

@@ -27,6 +27,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/awsapi"
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
 	"github.com/kaginashi/kaginashi/internal/bulkio"
+	"github.com/kaginashi/kaginashi/internal/clientip"
 	"github.com/kaginashi/kaginashi/internal/connect"
 	"github.com/kaginashi/kaginashi/internal/console"
 	"github.com/kaginashi/kaginashi/internal/gateway"
@@ -67,6 +68,10 @@ type Options struct {
 	// NoConsole turns the web console off (--console=false); by default
 	// it is served on the API's listener.
 	NoConsole bool
+	// TrustedProxies are CIDRs (or addresses) of reverse proxies whose
+	// X-Forwarded-For and X-Forwarded-Proto are believed: aws:SourceIp is
+	// then the first address, from the right, that is not one of them.
+	TrustedProxies []string
 
 	Stdout io.Writer // where first-start credentials are printed
 	Log    *slog.Logger
@@ -214,7 +219,12 @@ func Run(ctx context.Context, o Options) error {
 		connectSvc.ShortenLifetime(o.KeyLifetime)
 		log.Warn("pushed keys live shorter than 60 s (--key-lifetime): for tests only", "lifetime", o.KeyLifetime)
 	}
-	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account,
+	proxies, err := clientip.ParsePrefixes(o.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	resolver := clientip.New(proxies)
+	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account, Proxies: resolver,
 		Tunnel: awsapi.TunnelLimits{MaxDuration: o.MaxTunnelDuration, MaxConcurrent: o.MaxTunnels}}, awsapi.Deps{
 		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connectSvc, Tokens: tokens, Tunnels: gw,
 		Audit: auditor, AuditLog: auditor, Limiter: limiter, Log: log, Now: o.Now,
@@ -234,7 +244,7 @@ func Run(ctx context.Context, o Options) error {
 		mux.Handle("GET /{$}", api)
 	} else {
 		con, err := console.New(console.Config{Account: id.Account, Region: id.Region, PublicURL: o.PublicURL, DataDir: o.DataDir,
-			Insecure: o.Insecure, TrustProxy: false}, console.Deps{
+			Insecure: o.Insecure, Proxies: resolver}, console.Deps{
 			API: api, IAM: iamSvc, Authz: authz, Store: st, Inventory: inv, Tunnels: gw, Audit: auditor,
 			Assets: webui.FS(), Log: log, Now: o.Now,
 		})

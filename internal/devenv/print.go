@@ -9,7 +9,7 @@ import (
 // Lines are the ready-to-paste lines of the summary, one command each.
 func (in Info) Lines() (env []string, login, push, plainSSH, doctor string) {
 	env = []string{
-		"export AWS_ENDPOINT_URL=" + in.EndpointURL + " AWS_CA_BUNDLE=" + in.CABundle + " AWS_REGION=" + in.Region,
+		"export AWS_ENDPOINT_URL=" + in.EndpointURL + " AWS_CA_BUNDLE=" + in.CABundle + " AWS_REGION=" + in.Region + " AWS_DEFAULT_REGION=" + in.Region,
 		"export AWS_CONFIG_FILE=" + in.Config + " AWS_SHARED_CREDENTIALS_FILE=" + in.Credentials + " AWS_PROFILE=" + in.Profile,
 	}
 	port := strconv.Itoa(in.SSHPort)

@@ -146,7 +146,15 @@ type Conn struct {
 }
 
 // NewConn wraps a stream.
-func NewConn(rw io.ReadWriter) *Conn { return &Conn{r: bufio.NewReaderSize(rw, 4096), w: rw} }
+func NewConn(rw io.ReadWriter) *Conn { return NewConnSize(rw, 4096) }
+
+// NewConnSize wraps a stream with a read buffer of size bytes (at least
+// 16): small for a long-lived stream of small messages, such as the
+// server's side of thousands of control streams. A longer line takes
+// several reads.
+func NewConnSize(rw io.ReadWriter, size int) *Conn {
+	return &Conn{r: bufio.NewReaderSize(rw, size), w: rw}
+}
 
 // Reader is the stream's reader, including buffered bytes.
 func (c *Conn) Reader() io.Reader { return c.r }

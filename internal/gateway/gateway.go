@@ -11,9 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -40,8 +43,28 @@ type Gateway struct {
 	// EC2InstanceUnavailableException.
 	PushTimeout time.Duration
 
+	// IdleTimeout ends a session that has sent nothing — no heartbeat, no
+	// yamux keepalive ping — for this long: its host is gone. The server
+	// sends no pings of its own (see HandleConnect); agents ping every
+	// 15 s and send a heartbeat every 20 s. Set before the first session.
+	IdleTimeout time.Duration
+	// SeenEvery is how often the hosts that sent anything are recorded as
+	// running and seen, all in one store write (see sweep). Set before the
+	// first session.
+	SeenEvery time.Duration
+
 	mu       sync.Mutex
 	sessions map[string]*session
+
+	// flushMu orders the batched "running" writes against the "stopped"
+	// write of a session that ends, so that a batch never marks running a
+	// host whose agent has just gone.
+	flushMu sync.Mutex
+	// epoch is the base of sessions' lastRead (monotonic).
+	epoch     time.Time
+	sweepOnce sync.Once
+	stop      chan struct{}
+	closeOnce sync.Once
 }
 
 type session struct {
@@ -51,11 +74,18 @@ type session struct {
 	// ports are the local ports the agent lets tunnels reach, as its
 	// latest inventory says (guarded by Gateway.mu).
 	ports []int
+	// lastRead is when the agent's connection last delivered bytes, as
+	// time since Gateway.epoch; seenRead is lastRead as of the last
+	// batch of "seen" writes (sweep's own).
+	lastRead atomic.Int64
+	seenRead int64
 }
 
-// New makes a gateway.
+// New makes a gateway. Close stops it.
 func New(st store.Store, keys *Keys, tokens *Tokens, log *slog.Logger, now func() time.Time) *Gateway {
-	return &Gateway{store: st, keys: keys, tokens: tokens, log: log, now: now, PushTimeout: 1500 * time.Millisecond, sessions: map[string]*session{}}
+	return &Gateway{store: st, keys: keys, tokens: tokens, log: log, now: now, PushTimeout: 1500 * time.Millisecond,
+		IdleTimeout: time.Minute, SeenEvery: 30 * time.Second,
+		sessions: map[string]*session{}, epoch: time.Now(), stop: make(chan struct{})}
 }
 
 // Connected reports whether an instance's agent is connected here.
@@ -69,6 +99,7 @@ func (g *Gateway) Connected(id string) bool {
 // Close ends every agent session (at server shutdown: hijacked
 // connections are not the HTTP server's to close).
 func (g *Gateway) Close() {
+	g.closeOnce.Do(func() { close(g.stop) })
 	g.mu.Lock()
 	sessions := make([]*session, 0, len(g.sessions))
 	for _, s := range g.sessions {
@@ -232,26 +263,60 @@ func (g *Gateway) HandleConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	// The handshake's deadlines are the server's; the tunnel's are yamux's.
 	_ = conn.SetDeadline(time.Time{})
-	if _, err := brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + agentproto.UpgradeProtocol + "\r\nConnection: Upgrade\r\n\r\n"); err != nil || brw.Flush() != nil {
+	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: "+agentproto.UpgradeProtocol+"\r\nConnection: Upgrade\r\n\r\n"); err != nil {
 		conn.Close()
 		return
 	}
+	// Bytes the HTTP server read ahead (an agent that starts yamux
+	// without waiting for the 101) are taken over; then neither its read
+	// buffer nor its write buffer stays referenced: an idle agent should
+	// cost as little memory as possible, times thousands.
+	var early []byte
+	if n := brw.Reader.Buffered(); n > 0 {
+		early = make([]byte, n)
+		_, _ = io.ReadFull(brw.Reader, early)
+	}
+	if err := g.startSession(context.WithoutCancel(r.Context()), bulkio.Batch(conn), early, id, in); err != nil {
+		conn.Close()
+	}
+	// The session runs on its own goroutine and this handler returns, so
+	// that the HTTP server's per-connection state (its buffers, the
+	// request, a stack grown by the TLS handshake) is released.
+}
+
+// startSession runs yamux over an agent's upgraded connection (early: bytes
+// already read from it) and serves the session on a goroutine of its own.
+func (g *Gateway) startSession(ctx context.Context, conn net.Conn, early []byte, id string, in store.Instance) error {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
-	cfg.EnableKeepAlive = true
-	cfg.KeepAliveInterval = 15 * time.Second
+	// No pings from the server: the agents ping every 15 s, and a session
+	// that has sent nothing for IdleTimeout is ended by sweep, so the
+	// server keeps no keepalive goroutine and timer per agent and sends
+	// half as many frames. (Detecting a dead host takes up to IdleTimeout
+	// plus a sweep, instead of about 25 s; a key pushed to it meanwhile
+	// fails after PushTimeout, as before.)
+	cfg.EnableKeepAlive = false
 	cfg.ConnectionWriteTimeout = 10 * time.Second
 	cfg.MaxStreamWindowSize = agentproto.StreamWindow
-	mux, err := yamux.Server(agentproto.CoalesceFrames(bufferedConn{bulkio.Batch(conn), brw.Reader}), cfg)
+	// AcceptBacklog sizes a per-session channel (256 by default) and also
+	// bounds the streams the server may be opening to the agent at once,
+	// unacknowledged; the agent opens only the control stream.
+	cfg.AcceptBacklog = 16
+	s := &session{instanceID: id}
+	mux, err := yamux.Server(agentproto.CoalesceFrames(&agentConn{Conn: conn, early: early, g: g, s: s}), cfg)
 	if err != nil {
-		conn.Close()
-		return
+		return err
 	}
-	g.serve(context.WithoutCancel(r.Context()), id, in, mux)
+	s.mux = mux
+	s.lastRead.Store(int64(time.Since(g.epoch)))
+	g.sweepOnce.Do(func() { go g.sweep() })
+	go g.serve(ctx, s, in)
+	return nil
 }
 
 // serve runs one agent session until it ends.
-func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *yamux.Session) {
+func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
+	id, mux := s.instanceID, s.mux
 	defer mux.Close()
 	// The agent's first stream is the control stream, with its Hello.
 	acceptCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -262,13 +327,16 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 		return
 	}
 	defer stream.Close()
-	c := agentproto.NewConn(stream)
+	// Heartbeats are small; an inventory takes a few reads of this buffer.
+	c := agentproto.NewConnSize(stream, 512)
 	var h agentproto.Header
 	var hello agentproto.Hello
+	_ = stream.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if err := c.Recv(&h); err != nil || h.Type != agentproto.TypeControl || c.Recv(&hello) != nil || hello.InstanceID != id {
 		g.log.Warn("agent sent no valid hello", "instance", id)
 		return
 	}
+	_ = stream.SetReadDeadline(time.Time{})
 	now := g.now().UTC()
 	g.applyInventory(&in, hello.Inventory, 0)
 	in.State, in.LastSeen = store.StateRunning, now
@@ -277,7 +345,7 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 	// an older session of this agent ending meanwhile then finds itself
 	// replaced, instead of marking the instance stopped after this one
 	// marked it running.
-	s := &session{instanceID: id, mux: mux, since: now, ports: clipPorts(hello.Inventory.AllowedPorts)}
+	s.since, s.ports = now, clipPorts(hello.Inventory.AllowedPorts)
 	g.mu.Lock()
 	old := g.sessions[id]
 	g.sessions[id] = s
@@ -293,38 +361,37 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 		helloErr = c.Send(agentproto.Beat{ServerTime: now.UnixMilli(), Echo: hello.LocalTime})
 	}
 
-	// Other streams from the agent are not part of the protocol.
-	go func() {
-		for {
-			st, err := mux.AcceptStream()
-			if err != nil {
-				return
-			}
-			st.Close()
-		}
-	}()
+	// Other streams from the agent are not part of the protocol; nothing
+	// accepts them: yamux refuses them once AcceptBacklog are pending.
 	for helloErr == nil {
 		var hb agentproto.Heartbeat
 		if err := c.Recv(&hb); err != nil {
 			break
 		}
 		now := g.now().UTC()
+		// A plain heartbeat writes nothing: sweep records every host
+		// heard from, in one write. An inventory is written now.
 		if hb.Inventory != nil {
+			before := in
 			g.applyInventory(&in, *hb.Inventory, hb.ClockSkewMillis)
 			g.mu.Lock()
 			s.ports = clipPorts(hb.Inventory.AllowedPorts)
 			g.mu.Unlock()
-			in.LastSeen = now
-			if err := g.store.PutInstance(ctx, in); err != nil {
-				g.log.Warn("updating an agent's inventory failed", "instance", id, "err", err)
+			// Most inventories repeat the last one: only a change is
+			// worth a durable write (the sweep records the host as seen).
+			if !sameFacts(before, in) {
+				in.LastSeen = now
+				g.putInventory(ctx, &in)
+			} else {
+				in.ClockSkewMillis = before.ClockSkewMillis
 			}
-		} else if err := g.store.SetInstanceState(ctx, id, store.StateRunning, now); err != nil {
-			g.log.Warn("recording a heartbeat failed", "instance", id, "err", err)
 		}
 		if err := c.Send(agentproto.Beat{ServerTime: now.UnixMilli(), Echo: hb.LocalTime}); err != nil {
 			break
 		}
 	}
+	g.flushMu.Lock()
+	defer g.flushMu.Unlock()
 	g.mu.Lock()
 	current := g.sessions[id] == s
 	if current {
@@ -338,6 +405,104 @@ func (g *Gateway) serve(ctx context.Context, id string, in store.Instance, mux *
 			g.log.Warn("recording a disconnected agent failed", "instance", id, "err", err)
 		}
 		g.log.Info("agent disconnected", "instance", id)
+	}
+}
+
+// skewNoise is how much a host's measured clock skew may move before
+// the change is worth recording: the measurement itself varies by a few
+// milliseconds from one round trip to the next.
+const skewNoise = 500 // milliseconds
+
+// sameFacts reports whether two versions of an instance carry the same
+// agent-reported facts (the skew within skewNoise), ignoring when it was
+// seen, its state and its tags.
+func sameFacts(a, b store.Instance) bool {
+	d := a.ClockSkewMillis - b.ClockSkewMillis
+	if d < -skewNoise || d > skewNoise || !slices.Equal(a.HostKeys, b.HostKeys) {
+		return false
+	}
+	a.HostKeys, b.HostKeys = nil, nil
+	a.ClockSkewMillis, b.ClockSkewMillis = 0, 0
+	a.LastSeen, b.LastSeen = time.Time{}, time.Time{}
+	a.State, b.State = "", ""
+	a.Tags, b.Tags = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// putInventory stores an agent's new inventory. The tags are the store's
+// own, read just before: an administrator may have changed them (EC2
+// CreateTags) since the agent connected, and the agent's copy of the
+// instance must not put old tags back.
+func (g *Gateway) putInventory(ctx context.Context, in *store.Instance) {
+	cur, err := g.store.GetInstance(ctx, in.ID)
+	if err != nil {
+		g.log.Warn("updating an agent's inventory failed", "instance", in.ID, "err", err)
+		return
+	}
+	in.Tags = cur.Tags
+	in.State = store.StateRunning
+	if err := g.store.PutInstance(ctx, *in); err != nil {
+		g.log.Warn("updating an agent's inventory failed", "instance", in.ID, "err", err)
+	}
+}
+
+// sweep runs while the gateway does, from the first session on: every
+// SeenEvery it records the hosts whose agents sent anything since the last
+// time as running and seen, in one store write (a heartbeat writing its
+// own row cost a durable write per agent every 20 s); and it ends sessions
+// silent for IdleTimeout.
+func (g *Gateway) sweep() {
+	tick := min(g.SeenEvery, g.IdleTimeout/4)
+	t := time.NewTicker(max(tick, 10*time.Millisecond))
+	defer t.Stop()
+	lastFlush := time.Now()
+	for {
+		select {
+		case <-g.stop:
+			return
+		case <-t.C:
+		}
+		elapsed := time.Since(g.epoch)
+		var idle []*session
+		g.mu.Lock()
+		for _, s := range g.sessions {
+			if elapsed-time.Duration(s.lastRead.Load()) > g.IdleTimeout {
+				idle = append(idle, s)
+			}
+		}
+		g.mu.Unlock()
+		for _, s := range idle {
+			g.log.Warn("agent silent, ending its session", "instance", s.instanceID, "idleTimeout", g.IdleTimeout)
+			s.mux.Close()
+		}
+		if time.Since(lastFlush) >= g.SeenEvery {
+			lastFlush = time.Now()
+			g.flushSeen()
+		}
+	}
+}
+
+// flushSeen marks running and seen the hosts heard from since the last
+// flush.
+func (g *Gateway) flushSeen() {
+	g.flushMu.Lock()
+	defer g.flushMu.Unlock()
+	var ids []string
+	g.mu.Lock()
+	for id, s := range g.sessions {
+		if r := s.lastRead.Load(); r != s.seenRead {
+			s.seenRead = r
+			ids = append(ids, id)
+		}
+	}
+	g.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := g.store.TouchInstances(ctx, ids, g.now().UTC()); err != nil {
+		g.log.Warn("recording heartbeats failed", "instances", len(ids), "err", err)
 	}
 }
 
@@ -475,13 +640,34 @@ func push(mux *yamux.Session, kr keyrecord.Record) error {
 	return nil
 }
 
-// bufferedConn reads first what the HTTP server had buffered.
-type bufferedConn struct {
+// agentConn is an agent's connection under yamux: it first returns what
+// the HTTP server had read ahead, and notes when the agent last sent
+// anything, for sweep.
+type agentConn struct {
 	net.Conn
-	r io.Reader
+	early []byte
+	g     *Gateway
+	s     *session
 }
 
-func (b bufferedConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (c *agentConn) Read(p []byte) (int, error) {
+	if len(c.early) > 0 {
+		n := copy(p, c.early)
+		c.early = c.early[n:]
+		if len(c.early) == 0 {
+			c.early = nil
+		}
+		return n, nil
+	}
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.s.lastRead.Store(int64(time.Since(c.g.epoch)))
+	}
+	return n, err
+}
+
+// NetConn is the wrapped connection.
+func (c *agentConn) NetConn() net.Conn { return c.Conn }
 
 // ErrNotConnected means the instance's agent has no session here.
 var ErrNotConnected = errors.New("the instance's agent is not connected")

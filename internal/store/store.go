@@ -383,6 +383,10 @@ type Store interface {
 	DeleteInstance(ctx context.Context, id string) error
 	// SetInstanceState records a state change and when the host was seen.
 	SetInstanceState(ctx context.Context, id, state string, seen time.Time) error
+	// TouchInstances marks the instances running and seen at seen, in one
+	// statement: the gateway's batch of heartbeats. Unknown IDs are
+	// skipped.
+	TouchInstances(ctx context.Context, ids []string, seen time.Time) error
 	// TagResource adds or overwrites tags of an EC2 resource: an instance
 	// (i-...) or the Instance Connect Endpoint (eice-...).
 	TagResource(ctx context.Context, resourceID string, tags []Tag) error

@@ -170,6 +170,17 @@ func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.
 	return nil
 }
 
+// TouchInstances marks instances running and seen, in one statement.
+func (db *DB) TouchInstances(ctx context.Context, ids []string, seen time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE instances SET state = 'running', last_seen = $1 WHERE id = ANY($2)`, seen, ids); err != nil {
+		return fmt.Errorf("touch %d instances: %w", len(ids), err)
+	}
+	return nil
+}
+
 // checkResource refuses tags on an instance that does not exist, and
 // holds the instance row (FOR SHARE) until the transaction ends so that a
 // concurrent DeleteInstance cannot leave the new tags behind. Other

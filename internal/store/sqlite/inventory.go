@@ -175,6 +175,27 @@ func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.
 	return nil
 }
 
+// TouchInstances marks instances running and seen, in one statement. The
+// ID list travels as one JSON parameter, so the SQL text is constant.
+func (db *DB) TouchInstances(ctx context.Context, ids []string, seen time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return fmt.Errorf("touch %d instances: %w", len(ids), err)
+	}
+	st, err := db.wstmts.get(ctx, `UPDATE instances SET state = 'running', last_seen = ?1
+		WHERE id IN (SELECT value FROM json_each(?2))`)
+	if err == nil {
+		_, err = st.ExecContext(ctx, micros(seen), string(list))
+	}
+	if err != nil {
+		return fmt.Errorf("touch %d instances: %w", len(ids), err)
+	}
+	return nil
+}
+
 // checkResource refuses tags on an instance that does not exist. Other
 // resources (the endpoint) are the caller's to check.
 func checkResource(ctx context.Context, q querier, id string) error {

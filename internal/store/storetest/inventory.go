@@ -75,6 +75,35 @@ func testInstances(t *testing.T, s store.Store) {
 	tags, err = s.ResourceTags(ctx, in.ID)
 	must(t, err)
 	equal(t, "tags of a deleted instance", len(tags), 0)
+
+	testTouchInstances(t, s)
+}
+
+// testTouchInstances: one call marks several instances running and seen,
+// leaves the others and every other field alone, and skips unknown IDs.
+func testTouchInstances(t *testing.T, s store.Store) {
+	ctx := ctxOf(t)
+	var ins []store.Instance
+	for n := 10; n < 13; n++ {
+		in := newInstance(n)
+		in.State = store.StateStopped
+		must(t, s.PutInstance(ctx, in))
+		ins = append(ins, in)
+	}
+	must(t, s.TouchInstances(ctx, nil, at(0)))
+	must(t, s.TouchInstances(ctx, []string{ins[0].ID, instanceID(99), ins[2].ID}, at(3*time.Hour)))
+	for i, in := range ins {
+		got, err := s.GetInstance(ctx, in.ID)
+		must(t, err)
+		want := in
+		if i != 1 {
+			want.State, want.LastSeen = store.StateRunning, at(3*time.Hour)
+		}
+		equal(t, fmt.Sprintf("instance %d after TouchInstances", i), got, want)
+		must(t, s.DeleteInstance(ctx, in.ID))
+	}
+	_, err := s.GetInstance(ctx, instanceID(99))
+	wantErr(t, err, store.ErrNotFound, "an unknown ID after TouchInstances")
 }
 
 func testListInstancesPaging(t *testing.T, s store.Store) {

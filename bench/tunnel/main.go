@@ -13,6 +13,12 @@
 //	    TCP to the same echo service (p50, p99): the latency a tunnel adds.
 //
 //	sudo go run ./bench/tunnel -o /tmp/tunnel.md
+//	sudo go run ./bench/tunnel -parts b -logins 20 -alt-bin /tmp/old
+//
+// -parts picks the measurements (a, b, c; all by default). -alt-bin adds
+// to (b) the `kaginashi ssh` of another build, interleaved with this
+// one's on the same server, so two versions of the client are compared
+// in one run on a noisy machine.
 //
 // Everything is real and local: `kaginashi server` (TLS, SQLite), an
 // enrolled `kaginashi-agent` allowing the sshd's port, Debian's OpenSSH.
@@ -76,6 +82,8 @@ type config struct {
 	retries   int
 	keep      bool
 	bin       string
+	altBin    string
+	parts     map[byte]bool
 }
 
 func main() {
@@ -90,17 +98,43 @@ func main() {
 	flag.IntVar(&c.retries, "retries", 3, "measure again when other processes used more than 0.15 cores, at most this many times")
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (for debugging)")
 	flag.StringVar(&c.bin, "bin", "", "use kaginashi and kaginashi-agent from this directory instead of building them (to measure another version)")
+	flag.StringVar(&c.altBin, "alt-bin", "", "in (b), also time `kaginashi ssh` of the kaginashi in this directory, interleaved (to compare two clients in one run)")
+	parts := flag.String("parts", "a,b,c", "measurements to make: a (throughput), b (logins), c (echo latency), comma-separated")
 	flag.Parse()
+	var err error
+	if c.parts, err = parseParts(*parts); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/tunnel: -parts:", err)
+		os.Exit(2)
+	}
 	c.size = int64(sizeMiB) << 20
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{cfg: c}
-	err := b.run(ctx)
+	err = b.run(ctx)
 	b.cleanup()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench/tunnel:", err)
 		os.Exit(1)
 	}
+}
+
+// parseParts reads -parts: letters a, b, c separated by commas.
+func parseParts(s string) (map[byte]bool, error) {
+	out := map[byte]bool{}
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		switch f {
+		case "a", "b", "c":
+			out[f[0]] = true
+		case "":
+		default:
+			return nil, fmt.Errorf("%q: want a, b or c", f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no part: want some of a, b, c")
+	}
+	return out, nil
 }
 
 func logf(format string, args ...any) {
@@ -115,6 +149,7 @@ type bench struct {
 	procs []*exec.Cmd
 
 	kaginashi, agent string
+	altKaginashi     string // -alt-bin's, or ""
 	serverURL        string
 	ca               string
 	env              []string // AWS configuration for kaginashi's client
@@ -166,14 +201,20 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 	rep := &report{cfg: b.cfg, started: time.Now(), sshCommand: b.hasSSHCommand}
-	if err := b.throughput(ctx, rep); err != nil {
-		return err
+	if b.cfg.parts['a'] {
+		if err := b.throughput(ctx, rep); err != nil {
+			return err
+		}
 	}
-	if err := b.logins(ctx, rep); err != nil {
-		return err
+	if b.cfg.parts['b'] {
+		if err := b.logins(ctx, rep); err != nil {
+			return err
+		}
 	}
-	if err := b.latency(ctx, rep); err != nil {
-		return err
+	if b.cfg.parts['c'] {
+		if err := b.latency(ctx, rep); err != nil {
+			return err
+		}
 	}
 	md := rep.markdown()
 	fmt.Print(md)
@@ -225,6 +266,19 @@ func (b *bench) setup(ctx context.Context) error {
 		}
 	}
 	b.kaginashi, b.agent = filepath.Join(b.bin, "kaginashi"), filepath.Join(b.bin, "kaginashi-agent")
+	if b.cfg.altBin != "" {
+		data, err := os.ReadFile(filepath.Join(b.cfg.altBin, "kaginashi"))
+		if err != nil {
+			return fmt.Errorf("-alt-bin: %w", err)
+		}
+		b.altKaginashi = filepath.Join(b.bin, "kaginashi-alt")
+		if err := os.WriteFile(b.altKaginashi, data, 0o755); err != nil {
+			return err
+		}
+		if exec.Command(b.altKaginashi, "ssh", "--help").Run() != nil {
+			return fmt.Errorf("-alt-bin: %s has no ssh command", b.cfg.altBin)
+		}
+	}
 	if err := os.Chmod(b.agent, 0o755); err != nil {
 		return err
 	}
@@ -552,6 +606,11 @@ func (b *bench) logins(ctx context.Context, rep *report) error {
 			return b.run1(exec.CommandContext(ctx, b.kaginashi, "ssh", "--ssh-port", strconv.Itoa(b.targetPort), "root@"+b.instance, "--", "true"))
 		}})
 	}
+	if b.altKaginashi != "" {
+		variants = append(variants, variant{"kaginashi ssh --ssh-port P root@ID -- true (-alt-bin)", func() ([]byte, error) {
+			return b.run1(exec.CommandContext(ctx, b.altKaginashi, "ssh", "--ssh-port", strconv.Itoa(b.targetPort), "root@"+b.instance, "--", "true"))
+		}})
+	}
 	// Always also the parts by hand: an ephemeral key pushed with
 	// SendSSHPublicKey (from this process, with the SDK), then ssh with
 	// that key and `kaginashi open-tunnel` as its ProxyCommand.
@@ -582,7 +641,11 @@ func (b *bench) logins(ctx context.Context, rep *report) error {
 		}
 	}
 	for r := 0; r < b.cfg.logins; r++ {
-		for i, v := range variants {
+		// A different order each round: no variant always follows the
+		// same one (caches, the server's background work).
+		for k := range variants {
+			i := (k + r) % len(variants)
+			v := variants[i]
 			c0 := sampleCPU()
 			start := time.Now()
 			if out, err := v.run(); err != nil {
@@ -867,11 +930,24 @@ func met(ok bool) string {
 
 func (r *report) markdown() string {
 	var b strings.Builder
-	size := r.cfg.size
 	fmt.Fprintf(&b, "### Run of %s\n\n", r.started.UTC().Format("2006-01-02 15:04 UTC"))
 	fmt.Fprintf(&b, "Machine: %s, %d CPUs, Linux %s, %s, %s.\n\n", cpuModel(), runtime.NumCPU(), kernel(), runtime.Version(), sshVersion())
 
-	fmt.Fprintf(&b, "#### (a) %d MiB through `ssh HOST 'cat > /dev/null'` (%d rounds, median)\n\n", size>>20, r.cfg.rounds)
+	if r.cfg.parts['a'] {
+		r.markdownA(&b)
+	}
+	if r.cfg.parts['b'] {
+		r.markdownB(&b)
+	}
+	if r.cfg.parts['c'] {
+		r.markdownC(&b)
+	}
+	return b.String()
+}
+
+func (r *report) markdownA(b *strings.Builder) {
+	size := r.cfg.size
+	fmt.Fprintf(b, "#### (a) %d MiB through `ssh HOST 'cat > /dev/null'` (%d rounds, median)\n\n", size>>20, r.cfg.rounds)
 	b.WriteString("| path | MB/s (whole command) | MB/s (steady: after the first MiB) | CPU s/GiB, all processes | min–max MB/s | others (cores) |\n|---|---:|---:|---:|---:|---:|\n")
 	mb := map[string]float64{}
 	steady := map[string]float64{}
@@ -891,16 +967,18 @@ func (r *report) markdown() string {
 		cpu = cpu / float64(len(ts)) / (float64(size) / (1 << 30))
 		mb[p.name] = m.mbps(size)
 		steady[p.name] = float64(size-1<<20) / medianSteady(ts).Seconds() / 1e6
-		fmt.Fprintf(&b, "| %s (%s) | %.0f | %.0f | %.2f | %.0f–%.0f | ≤ %.2f |\n", p.name, p.desc, m.mbps(size), steady[p.name], cpu, lo, hi, others)
+		fmt.Fprintf(b, "| %s (%s) | %.0f | %.0f | %.2f | %.0f–%.0f | ≤ %.2f |\n", p.name, p.desc, m.mbps(size), steady[p.name], cpu, lo, hi, others)
 	}
 	vsDirect, vsJump := mb["tunnel"]/mb["direct"], mb["tunnel"]/mb["proxyjump"]
 	sDirect, sJump := steady["tunnel"]/steady["direct"], steady["tunnel"]/steady["proxyjump"]
 	b.WriteString("\n| ratio | whole command | steady | goal | |\n|---|---:|---:|---:|---|\n")
-	fmt.Fprintf(&b, "| tunnel / direct | %.2f | %.2f | ≥ %.2f | %s |\n", vsDirect, sDirect, goalVsDirect, met(vsDirect >= goalVsDirect))
-	fmt.Fprintf(&b, "| tunnel / ProxyJump | %.2f | %.2f | ≥ %.2f | %s |\n", vsJump, sJump, goalVsJump, met(vsJump >= goalVsJump))
+	fmt.Fprintf(b, "| tunnel / direct | %.2f | %.2f | ≥ %.2f | %s |\n", vsDirect, sDirect, goalVsDirect, met(vsDirect >= goalVsDirect))
+	fmt.Fprintf(b, "| tunnel / ProxyJump | %.2f | %.2f | ≥ %.2f | %s |\n", vsJump, sJump, goalVsJump, met(vsJump >= goalVsJump))
 	b.WriteString("\n(The goal is judged on the whole command: connection setup included.)\n\n")
+}
 
-	fmt.Fprintf(&b, "#### (b) a login running `true` (%d each, interleaved)\n\n", r.cfg.logins)
+func (r *report) markdownB(b *strings.Builder) {
+	fmt.Fprintf(b, "#### (b) a login running `true` (%d each, interleaved)\n\n", r.cfg.logins)
 	if !r.sshCommand {
 		b.WriteString("`kaginashi ssh` was not available in this build: only the ProxyCommand variant ran.\n\n")
 	}
@@ -916,16 +994,21 @@ func (r *report) markdown() string {
 		if strings.HasPrefix(l.variant, "kaginashi ssh") {
 			goal, verdict = fmt.Sprintf("≤ %.2f", goalLogin), met(ratio <= goalLogin)
 		}
-		fmt.Fprintf(&b, "| `%s` | %.1f ms | %.1f ms | %.2f | %s | %s |\n", l.variant, ms(m), ms(pct(l.times, 90)), ratio, goal, verdict)
+		fmt.Fprintf(b, "| `%s` | %.1f ms | %.1f ms | %.2f | %s | %s |\n", l.variant, ms(m), ms(pct(l.times, 90)), ratio, goal, verdict)
 	}
 	b.WriteString("\n")
+	if r.cfg.altBin != "" && len(r.logins) >= 3 && r.sshCommand {
+		this, alt := median(r.logins[1].times), median(r.logins[2].times)
+		fmt.Fprintf(b, "`kaginashi ssh` of this build %.1f ms, of -alt-bin (%s) %.1f ms: this build takes %.2f× as long.\n\n", ms(this), r.cfg.altBin, ms(alt), float64(this)/float64(alt))
+	}
+}
 
-	fmt.Fprintf(&b, "#### (c) 1-byte echoes, %d round trips each, one connection\n\n", r.cfg.echoes)
+func (r *report) markdownC(b *strings.Builder) {
+	fmt.Fprintf(b, "#### (c) 1-byte echoes, %d round trips each, one connection\n\n", r.cfg.echoes)
 	b.WriteString("| path | p50 | p99 |\n|---|---:|---:|\n")
-	fmt.Fprintf(&b, "| direct TCP to the echo service | %.1f µs | %.1f µs |\n", us(pct(r.echoes.direct, 50)), us(pct(r.echoes.direct, 99)))
-	fmt.Fprintf(&b, "| through the tunnel (client library → server → agent → echo) | %.1f µs | %.1f µs |\n", us(pct(r.echoes.tunnel, 50)), us(pct(r.echoes.tunnel, 99)))
-	fmt.Fprintf(&b, "| **added by the tunnel** | **%.1f µs** | **%.1f µs** |\n\n", us(pct(r.echoes.tunnel, 50)-pct(r.echoes.direct, 50)), us(pct(r.echoes.tunnel, 99)-pct(r.echoes.direct, 99)))
-	return b.String()
+	fmt.Fprintf(b, "| direct TCP to the echo service | %.1f µs | %.1f µs |\n", us(pct(r.echoes.direct, 50)), us(pct(r.echoes.direct, 99)))
+	fmt.Fprintf(b, "| through the tunnel (client library → server → agent → echo) | %.1f µs | %.1f µs |\n", us(pct(r.echoes.tunnel, 50)), us(pct(r.echoes.tunnel, 99)))
+	fmt.Fprintf(b, "| **added by the tunnel** | **%.1f µs** | **%.1f µs** |\n\n", us(pct(r.echoes.tunnel, 50)-pct(r.echoes.direct, 50)), us(pct(r.echoes.tunnel, 99)-pct(r.echoes.direct, 99)))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
@@ -42,11 +43,16 @@ func sshFail(err error) error {
 // debugf prints a debug line on stderr when on.
 type debugf func(format string, args ...any)
 
+// newDebug's lines say the time since the command started, to see where
+// a login's time goes.
 func newDebug(w io.Writer, on bool) debugf {
 	if !on && os.Getenv("KAGINASHI_DEBUG") == "" {
 		return func(string, ...any) {}
 	}
-	return func(format string, args ...any) { fmt.Fprintf(w, "kaginashi: "+format+"\n", args...) }
+	start := time.Now()
+	return func(format string, args ...any) {
+		fmt.Fprintf(w, "kaginashi: [%6.1f ms] "+format+"\n", append([]any{float64(time.Since(start).Microseconds()) / 1000}, args...)...)
+	}
 }
 
 // route is how ssh reaches an instance: through the Instance Connect
@@ -363,7 +369,18 @@ func runSSH(ctx context.Context, stdio IO, flags client.Flags, o sshOptions, tar
 	if err != nil {
 		return sshFail(explain(err, explainCtx{}))
 	}
-	x := explainCtx{endpoint: aws.ToString(cfg.BaseEndpoint), port: o.port, instance: target}
+	base := aws.ToString(cfg.BaseEndpoint)
+	outlives := sshMayOutlive(sshArgs)
+	handoff := client.CanPassFD && outlives == "" && o.connType != "direct"
+	var warm *client.WarmTunnel
+	if handoff && base != "" {
+		// kaginashi's server is the endpoint: its tunnel's TCP and TLS
+		// handshakes go on while the instance is looked up.
+		warm = client.PrewarmTunnel(ctx, cfg, base)
+		defer warm.Close()
+	}
+	dbg("AWS configuration loaded (endpoint %q)", base)
+	x := explainCtx{endpoint: base, port: o.port, instance: target}
 	in, err := client.DescribeInstance(ctx, cfg, target)
 	if err != nil {
 		return sshFail(explain(err, x))
@@ -393,31 +410,38 @@ func runSSH(ctx context.Context, stdio IO, flags client.Flags, o sshOptions, tar
 		return sshFail(err)
 	}
 
+	handoff = handoff && r.tunnel
+	if r.tunnel && !handoff && outlives != "" {
+		dbg("ssh may outlive this command (%s): its ProxyCommand opens the tunnel", outlives)
+	}
+
 	// The key: the user's, or an ephemeral one served by a private agent.
-	var agentSock, identityFile, publicKey string
+	// The private agent's socket also hands the tunnel to ssh.
+	var (
+		agentSock, identityFile, publicKey string
+		pa                                 *client.PrivateAgent
+		key                                *client.EphemeralKey
+	)
 	if o.keyFile != "" {
 		if publicKey, err = client.PublicKeyOfFile(o.keyFile); err != nil {
 			return usageErr("--private-key-file: %v", err)
 		}
 		identityFile = o.keyFile
-	} else {
-		key, err := client.NewEphemeralKey()
-		if err != nil {
-			return sshFail(err)
-		}
-		pa, err := client.StartPrivateAgent(key)
-		if err != nil {
+	} else if key, err = client.NewEphemeralKey(); err != nil {
+		return sshFail(err)
+	}
+	if key != nil || handoff {
+		if pa, err = client.StartPrivateAgent(key); err != nil {
 			return sshFail(fmt.Errorf("starting the private ssh-agent: %w", err))
 		}
 		defer pa.Close()
+	}
+	if key != nil {
 		agentSock, identityFile, publicKey = pa.Socket, pa.PubFile, client.AuthorizedKey(key.Public)
 		dbg("ephemeral key %s in a private agent at %s", ssh.FingerprintSHA256(key.Public), pa.Socket)
 	}
-	epURL, epID, err := pushAndFindEndpoint(ctx, cfg, in, user, publicKey, r.tunnel)
-	if err != nil {
-		return sshFail(explain(err, x))
-	}
-	dbg("pushed the key for %s@%s; connecting %s, port %d", user, in.InstanceID, r, o.port)
+	// Host keys first: ssh reads them only after the key exchange, but
+	// they are in place before it starts.
 	strict, err := pinHostKeys(kh, in.InstanceID, in, dbg)
 	if err != nil {
 		return sshFail(err)
@@ -440,6 +464,37 @@ func runSSH(ctx context.Context, stdio IO, flags client.Flags, o sshOptions, tar
 		"-o", "CheckHostIP=no",
 		"-o", "ServerAliveInterval=5",
 		"-p", strconv.Itoa(o.port))
+
+	if handoff {
+		// ssh starts now; meanwhile this process pushes the key and opens
+		// the tunnel, and hands the tunnel to ssh's ProxyCommand.
+		tctx, cancel := context.WithCancel(ctx)
+		defer cancel() // before pa.Close: ends a held key request
+		h := handoffRun{pushed: make(chan error, 1), opened: make(chan openResult, 1), offered: pa.OfferConnection()}
+		go func() { h.pushed <- client.PushKey(tctx, cfg, in.InstanceID, user, publicKey) }()
+		open := tunnelTo(in, base, o.port, o.maxDuration, warm)
+		go func() {
+			c, err := open(tctx, cfg)
+			h.opened <- openResult{c, err}
+		}()
+		if key != nil {
+			// The key exchange goes on while the key is pushed: the
+			// private agent gives ssh the key once it is there.
+			h.keysReady = make(chan struct{})
+			pa.HoldKeys(tctx, h.keysReady)
+		}
+		pc := []string{shellWord(exe), "open-tunnel", "--instance-id", shellWord(in.InstanceID), "--remote-port", "%p", "--fd-from", shellWord(pa.Socket)}
+		argv = append(argv, "-o", "ProxyCommand="+strings.Join(pc, " "), "-o", "ProxyUseFdpass=yes")
+		args := append(append(argv, user+"@"+in.InstanceID), sshArgs...)
+		dbg("running %s %s", sshBin, strings.Join(args, " "))
+		return runHandoff(stdio, sshBin, args, h, x, dbg)
+	}
+
+	epURL, epID, err := pushAndFindEndpoint(ctx, cfg, in, user, publicKey, r.tunnel)
+	if err != nil {
+		return sshFail(explain(err, x))
+	}
+	dbg("pushed the key for %s@%s; connecting %s, port %d", user, in.InstanceID, r, o.port)
 	host := r.addr
 	if r.tunnel {
 		host = in.InstanceID
@@ -458,10 +513,9 @@ func runSSH(ctx context.Context, stdio IO, flags client.Flags, o sshOptions, tar
 		}
 		argv = append(argv, "-o", "ProxyCommand="+strings.Join(pc, " "))
 	}
-	argv = append(argv, user+"@"+host) // an IPv6 address needs no brackets here
-	argv = append(argv, sshArgs...)
-	dbg("running %s %s", sshBin, strings.Join(argv, " "))
-	return runChild(ctx, stdio, sshBin, argv)
+	args := append(append(argv, user+"@"+host), sshArgs...) // an IPv6 address needs no brackets here
+	dbg("running %s %s", sshBin, strings.Join(args, " "))
+	return runChild(ctx, stdio, sshBin, args)
 }
 
 // sshArgOpts are ssh's options that take an argument (OpenSSH's getopt
@@ -503,33 +557,63 @@ func checkSSHArgs(args []string) error {
 	return nil
 }
 
-// runChild runs ssh in the foreground with this process's terminal and
-// environment, passes on the signals that would end this process, and
-// exits with ssh's status.
-func runChild(ctx context.Context, stdio IO, bin string, argv []string) error {
+// child is ssh running in the foreground with this process's terminal
+// and environment; the signals that would end this process go to it.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{} // closed when ssh has ended; then err is set
+	err  error
+	stop func()
+}
+
+func startChild(stdio IO, bin string, argv []string) (*child, error) {
 	c := exec.Command(bin, argv...)
 	c.Stdin, c.Stdout, c.Stderr = stdio.In, stdio.Out, stdio.Err
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	if err := c.Start(); err != nil {
-		return sshFail(fmt.Errorf("running ssh: %w", err))
+		signal.Stop(sigs)
+		return nil, sshFail(fmt.Errorf("running ssh: %w", err))
 	}
-	done := make(chan struct{})
+	ch := &child{cmd: c, done: make(chan struct{})}
+	quit := make(chan struct{})
+	ch.stop = func() { signal.Stop(sigs); close(quit) }
 	go func() {
 		for {
 			select {
 			case s := <-sigs:
 				_ = c.Process.Signal(s)
-			case <-done:
+			case <-quit:
 				return
 			}
 		}
 	}()
-	err := c.Wait()
-	close(done)
+	go func() {
+		ch.err = c.Wait()
+		close(ch.done)
+	}()
+	return ch, nil
+}
+
+// kill ends ssh before it has carried a byte — it has installed no
+// handler then, so it goes quietly — and waits for it.
+func (c *child) kill() {
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+	case <-time.After(3 * time.Second):
+		_ = c.cmd.Process.Kill()
+		<-c.done
+	}
+	c.stop()
+}
+
+// status is this command's result once ssh has ended: ssh's status.
+func (c *child) status() error {
+	<-c.done
+	c.stop()
 	var ee *exec.ExitError
-	switch {
+	switch err := c.err; {
 	case err == nil:
 		return nil
 	case errors.As(err, &ee):
@@ -537,8 +621,320 @@ func runChild(ctx context.Context, stdio IO, bin string, argv []string) error {
 			return &exitError{code: 128 + int(ws.Signal())}
 		}
 		return &exitError{code: ee.ExitCode()}
+	default:
+		return sshFail(fmt.Errorf("ssh: %w", err))
 	}
-	return sshFail(fmt.Errorf("ssh: %w", err))
+}
+
+// runChild runs ssh in the foreground and exits with its status.
+func runChild(ctx context.Context, stdio IO, bin string, argv []string) error {
+	c, err := startChild(stdio, bin, argv)
+	if err != nil {
+		return err
+	}
+	return c.status()
+}
+
+// openResult is a tunnel opened (after its key was pushed), or why not.
+type openResult struct {
+	conn net.Conn
+	err  error
+}
+
+// tunnelTo opens the tunnel to port of in: through the endpoint kaginashi
+// named (its server, base), else the one DescribeInstanceConnectEndpoints
+// finds.
+func tunnelTo(in client.Instance, base string, port, maxDuration int, warm *client.WarmTunnel) func(ctx context.Context, cfg aws.Config) (net.Conn, error) {
+	return func(ctx context.Context, cfg aws.Config) (net.Conn, error) {
+		p := client.TunnelParams{Endpoint: base, EndpointID: in.EndpointID, InstanceID: in.InstanceID, PrivateIP: in.PrivateIP, RemotePort: port, MaxDuration: maxDuration}
+		if in.EndpointID == "" || base == "" {
+			var err error
+			if p.Endpoint, p.EndpointID, err = client.Endpoint(ctx, cfg, ""); err != nil {
+				return nil, err
+			}
+		}
+		return client.DialTunnelWarm(ctx, cfg, p, warm)
+	}
+}
+
+// openWhilePushing pushes the key and opens the connection at the same
+// time, and returns the connection once both are done: no byte reaches
+// sshd before its AuthorizedKeysCommand can find the key. The push's
+// failure comes first (the tunnel is no use without it). The connection
+// lives as long as ctx.
+func openWhilePushing(ctx context.Context, cfg aws.Config, in client.Instance, osUser, publicKey string, open func(context.Context, aws.Config) (net.Conn, error), dbg debugf) (net.Conn, error) {
+	pushed := make(chan error, 1)
+	go func() {
+		err := client.PushKey(ctx, cfg, in.InstanceID, osUser, publicKey)
+		if err == nil {
+			dbg("pushed the key for %s@%s", osUser, in.InstanceID)
+		}
+		pushed <- err
+	}()
+	opened := make(chan openResult, 1)
+	go func() {
+		c, err := open(ctx, cfg)
+		if err == nil {
+			dbg("tunnel to %s open", in.InstanceID)
+		}
+		opened <- openResult{c, err}
+	}()
+	var (
+		pushErr error
+		o       openResult
+	)
+	select {
+	case pushErr = <-pushed:
+		if pushErr != nil {
+			// Said at once; the connection, not wanted, is closed
+			// when it comes.
+			go func() {
+				if o := <-opened; o.conn != nil {
+					o.conn.Close()
+				}
+			}()
+			return nil, pushErr
+		}
+		o = <-opened
+	case o = <-opened:
+		pushErr = <-pushed
+	}
+	if pushErr != nil || o.err != nil {
+		if o.conn != nil {
+			o.conn.Close()
+		}
+		if pushErr != nil {
+			return nil, pushErr
+		}
+		return nil, o.err
+	}
+	return o.conn, nil
+}
+
+// handoffRun is what runHandoff waits for besides ssh.
+type handoffRun struct {
+	pushed  chan error      // the key's push
+	opened  chan openResult // the tunnel
+	offered <-chan net.Conn // ssh's ProxyCommand takes the connection
+	// keysReady, when set, is closed once the key is pushed: the private
+	// agent holds the key until then (client.PrivateAgent.HoldKeys), and
+	// the tunnel need not wait. Without it (a key file ssh reads itself),
+	// no byte goes through before the push is done.
+	keysReady chan struct{}
+}
+
+// runHandoff runs ssh, whose ProxyCommand takes from this process the
+// tunnel it opens meanwhile (see client.HandoffExtension), and carries
+// the tunnel while ssh runs. When the key cannot be pushed or the tunnel
+// not opened, ssh — which has not authenticated yet — is stopped and the
+// reason told once, as before ssh runs. It exits with ssh's status.
+func runHandoff(stdio IO, bin string, argv []string, h handoffRun, x explainCtx, dbg debugf) error {
+	c, err := startChild(stdio, bin, argv)
+	if err != nil {
+		return err
+	}
+	var (
+		tunnel, sshConn net.Conn
+		pushed          bool
+		carried         chan struct{}
+	)
+	defer func() {
+		// Once ssh has ended: its connection ends the tunnel.
+		for _, cn := range []net.Conn{tunnel, sshConn} {
+			if cn != nil {
+				cn.Close()
+			}
+		}
+		if carried != nil {
+			<-carried
+		}
+	}()
+	pushedCh, opened, offered := h.pushed, h.opened, h.offered
+	for {
+		select {
+		case err := <-pushedCh:
+			pushedCh = nil
+			if err != nil {
+				c.kill()
+				return sshFail(explain(err, x))
+			}
+			dbg("pushed the key")
+			pushed = true
+			if h.keysReady != nil {
+				close(h.keysReady)
+			}
+		case o := <-opened:
+			opened = nil
+			if o.err != nil {
+				c.kill()
+				return sshFail(explain(o.err, x))
+			}
+			dbg("the tunnel is open")
+			tunnel = o.conn
+		case sc := <-offered:
+			offered = nil
+			sshConn = sc
+			dbg("ssh took the connection")
+		case <-c.done:
+			return c.status()
+		}
+		if tunnel != nil && sshConn != nil && carried == nil && (pushed || h.keysReady != nil) {
+			carried = make(chan struct{})
+			go func() {
+				defer close(carried)
+				if reason := carry(tunnel, sshConn); reason != "" {
+					fmt.Fprintln(stdio.Err, "kaginashi: "+reason)
+				}
+			}()
+		}
+	}
+}
+
+// carry copies between ssh's connection and the tunnel until one ends
+// (the tunnel has no half-close), then closes both. It returns the
+// reason of a tunnel that ended abnormally, for the user.
+func carry(tunnel, local net.Conn) string {
+	done := make(chan error, 2)
+	go func() {
+		_, err := io.Copy(tunnel, local)
+		done <- err
+	}()
+	go func() {
+		_, err := io.Copy(local, tunnel)
+		done <- err
+	}()
+	err := <-done
+	tunnel.Close()
+	local.Close()
+	<-done
+	return client.CloseReason(err)
+}
+
+// sshMayOutlive says why ssh may go on after the process this command
+// started has ended — -f, ForkAfterAuthentication, or ControlPersist (a
+// master in the background) — or "" when it may not. A tunnel this
+// process carries would end with it; then ssh's ProxyCommand must carry
+// the tunnel itself, as a child of whichever ssh goes on. Configuration
+// files are read as ssh reads them (-F, else ~/.ssh/config and
+// /etc/ssh/ssh_config, with their Includes), and a keyword anywhere in
+// them counts, whatever Host or Match block it is in.
+func sshMayOutlive(args []string) string {
+	configFile := ""
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+			break // the command starts here
+		}
+		for j := 1; j < len(a); j++ {
+			opt := a[j]
+			if opt == 'f' {
+				return "-f"
+			}
+			if !strings.ContainsRune(sshArgOpts, rune(opt)) {
+				continue
+			}
+			val := a[j+1:]
+			if val == "" && i+1 < len(args) {
+				i++
+				val = args[i]
+			}
+			switch opt {
+			case 'F':
+				configFile = val
+			case 'o':
+				if why := outlivingOption(val); why != "" {
+					return why
+				}
+			}
+			break
+		}
+	}
+	var files []string
+	if configFile != "" {
+		if configFile == "none" {
+			return ""
+		}
+		files = append(files, configFile)
+	} else {
+		if home, err := os.UserHomeDir(); err == nil {
+			files = append(files, filepath.Join(home, ".ssh", "config"))
+		}
+		files = append(files, "/etc/ssh/ssh_config")
+	}
+	seen := map[string]bool{}
+	for _, f := range files {
+		dir := filepath.Dir(f)
+		if f == "/etc/ssh/ssh_config" {
+			dir = "/etc/ssh"
+		} else if home, err := os.UserHomeDir(); err == nil && configFile == "" {
+			dir = filepath.Join(home, ".ssh")
+		}
+		if why := outlivingConfig(f, dir, seen, 0); why != "" {
+			return why
+		}
+	}
+	return ""
+}
+
+// outlivingOption is sshMayOutlive for one "Keyword value" option.
+func outlivingOption(line string) string {
+	line = strings.TrimSpace(line)
+	kw, val, _ := strings.Cut(line, "=")
+	if i := strings.IndexAny(kw, " \t"); i >= 0 {
+		kw, val = kw[:i], kw[i+1:]+val
+	}
+	kw = strings.ToLower(strings.TrimSpace(kw))
+	val = strings.ToLower(strings.Trim(strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(val), "=")), `"`))
+	switch {
+	case kw == "controlpersist" && val != "no" && val != "false":
+		return "ControlPersist " + val
+	case kw == "forkafterauthentication" && (val == "yes" || val == "true"):
+		return "ForkAfterAuthentication " + val
+	}
+	return ""
+}
+
+// outlivingConfig reads an ssh configuration file and its Includes
+// (relative to dir, as ssh resolves them) for outlivingOption.
+func outlivingConfig(path, dir string, seen map[string]bool, depth int) string {
+	if depth > 16 || seen[path] {
+		return ""
+	}
+	seen[path] = true
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if why := outlivingOption(line); why != "" {
+			return why + " in " + path
+		}
+		kw, rest, _ := strings.Cut(strings.Replace(line, "=", " ", 1), " ")
+		if !strings.EqualFold(kw, "include") {
+			continue
+		}
+		for _, pat := range strings.Fields(rest) {
+			pat = strings.Trim(pat, `"`)
+			if strings.HasPrefix(pat, "~/") {
+				if home, err := os.UserHomeDir(); err == nil {
+					pat = filepath.Join(home, pat[2:])
+				}
+			} else if !filepath.IsAbs(pat) {
+				pat = filepath.Join(dir, pat)
+			}
+			matches, _ := filepath.Glob(pat)
+			for _, m := range matches {
+				if why := outlivingConfig(m, dir, seen, depth+1); why != "" {
+					return why
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // proxySuffix marks a Name tag in ssh-proxy's HOST: NAME.kaginashi.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"sync"
 
@@ -25,6 +26,7 @@ type tunnelFlags struct {
 	dnsName     string
 	privateIP   string
 	maxConns    int
+	fdFrom      string
 }
 
 func newOpenTunnelCmd(stdio IO) *cobra.Command {
@@ -45,6 +47,9 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
   kaginashi open-tunnel --instance-id i-0123456789abcdef0 --remote-port 5432 --local-port 15432`,
 		Args: exactArgs(0, "no positional arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if tf.fdFrom != "" {
+				return passHandoff(cmd.Context(), stdio, tf.fdFrom)
+			}
 			if tf.instanceID == "" {
 				return usageErr("--instance-id is required")
 			}
@@ -82,7 +87,30 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
 	f.StringVar(&tf.dnsName, "instance-connect-endpoint-dns-name", "", "with --instance-connect-endpoint-id: its DNS name, so that it need not be looked up")
 	f.StringVar(&tf.privateIP, "private-ip-address", "", "the instance's private IP (default: found with DescribeInstances)")
 	f.IntVar(&tf.maxConns, "max-websocket-connections", 10, "with --local-port: tunnels open at once")
+	// kaginashi ssh's ProxyCommand (ProxyUseFdpass=yes): the kaginashi
+	// that started ssh has opened the tunnel; this passes it to ssh.
+	f.StringVar(&tf.fdFrom, "fd-from", "", "take the tunnel from the kaginashi ssh serving this socket and pass it to ssh (ProxyUseFdpass)")
+	_ = f.MarkHidden("fd-from")
 	return c
+}
+
+// passHandoff is open-tunnel --fd-from: ssh's ProxyCommand for a tunnel
+// that `kaginashi ssh` opened (see client.HandoffExtension). It exits as
+// soon as ssh holds the connection. When it fails because ssh is gone —
+// `kaginashi ssh` stops ssh when the key or the tunnel fails, and says
+// why — it says nothing more.
+func passHandoff(ctx context.Context, stdio IO, socket string) error {
+	out, ok := stdio.Out.(*os.File)
+	if !ok {
+		return &exitError{code: 1, err: errors.New("--fd-from: standard output must be ssh's socket (ProxyUseFdpass=yes)")}
+	}
+	if err := client.PassHandoff(ctx, socket, out); err != nil {
+		if client.SSHGone(out) {
+			return &exitError{code: 1}
+		}
+		return &exitError{code: 1, err: fmt.Errorf("--fd-from %s: %w", socket, err)}
+	}
+	return nil
 }
 
 // tunnelParams resolves the endpoint and target, the way the AWS CLI does
@@ -94,12 +122,18 @@ func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (clie
 		return client.TunnelParams{}, cfg, err
 	}
 	p := client.TunnelParams{InstanceID: tf.instanceID, RemotePort: tf.remotePort, MaxDuration: tf.maxDuration, PrivateIP: tf.privateIP}
+	// The two look-ups are independent: at the same time.
+	var (
+		wg     sync.WaitGroup
+		ipErr  error
+		target client.Target
+	)
 	if p.PrivateIP == "" {
-		t, err := client.ResolveTarget(ctx, cfg, tf.instanceID)
-		if err != nil {
-			return p, cfg, err
-		}
-		p.PrivateIP = t.PrivateIP
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			target, ipErr = client.ResolveTarget(ctx, cfg, tf.instanceID)
+		}()
 	}
 	if tf.endpointID != "" && tf.dnsName != "" {
 		// Given both, as `kaginashi ssh` does: no lookup. A kaginashi
@@ -108,10 +142,18 @@ func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (clie
 		if base := aws.ToString(cfg.BaseEndpoint); base != "" {
 			p.Endpoint = base
 		}
-		return p, cfg, nil
+	} else {
+		p.Endpoint, p.EndpointID, err = client.Endpoint(ctx, cfg, tf.endpointID)
 	}
-	if p.Endpoint, p.EndpointID, err = client.Endpoint(ctx, cfg, tf.endpointID); err != nil {
+	wg.Wait()
+	if ipErr != nil {
+		return p, cfg, ipErr
+	}
+	if err != nil {
 		return p, cfg, err
+	}
+	if p.PrivateIP == "" {
+		p.PrivateIP = target.PrivateIP
 	}
 	return p, cfg, nil
 }

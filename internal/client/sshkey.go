@@ -66,16 +66,18 @@ type PrivateAgent struct {
 	Socket  string // Dir/agent.sock
 	PubFile string // Dir/id_ed25519.pub: the public half, for IdentityFile
 
-	ln    net.Listener
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	ln      net.Listener
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	wg      sync.WaitGroup
+	handoff *handoff // see OfferConnection (handoff.go)
 }
 
 // maxSocketPath keeps a unix socket path within sun_path on every unix.
 const maxSocketPath = 100
 
-// StartPrivateAgent serves key on a new socket.
+// StartPrivateAgent serves key on a new socket. A nil key serves none (and
+// writes no PubFile): a socket for OfferConnection alone.
 func StartPrivateAgent(key *EphemeralKey) (*PrivateAgent, error) {
 	dir, err := os.MkdirTemp("", "kaginashi-ssh-")
 	if err == nil && len(filepath.Join(dir, "agent.sock")) > maxSocketPath {
@@ -93,12 +95,16 @@ func StartPrivateAgent(key *EphemeralKey) (*PrivateAgent, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return fail(err)
 	}
-	if err := os.WriteFile(a.PubFile, []byte(AuthorizedKey(key.Public)+" kaginashi-ephemeral\n"), 0o600); err != nil {
-		return fail(err)
-	}
 	kr := agent.NewKeyring()
-	if err := kr.Add(agent.AddedKey{PrivateKey: key.Private, Comment: "kaginashi-ephemeral"}); err != nil {
-		return fail(err)
+	if key == nil {
+		a.PubFile = ""
+	} else {
+		if err := os.WriteFile(a.PubFile, []byte(AuthorizedKey(key.Public)+" kaginashi-ephemeral\n"), 0o600); err != nil {
+			return fail(err)
+		}
+		if err := kr.Add(agent.AddedKey{PrivateKey: key.Private, Comment: "kaginashi-ephemeral"}); err != nil {
+			return fail(err)
+		}
 	}
 	ln, err := net.Listen("unix", a.Socket)
 	if err != nil {
@@ -125,8 +131,7 @@ func StartPrivateAgent(key *EphemeralKey) (*PrivateAgent, error) {
 			a.wg.Add(1)
 			go func() {
 				defer a.wg.Done()
-				_ = agent.ServeAgent(ro, c)
-				c.Close()
+				a.serve(ro, c) // closes c, unless it is handed over
 				a.mu.Lock()
 				delete(a.conns, c)
 				a.mu.Unlock()

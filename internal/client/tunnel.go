@@ -96,11 +96,20 @@ func (e *TunnelError) Error() string {
 // Reads end with io.EOF when the server closes the tunnel normally, and
 // with an error CloseReason explains otherwise.
 func DialTunnel(ctx context.Context, cfg aws.Config, p TunnelParams) (net.Conn, error) {
+	return DialTunnelWarm(ctx, cfg, p, nil)
+}
+
+// DialTunnelWarm is DialTunnel over w's connection when w (which may be
+// nil) was made for p's endpoint.
+func DialTunnelWarm(ctx context.Context, cfg aws.Config, p TunnelParams, w *WarmTunnel) (net.Conn, error) {
 	wsURL, err := PresignOpenTunnel(ctx, cfg, p, time.Now())
 	if err != nil {
 		return nil, err
 	}
-	hc := tunnelHTTPClient(cfg.HTTPClient)
+	hc := w.client(p.Endpoint)
+	if hc == nil {
+		hc = tunnelHTTPClient(cfg.HTTPClient)
+	}
 	conn, resp, err := wstunnel.Dial(ctx, hc, wsURL, http.Header{"User-Agent": {"kaginashi"}})
 	if err != nil {
 		if resp != nil {
@@ -135,6 +144,20 @@ func (t *tunnelConn) Close() error {
 // CA bundle, proxies) on a transport of its own whose connections have
 // bulkio under TLS, for the tunnel's bulk data.
 func tunnelHTTPClient(d aws.HTTPClient) *http.Client {
+	tr := tunnelTransport(d)
+	if tr == nil {
+		if c, ok := d.(*http.Client); ok {
+			return c
+		}
+		return &http.Client{Transport: doerTransport{d}}
+	}
+	return &http.Client{Transport: tr}
+}
+
+// tunnelTransport is a copy of the configuration's transport whose
+// connections have bulkio under TLS; nil when the configuration's HTTP
+// client is not built on an *http.Transport.
+func tunnelTransport(d aws.HTTPClient) *http.Transport {
 	var tr *http.Transport
 	switch c := d.(type) {
 	case *awshttp.BuildableClient:
@@ -146,12 +169,12 @@ func tunnelHTTPClient(d aws.HTTPClient) *http.Client {
 		case nil:
 			tr = http.DefaultTransport.(*http.Transport).Clone()
 		default:
-			return c
+			return nil
 		}
 	case nil:
 		tr = http.DefaultTransport.(*http.Transport).Clone()
 	default:
-		return &http.Client{Transport: doerTransport{d}}
+		return nil
 	}
 	dial := tr.DialContext
 	if dial == nil {
@@ -164,7 +187,7 @@ func tunnelHTTPClient(d aws.HTTPClient) *http.Client {
 		}
 		return bulkio.Wrap(c), nil
 	}
-	return &http.Client{Transport: tr}
+	return tr
 }
 
 // doerTransport adapts an SDK HTTP client to http.RoundTripper.

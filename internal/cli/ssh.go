@@ -997,7 +997,15 @@ func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string,
 	if err != nil {
 		return sshFail(explain(err, explainCtx{}))
 	}
-	x := explainCtx{endpoint: aws.ToString(cfg.BaseEndpoint), port: port, instance: target}
+	base := aws.ToString(cfg.BaseEndpoint)
+	var warm *client.WarmTunnel
+	if base != "" && connType != "direct" {
+		// The tunnel's TCP and TLS handshakes while the instance is
+		// looked up.
+		warm = client.PrewarmTunnel(ctx, cfg, base)
+		defer warm.Close()
+	}
+	x := explainCtx{endpoint: base, port: port, instance: target}
 	in, err := client.DescribeInstance(ctx, cfg, target)
 	if err != nil {
 		return sshFail(explain(err, x))
@@ -1029,34 +1037,38 @@ func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string,
 		publicKey = line
 		dbg("ssh-proxy: no usable ssh-agent (%v); pushing %s for %s@%s", aerr, path, user, in.InstanceID)
 	}
-	epURL, epID, err := pushAndFindEndpoint(ctx, cfg, in, user, publicKey, r.tunnel)
-	if err != nil {
-		return sshFail(explain(err, x))
-	}
 	// Host keys: written under the name ssh looks up (no HostKeyAlias in
 	// a wildcard block) before the first byte reaches ssh, which reads
 	// the file only after the key exchange.
 	if _, err := pinHostKeys(kh, client.KnownHostName(strings.ToLower(host), port), in, dbg); err != nil {
 		return sshFail(err)
 	}
+	// The key's push and the connection at the same time; no byte goes
+	// through before both are done.
+	open := tunnelTo(in, base, port, 0, warm)
 	if !r.tunnel {
-		dbg("ssh-proxy: connecting directly to %s port %d", r.addr, port)
-		return directStdio(ctx, stdio, net.JoinHostPort(r.addr, strconv.Itoa(port)))
+		addr := net.JoinHostPort(r.addr, strconv.Itoa(port))
+		dbg("ssh-proxy: connecting directly to %s", addr)
+		open = func(ctx context.Context, _ aws.Config) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
 	}
-	p := client.TunnelParams{Endpoint: epURL, EndpointID: epID, InstanceID: in.InstanceID, PrivateIP: in.PrivateIP, RemotePort: port}
-	if err := stdioTunnel(ctx, stdio, cfg, p); err != nil {
+	conn, err := openWhilePushing(ctx, cfg, in, user, publicKey, open, dbg)
+	if err != nil {
+		return sshFail(explain(err, x))
+	}
+	if !r.tunnel {
+		return directStdio(stdio, conn)
+	}
+	if err := carryStdio(stdio, conn); err != nil {
 		return sshFail(explain(err, x))
 	}
 	return nil
 }
 
-// directStdio carries standard input and output to a TCP address.
-func directStdio(ctx context.Context, stdio IO, addr string) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return sshFail(err)
-	}
+// directStdio carries standard input and output to a TCP connection.
+func directStdio(stdio IO, conn net.Conn) error {
 	defer conn.Close()
 	done := make(chan struct{}, 2)
 	go func() {

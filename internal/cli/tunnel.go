@@ -64,12 +64,13 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
 			}
 			ctx := cmd.Context()
 			x := explainCtx{instance: tf.instanceID, port: tf.remotePort, endpoint: flags.EndpointURL}
-			params, cfg, err := tunnelParams(ctx, flags, tf)
+			params, cfg, warm, err := tunnelParams(ctx, flags, tf)
+			defer warm.Close()
 			if err != nil {
 				return &exitError{code: 1, err: explain(err, x)}
 			}
 			if tf.localPort == 0 {
-				if err := stdioTunnel(ctx, stdio, cfg, params); err != nil {
+				if err := stdioTunnel(ctx, stdio, cfg, params, warm); err != nil {
 					return &exitError{code: 1, err: explain(err, x)}
 				}
 				return nil
@@ -116,12 +117,17 @@ func passHandoff(ctx context.Context, stdio IO, socket string) error {
 // tunnelParams resolves the endpoint and target, the way the AWS CLI does
 // (DescribeInstances → private IP, DescribeInstanceConnectEndpoints →
 // endpoint), plus kaginashi's instanceId so its server needs no address.
-func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (client.TunnelParams, awsConfig, error) {
-	cfg, err := client.Load(ctx, flags)
-	if err != nil {
-		return client.TunnelParams{}, cfg, err
+//
+// With a kaginashi server configured, the tunnel's TCP and TLS handshakes
+// with it go on during the look-ups: warm, for the caller to close.
+func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (p client.TunnelParams, cfg awsConfig, warm *client.WarmTunnel, err error) {
+	if cfg, err = client.Load(ctx, flags); err != nil {
+		return p, cfg, nil, err
 	}
-	p := client.TunnelParams{InstanceID: tf.instanceID, RemotePort: tf.remotePort, MaxDuration: tf.maxDuration, PrivateIP: tf.privateIP}
+	if base := aws.ToString(cfg.BaseEndpoint); base != "" && tf.localPort == 0 {
+		warm = client.PrewarmTunnel(ctx, cfg, base)
+	}
+	p = client.TunnelParams{InstanceID: tf.instanceID, RemotePort: tf.remotePort, MaxDuration: tf.maxDuration, PrivateIP: tf.privateIP}
 	// The two look-ups are independent: at the same time.
 	var (
 		wg     sync.WaitGroup
@@ -147,27 +153,33 @@ func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (clie
 	}
 	wg.Wait()
 	if ipErr != nil {
-		return p, cfg, ipErr
+		return p, cfg, warm, ipErr
 	}
 	if err != nil {
-		return p, cfg, err
+		return p, cfg, warm, err
 	}
 	if p.PrivateIP == "" {
 		p.PrivateIP = target.PrivateIP
 	}
-	return p, cfg, nil
+	return p, cfg, warm, nil
 }
 
 // stdioTunnel carries standard input and output. It returns when either
 // side ends — in particular as soon as standard input closes (the AWS
 // CLI's open-tunnel keeps spinning after its pipe closes).
-func stdioTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelParams) error {
+func stdioTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelParams, warm *client.WarmTunnel) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	conn, err := client.DialTunnel(ctx, cfg, p)
+	conn, err := client.DialTunnelWarm(ctx, cfg, p, warm)
 	if err != nil {
 		return err
 	}
+	return carryStdio(stdio, conn)
+}
+
+// carryStdio carries standard input and output through an open tunnel,
+// and closes it, as stdioTunnel.
+func carryStdio(stdio IO, conn net.Conn) error {
 	defer conn.Close()
 	done := make(chan error, 2)
 	go func() {
@@ -178,7 +190,7 @@ func stdioTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelPa
 		_, err := io.Copy(stdio.Out, conn)
 		done <- err
 	}()
-	err = <-done
+	err := <-done
 	if reason := client.CloseReason(err); reason != "" {
 		fmt.Fprintln(stdio.Err, "kaginashi: "+reason)
 		return &exitError{code: 1}

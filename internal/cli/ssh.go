@@ -863,11 +863,13 @@ func sshMayOutlive(args []string) string {
 	}
 	seen := map[string]bool{}
 	for _, f := range files {
-		dir := filepath.Dir(f)
-		if f == "/etc/ssh/ssh_config" {
-			dir = "/etc/ssh"
-		} else if home, err := os.UserHomeDir(); err == nil && configFile == "" {
-			dir = filepath.Join(home, ".ssh")
+		// ssh's rule for relative Includes: in ~/.ssh for a user's file
+		// (-F's too), in /etc/ssh for the system's.
+		dir := "/etc/ssh"
+		if f != "/etc/ssh/ssh_config" {
+			if home, err := os.UserHomeDir(); err == nil {
+				dir = filepath.Join(home, ".ssh")
+			}
 		}
 		if why := outlivingConfig(f, dir, seen, 0); why != "" {
 			return why

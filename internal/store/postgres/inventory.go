@@ -103,19 +103,11 @@ func scanInstances(ctx context.Context, q querier, query string, args ...any) ([
 
 // GetInstance returns an instance with its tags.
 func (db *DB) GetInstance(ctx context.Context, id string) (store.Instance, error) {
-	var ins []store.Instance
-	err := db.readTx(ctx, func(tx pgx.Tx) error {
-		var err error
-		ins, err = scanInstances(ctx, tx, `SELECT `+instanceColumns+` FROM instances WHERE id = $1`, id)
-		return err
-	})
-	if err == nil && len(ins) == 0 {
-		err = store.ErrNotFound
-	}
+	in, err := db.getInstance(ctx, id)
 	if err != nil {
 		return store.Instance{}, fmt.Errorf("get instance %s: %w", id, err)
 	}
-	return ins[0], nil
+	return in, nil
 }
 
 // ListInstances pages through instances by ID.
@@ -274,10 +266,7 @@ func (db *DB) ListResourceTags(ctx context.Context, resourceIDs []string) ([]sto
 
 // PutKeyRecord stores a pushed key.
 func (db *DB) PutKeyRecord(ctx context.Context, r store.KeyRecord) error {
-	_, err := db.pool.Exec(ctx, `INSERT INTO key_records
-		(request_id, instance_id, os_user, public_key, fingerprint, caller_arn, created_at, expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		r.RequestID, r.InstanceID, r.OSUser, r.PublicKey, r.Fingerprint, r.CallerARN, r.CreatedAt, r.ExpiresAt)
+	err := db.putKeyRecord(ctx, r) // committed asynchronously: see openAsyncPool
 	if isUnique(err) {
 		err = store.ErrExists
 	}

@@ -40,6 +40,8 @@ const migrationLock int64 = 0x6b6167696e617368
 // DB is a store.Store on a PostgreSQL database.
 type DB struct {
 	pool *pgxpool.Pool
+	// async writes key records with synchronous_commit=off (hot.go).
+	async *pgxpool.Pool
 	// gen is the IAM generation, kept in memory (see gencache): IAM
 	// writes through this replica update it before they return; writes by
 	// other replicas are read within the configured max age.
@@ -89,11 +91,16 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
+	if db.async, err = openAsyncPool(ctx, cfg); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open postgres store: %w", err)
+	}
 	return db, nil
 }
 
 // Close closes the pool.
 func (db *DB) Close() error {
+	db.async.Close()
 	db.pool.Close()
 	return nil
 }

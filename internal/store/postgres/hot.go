@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// The hot path of SendSSHPublicKey: one instance read and one key record
+// write per call.
+
+// getInstanceQuery reads an instance and its tags in one statement (one
+// round trip, one snapshot), one row per tag; the tag columns are NULL
+// for an instance without tags.
+const getInstanceQuery = `SELECT ` + instanceColumns + `, resource_tags.key, resource_tags.value
+	FROM instances LEFT JOIN resource_tags ON resource_tags.resource_id = instances.id
+	WHERE instances.id = $1 ORDER BY resource_tags.key`
+
+func (db *DB) getInstance(ctx context.Context, id string) (store.Instance, error) {
+	rows, err := db.pool.Query(ctx, getInstanceQuery, id)
+	if err != nil {
+		return store.Instance{}, err
+	}
+	defer rows.Close()
+	var in store.Instance
+	found := false
+	for rows.Next() {
+		var row store.Instance
+		var key, value *string
+		if err := rows.Scan(&row.ID, &row.State, &row.LaunchTime, &row.LastSeen, &row.Hostname, &row.PrivateIP, &row.IPv6,
+			&row.OSID, &row.OSVersion, &row.OSPrettyName, &row.Platform, &row.Architecture, &row.Kernel, &row.DefaultUser,
+			&row.AgentVersion, &row.SSHDVersion, &row.HostKeys, &row.AvailabilityZ,
+			&row.AgentKey, &row.DefaultUserExists, &row.SSHDConfigured, &row.ClockSkewMillis, &key, &value); err != nil {
+			return store.Instance{}, err
+		}
+		if !found {
+			found = true
+			in = row
+			in.LaunchTime, in.LastSeen = utc(in.LaunchTime), utc(in.LastSeen)
+			if len(in.HostKeys) == 0 {
+				in.HostKeys = nil
+			}
+		}
+		if key != nil && value != nil {
+			in.Tags = append(in.Tags, store.Tag{Key: *key, Value: *value})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return store.Instance{}, err
+	}
+	if !found {
+		return store.Instance{}, store.ErrNotFound
+	}
+	return in, nil
+}
+
+// openAsyncPool opens the small pool that key records are written
+// through, its sessions set to synchronous_commit=off: an insert returns
+// without waiting for its WAL to reach the disk.
+//
+// That is safe, and the record is still durable before SendSSHPublicKey
+// answers, because the call's audit event is committed after it with the
+// default synchronous_commit: PostgreSQL flushes the WAL up to that
+// commit, and the WAL is one sequence, so the earlier key record's commit
+// is flushed with it. A crash in between loses at most a record whose
+// call never answered. A push thus waits for one WAL flush, not two.
+func openAsyncPool(ctx context.Context, cfg *pgxpool.Config) (*pgxpool.Pool, error) {
+	c := cfg.Copy()
+	c.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	c.MaxConns = min(c.MaxConns, 4)
+	c.MinConns = 0
+	return pgxpool.NewWithConfig(ctx, c)
+}
+
+const putKeyRecordQuery = `INSERT INTO key_records
+	(request_id, instance_id, os_user, public_key, fingerprint, caller_arn, created_at, expires_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+
+func (db *DB) putKeyRecord(ctx context.Context, r store.KeyRecord) error {
+	_, err := db.async.Exec(ctx, putKeyRecordQuery,
+		r.RequestID, r.InstanceID, r.OSUser, r.PublicKey, r.Fingerprint, r.CallerARN, r.CreatedAt, r.ExpiresAt)
+	if err != nil {
+		return fmt.Errorf("asynchronous commit: %w", err)
+	}
+	return nil
+}

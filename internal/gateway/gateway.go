@@ -74,6 +74,9 @@ type session struct {
 	// ports are the local ports the agent lets tunnels reach, as its
 	// latest inventory says (guarded by Gateway.mu).
 	ports []int
+	// sshPort is the port the host's sshd listens on, as the agent last
+	// reported it (0: unknown; guarded by Gateway.mu).
+	sshPort int
 	// lastRead is when the agent's connection last delivered bytes, as
 	// time since Gateway.epoch; seenRead is lastRead as of the last
 	// batch of "seen" writes (sweep's own).
@@ -345,7 +348,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 	// an older session of this agent ending meanwhile then finds itself
 	// replaced, instead of marking the instance stopped after this one
 	// marked it running.
-	s.since, s.ports = now, clipPorts(hello.Inventory.AllowedPorts)
+	s.since, s.ports, s.sshPort = now, clipPorts(hello.Inventory.AllowedPorts), clipPort(hello.Inventory.SSHPort)
 	g.mu.Lock()
 	old := g.sessions[id]
 	g.sessions[id] = s
@@ -375,7 +378,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 			before := in
 			g.applyInventory(&in, *hb.Inventory, hb.ClockSkewMillis)
 			g.mu.Lock()
-			s.ports = clipPorts(hb.Inventory.AllowedPorts)
+			s.ports, s.sshPort = clipPorts(hb.Inventory.AllowedPorts), clipPort(hb.Inventory.SSHPort)
 			g.mu.Unlock()
 			// Most inventories repeat the last one: only a change is
 			// worth a durable write (the sweep records the host as seen).
@@ -519,6 +522,25 @@ func (g *Gateway) AllowedPorts(id string) ([]int, bool) {
 	return append([]int(nil), s.ports...), true
 }
 
+// SSHPort returns the port the instance's sshd listens on, as its agent
+// last reported it; false when unknown or the agent is not connected here.
+func (g *Gateway) SSHPort(id string) (int, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	s := g.sessions[id]
+	if s == nil || s.sshPort == 0 {
+		return 0, false
+	}
+	return s.sshPort, true
+}
+
+func clipPort(p int) int {
+	if p < 1 || p > 65535 {
+		return 0
+	}
+	return p
+}
+
 // clipPorts keeps at most 64 valid ports of an agent's report; nil (an
 // agent that reports none) stays nil: unknown.
 func clipPorts(ports []int) []int {
@@ -616,6 +638,10 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 	}
 }
 
+// keyStreamHeader is agentproto.Header{Type: TypeKey} as a JSON line (a
+// test checks it against the encoder).
+const keyStreamHeader = `{"type":"` + agentproto.TypeKey + `"}` + "\n"
+
 func push(mux *yamux.Session, kr keyrecord.Record) error {
 	st, err := mux.OpenStream()
 	if err != nil {
@@ -623,11 +649,14 @@ func push(mux *yamux.Session, kr keyrecord.Record) error {
 	}
 	defer st.Close()
 	_ = st.SetDeadline(time.Now().Add(5 * time.Second))
-	c := agentproto.NewConn(st)
-	if err := c.Send(agentproto.Header{Type: agentproto.TypeKey}); err != nil {
+	c := agentproto.NewConnSize(st, 512)
+	// The stream's header and the record go out in one write: one yamux
+	// frame, one TLS record, one system call on each side.
+	msg, err := json.Marshal(agentproto.KeyPush{Record: kr})
+	if err != nil {
 		return err
 	}
-	if err := c.Send(agentproto.KeyPush{Record: kr}); err != nil {
+	if _, err := st.Write(append(append([]byte(keyStreamHeader), msg...), '\n')); err != nil {
 		return err
 	}
 	var ack agentproto.Ack

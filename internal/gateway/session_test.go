@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -258,5 +259,18 @@ func TestEarlyBytes(t *testing.T) {
 	}
 	if string(got) != "abcdef" || c.s.lastRead.Load() == 0 {
 		t.Fatalf("read %q (lastRead %d), want abcdef and a lastRead", got, c.s.lastRead.Load())
+	}
+}
+
+func TestKeyStreamHeader(t *testing.T) {
+	var buf bytes.Buffer
+	if err := agentproto.NewConn(struct {
+		io.Reader
+		io.Writer
+	}{nil, &buf}).Send(agentproto.Header{Type: agentproto.TypeKey}); err != nil {
+		t.Fatal(err)
+	}
+	if buf.String() != keyStreamHeader {
+		t.Fatalf("keyStreamHeader %q, want %q", keyStreamHeader, buf.String())
 	}
 }

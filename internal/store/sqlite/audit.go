@@ -19,13 +19,14 @@ func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error 
 	if len(events) == 0 {
 		return nil
 	}
-	err := db.writeTx(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO audit_events
-			(id, event_time, name, source, user_name, access_key_id, error_code, record)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-		if err != nil {
-			return err
-		}
+	ins, err := db.wstmts.get(ctx, `INSERT INTO audit_events
+		(id, event_time, name, source, user_name, access_key_id, error_code, record)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("append %d audit events: %w", len(events), err)
+	}
+	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+		stmt := tx.StmtContext(ctx, ins) // prepared once on the writer connection
 		defer stmt.Close()
 		for _, e := range events {
 			if _, err := stmt.ExecContext(ctx, e.ID, micros(e.Time), e.Name, e.Source, e.UserName, e.AccessKeyID,

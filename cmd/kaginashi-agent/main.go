@@ -193,7 +193,7 @@ func inventory(sshdConfig, dataDir string) func(context.Context) agentproto.Inve
 				Hostname: info.Hostname, OSID: info.OSID, OSVersion: info.OSVersion, OSPrettyName: info.OSPrettyName,
 				Platform: info.Platform, DefaultUser: info.DefaultUser, DefaultUserExists: info.DefaultUserExists,
 				Kernel: info.Kernel, Architecture: info.Architecture, PrivateIP: info.PrivateIP, IPv4: info.IPv4, IPv6: info.IPv6,
-				HostKeys: info.HostKeys, SSHDVersion: info.SSHDVersion,
+				HostKeys: info.HostKeys, SSHDVersion: info.SSHDVersion, SSHPort: info.SSHPort,
 			}
 		}
 		if st, err := sshdsetup.Inspect(sshdsetup.Options{ConfigPath: sshdConfig}); err == nil {

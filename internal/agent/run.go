@@ -14,9 +14,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/yamux"
@@ -45,8 +47,10 @@ type Agent struct {
 	// MaxBackoff caps the wait between reconnection attempts, so the
 	// agent is back within a few seconds of the server.
 	MaxBackoff time.Duration
-	// AllowedPorts are the local ports tunnels may reach.
+	// AllowedPorts are the local ports tunnels may reach, besides sshd's
+	// own port (as the latest inventory found it in sshd's configuration).
 	AllowedPorts []int
+	sshPort      atomic.Int32
 
 	mu      sync.Mutex
 	records []keyrecord.Record
@@ -299,7 +303,10 @@ func (a *Agent) session(ctx context.Context) error {
 func (a *Agent) collect(ctx context.Context) agentproto.Inventory {
 	inv := a.inventory(ctx)
 	inv.AgentVersion = Version
-	inv.AllowedPorts = a.AllowedPorts
+	if inv.SSHPort > 0 && inv.SSHPort <= 65535 {
+		a.sshPort.Store(int32(inv.SSHPort))
+	}
+	inv.AllowedPorts = a.allowedPorts()
 	return inv
 }
 
@@ -429,17 +436,22 @@ type readConn struct {
 
 func (c readConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
+// allowedPorts are the configured ports and sshd's, sorted, no repeats.
+func (a *Agent) allowedPorts() []int {
+	ports := slices.Clone(a.AllowedPorts)
+	if p := int(a.sshPort.Load()); p > 0 {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	return slices.Compact(ports)
+}
+
 // tunnel connects a server stream to 127.0.0.1:port, if the port is on the
 // agent's allow-list, and copies both ways until either side ends.
 func (a *Agent) tunnel(ctx context.Context, st *yamux.Stream, c *agentproto.Conn, port int) {
-	allowed := false
-	for _, p := range a.AllowedPorts {
-		if p == port {
-			allowed = true
-		}
-	}
-	if !allowed {
-		_ = c.Send(agentproto.Ack{Error: fmt.Sprintf("port %d is not allowed by this host's agent (allowed: %v); add it with kaginashi-agent run --allow-port %d", port, a.AllowedPorts, port)})
+	allowed := a.allowedPorts()
+	if !slices.Contains(allowed, port) {
+		_ = c.Send(agentproto.Ack{Error: fmt.Sprintf("port %d is not allowed by this host's agent (allowed: %v); add it with kaginashi-agent run --allow-port %d", port, allowed, port)})
 		a.log.Warn("refused a tunnel to a port that is not allowed", "port", port)
 		return
 	}

@@ -79,6 +79,9 @@ type Inventory struct {
 	SSHDConfigured    bool     `json:"sshdConfigured"`
 	AgentVersion      string   `json:"agentVersion"`
 	AllowedPorts      []int    `json:"allowedPorts"`
+	// SSHPort is the port the host's sshd listens on (0: unknown, an
+	// older agent); tunnels may always reach it.
+	SSHPort int `json:"sshPort,omitempty"`
 }
 
 // Stream types: the first line of every stream.

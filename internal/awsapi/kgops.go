@@ -134,11 +134,15 @@ type kgConnectInfo struct {
 	// AllowedPorts are the ports the agent lets tunnels reach, while it
 	// is connected to this server process (absent: unknown).
 	AllowedPorts []int `json:"AllowedPorts,omitempty"`
+	// SSHPort is the port the host's sshd listens on, as its agent reads
+	// sshd's configuration (absent: unknown; clients assume 22).
+	SSHPort int `json:"SSHPort,omitempty"`
 }
 
 // portReporter is the part of the tunneler that knows agents' ports.
 type portReporter interface {
 	AllowedPorts(instanceID string) ([]int, bool)
+	SSHPort(instanceID string) (int, bool)
 }
 
 // describeConnectInfo is DescribeInstanceConnectInfo: DescribeInstances'
@@ -204,6 +208,9 @@ func describeConnectInfo(c *call) (any, error) {
 		if ports != nil {
 			if p, ok := ports.AllowedPorts(inst.ID); ok {
 				x.AllowedPorts = p
+			}
+			if p, ok := ports.SSHPort(inst.ID); ok {
+				x.SSHPort = p
 			}
 		}
 		out.Instances = append(out.Instances, x)

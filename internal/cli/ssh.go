@@ -319,7 +319,7 @@ through an EC2 Instance Connect Endpoint to the private one, else to IPv6.`,
 	f.StringVar(&o.osUser, "os-user", "", "user to log in as (default: USER@, else the instance's default user; ec2-user on AWS)")
 	f.StringVar(&o.connType, "connection-type", "auto", "auto, direct or eice (auto: the tunnel for kaginashi; on AWS as the AWS CLI)")
 	f.StringVar(&o.keyFile, "private-key-file", "", "log in with this key instead of an ephemeral one (its public half is pushed)")
-	f.IntVar(&o.port, "ssh-port", 22, "sshd's port on the instance")
+	f.IntVar(&o.port, "ssh-port", 0, "sshd's port on the instance (default: the port its agent read from sshd's configuration, else 22)")
 	f.IntVar(&o.maxDuration, "max-tunnel-duration", 0, "close the tunnel after this many seconds (1-3600; default: the server's)")
 	f.BoolVar(&o.debug, "debug", false, "say what kaginashi does, on stderr (also KAGINASHI_DEBUG=1)")
 	return c
@@ -342,7 +342,7 @@ func runSSH(ctx context.Context, stdio IO, flags client.Flags, o sshOptions, tar
 	if err := checkSSHArgs(sshArgs); err != nil {
 		return err
 	}
-	if o.port < 1 || o.port > 65535 {
+	if o.port < 0 || o.port > 65535 {
 		return usageErr("--ssh-port %d: want 1 to 65535", o.port)
 	}
 	if o.maxDuration < 0 || o.maxDuration > 3600 {
@@ -386,6 +386,13 @@ func runSSH(ctx context.Context, stdio IO, flags client.Flags, o sshOptions, tar
 		return sshFail(explain(err, x))
 	}
 	x.instance = in.Label()
+	if o.port == 0 {
+		o.port = 22
+		if in.SSHPort > 0 {
+			o.port = in.SSHPort
+		}
+		x.port = o.port
+	}
 	if in.Kaginashi {
 		dbg("%s: state %s, default user %q (exists: %v), %d host key(s), ports %v", in.Label(), in.State, in.DefaultUser, in.DefaultUserExists, len(in.HostKeys), in.AllowedPorts)
 	} else {
@@ -1013,11 +1020,19 @@ func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string,
 		return sshFail(explain(err, x))
 	}
 	x.instance = in.Label()
+	// ssh says 22 when no Port was configured for the host: then the
+	// port the host's sshd listens on, as its agent read it, is meant.
+	// (The known_hosts name stays ssh's %h:%p.)
+	tport := port
+	if port == 22 && in.SSHPort > 0 {
+		tport = in.SSHPort
+		x.port = tport
+	}
 	r, err := chooseRoute(in, connType)
 	if err != nil {
 		return sshFail(err)
 	}
-	if err := checkReachable(in, r, port); err != nil {
+	if err := checkReachable(in, r, tport); err != nil {
 		return sshFail(err)
 	}
 
@@ -1047,9 +1062,9 @@ func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string,
 	}
 	// The key's push and the connection at the same time; no byte goes
 	// through before both are done.
-	open := tunnelTo(in, base, port, 0, warm)
+	open := tunnelTo(in, base, tport, 0, warm)
 	if !r.tunnel {
-		addr := net.JoinHostPort(r.addr, strconv.Itoa(port))
+		addr := net.JoinHostPort(r.addr, strconv.Itoa(tport))
 		dbg("ssh-proxy: connecting directly to %s", addr)
 		open = func(ctx context.Context, _ aws.Config) (net.Conn, error) {
 			var d net.Dialer

@@ -28,6 +28,7 @@ type Instance struct {
 	DefaultUserExists bool
 	HostKeys          []string // OpenSSH "type base64" lines
 	AllowedPorts      []int    // nil: unknown
+	SSHPort           int      // sshd's port as the agent read it; 0: unknown
 	LastSeen          string
 	// EndpointID is the kaginashi server's Instance Connect Endpoint, to
 	// tunnel through without looking it up.
@@ -98,6 +99,7 @@ type connectInfo struct {
 	DefaultUserExists bool     `json:"DefaultUserExists"`
 	HostKeys          []string `json:"HostKeys"`
 	AllowedPorts      []int    `json:"AllowedPorts"`
+	SSHPort           int      `json:"SSHPort"`
 }
 
 type filter struct {
@@ -141,7 +143,7 @@ func describeKaginashi(ctx context.Context, cfg aws.Config, target string) (Inst
 	return Instance{
 		Target:    Target{InstanceID: i.InstanceID, Name: i.Name, State: i.State, PrivateIP: i.PrivateIP, IPv6: i.IPv6},
 		Kaginashi: true, DefaultUser: i.DefaultUser, DefaultUserExists: i.DefaultUserExists,
-		HostKeys: i.HostKeys, AllowedPorts: i.AllowedPorts, LastSeen: i.LastSeen, EndpointID: out.EndpointID,
+		HostKeys: i.HostKeys, AllowedPorts: i.AllowedPorts, SSHPort: i.SSHPort, LastSeen: i.LastSeen, EndpointID: out.EndpointID,
 	}, nil
 }
 

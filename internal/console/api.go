@@ -164,6 +164,7 @@ type instanceJSON struct {
 	Name              string            `json:"name"`
 	State             string            `json:"state"`
 	Connected         bool              `json:"connected"`
+	SSHPort           int               `json:"sshPort,omitempty"` // sshd's port, while the agent is connected
 	OSID              string            `json:"osId"`
 	OSVersion         string            `json:"osVersion"`
 	OSPrettyName      string            `json:"osPrettyName"`
@@ -197,6 +198,9 @@ func (c *Console) instanceList(r *http.Request) ([]instanceJSON, error) {
 			AgentVersion: in.AgentVersion, LastSeen: isoOrEmpty(in.LastSeen), LaunchTime: isoOrEmpty(in.LaunchTime), Tags: map[string]string{}}
 		if c.deps.Tunnels != nil {
 			j.Connected = c.deps.Tunnels.Connected(in.ID)
+			if r, ok := c.deps.Tunnels.(sshPortReporter); ok {
+				j.SSHPort, _ = r.SSHPort(in.ID)
+			}
 		}
 		for _, t := range in.Tags {
 			j.Tags[t.Key] = t.Value

@@ -69,6 +69,22 @@ type Tunneler interface {
 	Connected(instanceID string) bool
 }
 
+// sshPortReporter knows the port each host's sshd listens on, as its
+// agent reported it (gateway.Gateway).
+type sshPortReporter interface {
+	SSHPort(instanceID string) (int, bool)
+}
+
+// sshPort is the instance's sshd port as its agent reported it, else 22.
+func (c *Console) sshPort(instanceID string) int {
+	if r, ok := c.deps.Tunnels.(sshPortReporter); ok {
+		if p, ok := r.SSHPort(instanceID); ok {
+			return p
+		}
+	}
+	return 22
+}
+
 // Deps are the services behind the console.
 type Deps struct {
 	API       *awsapi.Handler

@@ -114,7 +114,7 @@ func (c *Console) handleTerminal(w http.ResponseWriter, r *http.Request) {
 	}
 	cols, ok1 := sizeParam(q.Get("cols"), 80)
 	rows, ok2 := sizeParam(q.Get("rows"), 24)
-	port, err := strconv.Atoi(orDefault(q.Get("port"), "22"))
+	port, err := strconv.Atoi(orDefault(q.Get("port"), strconv.Itoa(c.sshPort(instanceID))))
 	if !ok1 || !ok2 || err != nil || port < 1 || port > 65535 {
 		writeError(w, http.StatusBadRequest, "InvalidInput", "cols and rows are 1 to 1000, port 1 to 65535.")
 		return

@@ -58,6 +58,7 @@ exit 1
 		IPv6:              []string{"2001:db8:1:2:abcd:ef01:2345:6789", "2001:db8:1:2::23", "fd42::1"},
 		PrivateIP:         "10.0.1.23",
 		HostKeys:          []string{pubs["ed25519"], pubs["ecdsa"]},
+		SSHPort:           22,
 		SSHDVersion:       "OpenSSH_8.7p1",
 		SSHDMajor:         8,
 		SSHDMinor:         7,

@@ -54,6 +54,9 @@ type Info struct {
 	PrivateIP  string // the primary IPv4 (IPv4[0])
 
 	HostKeys []string // sshd's host public keys, one "type base64" line each (comments dropped)
+	// SSHPort is the port sshd listens on, from its configuration (22
+	// when it names none).
+	SSHPort int
 
 	// SSHDVersion is sshd's release as it announces itself, e.g.
 	// "OpenSSH_9.2p1 Debian-2+deb12u3" or "OpenSSH_7.4p1"; SSHDMajor and
@@ -180,6 +183,7 @@ func Collect(ctx context.Context, o Options) (*Info, error) {
 	keys, err := hostKeys(o)
 	note("host keys", err)
 	info.HostKeys = keys
+	info.SSHPort = sshdPort(o)
 
 	wg.Wait()
 	note("sshd version", sv.err)

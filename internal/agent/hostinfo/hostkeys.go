@@ -61,12 +61,49 @@ func configHostKeys(root, file string) ([]string, error) {
 	return p.keys, errors.Join(p.errs...)
 }
 
+// sshdPort is the port sshd listens on, as its configuration says: the
+// first Port, else the port of the first ListenAddress that has one, else
+// OpenSSH's 22. (sshd listens on every Port; clients need one.)
+func sshdPort(o Options) int {
+	cfg := o.SSHDConfig
+	if cfg == "" {
+		cfg = defaultSSHDConfig
+	}
+	p := &cfgParser{root: o.Root, seen: make(map[string]bool)}
+	p.file(cfg, 0)
+	switch {
+	case p.port > 0:
+		return p.port
+	case p.listenPort > 0:
+		return p.listenPort
+	}
+	return 22
+}
+
+// parsePort reads a TCP port number, 0 when it is not one.
+func parsePort(s string) int {
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' || n > 65535 {
+			return 0
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n < 1 || n > 65535 {
+		return 0
+	}
+	return n
+}
+
 type cfgParser struct {
 	root     string
 	keys     []string
 	errs     []error
 	included int
 	seen     map[string]bool
+	// port is the first Port; listenPort the port of the first
+	// ListenAddress with one (host:port or [v6]:port).
+	port, listenPort int
 }
 
 func (p *cfgParser) file(name string, depth int) {
@@ -93,6 +130,16 @@ func (p *cfgParser) file(name string, depth int) {
 				if k := absPath(args[0], "/"); !p.seen[k] {
 					p.seen[k] = true
 					p.keys = append(p.keys, k)
+				}
+			}
+		case "port":
+			if p.port == 0 && len(args) > 0 {
+				p.port = parsePort(args[0])
+			}
+		case "listenaddress":
+			if p.listenPort == 0 && len(args) > 0 {
+				if i := strings.LastIndexByte(args[0], ':'); i >= 0 && strings.Count(args[0], ":") == 1 || strings.HasPrefix(args[0], "[") {
+					p.listenPort = parsePort(args[0][i+1:])
 				}
 			}
 		case "include":

@@ -274,3 +274,33 @@ func TestConfigLine(t *testing.T) {
 		}
 	}
 }
+
+func TestSSHDPort(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		want         int
+	}{
+		{"no config file: OpenSSH's default", "", 22},
+		{"none named", "PermitRootLogin no\n", 22},
+		{"first Port wins", "Port 2222\nPort 22\n", 2222},
+		{"case and equals", "port=2200\n", 2200},
+		{"ListenAddress with a port", "ListenAddress 127.0.0.1:2022\n", 2022},
+		{"IPv6 ListenAddress with a port", "ListenAddress [::1]:2023\n", 2023},
+		{"IPv6 ListenAddress without one", "ListenAddress ::1\n", 22},
+		{"Port beats ListenAddress", "ListenAddress 127.0.0.1:2022\nPort 2100\n", 2100},
+		{"garbage is ignored", "Port 99999\nPort x\n", 22},
+		{"from an Include", "Include /etc/ssh/sshd_config.d/*.conf\n", 2400},
+		{"a Match block does not count", "Match User git\nPort 2500\n", 22},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			put(t, root, "/etc/ssh/sshd_config.d/10-port.conf", "Port 2400\n", 0o644)
+			if tc.config != "" {
+				put(t, root, "/etc/ssh/sshd_config", tc.config, 0o644)
+			}
+			if got := sshdPort(Options{Root: root}); got != tc.want {
+				t.Errorf("sshdPort = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

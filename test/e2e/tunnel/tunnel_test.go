@@ -115,6 +115,23 @@ func TestTunnel(t *testing.T) {
 		}
 	})
 
+	t.Run("the SSH port comes from the host's sshd_config", func(t *testing.T) {
+		t.Parallel()
+		_, env := rootEnv(t)
+		cfg, _ := s.Config(s.Root, harness.AuditedAs("-"))
+		in, err := client.DescribeInstance(context.Background(), cfg, twin.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.SSHPort != sshd3.port {
+			t.Fatalf("DescribeInstanceConnectInfo SSHPort = %d, want %d (the Port of %s)", in.SSHPort, sshd3.port, sshd3.config)
+		}
+		// No --ssh-port: kaginashi ssh takes the agent's word.
+		if r := kg(t, env, "ssh", user+"@"+twin.id, "--", "echo", "ok"); r.code != 0 || r.stdout != "ok\n" {
+			t.Fatalf("kaginashi ssh without --ssh-port: %v", r)
+		}
+	})
+
 	t.Run("ssh by ID and by Name", func(t *testing.T) {
 		t.Parallel()
 		home, env := rootEnv(t)

@@ -94,8 +94,8 @@ export function instancesPage(ctx: PageCtx): void {
       return;
     }
     const osUser = h('input', { name: 'osUser', autocomplete: 'off', spellcheck: 'false', value: i.defaultUser || '', required: true });
-    // The host's sshd port, through the agent (22 unless the host's sshd
-    // listens elsewhere and its agent allows that port: --allow-port).
+    // The host's sshd port as its agent read it from sshd's configuration
+    // (the agent lets tunnels reach it); 22 when unknown.
     const port = h('input', { name: 'port', type: 'number', min: 1, max: 65535, inputmode: 'numeric', value: String(i.sshPort ?? 22) });
     const tabIds = { eic: uid('tab'), ssh: uid('tab') };
     const eicPanel = h('div', { role: 'tabpanel', id: tabIds.eic + '-panel', 'aria-labelledby': tabIds.eic });
@@ -149,7 +149,7 @@ export function instancesPage(ctx: PageCtx): void {
         port.focus();
         return;
       }
-      const url = `/console/terminal?instanceId=${encodeURIComponent(i.instanceId)}&osUser=${encodeURIComponent(u)}` + (p !== 22 ? `&port=${p}` : '');
+      const url = `/console/terminal?instanceId=${encodeURIComponent(i.instanceId)}&osUser=${encodeURIComponent(u)}&port=${p}`;
       // A new tab, as the article's console does; noopener so it cannot
       // reach this page. The session cookie signs it in.
       // (With noopener, window.open answers null even when the tab opened.)

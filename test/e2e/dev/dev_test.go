@@ -315,6 +315,11 @@ func TestDev(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Error("the open ssh session did not end when kaginashi dev stopped")
 	}
+	// The client's exit can come a moment before sshd's session process
+	// has reaped the command: give it a few seconds, not forever.
+	for deadline := time.Now().Add(5 * time.Second); hasProcess(sleeper) && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
 	if hasProcess(sleeper) {
 		t.Errorf("the ssh session's command still runs after kaginashi dev stopped\n%s", p.stderr)
 	}

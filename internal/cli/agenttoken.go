@@ -55,6 +55,9 @@ shown once: --output json prints {"token": "...", "expiresAt": "..."}, text
 output ends with the token alone on its last line.`,
 		Args: exactArgs(0, "no positional arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if ttl < time.Second || ttl%time.Second != 0 {
+				return usageErr("--ttl %v: want whole seconds, at least 1s (e.g. 90s, 1h)", ttl)
+			}
 			type tag struct{ Key, Value string }
 			in := struct {
 				TTLSeconds int   `json:"TtlSeconds"`

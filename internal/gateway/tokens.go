@@ -70,8 +70,8 @@ func (t *Tokens) Create(ctx context.Context, createdBy string, ttl time.Duration
 	if ttl == 0 {
 		ttl = DefaultTokenTTL
 	}
-	if ttl < time.Minute || ttl > MaxTokenTTL {
-		return NewToken{}, apierr.New(apierr.InvalidInput, "the token lifetime must be from 1 minute to %v", MaxTokenTTL)
+	if ttl < time.Second || ttl > MaxTokenTTL {
+		return NewToken{}, apierr.New(apierr.InvalidInput, "the token lifetime must be from 1 second to %v", MaxTokenTTL)
 	}
 	if maxUses == 0 {
 		maxUses = 1
@@ -124,14 +124,14 @@ func (t *Tokens) Revoke(ctx context.Context, id string) error {
 func (t *Tokens) use(ctx context.Context, token string) (store.JoinToken, error) {
 	id, secret, err := SplitToken(token)
 	if err != nil {
-		return store.JoinToken{}, err
+		return store.JoinToken{}, apierr.New(apierr.AccessDenied, "the join token is not valid: %v", err)
 	}
 	jt, err := t.store.UseJoinToken(ctx, id, hashSecret(secret), t.now().UTC())
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return jt, errors.New("the join token is not valid")
+		return jt, apierr.New(apierr.AccessDenied, "the join token is not valid; create one with `kaginashi agent-token create`")
 	case errors.Is(err, store.ErrTokenUnusable):
-		return jt, errors.New("the join token is expired, revoked or used up; create another with `kaginashi agent-token create`")
+		return jt, apierr.New(apierr.AccessDenied, "the join token is expired, revoked or used up; create another with `kaginashi agent-token create`")
 	case err != nil:
 		return jt, apierr.Wrap(err, "checking the join token")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -22,6 +23,9 @@ func doctorCmd(args []string) int {
 	config := fs.String("sshd-config", sshdsetup.DefaultConfigPath, "sshd_config to check")
 	output := fs.String("output", "text", "text or json")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
 		return 2
 	}
 	if fs.NArg() > 0 || (*output != "text" && *output != "json") {

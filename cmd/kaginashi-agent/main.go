@@ -75,6 +75,9 @@ func main() {
 		fmt.Fprintf(os.Stderr, "kaginashi-agent: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) {
+		os.Exit(0) // -h: the flag package printed the subcommand's flags
+	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "kaginashi-agent: %v\n", err)
 		var ue usageError
@@ -86,6 +89,8 @@ func main() {
 }
 
 type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
 
 // portsFlag collects --allow-port values.
 type portsFlag []int
@@ -210,13 +215,18 @@ func authorizedKeys(args []string) int {
 	fs := flag.NewFlagSet("authorized-keys", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	dataDir := fs.String("data-dir", agent.DefaultDataDir, "agent state directory")
-	if err := fs.Parse(args); err != nil || fs.NArg() < 1 || fs.NArg() > 2 {
+	err := fs.Parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Println("usage: kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]")
+		return 0
+	}
+	if err != nil || fs.NArg() < 1 || fs.NArg() > 2 {
 		fmt.Fprintln(os.Stderr, "usage: kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]")
 		return 2
 	}
 	user, fp := fs.Arg(0), fs.Arg(1)
 	var provided []keyrecord.Record
-	err := agent.AuthorizedKeys(agent.Paths{Dir: *dataDir}, user, fp, time.Now(), os.Stdout, func(r keyrecord.Record) {
+	err = agent.AuthorizedKeys(agent.Paths{Dir: *dataDir}, user, fp, time.Now(), os.Stdout, func(r keyrecord.Record) {
 		provided = append(provided, r)
 	})
 	if err != nil {

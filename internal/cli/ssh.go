@@ -285,11 +285,17 @@ func newSSHCmd(stdio IO) *cobra.Command {
 ssh. kaginashi makes an Ed25519 key in memory, pushes its public half with
 SendSSHPublicKey (valid for 60 seconds), and hands the key to ssh through a
 private ssh-agent socket only this login uses: the private key never touches
-the disk. ssh goes through the server's tunnel to the host's agent
-(ProxyCommand: kaginashi open-tunnel), and checks the host key against the
-keys the host's agent reported, pinned in kaginashi's own known_hosts
-($XDG_CONFIG_HOME/kaginashi/known_hosts, ~/.config/kaginashi/known_hosts),
-so even the first login is verified.
+the disk. ssh goes through the server's tunnel to the host's agent, and
+checks the host key against the keys the host's agent reported, pinned in
+kaginashi's own known_hosts ($XDG_CONFIG_HOME/kaginashi/known_hosts,
+~/.config/kaginashi/known_hosts), so even the first login is verified.
+
+For a quick login kaginashi pushes the key and opens the tunnel while ssh
+starts, and hands the open tunnel to ssh (its ProxyCommand, 'kaginashi
+open-tunnel --fd-from', passes the socket with ProxyUseFdpass); the key
+exchange need not wait for the push. When ssh may outlive kaginashi (-f,
+ForkAfterAuthentication, ControlPersist in the arguments or in ssh's
+configuration) the ProxyCommand opens the tunnel itself, after the push.
 
 The user is USER@, --os-user, or else the instance's default user as its
 agent reports it (ec2-user on AWS). Everything after -- goes to ssh after

@@ -151,6 +151,13 @@ ERROR findings (they are printed).`,
 			}
 			var compiled []*policy.Compiled
 			bad := false
+			// With --output json the ERROR findings go to standard output
+			// as validate prints them, each naming its policy file.
+			type fileFinding struct {
+				Policy string `json:"policy"`
+				policy.Finding
+			}
+			jsonErrs := []fileFinding{}
 			for _, f := range files {
 				data, err := readInput(stdio, f)
 				if err != nil {
@@ -165,6 +172,9 @@ ERROR findings (they are printed).`,
 						}
 					}
 					printFindings(stdio.Err, f, errs)
+					for _, x := range errs {
+						jsonErrs = append(jsonErrs, fileFinding{Policy: f, Finding: x})
+					}
 					bad = true
 					continue
 				}
@@ -175,6 +185,11 @@ ERROR findings (they are printed).`,
 				compiled = append(compiled, cp)
 			}
 			if bad {
+				if out.v == "json" {
+					if err := writeJSON(stdio.Out, map[string]any{"findings": jsonErrs}); err != nil {
+						return err
+					}
+				}
 				return usageErr("a policy has errors; fix them first (kaginashi policy validate FILE)")
 			}
 			reqCtx := policy.NewContext()

@@ -186,6 +186,26 @@ func TestSimulateRefusesPolicyWithErrors(t *testing.T) {
 	}
 }
 
+func TestSimulateRefusesPolicyWithErrorsJSON(t *testing.T) {
+	code, out, errOut := run(t, "", "policy", "simulate", "--policy", seed, "--action", "ec2:DescribeInstances", "--resource", "*", "--output", "json")
+	if code != ExitUsage {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	var got struct {
+		Findings []struct{ Policy, Type, Code, Path string }
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("stdout is not JSON: %v\n%s", err, out)
+	}
+	if len(got.Findings) != 2 || got.Findings[0].Code != "ARN_PLACEHOLDER" || got.Findings[0].Type != "ERROR" || got.Findings[0].Policy != seed ||
+		got.Findings[0].Path != "Statement[0].Resource" {
+		t.Errorf("findings: %+v", got.Findings)
+	}
+	if !strings.Contains(errOut, "fix them first") {
+		t.Errorf("stderr: %q", errOut)
+	}
+}
+
 func TestSimulateTextSaysWhy(t *testing.T) {
 	code, out, _ := run(t, "", "policy", "simulate", "--policy", seedFilled, "--action", "ec2-instance-connect:OpenTunnel",
 		"--resource", "arn:aws:ec2:ap-northeast-1:123456789012:instance-connect-endpoint/eice-1")

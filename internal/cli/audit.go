@@ -66,9 +66,6 @@ lookup-events works too). --since and --until take a time or a duration back
 from now (1h).`,
 		Args: exactArgs(0, "no positional arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if eventName != "" && user != "" {
-				return usageErr("--event-name and --user cannot be combined (CloudTrail takes one lookup attribute)")
-			}
 			now := time.Now()
 			st, err := parseSince(since, now)
 			if err != nil {
@@ -87,7 +84,12 @@ from now (1h).`,
 			if eventName != "" {
 				in.LookupAttributes = []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyEventName, AttributeValue: aws.String(eventName)}}
 			}
-			if user != "" {
+			// CloudTrail takes one lookup attribute: with both, the server
+			// filters by event name and this side by user.
+			filterUser := ""
+			if user != "" && eventName != "" {
+				filterUser = user
+			} else if user != "" {
 				in.LookupAttributes = []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyUsername, AttributeValue: aws.String(user)}}
 			}
 			if !st.IsZero() {
@@ -103,6 +105,9 @@ from now (1h).`,
 					return err
 				}
 				for _, e := range page.Events {
+					if filterUser != "" && aws.ToString(e.Username) != filterUser {
+						continue
+					}
 					var rec map[string]any
 					if err := json.Unmarshal([]byte(aws.ToString(e.CloudTrailEvent)), &rec); err != nil {
 						rec = map[string]any{"eventName": aws.ToString(e.EventName), "eventId": aws.ToString(e.EventId)}

@@ -357,4 +357,13 @@ func testAuditCommand(t *testing.T, e *env) {
 	if !deny {
 		t.Errorf("kaginashi audit lookup --user seed-denyroot: no refused push as root among %d events", len(mine))
 	}
+	both := lookup("--event-name", "SendSSHPublicKey", "--user", "seed-user", "--max-items", "1000")
+	if len(both) == 0 {
+		t.Error("--event-name SendSSHPublicKey --user seed-user: no events")
+	}
+	for _, r := range both {
+		if r.EventName != "SendSSHPublicKey" || r.UserIdentity.UserName != "seed-user" {
+			t.Errorf("--event-name SendSSHPublicKey --user seed-user returned %s by %q", r.EventName, r.UserIdentity.UserName)
+		}
+	}
 }

@@ -3,6 +3,8 @@
 package cli
 
 import (
+	"fmt"
+
 	"github.com/spf13/cobra"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
@@ -45,7 +47,10 @@ with status ok, fail, warn or skip.`,
 			ctx := cmd.Context()
 			hostOn := cmd.Flags().Changed("agent-data-dir") || cmd.Flags().Changed("sshd-config") || doctor.HostDataDirExists(host.AgentDataDir)
 			if !hostOn && user.InstanceID == "" {
-				return usageErr("nothing to check: there is no agent data directory at %s (give --agent-data-dir on a host), and no --instance-id (to check your access to an instance)", host.AgentDataDir)
+				// Nothing says which: check this host, whose first check
+				// (the agent enrolled) then fails with its fix.
+				hostOn = true
+				fmt.Fprintf(stdio.Err, "kaginashi doctor: no agent data directory at %s: checking this host anyway (give --agent-data-dir DIR on a host; --instance-id ID checks your access to an instance)\n", host.AgentDataDir)
 			}
 			if user.Port < 1 || user.Port > 65535 {
 				return usageErr("--ssh-port %d: want 1 to 65535", user.Port)

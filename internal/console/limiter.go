@@ -1,6 +1,7 @@
 package console
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -21,6 +22,11 @@ type Limiter struct {
 	LockAfter    int           // 10
 	MaxDelay     time.Duration // 60 s
 	MaxKeys      int           // keys tracked at most (100000); then the stalest go
+	// AddressScale multiplies BackoffAfter and LockAfter for source
+	// addresses ("ip:" keys, 5): many people may share one (an office's
+	// NAT), and one mistyping user must not lock the others out; a guesser
+	// cycling user names from one address is still slowed down.
+	AddressScale int
 
 	now func() time.Time
 	mu  sync.Mutex
@@ -32,20 +38,30 @@ func NewLimiter(now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
 	}
-	return &Limiter{Window: 15 * time.Minute, BackoffAfter: 3, LockAfter: 10, MaxDelay: time.Minute, MaxKeys: 100000, now: now, m: map[string][]time.Time{}}
+	return &Limiter{Window: 15 * time.Minute, BackoffAfter: 3, LockAfter: 10, MaxDelay: time.Minute, MaxKeys: 100000, AddressScale: 5,
+		now: now, m: map[string][]time.Time{}}
+}
+
+// limits are the thresholds for key.
+func (l *Limiter) limits(key string) (backoffAfter, lockAfter int) {
+	if strings.HasPrefix(key, "ip:") && l.AddressScale > 1 {
+		return l.BackoffAfter * l.AddressScale, l.LockAfter * l.AddressScale
+	}
+	return l.BackoffAfter, l.LockAfter
 }
 
 // wait is how long key must wait before its next attempt at now.
 func (l *Limiter) waitLocked(key string, now time.Time) time.Duration {
 	fs := l.pruneLocked(key, now)
 	n := len(fs)
-	if n >= l.LockAfter {
-		return fs[n-l.LockAfter].Add(l.Window).Sub(now)
+	backoffAfter, lockAfter := l.limits(key)
+	if n >= lockAfter {
+		return fs[n-lockAfter].Add(l.Window).Sub(now)
 	}
-	if n < l.BackoffAfter {
+	if n < backoffAfter {
 		return 0
 	}
-	delay := time.Second << min(n-l.BackoffAfter, 30)
+	delay := time.Second << min(n-backoffAfter, 30)
 	if delay > l.MaxDelay {
 		delay = l.MaxDelay
 	}
@@ -91,8 +107,8 @@ func (l *Limiter) Attempt(keys ...string) time.Duration {
 	}
 	for _, k := range keys {
 		fs := append(l.m[k], now)
-		if len(fs) > l.LockAfter {
-			fs = fs[len(fs)-l.LockAfter:]
+		if _, lockAfter := l.limits(k); len(fs) > lockAfter {
+			fs = fs[len(fs)-lockAfter:]
 		}
 		l.m[k] = fs
 	}

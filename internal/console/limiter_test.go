@@ -1,6 +1,7 @@
 package console
 
 import (
+	"fmt"
 	"testing"
 	"time"
 )
@@ -45,10 +46,11 @@ func TestLimiterBackoffAndLockout(t *testing.T) {
 	if w := l.Attempt("user:bob", "ip:198.51.100.1"); w != 0 {
 		t.Fatalf("bob waits %v", w)
 	}
-	// The address is limited for every user.
-	if w := l.Attempt("user:carol", ip); w == 0 {
-		t.Fatal("a locked address may try another user")
+	// One user's failures do not lock others out of a shared address.
+	if w := l.Attempt("user:carol", ip); w != 0 {
+		t.Fatalf("carol, from alice's address, waits %v", w)
 	}
+	l.Succeeded("user:carol", ip)
 	clk.add(16 * time.Minute)
 	if w := l.Attempt(u, ip); w != 0 {
 		t.Fatalf("after the window: wait %v", w)
@@ -106,4 +108,34 @@ func (l *Limiter) waitAfter(key string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.waitLocked(key, l.now())
+}
+
+func TestLimiterAddressCyclingUsers(t *testing.T) {
+	clk := newClock()
+	l := NewLimiter(clk.now)
+	ip := "ip:203.0.113.9"
+	// A guesser trying a new user name each time is slowed down by the
+	// address: after 5 × 3 failures it must wait.
+	for i := 0; i < 15; i++ {
+		if w := l.Attempt("user:u"+string(rune('a'+i)), ip); w != 0 {
+			t.Fatalf("attempt %d from the address waits %v already", i+1, w)
+		}
+	}
+	if w := l.Attempt("user:zed", ip); w != time.Second {
+		t.Fatalf("the 16th guess from one address: wait %v, want 1s", w)
+	}
+	// From then on it gets a guess in only as fast as the backoff lets
+	// it: within the 15-minute window, far fewer than it could type.
+	start, guesses := clk.now(), 15
+	for n := 0; clk.now().Sub(start) < 15*time.Minute; n++ {
+		w := l.Attempt(fmt.Sprintf("user:g%d", n), ip)
+		if w == 0 {
+			guesses++
+			continue
+		}
+		clk.add(w)
+	}
+	if guesses > 35 {
+		t.Fatalf("%d guesses from one address in 15 minutes", guesses)
+	}
 }

@@ -252,6 +252,29 @@ func setupSSHD(args []string) error {
 	if self, err = filepath.EvalSymlinks(self); err != nil {
 		return err
 	}
+	marker := filepath.Join(*dataDir, "sshd-setup", "installed-command")
+	if !*remove {
+		// sshd runs an AuthorizedKeysCommand only from a root-owned path
+		// with no group- or world-writable component: when this binary
+		// is not in one (say, downloaded to /tmp), install a copy there.
+		if _, perr := sshdsetup.CheckCommandPath(self); perr != nil {
+			if *dryRun {
+				fmt.Printf("would install %s as %s (%v)\n", self, installedCommand, perr)
+			} else {
+				if err := installCopy(self, installedCommand); err != nil {
+					return fmt.Errorf("installing the agent where sshd accepts it: %w", err)
+				}
+				if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+					return err
+				}
+				if err := os.WriteFile(marker, []byte(installedCommand+"\n"), 0o600); err != nil {
+					return err
+				}
+				fmt.Printf("installed %s as %s (sshd refuses the original's path: %v)\n", self, installedCommand, perr)
+			}
+			self = installedCommand
+		}
+	}
 	o := sshdsetup.Options{
 		ConfigPath: *config, CommandPath: self, CommandArgs: []string{"authorized-keys", "--data-dir", *dataDir},
 		StateDir: filepath.Join(*dataDir, "sshd-setup"), DryRun: *dryRun,
@@ -261,6 +284,15 @@ func setupSSHD(args []string) error {
 	var rep *sshdsetup.Report
 	if *remove {
 		rep, err = sshdsetup.Remove(ctx, o)
+		if err == nil && !*dryRun {
+			// The copy setup-sshd installed, if it did.
+			if b, rerr := os.ReadFile(marker); rerr == nil && strings.TrimSpace(string(b)) == installedCommand {
+				if rmErr := os.Remove(installedCommand); rmErr == nil || os.IsNotExist(rmErr) {
+					_ = os.Remove(filepath.Dir(installedCommand))
+					_ = os.Remove(marker)
+				}
+			}
+		}
 	} else {
 		rep, err = sshdsetup.Setup(ctx, o)
 	}
@@ -268,4 +300,46 @@ func setupSSHD(args []string) error {
 		fmt.Print(rep.String())
 	}
 	return err
+}
+
+// installedCommand is where setup-sshd installs the agent when sshd would
+// refuse to run it from where it is.
+const installedCommand = "/usr/local/libexec/kaginashi/kaginashi-agent"
+
+// installCopy copies the binary src to dst (root-owned, 0755, in a 0755
+// directory) through a temporary file and a rename, so sshd never runs a
+// half-written file.
+func installCopy(src, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	if err := os.Chmod(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".kaginashi-agent-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(0o755); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), dst)
 }

@@ -122,7 +122,7 @@ func (h *Handler) instanceXML(in store.Instance) ec2Instance {
 		InstanceID: in.ID, ImageID: "ami-kaginashi", State: ec2State{inventory.StateCode(in.State), in.State},
 		PrivateDNSName: inventory.PrivateDNSName(in), InstanceType: "kaginashi.host", LaunchTime: isoTime(in.LaunchTime),
 		MonitoringState: "disabled", PrivateIPAddress: in.PrivateIP, IPv6Address: in.IPv6, Architecture: in.Architecture,
-		RootDeviceType: "ebs", Virtualization: "hvm", Hypervisor: "xen", Tags: ec2Tags(in.Tags),
+		RootDeviceType: "ebs", Virtualization: "hvm", Hypervisor: "xen", Tags: ec2Tags(inventory.AllTags(in)),
 		PlatformDetails: in.Platform, UsageOperation: "RunInstances",
 	}
 	if x.PlatformDetails == "" {

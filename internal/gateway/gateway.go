@@ -234,6 +234,9 @@ func mergeTags(existing, fromToken []store.Tag, fromAgent []agentproto.Tag) []st
 		set(t.Key, t.Value)
 	}
 	for _, t := range fromAgent {
+		if strings.HasPrefix(strings.ToLower(t.Key), inventory.SystemTagPrefix) {
+			continue // reserved for what the agent reports, not what it claims
+		}
 		set(t.Key, t.Value)
 	}
 	return out

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -252,12 +253,12 @@ func matchFilter(in store.Instance, f Filter) bool {
 	case f.Name == "architecture":
 		candidates = []string{in.Architecture}
 	case f.Name == "tag-key":
-		for _, t := range in.Tags {
+		for _, t := range AllTags(in) {
 			candidates = append(candidates, t.Key)
 		}
 	case strings.HasPrefix(f.Name, "tag:"):
 		key := strings.TrimPrefix(f.Name, "tag:")
-		for _, t := range in.Tags {
+		for _, t := range AllTags(in) {
 			if t.Key == key {
 				candidates = append(candidates, t.Value)
 			}
@@ -359,6 +360,50 @@ func (s *Service) ResourceARN(id string) string {
 	return InstanceARN(s.region, s.account, id)
 }
 
+// SystemTagPrefix starts the tags kaginashi shows for a host's inventory.
+const SystemTagPrefix = "kaginashi:"
+
+// SystemTags are the host's facts as its agent reported them, shown as
+// read-only tags (EC2's DescribeInstances has no fields for them, and tags
+// are what every EC2 client displays and filters on: tag:kaginashi:os-id).
+// They are not stored as tags and cannot be set.
+func SystemTags(in store.Instance) []store.Tag {
+	var out []store.Tag
+	add := func(k, v string) {
+		if v == "" {
+			return
+		}
+		if len(v) > 256 {
+			v = v[:256]
+		}
+		out = append(out, store.Tag{Key: SystemTagPrefix + k, Value: v})
+	}
+	add("hostname", in.Hostname)
+	add("os", in.OSPrettyName)
+	add("os-id", in.OSID)
+	add("os-version", in.OSVersion)
+	add("kernel", in.Kernel)
+	add("default-user", in.DefaultUser)
+	if in.DefaultUser != "" {
+		add("default-user-exists", strconv.FormatBool(in.DefaultUserExists))
+	}
+	add("agent-version", in.AgentVersion)
+	add("sshd-version", in.SSHDVersion)
+	if in.AgentVersion != "" {
+		add("sshd-configured", strconv.FormatBool(in.SSHDConfigured))
+		add("clock-skew-ms", strconv.FormatInt(in.ClockSkewMillis, 10))
+	}
+	if !in.LastSeen.IsZero() {
+		add("last-seen", in.LastSeen.UTC().Format(time.RFC3339))
+	}
+	return out
+}
+
+// AllTags are an instance's own tags and its system tags.
+func AllTags(in store.Instance) []store.Tag {
+	return append(append([]store.Tag(nil), in.Tags...), SystemTags(in)...)
+}
+
 // CheckTags applies EC2's tag rules.
 func CheckTags(tags []store.Tag) error {
 	for _, t := range tags {
@@ -369,6 +414,8 @@ func CheckTags(tags []store.Tag) error {
 			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Tag values must be at most 256 characters")
 		case strings.HasPrefix(strings.ToLower(t.Key), "aws:"):
 			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Tag keys starting with 'aws:' are reserved for internal use")
+		case strings.HasPrefix(strings.ToLower(t.Key), SystemTagPrefix):
+			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue", "Tag keys starting with '%s' are reserved: they show what the host's agent reports", SystemTagPrefix)
 		}
 	}
 	return nil

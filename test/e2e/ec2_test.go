@@ -69,6 +69,23 @@ func testEC2DescribeInstances(t *testing.T, e *env) {
 	if got := ec2TagMap(in.Tags); !reflect.DeepEqual(got, map[string]string{"Name": "web-1", "env": "prod"}) {
 		t.Errorf("tags: %v", got)
 	}
+	// The agent's inventory shows as read-only kaginashi: tags, and
+	// filters on them.
+	sys := map[string]string{}
+	for _, tg := range in.Tags {
+		if k := aws.ToString(tg.Key); strings.HasPrefix(k, "kaginashi:") {
+			sys[k] = aws.ToString(tg.Value)
+		}
+	}
+	if sys["kaginashi:hostname"] != "host-1" || sys["kaginashi:os-id"] != "debian" || sys["kaginashi:default-user"] != "admin" || sys["kaginashi:last-seen"] == "" {
+		t.Errorf("system tags: %v", sys)
+	}
+	byOS := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{filter("tag:kaginashi:hostname", "host-1")}}))(t)
+	if got := instanceIDs(byOS); !reflect.DeepEqual(got, []string{instanceID(1)}) {
+		t.Errorf("tag:kaginashi:hostname=host-1: %v", got)
+	}
+	_, err := c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{instanceID(1)}, Tags: []ec2types.Tag{{Key: aws.String("kaginashi:os"), Value: aws.String("forged")}}})
+	harness.WantCode(t, err, "InvalidParameterValue", 400)
 	stopped := harness.Must(c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID(3)}}))(t)
 	if st := stopped.Reservations[0].Instances[0].State; st.Name != ec2types.InstanceStateNameStopped || aws.ToInt32(st.Code) != 80 {
 		t.Errorf("stopped instance state: %+v", st)
@@ -131,10 +148,14 @@ func testEC2DescribeInstances(t *testing.T, e *env) {
 	})
 }
 
+// ec2TagMap is the instance's own tags (not kaginashi's read-only
+// inventory tags).
 func ec2TagMap(ts []ec2types.Tag) map[string]string {
 	m := map[string]string{}
 	for _, t := range ts {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		if !strings.HasPrefix(aws.ToString(t.Key), "kaginashi:") {
+			m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
 	}
 	return m
 }

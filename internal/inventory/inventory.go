@@ -60,9 +60,15 @@ func New(ctx context.Context, st store.Store, account, region, publicURL string,
 		return nil, fmt.Errorf("endpoint creation time: %w", err)
 	}
 	ct, _ := time.Parse(time.RFC3339, created)
+	// DnsName is the host clients open wss://DnsName/openTunnel on, as
+	// AWS's are; a public URL on another port than 443 keeps it
+	// (host:port), or clients would knock on 443.
 	host := publicURL
 	if u, err := url.Parse(publicURL); err == nil && u.Host != "" {
 		host = u.Hostname()
+		if p := u.Port(); p != "" && p != "443" {
+			host = u.Host
+		}
 	}
 	return &Service{store: st, account: account, region: region, endpoint: Endpoint{
 		ID: id, ARN: EndpointARN(region, account, id), DNSName: host, Account: account, CreatedAt: ct,

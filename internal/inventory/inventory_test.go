@@ -108,7 +108,7 @@ func TestTagsAndEndpoint(t *testing.T) {
 	s, _ := newService(t)
 	ctx := context.Background()
 	e, err := s.Endpoint(ctx)
-	if err != nil || !regexp.MustCompile(`^eice-[0-9a-f]{17}$`).MatchString(e.ID) || e.DNSName != "kaginashi.example" ||
+	if err != nil || !regexp.MustCompile(`^eice-[0-9a-f]{17}$`).MatchString(e.ID) || e.DNSName != "kaginashi.example:8443" ||
 		e.ARN != "arn:aws:ec2:ap-northeast-1:123456789012:instance-connect-endpoint/"+e.ID {
 		t.Fatalf("endpoint %+v %v", e, err)
 	}

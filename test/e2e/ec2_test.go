@@ -171,7 +171,7 @@ func testEC2Endpoints(t *testing.T, e *env) {
 	id := aws.ToString(ep.InstanceConnectEndpointId)
 	if !strings.HasPrefix(id, "eice-") || aws.ToString(ep.OwnerId) != e.Account || ep.State != ec2types.Ec2InstanceConnectEndpointStateCreateComplete ||
 		aws.ToString(ep.InstanceConnectEndpointArn) != "arn:aws:ec2:"+e.Region+":"+e.Account+":instance-connect-endpoint/"+id ||
-		aws.ToString(ep.DnsName) != "localhost" {
+		aws.ToString(ep.DnsName) != strings.TrimPrefix(e.URL(), "https://") {
 		t.Errorf("endpoint: id %q owner %q state %q arn %q dns %q", id, aws.ToString(ep.OwnerId), ep.State, aws.ToString(ep.InstanceConnectEndpointArn), aws.ToString(ep.DnsName))
 	}
 	byID := harness.Must(c.DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{InstanceConnectEndpointIds: []string{id}}))(t)

@@ -410,6 +410,7 @@ func TestTunnel(t *testing.T) {
 		_, env := rootEnv(t)
 		r := kg(t, env, "ssh", "--ssh-port", bad, user+"@web", "--", "true")
 		allowed := []int{22, sshd1.port, impostor.port}
+		slices.Sort(allowed) // the agent reports them sorted
 		wantProblem(t, "ssh to a port not allowed", r, 255,
 			"kaginashi: port "+bad+" of "+web.id+" (web) is not open to tunnels: its agent allows "+joinInts(allowed),
 			"kaginashi: on the host, let the agent reach it: kaginashi-agent run --allow-port "+bad)

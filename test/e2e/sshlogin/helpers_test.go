@@ -32,81 +32,6 @@ import (
 
 // --- processes -------------------------------------------------------------
 
-// process is a child process whose output the test reads.
-type process struct {
-	name    string
-	cmd     *exec.Cmd
-	output  *harness.SyncBuffer // stdout and stderr
-	done    chan struct{}
-	waitErr error
-}
-
-// spawn starts a process that is killed when the test ends if it still
-// runs.
-func spawn(t testing.TB, name string, env []string, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{name: name, cmd: exec.Command(bin, args...), output: &harness.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = env
-	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		// Binaries built with -race (KAGINASHI_E2E_RACE=1) report here.
-		if strings.Contains(p.output.String(), "WARNING: DATA RACE") {
-			t.Errorf("%s: data race\n%s", name, p.output)
-		}
-	})
-	return p
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL (a crash: nothing is flushed or said goodbye) and
-// waits for the exit.
-func (p *process) kill(t testing.TB) {
-	t.Helper()
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Fatalf("killing %s: %v", p.name, err)
-	}
-	<-p.done
-}
-
-// waitOutput waits until the output holds want at least n times.
-func (p *process) waitOutput(t testing.TB, want string, n int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for strings.Count(p.output.String(), want) < n {
-		if p.exited() {
-			t.Fatalf("%s exited (%v) before saying %q\noutput:\n%s", p.name, p.waitErr, want, p.output)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not say %q (%d times) within %v\noutput:\n%s", p.name, want, n, timeout, p.output)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitFor polls cond until it holds.
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) time.Duration {
 	t.Helper()
@@ -119,21 +44,6 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 	}
 	return time.Since(start)
 }
-
-// raceBuilt: the binaries were built with -race (KAGINASHI_E2E_RACE=1),
-// which makes every process start and run several times slower.
-var raceBuilt = os.Getenv("KAGINASHI_E2E_RACE") == "1"
-
-// bound is a time limit the product promises, stretched for race-built
-// binaries.
-func bound(d time.Duration) time.Duration {
-	if raceBuilt {
-		return 4 * d
-	}
-	return d
-}
-
-func baseEnv() []string { return []string{"PATH=" + os.Getenv("PATH"), "LANG=C", "TZ=UTC"} }
 
 // --- the server ------------------------------------------------------------
 
@@ -154,29 +64,10 @@ func startServer(t *testing.T, args ...string) *harness.Server {
 }
 
 // joinToken makes a join token for uses enrollments with the CLI, as an
-// administrator does: `kaginashi agent-token create --output json` with
-// the server's root credentials file and the usual AWS variables.
+// administrator does (harness.Server.JoinToken).
 func joinToken(t *testing.T, s *harness.Server, uses int) string {
 	t.Helper()
-	env := append(baseEnv(), "HOME="+t.TempDir(),
-		"AWS_ENDPOINT_URL="+s.URL(), "AWS_CA_BUNDLE="+s.CAPath(), "AWS_REGION="+s.Region, "AWS_CONFIG_FILE=/dev/null",
-		"AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(s.Cfg.DataDir, "root-credentials"), "AWS_PROFILE=kaginashi-root")
-	cmd := exec.Command(harness.Kaginashi, "agent-token", "create", "--output", "json", "--max-uses", strconv.Itoa(uses), "--ttl", "10m")
-	cmd.Env = env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("kaginashi agent-token create: %v\n%s", err, stderr.String())
-	}
-	var tok struct {
-		Token     string `json:"token"`
-		ExpiresAt string `json:"expiresAt"`
-	}
-	if err := json.Unmarshal(out, &tok); err != nil || tok.Token == "" || tok.ExpiresAt == "" {
-		t.Fatalf("kaginashi agent-token create --output json: %v\n%s", err, out)
-	}
-	return tok.Token
+	return s.JoinToken(t, uses)
 }
 
 // push sends key for osUser to instance and returns the request ID.
@@ -230,7 +121,7 @@ type hostAgent struct {
 	s    *harness.Server
 	dir  string
 	id   string // instance ID
-	proc *process
+	proc *harness.Process
 	runs int // processes started so far
 }
 
@@ -238,14 +129,7 @@ type hostAgent struct {
 // AuthorizedKeysCommand as an unprivileged user, who must reach DIR/keys.
 func newAgentDir(t testing.TB, name string) string {
 	t.Helper()
-	parent, err := os.MkdirTemp(world.safe, name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(parent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(parent, "data")
+	return harness.AgentDataDir(t, world.safe, name)
 }
 
 // enrollAgent enrolls a new agent with token and waits until it is
@@ -254,15 +138,7 @@ func enrollAgent(t *testing.T, s *harness.Server, name, token string) *hostAgent
 	t.Helper()
 	a := &hostAgent{s: s, dir: newAgentDir(t, name)}
 	a.start(t, "--join-token", token)
-	b, err := os.ReadFile(filepath.Join(a.dir, "agent.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg agent.Config
-	if err := json.Unmarshal(b, &cfg); err != nil || !strings.HasPrefix(cfg.InstanceID, "i-") {
-		t.Fatalf("agent.json: %v %s", err, b)
-	}
-	a.id = cfg.InstanceID
+	a.id = harness.InstanceID(t, a.dir)
 	return a
 }
 
@@ -270,15 +146,14 @@ func enrollAgent(t *testing.T, s *harness.Server, name, token string) *hostAgent
 func (a *hostAgent) start(t *testing.T, args ...string) {
 	t.Helper()
 	a.runs++
-	args = append([]string{"run", "--server", a.s.URL(), "--data-dir", a.dir, "--ca-file", a.s.CAPath()}, args...)
-	a.proc = spawn(t, fmt.Sprintf("agent %s (run %d)", a.dir, a.runs), append(baseEnv(), "HOME=/"), world.agent, args...)
+	a.proc = harness.Spawn(t, fmt.Sprintf("agent %s (run %d)", a.dir, a.runs), append(harness.BaseEnv(), "HOME=/"), world.agent, a.s.AgentArgs(a.dir, args...)...)
 	a.waitConnected(t, 1)
 }
 
 // waitConnected waits until this run of the agent has connected n times.
 func (a *hostAgent) waitConnected(t testing.TB, n int) {
 	t.Helper()
-	a.proc.waitOutput(t, `msg="connected to the server"`, n, 30*time.Second)
+	a.proc.WaitOutput(t, harness.AgentConnected, n, 30*time.Second)
 }
 
 // records are the agent's persisted key records.
@@ -327,12 +202,7 @@ func writeRecords(t testing.TB, dir string, recs ...keyrecord.Record) {
 
 func writeFile(t testing.TB, path string, b []byte, mode os.FileMode) {
 	t.Helper()
-	if err := os.WriteFile(path, b, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
+	harness.WriteFile(t, path, b, mode)
 }
 
 // nobody is the unprivileged user the test sshds run the
@@ -437,10 +307,7 @@ func newKey(t testing.TB) sshKey {
 
 // sshdProc is a private sshd on a loopback port.
 type sshdProc struct {
-	*process
-	dir        string
-	port       int
-	config     string // its sshd_config
+	*harness.SSHD
 	knownHosts string // pins its host key
 }
 
@@ -456,92 +323,31 @@ type sshdOptions struct {
 	main *string
 }
 
-// commonConfig is what every test sshd has: its own port, host key and
-// PidFile, public keys only, nothing from this machine's /etc/ssh.
-func commonConfig(dir string, port int) string {
-	lines := []string{
-		"# a kaginashi sshlogin test sshd",
-		"Port " + strconv.Itoa(port),
-		"ListenAddress 127.0.0.1",
-		"HostKey " + filepath.Join(dir, "ssh_host_ed25519_key"),
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
-		"UsePAM no",
-		"AuthorizedKeysFile none",
-		"PubkeyAuthentication yes",
-		"PasswordAuthentication no",
-		"KbdInteractiveAuthentication no",
-		"PermitRootLogin prohibit-password",
-		"LogLevel VERBOSE",
-	}
-	if world.sshdPenalties {
-		lines = append(lines, "PerSourcePenalties no") // refused logins are the point here
-	}
-	return strings.Join(lines, "\n") + "\n"
-}
-
-// startSSHD starts an sshd for the agent data directory o.dataDir. The
-// AuthorizedKeysCommand runs as nobody, like kaginashi's own unprivileged
-// user.
+// startSSHD starts an sshd for the agent data directory o.dataDir: its own
+// port, host key and PidFile, public keys only, nothing from this
+// machine's /etc/ssh. The AuthorizedKeysCommand runs as nobody, like
+// kaginashi's own unprivileged user.
 func startSSHD(t testing.TB, o sshdOptions) *sshdProc {
 	t.Helper()
-	dir := o.dir
-	if dir == "" {
-		dir = t.TempDir()
-	}
-	s := &sshdProc{dir: dir, config: filepath.Join(dir, "sshd_config"), knownHosts: filepath.Join(dir, "known_hosts")}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, filepath.Join(dir, "ssh_host_ed25519_key"), pem.EncodeToMemory(block), 0o600)
 	command := o.command
 	if command == "" {
 		command = world.agent + " authorized-keys"
 	}
-	for attempt := 0; ; attempt++ {
-		s.port = harness.FreePort(t)
-		cfg := commonConfig(dir, s.port)
-		if o.main != nil {
-			cfg += *o.main
-		} else {
-			cfg += "AuthorizedKeysCommand " + command + " --data-dir " + o.dataDir + " %u %f\n" +
-				"AuthorizedKeysCommandUser nobody\n"
-		}
-		writeFile(t, s.config, []byte(cfg), 0o644)
-		writeFile(t, s.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s\n", s.port, harness.AuthorizedKey(t, pub))), 0o644)
-		// -D: no daemon, so the test owns the process; -e: log to stderr.
-		s.process = spawn(t, "sshd", baseEnv(), world.sshd, "-D", "-e", "-f", s.config)
-		if s.waitListening(t, 1) {
-			return s
-		}
-		if attempt == 3 {
-			t.Fatalf("sshd found no free port\n%s", s.output)
-		}
+	lines := []string{"AuthorizedKeysFile none", "PermitRootLogin prohibit-password"}
+	if o.main != nil {
+		lines = append(lines, strings.TrimSuffix(*o.main, "\n"))
+	} else {
+		lines = append(lines, "AuthorizedKeysCommand "+command+" --data-dir "+o.dataDir+" %u %f", "AuthorizedKeysCommandUser nobody")
 	}
-}
-
-// waitListening waits until sshd has said it listens n times (once more
-// after each reload); false if the port was taken.
-func (s *sshdProc) waitListening(t testing.TB, n int) bool {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(s.output.String(), "Server listening on") < n {
-		if s.exited() {
-			if strings.Contains(s.output.String(), "Address already in use") {
-				return false
-			}
-			t.Fatalf("sshd exited (%v)\n%s", s.waitErr, s.output)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd not listening after 20s\n%s", s.output)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
+	s := &sshdProc{}
+	s.SSHD = harness.StartSSHD(t, harness.SSHDOptions{
+		Bin: world.sshd, Dir: o.dir, Comment: "# a kaginashi sshlogin test sshd", Lines: lines, NoPenalties: true,
+		OnPort: func(d *harness.SSHD) {
+			s.knownHosts = filepath.Join(d.Dir, "known_hosts")
+			d.PinHostKey(t, s.knownHosts)
+		},
+	})
+	return s
 }
 
 // ssh runs `ssh osUser@127.0.0.1 COMMAND` with key and nothing else: no
@@ -561,9 +367,9 @@ func (s *sshdProc) ssh(t testing.TB, osUser string, key sshKey, command string) 
 		"-o", "ConnectTimeout=10",
 		"-o", "LogLevel=ERROR",
 		"-i", key.path,
-		"-p", strconv.Itoa(s.port),
+		"-p", strconv.Itoa(s.Port),
 		osUser+"@127.0.0.1", command)
-	cmd.Env = append(baseEnv(), "HOME="+t.TempDir())
+	cmd.Env = append(harness.BaseEnv(), "HOME="+t.TempDir())
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -587,7 +393,7 @@ func (s *sshdProc) wantLogin(t testing.TB, osUser string, key sshKey) {
 	out, errOut, code := s.ssh(t, osUser, key, loginCommand)
 	if want := "kaginashi-login:" + osUser + "\n"; code != 0 || out != want {
 		t.Fatalf("ssh %s@sshd with key %s: exit %d, output %q, want %q\nssh stderr: %s\nsshd log (tail):\n%s",
-			osUser, key.fp, code, out, want, errOut, tail(s.output.String(), 30))
+			osUser, key.fp, code, out, want, errOut, harness.Tail(s.Output.String(), 30))
 	}
 }
 
@@ -599,14 +405,6 @@ func (s *sshdProc) wantRefused(t testing.TB, osUser string, key sshKey) {
 	out, errOut, code := s.ssh(t, osUser, key, loginCommand)
 	if code != 255 || !strings.Contains(errOut, "Permission denied (publickey)") || out != "" {
 		t.Fatalf("ssh %s@sshd with key %s: exit %d, output %q, stderr %q; want it refused (exit 255, Permission denied (publickey))\nsshd log (tail):\n%s",
-			osUser, key.fp, code, out, errOut, tail(s.output.String(), 30))
+			osUser, key.fp, code, out, errOut, harness.Tail(s.Output.String(), 30))
 	}
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

@@ -312,24 +312,24 @@ func testAgentRestart(t *testing.T, s *harness.Server, a *hostAgent) {
 
 	// An agent that does not answer (frozen: SIGSTOP): the push fails
 	// within 2 s, not after the client's own timeout.
-	if err := a.proc.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+	if err := a.proc.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	_, err := sendKey(root, a.id, userA, newKey(t))
 	took := time.Since(start)
-	a.proc.cmd.Process.Signal(syscall.SIGCONT)
+	a.proc.Cmd.Process.Signal(syscall.SIGCONT)
 	harness.WantTyped[*eictypes.EC2InstanceUnavailableException](t, err, 503)
 	t.Logf("SendSSHPublicKey to a frozen agent: EC2InstanceUnavailableException after %v", took.Round(time.Millisecond))
-	if took > bound(2*time.Second) {
+	if took > harness.Bound(2*time.Second) {
 		t.Errorf("SendSSHPublicKey to a frozen agent took %v, want EC2InstanceUnavailableException within 2s", took)
 	}
 
 	// Crash the agent.
-	a.proc.kill(t)
+	a.proc.Kill(t)
 	start = time.Now()
 	out, code := authorizedKeys(t, a.dir, userA, k1.fp)
-	if took := time.Since(start); code != 0 || !strings.Contains(out, strings.Fields(k1.line)[1]) || took > bound(time.Second) {
+	if took := time.Since(start); code != 0 || !strings.Contains(out, strings.Fields(k1.line)[1]) || took > harness.Bound(time.Second) {
 		t.Errorf("authorized-keys with the agent down: exit %d after %v, printed %q; want the key within 1s", code, took, out)
 	}
 	sshd.wantLogin(t, userA, k1)
@@ -344,7 +344,7 @@ func testAgentRestart(t *testing.T, s *harness.Server, a *hostAgent) {
 	took = time.Since(start)
 	harness.WantTyped[*eictypes.EC2InstanceUnavailableException](t, err, 503)
 	t.Logf("SendSSHPublicKey to a stopped agent: EC2InstanceUnavailableException after %v", took.Round(time.Millisecond))
-	if took > bound(2*time.Second) {
+	if took > harness.Bound(2*time.Second) {
 		t.Errorf("SendSSHPublicKey to a stopped agent took %v, want EC2InstanceUnavailableException within 2s", took)
 	}
 
@@ -366,7 +366,7 @@ func TestKeyExpiry(t *testing.T) {
 	requireWorld(t)
 	t.Parallel()
 	lifetime := int64(3)
-	if raceBuilt {
+	if harness.RaceBuilt() {
 		lifetime = 12 // the login right after the push must fit in it
 	}
 	s := startServer(t, "--key-lifetime", fmt.Sprintf("%ds", lifetime))
@@ -424,7 +424,7 @@ func TestServerRestart(t *testing.T) {
 	sshd.wantLogin(t, userA, k1)
 
 	p1.Stop(t)
-	a.proc.waitOutput(t, "disconnected from the server", 1, 10*time.Second)
+	a.proc.WaitOutput(t, "disconnected from the server", 1, 10*time.Second)
 	sshd.wantLogin(t, userA, k1) // the server is not needed to log in
 
 	cfg.Port = p1.Port
@@ -441,7 +441,7 @@ func TestServerRestart(t *testing.T) {
 	})
 	reconnected := time.Since(back)
 	t.Logf("the agent was back %v after the server (first successful push after %v)", reconnected.Round(time.Millisecond), took.Round(time.Millisecond))
-	if reconnected > bound(5*time.Second) {
+	if reconnected > harness.Bound(5*time.Second) {
 		t.Errorf("the agent reconnected %v after the server came back, want within 5s", reconnected)
 	}
 	a.waitConnected(t, 2) // the same agent process, connected again

@@ -65,7 +65,7 @@ func testSetupSSHD(t *testing.T, s *harness.Server, a *hostAgent) {
 				t.Fatalf("the %s fixture's Include of /etc/ssh/sshd_config.d changed", tc.fixture)
 			}
 			sshd := startSSHD(t, sshdOptions{dir: dir, main: &main})
-			before, err := os.ReadFile(sshd.config)
+			before, err := os.ReadFile(sshd.Config)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -75,7 +75,7 @@ func testSetupSSHD(t *testing.T, s *harness.Server, a *hostAgent) {
 
 			out := runSetupSSHD(t, sshd, a.dir)
 			dropIn := filepath.Join(dir, "sshd_config.d", sshdsetup.DropInName)
-			after, _ := os.ReadFile(sshd.config)
+			after, _ := os.ReadFile(sshd.Config)
 			wantLines := []string{
 				"AuthorizedKeysCommand " + world.agent + " authorized-keys --data-dir " + a.dir + " %u %f",
 				"AuthorizedKeysCommandUser " + sshdsetup.DefaultUser,
@@ -98,12 +98,12 @@ func testSetupSSHD(t *testing.T, s *harness.Server, a *hostAgent) {
 			sshd.wantLogin(t, userA, k1)
 
 			out = runSetupSSHD(t, sshd, a.dir, "--remove")
-			restored, err := os.ReadFile(sshd.config)
+			restored, err := os.ReadFile(sshd.Config)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(restored, before) {
-				t.Errorf("after setup-sshd --remove, %s is not byte-identical to before\nbefore:\n%q\nafter:\n%q\noutput:\n%s", sshd.config, before, restored, out)
+				t.Errorf("after setup-sshd --remove, %s is not byte-identical to before\nbefore:\n%q\nafter:\n%q\noutput:\n%s", sshd.Config, before, restored, out)
 			}
 			if _, err := os.Stat(dropIn); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("the drop-in is still there after --remove: %v", err)
@@ -135,14 +135,14 @@ func readFixture(t *testing.T, name string) string {
 // configuration and waits for sshd to have reloaded it.
 func runSetupSSHD(t *testing.T, sshd *sshdProc, dataDir string, args ...string) string {
 	t.Helper()
-	listening := strings.Count(sshd.output.String(), "Server listening on")
+	listening := strings.Count(sshd.Output.String(), "Server listening on")
 	if systemdSSHD() {
 		t.Log("systemd runs this machine: calling sshdsetup with a Reload hook instead of the binary, which would reload the machine's own sshd")
 		o := sshdsetup.Options{
-			ConfigPath: sshd.config, CommandPath: world.agent, CommandArgs: []string{"authorized-keys", "--data-dir", dataDir},
+			ConfigPath: sshd.Config, CommandPath: world.agent, CommandArgs: []string{"authorized-keys", "--data-dir", dataDir},
 			StateDir: filepath.Join(dataDir, "sshd-setup"),
 			Reload: func(context.Context) error {
-				return sshd.cmd.Process.Signal(syscall.SIGHUP)
+				return sshd.Cmd.Process.Signal(syscall.SIGHUP)
 			},
 		}
 		var rep *sshdsetup.Report
@@ -155,19 +155,19 @@ func runSetupSSHD(t *testing.T, sshd *sshdProc, dataDir string, args ...string) 
 		if err != nil {
 			t.Fatalf("sshdsetup %v: %v", args, err)
 		}
-		sshd.waitListening(t, listening+1)
+		sshd.WaitListening(t, listening+1)
 		return rep.String()
 	}
-	cmd := exec.Command(world.agent, append([]string{"setup-sshd", "--sshd-config", sshd.config, "--data-dir", dataDir}, args...)...)
-	cmd.Env = baseEnv()
+	cmd := exec.Command(world.agent, append([]string{"setup-sshd", "--sshd-config", sshd.Config, "--data-dir", dataDir}, args...)...)
+	cmd.Env = harness.BaseEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("kaginashi-agent setup-sshd %v: %v\n%s", args, err, out)
 	}
-	if !strings.Contains(string(out), "sent SIGHUP to sshd (pid "+strconv.Itoa(sshd.cmd.Process.Pid)) {
+	if !strings.Contains(string(out), "sent SIGHUP to sshd (pid "+strconv.Itoa(sshd.Cmd.Process.Pid)) {
 		t.Errorf("setup-sshd %v did not reload the test's sshd:\n%s", args, out)
 	}
-	sshd.waitListening(t, listening+1)
+	sshd.WaitListening(t, listening+1)
 	return string(out)
 }
 

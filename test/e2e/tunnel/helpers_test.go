@@ -3,10 +3,7 @@ package tunnel
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -14,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -28,91 +24,14 @@ import (
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
-// raceBuilt: the binaries were built with -race (KAGINASHI_E2E_RACE=1),
-// which makes every process several times slower.
-var raceBuilt = os.Getenv("KAGINASHI_E2E_RACE") == "1"
+func bound(d time.Duration) time.Duration { return harness.Bound(d) }
 
-func bound(d time.Duration) time.Duration {
-	if raceBuilt {
-		return 4 * d
-	}
-	return d
-}
-
-func baseEnv() []string { return []string{"PATH=" + os.Getenv("PATH"), "LANG=C", "TZ=UTC"} }
+func baseEnv() []string { return harness.BaseEnv() }
 
 // --- processes -------------------------------------------------------------
 
 // process is a child process whose output the test reads.
-type process struct {
-	name    string
-	cmd     *exec.Cmd
-	stdout  *harness.SyncBuffer
-	output  *harness.SyncBuffer // stderr (and stdout unless split)
-	done    chan struct{}
-	waitErr error
-}
-
-// spawn starts a process that is killed when the test ends if it still
-// runs.
-func spawn(t testing.TB, name string, env []string, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{name: name, cmd: exec.Command(bin, args...), output: &harness.SyncBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = env
-	p.stdout = p.output
-	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
-	p.start(t)
-	return p
-}
-
-func (p *process) start(t testing.TB) {
-	t.Helper()
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", p.name, err)
-	}
-	go func() {
-		p.waitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		if !p.exited() {
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-p.done:
-			case <-time.After(10 * time.Second):
-				p.cmd.Process.Kill()
-				<-p.done
-			}
-		}
-		if strings.Contains(p.output.String(), "WARNING: DATA RACE") {
-			t.Errorf("%s: data race\n%s", p.name, p.output)
-		}
-	})
-}
-
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// waitOutput waits until the output holds want at least n times.
-func (p *process) waitOutput(t testing.TB, out *harness.SyncBuffer, want string, n int, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for strings.Count(out.String(), want) < n {
-		if p.exited() {
-			t.Fatalf("%s exited (%v) before saying %q\noutput:\n%s\n%s", p.name, p.waitErr, want, p.stdout, p.output)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not say %q within %v\noutput:\n%s", p.name, want, timeout, p.output)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+type process = harness.Process
 
 // result is a finished command.
 type result struct {
@@ -236,14 +155,7 @@ type hostAgent struct {
 // sshd runs the AuthorizedKeysCommand as nobody, who must reach DIR/keys.
 func agentDir(t testing.TB, name string) string {
 	t.Helper()
-	parent, err := os.MkdirTemp(world.safe, name+"-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(parent, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return filepath.Join(parent, "data")
+	return harness.AgentDataDir(t, world.safe, name)
 }
 
 // startAgent enrolls an agent in dir with token and the given flags and
@@ -251,18 +163,9 @@ func agentDir(t testing.TB, name string) string {
 func startAgent(t *testing.T, s *harness.Server, name, dir, token string, args ...string) *hostAgent {
 	t.Helper()
 	a := &hostAgent{dir: dir}
-	args = append([]string{"run", "--server", s.URL(), "--data-dir", a.dir, "--ca-file", s.CAPath(), "--join-token", token}, args...)
-	a.proc = spawn(t, "agent "+name, append(baseEnv(), "HOME=/"), world.agent, args...)
-	a.proc.waitOutput(t, a.proc.output, `msg="connected to the server"`, 1, bound(30*time.Second))
-	b, err := os.ReadFile(filepath.Join(a.dir, "agent.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg agent.Config
-	if err := json.Unmarshal(b, &cfg); err != nil || !strings.HasPrefix(cfg.InstanceID, "i-") {
-		t.Fatalf("agent.json: %v %s", err, b)
-	}
-	a.id = cfg.InstanceID
+	a.proc = harness.Spawn(t, "agent "+name, append(baseEnv(), "HOME=/"), world.agent, s.AgentArgs(a.dir, append([]string{"--join-token", token}, args...)...)...)
+	a.proc.WaitOutput(t, harness.AgentConnected, 1, bound(30*time.Second))
+	a.id = harness.InstanceID(t, a.dir)
 	return a
 }
 
@@ -291,18 +194,10 @@ type sshKey struct {
 
 func newKeyAt(t testing.TB, path string) sshKey {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, path, pem.EncodeToMemory(block), 0o600)
+	pub := harness.WriteEd25519Key(t, path, "")
 	line := harness.AuthorizedKey(t, pub)
 	writeFile(t, path+".pub", []byte(line+"\n"), 0o644)
 	pk, _ := ssh.NewPublicKey(pub)
@@ -313,12 +208,7 @@ func newKey(t testing.TB) sshKey { return newKeyAt(t, filepath.Join(t.TempDir(),
 
 func writeFile(t testing.TB, path string, b []byte, mode os.FileMode) {
 	t.Helper()
-	if err := os.WriteFile(path, b, mode); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(path, mode); err != nil {
-		t.Fatal(err)
-	}
+	harness.WriteFile(t, path, b, mode)
 }
 
 func push(t testing.TB, c *eic.Client, instance, osUser string, key sshKey) {
@@ -335,11 +225,7 @@ func push(t testing.TB, c *eic.Client, instance, osUser string, key sshKey) {
 
 // sshdProc is a private sshd on a loopback port.
 type sshdProc struct {
-	*process
-	dir        string
-	port       int
-	config     string
-	hostKey    string // its "ssh-ed25519 AAAA..." line
+	*harness.SSHD
 	knownHosts string // pins its host key for direct baselines
 }
 
@@ -356,73 +242,23 @@ type sshdOptions struct {
 // any other key first is cut off.
 func startSSHD(t testing.TB, o sshdOptions) *sshdProc {
 	t.Helper()
-	dir := t.TempDir()
-	s := &sshdProc{dir: dir, config: filepath.Join(dir, "sshd_config"), knownHosts: filepath.Join(dir, "known_hosts")}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyPath := filepath.Join(dir, "ssh_host_ed25519_key")
-	writeFile(t, keyPath, pem.EncodeToMemory(block), 0o600)
-	s.hostKey = harness.AuthorizedKey(t, pub)
-	if o.publishKey {
-		writeFile(t, keyPath+".pub", []byte(s.hostKey+" root@test\n"), 0o644)
-	}
-	for attempt := 0; ; attempt++ {
-		s.port = harness.FreePort(t)
-		lines := []string{
-			"# a kaginashi tunnel test sshd",
-			"Port " + strconv.Itoa(s.port),
-			"ListenAddress 127.0.0.1",
-			"HostKey " + keyPath,
-			"PidFile " + filepath.Join(dir, "sshd.pid"),
-			"UsePAM no",
+	s := &sshdProc{}
+	s.SSHD = harness.StartSSHD(t, harness.SSHDOptions{
+		Bin: world.sshd, Comment: "# a kaginashi tunnel test sshd", PublishHostKey: o.publishKey, NoPenalties: true,
+		Lines: []string{
 			"AuthorizedKeysFile none",
 			"AuthorizedKeysCommand " + world.agent + " authorized-keys --data-dir " + o.dataDir + " %u %f",
 			"AuthorizedKeysCommandUser nobody",
-			"PubkeyAuthentication yes",
-			"PasswordAuthentication no",
-			"KbdInteractiveAuthentication no",
 			"PermitRootLogin prohibit-password",
 			"MaxAuthTries 1",
 			"Subsystem sftp internal-sftp",
-			"LogLevel VERBOSE",
-		}
-		if world.sshdPenalties {
-			lines = append(lines, "PerSourcePenalties no")
-		}
-		writeFile(t, s.config, []byte(strings.Join(lines, "\n")+"\n"), 0o644)
-		writeFile(t, s.knownHosts, []byte(fmt.Sprintf("[127.0.0.1]:%d %s\n", s.port, s.hostKey)), 0o644)
-		s.process = spawn(t, "sshd", baseEnv(), world.sshd, "-D", "-e", "-f", s.config)
-		if s.waitListening(t) {
-			return s
-		}
-		if attempt == 3 {
-			t.Fatalf("sshd found no free port\n%s", s.output)
-		}
-	}
-}
-
-func (s *sshdProc) waitListening(t testing.TB) bool {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(s.output.String(), "Server listening on") {
-		if s.exited() {
-			if strings.Contains(s.output.String(), "Address already in use") {
-				return false
-			}
-			t.Fatalf("sshd exited (%v)\n%s", s.waitErr, s.output)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sshd not listening after 20s\n%s", s.output)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
+		},
+		OnPort: func(d *harness.SSHD) {
+			s.knownHosts = filepath.Join(d.Dir, "known_hosts")
+			d.PinHostKey(t, s.knownHosts)
+		},
+	})
+	return s
 }
 
 // directSSH logs in straight to the sshd with key, no tunnel: a baseline.
@@ -431,17 +267,11 @@ func (s *sshdProc) directSSH(t testing.TB, osUser string, key sshKey, command st
 	return runIn(t, "", append(baseEnv(), "HOME="+t.TempDir()), "", world.tools["ssh"], "-F", "/dev/null",
 		"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UserKnownHostsFile="+s.knownHosts,
 		"-o", "GlobalKnownHostsFile=/dev/null", "-o", "IdentitiesOnly=yes", "-o", "IdentityAgent=none",
-		"-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-i", key.path, "-p", strconv.Itoa(s.port),
+		"-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR", "-i", key.path, "-p", strconv.Itoa(s.Port),
 		osUser+"@127.0.0.1", command)
 }
 
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func tail(s string, n int) string { return harness.Tail(s, n) }
 
 // --- an OpenSSH ssh-agent --------------------------------------------------
 
@@ -460,7 +290,7 @@ func startSSHAgent(t testing.TB, keys ...sshKey) *sshAgent {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	a := &sshAgent{sock: filepath.Join(dir, "agent.sock")}
 	// -D: in the foreground, so that the test owns the process.
-	a.proc = spawn(t, "ssh-agent", baseEnv(), world.tools["ssh-agent"], "-D", "-a", a.sock)
+	a.proc = harness.Spawn(t, "ssh-agent", baseEnv(), world.tools["ssh-agent"], "-D", "-a", a.sock)
 	waitFor(t, "ssh-agent's socket", 10*time.Second, func() bool { _, err := os.Stat(a.sock); return err == nil })
 	for _, k := range keys {
 		if r := runIn(t, "", append(baseEnv(), "SSH_AUTH_SOCK="+a.sock), "", world.tools["ssh-add"], "-q", k.path); r.code != 0 {

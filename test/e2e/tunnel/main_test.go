@@ -2,14 +2,12 @@ package tunnel
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,10 +22,6 @@ var world struct {
 	sshd string
 	// tools: ssh, scp, sftp, rsync, git, ssh-agent, ssh-add
 	tools map[string]string
-	// sshdPenalties: sshd has PerSourcePenalties (OpenSSH 9.8+), which
-	// would slow down a source address after refused logins.
-	sshdPenalties bool
-
 	// safe is a directory sshd accepts an AuthorizedKeysCommand in: it and
 	// every parent are root-owned and closed to group and others (so not
 	// under /tmp). It holds the agent binary and the agents' data
@@ -68,23 +62,14 @@ func run(m *testing.M) (int, error) {
 	}
 	harness.Kaginashi = filepath.Join(bin, "kaginashi")
 
-	if world.safe, err = safeDir(); err != nil {
+	if world.safe, err = harness.SafeDir(safePrefix); err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(world.safe)
-	if err := os.Mkdir(filepath.Join(world.safe, "bin"), 0o755); err != nil {
+	if world.agent, err = harness.InstallAgent(world.safe); err != nil {
 		return 0, err
 	}
-	if err := harness.Build(filepath.Join(world.safe, "bin"), "./cmd/kaginashi-agent"); err != nil {
-		return 0, err
-	}
-	world.agent = filepath.Join(world.safe, "bin", "kaginashi-agent")
-	if err := os.Chmod(world.agent, 0o755); err != nil {
-		return 0, err
-	}
-	// sshd needs its privilege separation directory, which systemd
-	// creates only when the service starts.
-	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+	if err := harness.PrepareSSHD(); err != nil {
 		return 0, err
 	}
 
@@ -116,7 +101,7 @@ func skipReason() string {
 	if os.Geteuid() != 0 {
 		return "the tunnel tests run as root: sshd, and the local user they add, need it"
 	}
-	world.sshd = "/usr/sbin/sshd"
+	world.sshd = harness.SSHDPath
 	if _, err := os.Stat(world.sshd); err != nil {
 		fmt.Fprintln(os.Stderr, "tunnel: OpenSSH's sshd is not installed (no /usr/sbin/sshd): run scripts/deps.sh test, or set KAGINASHI_SKIP_SSHD=1 to skip these tests")
 		os.Exit(2)
@@ -130,50 +115,7 @@ func skipReason() string {
 		}
 		world.tools[tool] = p
 	}
-	out, _ := exec.Command(world.sshd, "-V").CombinedOutput()
-	var major, minor int
-	if i := strings.Index(string(out), "OpenSSH_"); i >= 0 {
-		fmt.Sscanf(string(out[i:]), "OpenSSH_%d.%d", &major, &minor)
-	}
-	world.sshdPenalties = major > 9 || (major == 9 && minor >= 8)
 	return ""
-}
-
-// safeDir makes the directory for the AuthorizedKeysCommand: sshd refuses a
-// command unless the file and every directory above it are owned by root
-// and not writable by group or others.
-func safeDir() (string, error) {
-	for _, parent := range []string{"/run", "/var/lib"} {
-		if !sshdSafe(parent) {
-			continue
-		}
-		d, err := harness.TempDir(parent, safePrefix)
-		if err != nil {
-			continue
-		}
-		if err := os.Chmod(d, 0o755); err != nil {
-			os.RemoveAll(d)
-			return "", err
-		}
-		return d, nil
-	}
-	return "", errors.New("no directory for the AuthorizedKeysCommand: neither /run nor /var/lib is root-owned and closed to group and others")
-}
-
-func sshdSafe(dir string) bool {
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() {
-			return false
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			return false
-		}
-		if d == "/" {
-			return true
-		}
-	}
 }
 
 // addUser adds a local user with a shell and no usable password ("*", not

@@ -40,7 +40,7 @@ func testSSHConfig(t *testing.T, s *harness.Server, web *hostAgent, sshd1, impos
 	}
 	cfg := filepath.Join(home, "ssh_config")
 	writeFile(t, cfg, []byte(r.stdout), 0o600)
-	port := strconv.Itoa(sshd1.port)
+	port := strconv.Itoa(sshd1.Port)
 	sshArgs := []string{"-F", cfg, "-o", "BatchMode=yes"}
 	sshCmd := func(env []string, args ...string) result {
 		t.Helper()
@@ -50,7 +50,7 @@ func testSSHConfig(t *testing.T, s *harness.Server, web *hostAgent, sshd1, impos
 	// ssh with the user's agent: ssh-proxy adds an ephemeral key to it.
 	r = sshCmd(agentEnv, user+"@web.kaginashi", "echo ok")
 	if r.code != 0 || r.stdout != "ok\n" {
-		t.Fatalf("ssh %s@web.kaginashi: %v\nsshd:\n%s", user, r, tail(sshd1.output.String(), 20))
+		t.Fatalf("ssh %s@web.kaginashi: %v\nsshd:\n%s", user, r, tail(sshd1.Output.String(), 20))
 	}
 	if !strings.Contains(r.stderr, "added to your ssh-agent for 60 s") {
 		t.Errorf("ssh-proxy's debug line does not say which key:\n%s", r.stderr)
@@ -63,13 +63,13 @@ func testSSHConfig(t *testing.T, s *harness.Server, web *hostAgent, sshd1, impos
 		t.Fatalf("ssh %s@%s: %v", user, web.id, r)
 	}
 	b, _ := os.ReadFile(kh)
-	for _, want := range []string{"[web.kaginashi]:" + port + " " + sshd1.hostKey + "\n", "[" + web.id + "]:" + port + " " + sshd1.hostKey + "\n"} {
+	for _, want := range []string{"[web.kaginashi]:" + port + " " + sshd1.HostKey + "\n", "[" + web.id + "]:" + port + " " + sshd1.HostKey + "\n"} {
 		if !bytes.Contains(b, []byte(want)) {
 			t.Errorf("known_hosts lacks %q:\n%s", want, b)
 		}
 	}
 	// The impostor's host key is refused.
-	r = runIn(t, "", agentEnv, "", world.tools["ssh"], append(sshArgs, "-p", strconv.Itoa(impostor.port), user+"@web.kaginashi", "echo ok")...)
+	r = runIn(t, "", agentEnv, "", world.tools["ssh"], append(sshArgs, "-p", strconv.Itoa(impostor.Port), user+"@web.kaginashi", "echo ok")...)
 	if r.code != 255 || r.stdout != "" || !strings.Contains(r.stderr, "Host key verification failed") {
 		t.Errorf("ssh to the impostor: %v; want the host key refused", r)
 	}

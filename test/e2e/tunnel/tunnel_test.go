@@ -42,16 +42,16 @@ func TestTunnel(t *testing.T) {
 	webDir := agentDir(t, "web")
 	sshd1 := startSSHD(t, sshdOptions{dataDir: webDir, publishKey: true})
 	impostor := startSSHD(t, sshdOptions{dataDir: webDir})
-	web := startAgent(t, s, "web", webDir, tok, "--tag", "Name=web", "--sshd-config", sshd1.config,
-		"--allow-port", strconv.Itoa(sshd1.port), "--allow-port", strconv.Itoa(impostor.port))
+	web := startAgent(t, s, "web", webDir, tok, "--tag", "Name=web", "--sshd-config", sshd1.Config,
+		"--allow-port", strconv.Itoa(sshd1.Port), "--allow-port", strconv.Itoa(impostor.Port))
 	twinDir := agentDir(t, "twin")
 	sshd3 := startSSHD(t, sshdOptions{dataDir: twinDir})
-	twin := startAgent(t, s, "twin", twinDir, tok, "--tag", "Name=twin", "--sshd-config", sshd3.config, "--allow-port", strconv.Itoa(sshd3.port))
+	twin := startAgent(t, s, "twin", twinDir, tok, "--tag", "Name=twin", "--sshd-config", sshd3.Config, "--allow-port", strconv.Itoa(sshd3.Port))
 	twin2 := startAgent(t, s, "twin2", agentDir(t, "twin2"), tok, "--tag", "Name=twin")
 	gone := startAgent(t, s, "gone", agentDir(t, "gone"), tok, "--tag", "Name=gone")
 	t.Logf("set up in %v", time.Since(start).Round(time.Millisecond))
 
-	p1 := strconv.Itoa(sshd1.port)
+	p1 := strconv.Itoa(sshd1.Port)
 	kg := func(t *testing.T, env []string, args ...string) result {
 		t.Helper()
 		return runIn(t, "", env, "", harness.Kaginashi, args...)
@@ -73,16 +73,16 @@ func TestTunnel(t *testing.T) {
 		if !in.Kaginashi || in.Name != "web" || in.State != "running" || !strings.HasPrefix(in.EndpointID, "eice-") {
 			t.Errorf("%+v: want kaginashi's answer for web, running, with the endpoint", in)
 		}
-		if !slices.Equal(in.HostKeys, []string{sshd1.hostKey}) {
-			t.Errorf("HostKeys %q, want sshd1's %q", in.HostKeys, sshd1.hostKey)
+		if !slices.Equal(in.HostKeys, []string{sshd1.HostKey}) {
+			t.Errorf("HostKeys %q, want sshd1's %q", in.HostKeys, sshd1.HostKey)
 		}
-		for _, p := range []int{22, sshd1.port, impostor.port} {
+		for _, p := range []int{22, sshd1.Port, impostor.Port} {
 			if !slices.Contains(in.AllowedPorts, p) {
 				t.Errorf("AllowedPorts %v lacks %d", in.AllowedPorts, p)
 			}
 		}
-		if in.PortAllowed(sshd3.port) {
-			t.Errorf("AllowedPorts %v: port %d is another agent's", in.AllowedPorts, sshd3.port)
+		if in.PortAllowed(sshd3.Port) {
+			t.Errorf("AllowedPorts %v: port %d is another agent's", in.AllowedPorts, sshd3.Port)
 		}
 		if in.DefaultUser == "" {
 			t.Errorf("no DefaultUser")
@@ -123,8 +123,8 @@ func TestTunnel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if in.SSHPort != sshd3.port {
-			t.Fatalf("DescribeInstanceConnectInfo SSHPort = %d, want %d (the Port of %s)", in.SSHPort, sshd3.port, sshd3.config)
+		if in.SSHPort != sshd3.Port {
+			t.Fatalf("DescribeInstanceConnectInfo SSHPort = %d, want %d (the Port of %s)", in.SSHPort, sshd3.Port, sshd3.Config)
 		}
 		// No --ssh-port: kaginashi ssh takes the agent's word.
 		if r := kg(t, env, "ssh", user+"@"+twin.id, "--", "echo", "ok"); r.code != 0 || r.stdout != "ok\n" {
@@ -137,7 +137,7 @@ func TestTunnel(t *testing.T) {
 		home, env := rootEnv(t)
 		r := kg(t, env, "ssh", "--ssh-port", p1, user+"@"+web.id, "--", "echo", "ok")
 		if r.code != 0 || r.stdout != "ok\n" {
-			t.Fatalf("kaginashi ssh %s@%s -- echo ok: %v\nsshd:\n%s", user, web.id, r, tail(sshd1.output.String(), 20))
+			t.Fatalf("kaginashi ssh %s@%s -- echo ok: %v\nsshd:\n%s", user, web.id, r, tail(sshd1.Output.String(), 20))
 		}
 		r = kg(t, env, "ssh", "--ssh-port", p1, "--os-user", user, "web", "--", "echo ok; id -un")
 		if r.code != 0 || r.stdout != "ok\n"+user+"\n" {
@@ -151,8 +151,8 @@ func TestTunnel(t *testing.T) {
 		// 0600 in a 0700 directory, under the instance ID (HostKeyAlias).
 		kh := knownHosts(home)
 		b, err := os.ReadFile(kh)
-		if err != nil || string(b) != web.id+" "+sshd1.hostKey+"\n" {
-			t.Errorf("%s: %v\n%q\nwant %q", kh, err, b, web.id+" "+sshd1.hostKey+"\n")
+		if err != nil || string(b) != web.id+" "+sshd1.HostKey+"\n" {
+			t.Errorf("%s: %v\n%q\nwant %q", kh, err, b, web.id+" "+sshd1.HostKey+"\n")
 		}
 		wantMode(t, kh, 0o600)
 		wantMode(t, filepath.Dir(kh), 0o700)
@@ -200,12 +200,13 @@ func TestTunnel(t *testing.T) {
 		}
 		t.Cleanup(func() { os.RemoveAll(tmp) })
 		home, env := rootEnv(t, "SSH_AUTH_SOCK="+decoys.sock, "TMPDIR="+tmp)
-		p := &process{name: "kaginashi ssh", output: &harness.SyncBuffer{}, stdout: &harness.SyncBuffer{}, done: make(chan struct{})}
-		p.cmd = execCommand(harness.Kaginashi, "ssh", "--ssh-port", p1, user+"@web", "--", "-v", "echo started; sleep 5; echo done")
-		p.cmd.Env = env
-		p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.output
-		p.start(t)
-		p.waitOutput(t, p.stdout, "started", 1, bound(30*time.Second))
+		p := harness.NewProcess("kaginashi ssh", env, harness.Kaginashi)
+		p.Cmd = execCommand(harness.Kaginashi, "ssh", "--ssh-port", p1, user+"@web", "--", "-v", "echo started; sleep 5; echo done")
+		p.Cmd.Env = env
+		p.Stdout = &harness.SyncBuffer{}
+		p.Cmd.Stdout, p.Cmd.Stderr = p.Stdout, p.Output
+		p.Start(t)
+		p.WaitIn(t, p.Stdout, "started", 1, bound(30*time.Second))
 
 		// While ssh runs: one private directory, 0700, with the agent's
 		// socket and the public key; nothing anywhere holds a private key.
@@ -248,16 +249,16 @@ func TestTunnel(t *testing.T) {
 		}
 
 		select {
-		case <-p.done:
+		case <-p.Done():
 		case <-time.After(bound(30 * time.Second)):
-			t.Fatalf("kaginashi ssh did not end\n%s", p.output)
+			t.Fatalf("kaginashi ssh did not end\n%s", p.Output)
 		}
-		if p.waitErr != nil || p.stdout.String() != "started\ndone\n" {
-			t.Fatalf("kaginashi ssh: %v, stdout %q\nstderr:\n%s", p.waitErr, p.stdout, p.output)
+		if p.Err() != nil || p.Stdout.String() != "started\ndone\n" {
+			t.Fatalf("kaginashi ssh: %v, stdout %q\nstderr:\n%s", p.Err(), p.Stdout, p.Output)
 		}
-		offered := strings.Count(p.output.String(), "Offering public key")
-		if offered != 1 || !strings.Contains(p.output.String(), "Offering public key: "+pubFile+" ED25519 "+fp+" explicit agent") {
-			t.Errorf("ssh offered %d keys; want the pushed one alone, from the private agent:\n%s", offered, p.output)
+		offered := strings.Count(p.Output.String(), "Offering public key")
+		if offered != 1 || !strings.Contains(p.Output.String(), "Offering public key: "+pubFile+" ED25519 "+fp+" explicit agent") {
+			t.Errorf("ssh offered %d keys; want the pushed one alone, from the private agent:\n%s", offered, p.Output)
 		}
 		if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
 			t.Errorf("after ssh, TMPDIR still holds %v", names(ents))
@@ -277,7 +278,7 @@ func TestTunnel(t *testing.T) {
 		k := newKey(t)
 		r := kg(t, env, "ssh", "--private-key-file", k.path, "--ssh-port", p1, user+"@web", "--", "echo", "ok")
 		if r.code != 0 || r.stdout != "ok\n" {
-			t.Fatalf("kaginashi ssh --private-key-file: %v\nsshd:\n%s", r, tail(sshd1.output.String(), 10))
+			t.Fatalf("kaginashi ssh --private-key-file: %v\nsshd:\n%s", r, tail(sshd1.Output.String(), 10))
 		}
 		if !slices.Contains(web.fingerprints(t), k.fp) {
 			t.Errorf("the key of --private-key-file (%s) was not pushed", k.fp)
@@ -290,7 +291,7 @@ func TestTunnel(t *testing.T) {
 		// A host-key swap: the impostor presents another key than the one
 		// web's agent reported. Refused before any login...
 		_, env := rootEnv(t)
-		r := kg(t, env, "ssh", "--ssh-port", strconv.Itoa(impostor.port), user+"@web", "--", "echo", "ok")
+		r := kg(t, env, "ssh", "--ssh-port", strconv.Itoa(impostor.Port), user+"@web", "--", "echo", "ok")
 		if r.code != 255 || r.stdout != "" || !strings.Contains(r.stderr, "Host key verification failed") {
 			t.Errorf("through the impostor: %v; want ssh's host key refusal (exit 255)", r)
 		}
@@ -314,7 +315,7 @@ func TestTunnel(t *testing.T) {
 		if r := kg(t, env, "ssh", "--ssh-port", p1, user+"@web", "--", "echo", "ok"); r.code != 0 || r.stdout != "ok\n" {
 			t.Fatalf("with a stale key in known_hosts: %v", r)
 		}
-		if b, _ := os.ReadFile(kh); string(b) != other+"\n"+web.id+" "+sshd1.hostKey+"\n" {
+		if b, _ := os.ReadFile(kh); string(b) != other+"\n"+web.id+" "+sshd1.HostKey+"\n" {
 			t.Errorf("known_hosts after the login:\n%s", b)
 		}
 
@@ -322,12 +323,12 @@ func TestTunnel(t *testing.T) {
 		// accept-new), then pinned; a different one is refused.
 		home, env = rootEnv(t)
 		kh = knownHosts(home)
-		p3 := strconv.Itoa(sshd3.port)
+		p3 := strconv.Itoa(sshd3.Port)
 		if r := kg(t, env, "ssh", "--ssh-port", p3, user+"@"+twin.id, "--", "echo", "ok"); r.code != 0 || r.stdout != "ok\n" {
 			t.Fatalf("first login to %s (no known host key): %v", twin.id, r)
 		}
 		// (Debian's ssh_config hashes the names ssh adds: ssh-keygen -F.)
-		if f := runIn(t, "", baseEnv(), "", "ssh-keygen", "-F", twin.id, "-f", kh); f.code != 0 || !strings.Contains(f.stdout, sshd3.hostKey) {
+		if f := runIn(t, "", baseEnv(), "", "ssh-keygen", "-F", twin.id, "-f", kh); f.code != 0 || !strings.Contains(f.stdout, sshd3.HostKey) {
 			b, _ := os.ReadFile(kh)
 			t.Errorf("ssh did not pin %s's key: %v\n%s", twin.id, f, b)
 		}
@@ -389,10 +390,10 @@ func TestTunnel(t *testing.T) {
 
 	t.Run("agent offline", func(t *testing.T) {
 		t.Parallel()
-		if err := gone.proc.cmd.Process.Kill(); err != nil {
+		if err := gone.proc.Cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
-		<-gone.proc.done
+		<-gone.proc.Done()
 		waitFor(t, "the server marks gone stopped", bound(20*time.Second), func() bool { return instanceState(t, s, gone.id) == "stopped" })
 		_, env := rootEnv(t)
 		r := kg(t, env, "ssh", user+"@gone", "--", "true")
@@ -409,7 +410,7 @@ func TestTunnel(t *testing.T) {
 		bad := strconv.Itoa(harness.FreePort(t))
 		_, env := rootEnv(t)
 		r := kg(t, env, "ssh", "--ssh-port", bad, user+"@web", "--", "true")
-		allowed := []int{22, sshd1.port, impostor.port}
+		allowed := []int{22, sshd1.Port, impostor.Port}
 		slices.Sort(allowed) // the agent reports them sorted
 		wantProblem(t, "ssh to a port not allowed", r, 255,
 			"kaginashi: port "+bad+" of "+web.id+" (web) is not open to tunnels: its agent allows "+joinInts(allowed),

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -102,6 +103,34 @@ func DialTunnel(ctx context.Context, cfg aws.Config, p TunnelParams) (net.Conn, 
 // DialTunnelWarm is DialTunnel over w's connection when w (which may be
 // nil) was made for p's endpoint.
 func DialTunnelWarm(ctx context.Context, cfg aws.Config, p TunnelParams, w *WarmTunnel) (net.Conn, error) {
+	// A throttled handshake (many tunnels at once with one access key)
+	// is tried again after a jittered, growing pause, as the AWS SDKs
+	// retry throttled API calls.
+	for attempt := 0; ; attempt++ {
+		c, err := dialTunnelOnce(ctx, cfg, p, w)
+		var te *TunnelError
+		if attempt >= maxThrottleRetries || !errors.As(err, &te) || !te.throttled() {
+			return c, err
+		}
+		w = nil // the warm connection is taken once
+		pause := time.Duration(100<<attempt)*time.Millisecond + time.Duration(rand.Int64N(int64(100*time.Millisecond)))
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+	}
+}
+
+// maxThrottleRetries bounds the retries of a throttled handshake (about
+// 3 s of pauses in all).
+const maxThrottleRetries = 4
+
+func (e *TunnelError) throttled() bool {
+	return e.Status == http.StatusTooManyRequests || e.Code == "ThrottlingException" || e.Code == "Throttling"
+}
+
+func dialTunnelOnce(ctx context.Context, cfg aws.Config, p TunnelParams, w *WarmTunnel) (net.Conn, error) {
 	wsURL, err := PresignOpenTunnel(ctx, cfg, p, time.Now())
 	if err != nil {
 		return nil, err

@@ -52,7 +52,7 @@ with status ok, fail, warn or skip.`,
 				hostOn = true
 				fmt.Fprintf(stdio.Err, "kaginashi doctor: no agent data directory at %s: checking this host anyway (give --agent-data-dir DIR on a host; --instance-id ID checks your access to an instance)\n", host.AgentDataDir)
 			}
-			if user.Port < 1 || user.Port > 65535 {
+			if user.Port < 0 || user.Port > 65535 {
 				return usageErr("--ssh-port %d: want 1 to 65535", user.Port)
 			}
 			var hostChecks, userChecks []doctor.Check
@@ -92,7 +92,7 @@ with status ok, fail, warn or skip.`,
 	f := c.Flags()
 	f.StringVar(&user.InstanceID, "instance-id", "", "check your access to this instance")
 	f.StringVar(&user.OSUser, "os-user", "", "the OS user to log in as (default: the instance's default user)")
-	f.IntVar(&user.Port, "ssh-port", 22, "sshd's port on the instance")
+	f.IntVar(&user.Port, "ssh-port", 0, "sshd's port on the instance (default: the port its agent reports, else 22)")
 	f.StringVar(&host.AgentDataDir, "agent-data-dir", agent.DefaultDataDir, "the agent's data directory on this host")
 	f.StringVar(&host.SSHDConfig, "sshd-config", sshdsetup.DefaultConfigPath, "this host's sshd_config")
 	return c

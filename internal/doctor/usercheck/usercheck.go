@@ -73,7 +73,7 @@ type Options struct {
 	InstanceID string
 	// OSUser is the user to log in as; "" takes the instance's default user.
 	OSUser string
-	Port   int // sshd's port on the host; default 22
+	Port   int // sshd's port on the host; default the port its agent reports, else 22
 	// TunnelTimeout bounds the tunnel check (default 15 s).
 	TunnelTimeout time.Duration
 }
@@ -81,7 +81,8 @@ type Options struct {
 // Run runs the user checks: can these credentials log in to the instance
 // as the OS user?
 func Run(ctx context.Context, o Options) []Check {
-	if o.Port == 0 {
+	portGiven := o.Port != 0
+	if !portGiven {
 		o.Port = 22
 	}
 	if o.TunnelTimeout == 0 {
@@ -99,6 +100,9 @@ func Run(ctx context.Context, o Options) []Check {
 	checks = append(checks, ok("credentials", "%s", arn))
 
 	in, err := o.API.Instance(ctx, o.InstanceID)
+	if err == nil && !portGiven && in.SSHPort > 0 {
+		o.Port = in.SSHPort // as the host's agent read sshd's configuration
+	}
 	online := false
 	switch {
 	case err != nil:

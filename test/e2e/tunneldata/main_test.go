@@ -40,9 +40,7 @@ func run(m *testing.M) (int, error) {
 	world.agent = filepath.Join(bin, "kaginashi-agent")
 	world.sshSkip = sshSkipReason()
 	if world.sshSkip == "" {
-		// sshd needs its privilege separation directory, which systemd
-		// creates only when the service starts.
-		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		if err := harness.PrepareSSHD(); err != nil {
 			return 0, err
 		}
 	}
@@ -56,7 +54,7 @@ func sshSkipReason() string {
 	if os.Geteuid() != 0 {
 		return "the ssh tests run as root: sshd needs it"
 	}
-	world.sshd = "/usr/sbin/sshd"
+	world.sshd = harness.SSHDPath
 	if _, err := os.Stat(world.sshd); err != nil {
 		fmt.Fprintln(os.Stderr, "tunneldata: OpenSSH's sshd is not installed (no /usr/sbin/sshd): run scripts/deps.sh test "+
 			"(or apt-get install openssh-server openssh-client), or set KAGINASHI_SKIP_SSHD=1 to skip the ssh tests")

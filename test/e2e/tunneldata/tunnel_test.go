@@ -43,7 +43,7 @@ func TestTunnels(t *testing.T) {
 	ports := []int{echoSvc.port, manual.port}
 	if world.sshSkip == "" {
 		sshd = startSSHD(t)
-		ports = append(ports, sshd.port)
+		ports = append(ports, sshd.Port)
 	}
 	main := startSite(t, ports)
 	limits := startSite(t, []int{echoSvc.port}, "--max-tunnels", "2", "--max-tunnel-duration", "4s")
@@ -132,7 +132,7 @@ func testSSHCat(t *testing.T, st *site, sshd *sshdProc) {
 		t.Errorf("receiving: %v", err)
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("ssh: %v\nstderr: %s\nagent:\n%s", err, stderr.String(), st.agent.output)
+		t.Fatalf("ssh: %v\nstderr: %s\nagent:\n%s", err, stderr.String(), st.agent.Output)
 	}
 	elapsed := time.Since(start)
 	if n != size {

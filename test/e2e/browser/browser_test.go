@@ -1,14 +1,12 @@
 package browser
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -74,9 +72,8 @@ func run(m *testing.M) (int, error) {
 	}
 	reapStaleUsers()
 	world.user = userPfx + strconv.Itoa(os.Getpid())
-	if out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/tmp", "--shell", "/bin/sh",
-		"--password", "*", "--comment", userGECOS, world.user).CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("useradd: %v: %s", err, out)
+	if err := harness.AddUser(world.user, "/tmp", userGECOS); err != nil {
+		return 0, err
 	}
 	defer delUser(world.user)
 	return m.Run(), nil
@@ -115,22 +112,7 @@ func delUser(name string) {
 
 // reapStaleUsers removes the users of earlier runs whose process is gone.
 func reapStaleUsers() {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	var stale []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 5 && fields[4] == userGECOS && strings.HasPrefix(fields[0], userPfx) {
-			if _, gone := harness.StalePID(strings.TrimPrefix(fields[0], userPfx)); gone {
-				stale = append(stale, fields[0])
-			}
-		}
-	}
-	for _, u := range stale {
+	for _, u := range harness.StaleUsers(userPfx, userGECOS) {
 		delUser(u)
 	}
 }

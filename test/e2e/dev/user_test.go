@@ -1,7 +1,6 @@
 package dev
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -83,22 +82,7 @@ func TestDevNormalUser(t *testing.T) {
 
 // reapStaleUsers removes the users of earlier runs whose process is gone.
 func reapStaleUsers() {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	var stale []string
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 5 && fields[4] == userGECOS && strings.HasPrefix(fields[0], userPrefix) {
-			if _, gone := harness.StalePID(strings.TrimPrefix(fields[0], userPrefix)); gone {
-				stale = append(stale, fields[0])
-			}
-		}
-	}
-	for _, u := range stale {
+	for _, u := range harness.StaleUsers(userPrefix, userGECOS) {
 		if out, err := exec.Command("userdel", "--remove", u).CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "dev: userdel %s: %v: %s\n", u, err, out)
 		}

@@ -1,13 +1,11 @@
 package sshlogin
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
@@ -110,17 +108,8 @@ func skipReason() string {
 	return ""
 }
 
-// addUser adds a local user with a shell and no usable password: "*"
-// rather than useradd's default "!", which sshd (with UsePAM no) treats
-// as a locked account and refuses even with a valid key.
-func addUser(name string) error {
-	out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh",
-		"--password", "*", "--comment", userGECOS, name).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("useradd %s: %v: %s", name, err, out)
-	}
-	return nil
-}
+// addUser adds a local user with a shell and no usable password.
+func addUser(name string) error { return harness.AddUser(name, "/", userGECOS) }
 
 func delUser(name string) {
 	if out, err := exec.Command("userdel", name).CombinedOutput(); err != nil {
@@ -131,23 +120,7 @@ func delUser(name string) {
 // reapStaleUsers removes the users of earlier runs whose process is gone
 // (a run killed before its cleanup).
 func reapStaleUsers() {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	var stale []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) < 5 || fields[4] != userGECOS || !strings.HasPrefix(fields[0], userPrefix) {
-			continue
-		}
-		if _, gone := harness.StalePID(strings.TrimPrefix(fields[0], userPrefix)); gone {
-			stale = append(stale, fields[0])
-		}
-	}
-	for _, u := range stale {
+	for _, u := range harness.StaleUsers(userPrefix, userGECOS) {
 		delUser(u)
 	}
 }

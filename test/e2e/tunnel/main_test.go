@@ -1,7 +1,6 @@
 package tunnel
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -118,16 +117,8 @@ func skipReason() string {
 	return ""
 }
 
-// addUser adds a local user with a shell and no usable password ("*", not
-// "!", which sshd without PAM takes for a locked account).
-func addUser(name string) error {
-	out, err := exec.Command("useradd", "--no-create-home", "--home-dir", "/", "--shell", "/bin/sh",
-		"--password", "*", "--comment", userGECOS, name).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("useradd %s: %v: %s", name, err, out)
-	}
-	return nil
-}
+// addUser adds a local user with a shell and no usable password.
+func addUser(name string) error { return harness.AddUser(name, "/", userGECOS) }
 
 // delUser removes a user, waiting a little for its last processes (a
 // login's shell) to end.
@@ -147,23 +138,7 @@ func delUser(name string) {
 
 // reapStaleUsers removes the users of earlier runs whose process is gone.
 func reapStaleUsers() {
-	f, err := os.Open("/etc/passwd")
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	var stale []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Split(sc.Text(), ":")
-		if len(fields) < 5 || fields[4] != userGECOS || !strings.HasPrefix(fields[0], userPrefix) {
-			continue
-		}
-		if _, gone := harness.StalePID(strings.TrimPrefix(fields[0], userPrefix)); gone {
-			stale = append(stale, fields[0])
-		}
-	}
-	for _, u := range stale {
+	for _, u := range harness.StaleUsers(userPrefix, userGECOS) {
 		delUser(u)
 	}
 }

@@ -51,25 +51,15 @@ func run(m *testing.M) (int, error) {
 	if world.root, err = harness.ModuleRoot(); err != nil {
 		return 0, err
 	}
-	bin, err := harness.TempDir(os.TempDir(), "kaginashi-browser-bin-")
+	bin, err := harness.BuildKaginashi("kaginashi-browser-bin-")
+	defer os.RemoveAll(bin)
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(bin)
-	if err := harness.Build(bin, "./cmd/kaginashi"); err != nil {
-		return 0, err
-	}
-	harness.Kaginashi = filepath.Join(bin, "kaginashi")
-	if world.safe, err = harness.SafeDir(safePfx); err != nil {
+	if world.safe, world.agent, err = harness.SetUpSSHD(safePfx); err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(world.safe)
-	if world.agent, err = harness.InstallAgent(world.safe); err != nil {
-		return 0, err
-	}
-	if err := harness.PrepareSSHD(); err != nil {
-		return 0, err
-	}
 	reapStaleUsers()
 	world.user = userPfx + strconv.Itoa(os.Getpid())
 	if err := harness.AddUser(world.user, "/tmp", userGECOS); err != nil {

@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io"
@@ -134,24 +133,7 @@ func errCode(m map[string]any) string {
 // events reads the audit log's events named name.
 func events(t testing.TB, path, name string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var ev map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatalf("audit log line: %v: %s", err, sc.Bytes())
-		}
-		if ev["eventName"] == name {
-			out = append(out, ev)
-		}
-	}
-	return out
+	return harness.AuditEvents(t, path, name)
 }
 
 func get(m map[string]any, path ...string) any {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
@@ -32,25 +31,15 @@ func run(m *testing.M) (int, error) {
 	if world.skip = skipReason(); world.skip != "" {
 		return m.Run(), nil
 	}
-	bin, err := harness.TempDir(os.TempDir(), "kaginashi-console-bin-")
+	bin, err := harness.BuildKaginashi("kaginashi-console-bin-")
+	defer os.RemoveAll(bin)
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(bin)
-	if err := harness.Build(bin, "./cmd/kaginashi"); err != nil {
-		return 0, err
-	}
-	harness.Kaginashi = filepath.Join(bin, "kaginashi")
-	if world.safe, err = harness.SafeDir("kaginashi-console-"); err != nil {
+	if world.safe, world.agent, err = harness.SetUpSSHD("kaginashi-console-"); err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(world.safe)
-	if world.agent, err = harness.InstallAgent(world.safe); err != nil {
-		return 0, err
-	}
-	if err := harness.PrepareSSHD(); err != nil {
-		return 0, err
-	}
 	return m.Run(), nil
 }
 

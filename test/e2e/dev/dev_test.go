@@ -31,14 +31,10 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "dev: skipping:", reason)
 		os.Exit(m.Run())
 	}
-	dir, err := harness.TempDir(os.TempDir(), "kaginashi-dev-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
 	// Under /tmp, which sshd does not accept an AuthorizedKeysCommand
 	// from: kaginashi dev must make (and remove) a root-owned copy.
-	if err := harness.Build(dir, "./cmd/kaginashi", "./cmd/kaginashi-agent"); err != nil {
+	dir, err := harness.BuildKaginashi("kaginashi-dev-bin-", "./cmd/kaginashi-agent")
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.RemoveAll(dir)
 		os.Exit(2)

@@ -1,9 +1,12 @@
 // Package harness is what kaginashi's end-to-end suites share: building
 // the binaries, starting and stopping `kaginashi server` processes, SDK
 // clients pointed at them, and a lightweight stand-in for a connected host
-// agent. It is imported by test/e2e (the API suite) and test/e2e/sshlogin
-// (logins through a real OpenSSH sshd), which run as separate packages so
-// that `go test ./test/...` runs them in parallel.
+// agent; and for the suites behind a real OpenSSH sshd (sshlogin, tunnel,
+// tunneldata, console, browser, dev): child processes (child.go), private
+// sshds and the root-owned agent copy their AuthorizedKeysCommand needs
+// (sshd.go), real enrolled agents (agent.go), local login users
+// (users.go). The suites are separate packages so that `go test ./test/...`
+// runs them in parallel.
 package harness
 
 import (
@@ -95,4 +98,19 @@ func StalePID(s string) (int, bool) {
 		return 0, false
 	}
 	return pid, errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}
+
+// BuildKaginashi builds ./cmd/kaginashi, and the main packages more, into
+// a new TempDir(os.TempDir(), prefix) and points Kaginashi at it. The
+// caller removes the directory (also on error, when it is not "").
+func BuildKaginashi(prefix string, more ...string) (string, error) {
+	bin, err := TempDir(os.TempDir(), prefix)
+	if err != nil {
+		return "", err
+	}
+	if err := Build(bin, append([]string{"./cmd/kaginashi"}, more...)...); err != nil {
+		return bin, err
+	}
+	Kaginashi = filepath.Join(bin, "kaginashi")
+	return bin, nil
 }

@@ -247,3 +247,21 @@ func (s *SSHD) PinHostKey(t testing.TB, path string) {
 	t.Helper()
 	WriteFile(t, path, []byte(fmt.Sprintf("[127.0.0.1]:%d %s\n", s.Port, s.HostKey)), 0o644)
 }
+
+// SetUpSSHD prepares a suite for private sshds whose AuthorizedKeysCommand
+// is kaginashi-agent: a safe directory (SafeDir(prefix)) holding a
+// root-owned build of the agent, and /run/sshd. The caller removes safe
+// when the suite ends.
+func SetUpSSHD(prefix string) (safe, agent string, err error) {
+	if safe, err = SafeDir(prefix); err != nil {
+		return "", "", err
+	}
+	if agent, err = InstallAgent(safe); err == nil {
+		err = PrepareSSHD()
+	}
+	if err != nil {
+		os.RemoveAll(safe)
+		return "", "", err
+	}
+	return safe, agent, nil
+}

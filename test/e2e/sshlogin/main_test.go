@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -47,26 +46,16 @@ func run(m *testing.M) (int, error) {
 	if world.skip = skipReason(); world.skip != "" {
 		return m.Run(), nil
 	}
-	bin, err := harness.TempDir(os.TempDir(), "kaginashi-sshlogin-bin-")
+	bin, err := harness.BuildKaginashi("kaginashi-sshlogin-bin-")
+	defer os.RemoveAll(bin)
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(bin)
-	if err := harness.Build(bin, "./cmd/kaginashi"); err != nil {
-		return 0, err
-	}
-	harness.Kaginashi = filepath.Join(bin, "kaginashi")
 
-	if world.safe, err = harness.SafeDir(safePrefix); err != nil {
+	if world.safe, world.agent, err = harness.SetUpSSHD(safePrefix); err != nil {
 		return 0, err
 	}
 	defer os.RemoveAll(world.safe)
-	if world.agent, err = harness.InstallAgent(world.safe); err != nil {
-		return 0, err
-	}
-	if err := harness.PrepareSSHD(); err != nil {
-		return 0, err
-	}
 
 	reapStaleUsers()
 	pid := strconv.Itoa(os.Getpid())

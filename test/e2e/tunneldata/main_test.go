@@ -28,15 +28,11 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) (int, error) {
-	bin, err := harness.TempDir(os.TempDir(), "kaginashi-tunneldata-bin-")
+	bin, err := harness.BuildKaginashi("kaginashi-tunneldata-bin-", "./cmd/kaginashi-agent")
+	defer os.RemoveAll(bin)
 	if err != nil {
 		return 0, err
 	}
-	defer os.RemoveAll(bin)
-	if err := harness.Build(bin, "./cmd/kaginashi", "./cmd/kaginashi-agent"); err != nil {
-		return 0, err
-	}
-	harness.Kaginashi = filepath.Join(bin, "kaginashi")
 	world.agent = filepath.Join(bin, "kaginashi-agent")
 	world.sshSkip = sshSkipReason()
 	if world.sshSkip == "" {

@@ -1,9 +1,7 @@
 package tunneldata
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -117,24 +115,7 @@ func (s *site) dial(t testing.TB, p client.TunnelParams, creds ...harness.Creds)
 // events reads the audit log's events named name.
 func (s *site) events(t testing.TB, name string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(s.auditLog)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var ev map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			t.Fatalf("audit log line: %v: %s", err, sc.Bytes())
-		}
-		if ev["eventName"] == name {
-			out = append(out, ev)
-		}
-	}
-	return out
+	return harness.AuditEvents(t, s.auditLog, name)
 }
 
 // --- services on the "host" ---------------------------------------------------------

@@ -209,8 +209,14 @@ func Run(ctx context.Context, o Options) (err error) {
 	// whatever happens: on return, in reverse order.
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	// The server stops last, on its own context: Ctrl-C cancels ctx, and a
+	// server that began its shutdown then would close the tunnels of open
+	// sessions before sshd's were found and stopped, leaving their
+	// commands orphaned.
+	srvCtx, srvCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer srvCancel()
 	defer func() {
-		if uerr := e.stopAndUndo(func() { cancel(nil) }); uerr != nil && err == nil {
+		if uerr := e.stopAndUndo(func() { srvCancel(); cancel(nil) }); uerr != nil && err == nil {
 			err = uerr
 		}
 	}()
@@ -223,7 +229,7 @@ func Run(ctx context.Context, o Options) (err error) {
 		return err
 	}
 
-	srvDone, err := e.startServer(runCtx, cancel)
+	srvDone, err := e.startServer(srvCtx, cancel)
 	if err != nil {
 		return err
 	}

@@ -304,7 +304,7 @@ func TestDev(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if hasProcess(sleeper) {
-		t.Errorf("the ssh session's command still runs after kaginashi dev stopped\n%s", p.stderr)
+		t.Errorf("the ssh session's command still runs after kaginashi dev stopped (%s)\n%s", ancestry(sleeper), p.stderr)
 	}
 	if left := pidsUnder(dataDir); len(left) > 0 {
 		t.Errorf("processes left after SIGINT:\n%s", strings.Join(left, "\n"))
@@ -339,6 +339,39 @@ func TestDev(t *testing.T) {
 	if left := pidsUnder(dataDir); len(left) > 0 {
 		t.Errorf("processes left after the second SIGINT:\n%s", strings.Join(left, "\n"))
 	}
+}
+
+// ancestry describes the processes running cmdline and their parents,
+// for a failure message.
+func ancestry(cmdline string) string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || strings.ReplaceAll(strings.TrimRight(string(b), "\x00"), "\x00", " ") != cmdline {
+			continue
+		}
+		chain := []string{}
+		for pid := e.Name(); pid != "" && pid != "0" && len(chain) < 12; {
+			st, err := os.ReadFile(filepath.Join("/proc", pid, "status"))
+			if err != nil {
+				break
+			}
+			name, ppid := "", ""
+			for _, l := range strings.Split(string(st), "\n") {
+				if v, ok := strings.CutPrefix(l, "Name:"); ok {
+					name = strings.TrimSpace(v)
+				}
+				if v, ok := strings.CutPrefix(l, "PPid:"); ok {
+					ppid = strings.TrimSpace(v)
+				}
+			}
+			chain = append(chain, pid+" "+name)
+			pid = ppid
+		}
+		out = append(out, strings.Join(chain, " <- "))
+	}
+	return strings.Join(out, "; ")
 }
 
 func hasProcess(cmdline string) bool {

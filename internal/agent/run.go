@@ -55,6 +55,9 @@ type Agent struct {
 	mu      sync.Mutex
 	records []keyrecord.Record
 	public  Public
+	// revoked are request IDs the server withdrew, until (server time,
+	// Unix seconds) no record of theirs could still be valid.
+	revoked map[string]int64
 
 	statusMu sync.Mutex
 	status   Status // what DIR/status.json says (see setStatus)
@@ -390,6 +393,18 @@ func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) {
 			a.log.Warn("refused a key record", "request", kp.Record.RequestID, "err", err)
 		}
 		_ = c.Send(ack)
+	case agentproto.TypeRevoke:
+		var rv agentproto.Revoke
+		if err := c.Recv(&rv); err != nil {
+			return
+		}
+		err := a.revoke(rv.RequestID)
+		ack := agentproto.Ack{OK: err == nil}
+		if err != nil {
+			ack.Error = err.Error()
+		}
+		a.log.Info("the server withdrew a key whose push timed out", "request", rv.RequestID, "err", err)
+		_ = c.Send(ack)
 	case agentproto.TypeTunnel:
 		var to agentproto.TunnelOpen
 		if err := c.Recv(&to); err != nil {
@@ -410,6 +425,9 @@ func (a *Agent) accept(r keyrecord.Record) error {
 	if err := r.Verify(a.public.SigningKey, a.cfg.InstanceID, "", serverNow); err != nil {
 		return err
 	}
+	if isRevoked(a.revoked, r.RequestID, serverNow.Unix()) {
+		return errors.New("key record: withdrawn by the server (its push had timed out)")
+	}
 	kept := a.records[:0:0]
 	for _, old := range a.records {
 		if old.ExpiresAt > serverNow.Unix() && old.RequestID != r.RequestID {
@@ -426,6 +444,57 @@ func (a *Agent) accept(r keyrecord.Record) error {
 	}
 	a.records = kept
 	return nil
+}
+
+// revoke withdraws a record by request ID: dropped if held, refused if it
+// arrives later.
+func (a *Agent) revoke(requestID string) error {
+	serverNow := a.now().Add(time.Duration(a.skew()) * time.Millisecond).Unix()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.revoked = markRevoked(a.revoked, requestID, serverNow)
+	kept, dropped := dropRecord(a.records, requestID)
+	if !dropped {
+		return nil
+	}
+	if err := writeJSON(a.paths.records(), Records{Records: kept}, 0o644); err != nil {
+		return fmt.Errorf("persisting the withdrawal: %w", err)
+	}
+	a.records = kept
+	return nil
+}
+
+// markRevoked adds id to the withdrawn set until no record pushed before
+// now can be valid, and forgets entries past that.
+func markRevoked(set map[string]int64, id string, now int64) map[string]int64 {
+	if set == nil {
+		set = map[string]int64{}
+	}
+	for k, until := range set {
+		if until <= now {
+			delete(set, k)
+		}
+	}
+	if len(set) < 100000 {
+		set[id] = now + keyrecord.MaxLifetime + 5
+	}
+	return set
+}
+
+func isRevoked(set map[string]int64, id string, now int64) bool {
+	until, ok := set[id]
+	return ok && until > now
+}
+
+// dropRecord returns records without the one of requestID.
+func dropRecord(records []keyrecord.Record, requestID string) ([]keyrecord.Record, bool) {
+	kept := make([]keyrecord.Record, 0, len(records))
+	for _, r := range records {
+		if r.RequestID != requestID {
+			kept = append(kept, r)
+		}
+	}
+	return kept, len(kept) != len(records)
 }
 
 // readConn reads through the buffered reader that read the HTTP response.

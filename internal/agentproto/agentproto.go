@@ -89,6 +89,7 @@ const (
 	TypeControl = "control" // agent → server: Hello, then Heartbeats
 	TypeKey     = "key"     // server → agent: one KeyPush, one Ack back
 	TypeTunnel  = "tunnel"  // server → agent: one TunnelOpen, one Ack, then raw bytes
+	TypeRevoke  = "revoke"  // server → agent: one Revoke, one Ack back
 )
 
 // Header opens a stream.
@@ -124,6 +125,14 @@ type Beat struct {
 // KeyPush carries one signed key record.
 type KeyPush struct {
 	Record keyrecord.Record `json:"record"`
+}
+
+// Revoke withdraws a pushed record whose acknowledgement came too late:
+// the API answered failure, so the key must not work. The agent drops the
+// record if it holds it, and refuses it if it arrives later. (Agents that
+// predate it answer "unknown stream type".)
+type Revoke struct {
+	RequestID string `json:"requestId"`
 }
 
 // TunnelOpen asks for a connection to 127.0.0.1:Port on the host.

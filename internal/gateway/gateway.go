@@ -637,8 +637,46 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 		}
 		return nil
 	case <-ctx.Done():
+		// The API is about to answer failure: the key must not work,
+		// even if the agent takes it after all. Withdraw it (the agent
+		// drops it, or refuses it when the push arrives later).
+		go g.revoke(s, rec.InstanceID, rec.RequestID)
 		return apierr.New(apierr.Unavailable, "The agent of instance %s did not acknowledge the key in time. Try again later.", rec.InstanceID)
 	}
+}
+
+// revoke withdraws a pushed record from an agent, best effort: a session
+// that is gone took the record nowhere (a reconnecting agent keeps what it
+// stored, which its 60 s expiry then bounds).
+func (g *Gateway) revoke(s *session, instanceID, requestID string) {
+	err := func() error {
+		st, err := s.mux.OpenStream()
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		_ = st.SetDeadline(time.Now().Add(5 * time.Second))
+		c := agentproto.NewConnSize(st, 512)
+		if err := c.Send(agentproto.Header{Type: agentproto.TypeRevoke}); err != nil {
+			return err
+		}
+		if err := c.Send(agentproto.Revoke{RequestID: requestID}); err != nil {
+			return err
+		}
+		var ack agentproto.Ack
+		if err := c.Recv(&ack); err != nil {
+			return err
+		}
+		if !ack.OK {
+			return errors.New(ack.Error)
+		}
+		return nil
+	}()
+	if err != nil {
+		g.log.Warn("withdrawing a key whose push timed out failed", "instance", instanceID, "request", requestID, "err", err)
+		return
+	}
+	g.log.Info("withdrew a key whose push timed out", "instance", instanceID, "request", requestID)
 }
 
 // keyStreamHeader is agentproto.Header{Type: TypeKey} as a JSON line (a

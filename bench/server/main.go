@@ -42,6 +42,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/kaginashi/kaginashi/internal/store/postgres/pgtest"
 )
 
 // Goal of issue #3 §6.
@@ -185,7 +187,7 @@ func run(ctx context.Context, cfg config, argv []string) error {
 		return fmt.Errorf("bare server: %w", err)
 	}
 	targets = append(targets, bare)
-	var pg *pgServer
+	var pg *pgtest.Server
 	pgSettings := ""
 	for _, name := range cfg.targets[1:] {
 		switch name {
@@ -204,7 +206,7 @@ func run(ctx context.Context, cfg config, argv []string) error {
 					return err
 				}
 				defer pg.Stop()
-				pgSettings = pg.Settings(ctx)
+				pgSettings = pgSettingsOf(ctx, pg)
 			}
 			db, label, params := "kaginashi", "kaginashi postgres", ""
 			if name == "postgres-pool16" {
@@ -220,7 +222,7 @@ func run(ctx context.Context, cfg config, argv []string) error {
 			if err != nil {
 				return err
 			}
-			t.PGPID, t.PGDB = pg.cmd.Process.Pid, db
+			t.PGPID, t.PGDB = pg.PID(), db
 			targets, serverErrs = append(targets, t), append(serverErrs, errc)
 		}
 	}
@@ -274,7 +276,7 @@ func run(ctx context.Context, cfg config, argv []string) error {
 					}
 					rr := runLoad(ctx, t, cl.clients, rate, cfg.warmup, cfg.duration, sshKey, during)
 					if t.PGDB != "" {
-						rr.PGStats, _ = pg.Statements(ctx, t.PGDB)
+						rr.PGStats, _ = pgStatements(ctx, pg, t.PGDB)
 					}
 					other := cores(rr.CPU.other, rr.CPU.wall)
 					if cfg.verbose {

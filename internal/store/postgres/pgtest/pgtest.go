@@ -33,6 +33,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -112,6 +113,17 @@ type Server struct {
 	dbs     atomic.Int64  // databases made so far, for unique names
 	stop    sync.Once
 	stopErr error
+	opts    Options
+}
+
+// Options change how NewServerWith runs the cluster.
+type Options struct {
+	// Durable keeps PostgreSQL's durability defaults (fsync, synchronous
+	// commit, full page writes), for benchmarks of "durable before the
+	// answer leaves"; tests trade them for speed.
+	Durable bool
+	// Settings are extra "name=value" server settings (-c).
+	Settings []string
 }
 
 // binaries are the server programs of one PostgreSQL installation.
@@ -175,7 +187,10 @@ func serverEnv() []string {
 
 // NewServer initializes a cluster in a new temporary directory and starts
 // postgres on it. Stop it with Stop.
-func NewServer(ctx context.Context) (*Server, error) {
+func NewServer(ctx context.Context) (*Server, error) { return NewServerWith(ctx, Options{}) }
+
+// NewServerWith is NewServer with options.
+func NewServerWith(ctx context.Context, o Options) (*Server, error) {
 	bin, err := findBinaries("/usr/lib/postgresql/*/bin")
 	if err != nil {
 		return nil, err
@@ -184,7 +199,7 @@ func NewServer(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
-	s := &Server{dir: dir, log: filepath.Join(dir, "postgres.log"), done: make(chan struct{})}
+	s := &Server{dir: dir, log: filepath.Join(dir, "postgres.log"), done: make(chan struct{}), opts: o}
 	if err := s.start(ctx, bin); err != nil {
 		os.RemoveAll(dir)
 		return nil, err
@@ -200,8 +215,11 @@ func (s *Server) start(ctx context.Context, bin binaries) error {
 	data := filepath.Join(s.dir, "data")
 
 	var out bytes.Buffer
-	initdb := exec.CommandContext(ctx, bin.initdb, "-D", data, "-U", "postgres", "--auth=trust",
-		"--encoding=UTF8", "--no-locale", "--no-sync")
+	initArgs := []string{"-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale"}
+	if !s.opts.Durable {
+		initArgs = append(initArgs, "--no-sync")
+	}
+	initdb := exec.CommandContext(ctx, bin.initdb, initArgs...)
 	initdb.Dir = s.dir // the postgres user may not be able to enter our working directory
 	initdb.Env = serverEnv()
 	initdb.Stdout, initdb.Stderr = &out, &out
@@ -218,10 +236,16 @@ func (s *Server) start(ctx context.Context, bin binaries) error {
 	// Only a unix socket in the private directory: no port to collide
 	// with another server (Debian's own cluster listens on 5432). Nothing
 	// here must survive a crash, so durability is traded for speed.
-	s.cmd = exec.Command(bin.postgres, "-D", data,
-		"-k", s.dir, "-c", "listen_addresses=",
-		"-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-		"-c", "max_connections=200", "-c", "shared_buffers=32MB")
+	args := []string{"-D", data, "-k", s.dir, "-c", "listen_addresses=", "-c", "max_connections=200"}
+	if !s.opts.Durable {
+		args = append(args, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "shared_buffers=32MB")
+	}
+	for _, o := range s.opts.Settings {
+		if o = strings.TrimSpace(o); o != "" {
+			args = append(args, "-c", o)
+		}
+	}
+	s.cmd = exec.Command(bin.postgres, args...)
 	s.cmd.Dir = s.dir
 	s.cmd.Env = serverEnv()
 	s.cmd.Stdout, s.cmd.Stderr = logf, logf
@@ -302,8 +326,11 @@ func (s *Server) NewDatabase(t testing.TB) string {
 	return s.URL(name)
 }
 
-func (s *Server) admin(ctx context.Context, sql string) error {
-	conn, err := pgx.Connect(ctx, s.URL("postgres"))
+func (s *Server) admin(ctx context.Context, sql string) error { return s.Exec(ctx, "postgres", sql) }
+
+// Exec runs one statement on database db.
+func (s *Server) Exec(ctx context.Context, db, sql string) error {
+	conn, err := pgx.Connect(ctx, s.URL(db))
 	if err != nil {
 		return err
 	}
@@ -335,3 +362,6 @@ func (s *Server) Stop() error {
 
 // Dir is the server's temporary directory (for logs when debugging).
 func (s *Server) Dir() string { return s.dir }
+
+// PID is the postmaster's process ID (benchmarks count its CPU).
+func (s *Server) PID() int { return s.cmd.Process.Pid }

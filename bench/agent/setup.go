@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,6 +24,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
 	"github.com/kaginashi/kaginashi/internal/client"
 	kiam "github.com/kaginashi/kaginashi/internal/iam"
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
 // moduleRoot is the directory of kaginashi's go.mod.
@@ -84,43 +84,10 @@ func buildProgram(tmp, out, name, src string) error {
 	return goBuild(dir, out, ".")
 }
 
-// safeDir makes a directory sshd accepts an AuthorizedKeysCommand in: it
-// and every parent are root-owned and not group- or world-writable (so not
-// under /tmp). It holds the binaries and the agent's data directory, which
-// the unprivileged AuthorizedKeysCommandUser must reach.
-func safeDir() (string, error) {
-	for _, parent := range []string{"/run", "/var/lib"} {
-		if !sshdSafe(parent) {
-			continue
-		}
-		d, err := os.MkdirTemp(parent, "kaginashi-bench-agent-")
-		if err != nil {
-			continue
-		}
-		if err := os.Chmod(d, 0o755); err != nil {
-			os.RemoveAll(d)
-			return "", err
-		}
-		return d, nil
-	}
-	return "", errors.New("no directory for the AuthorizedKeysCommand: neither /run nor /var/lib is root-owned and closed to group and others")
-}
-
-func sshdSafe(dir string) bool {
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() {
-			return false
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			return false
-		}
-		if d == "/" {
-			return true
-		}
-	}
-}
+// safeDir makes a directory sshd accepts an AuthorizedKeysCommand in
+// (see harness.SafeDir). It holds the binaries and the agent's data
+// directory, which the unprivileged AuthorizedKeysCommandUser must reach.
+func safeDir() (string, error) { return harness.SafeDir("kaginashi-bench-agent-") }
 
 // --- API clients --------------------------------------------------------------
 

@@ -502,23 +502,6 @@ func sshdSafe(p string) bool {
 	return err == nil
 }
 
-// dirSafe is the same rule for a directory, to put a binary in.
-func dirSafe(dir string) bool {
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() {
-			return false
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			return false
-		}
-		if d == "/" {
-			return true
-		}
-	}
-}
-
 // hashOf is a short stable name for DIR, for paths outside it.
 func hashOf(s string) string {
 	sum := sha256.Sum256([]byte(s))

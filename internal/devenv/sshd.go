@@ -101,14 +101,14 @@ func (e *env) safeAgentCopy() (string, error) {
 		return e.o.AgentBinary, nil
 	}
 	inDir := filepath.Join(e.dir, "bin")
-	if dirSafe(e.dir) {
+	if sshdsetup.DirSafe(e.dir) {
 		if err := copyBinary(e.o.AgentBinary, inDir); err != nil {
 			return "", err
 		}
 		return filepath.Join(inDir, "kaginashi-agent"), nil
 	}
 	run := "/run/kaginashi-dev-" + hashOf(e.dir)
-	if !dirSafe("/run") {
+	if !sshdsetup.DirSafe("/run") {
 		return "", fmt.Errorf("sshd would refuse the agent binary as AuthorizedKeysCommand at %s, in %s and in /run (each must be root-owned and closed to group and others up to /): "+
 			"choose a --data-dir under such a directory (e.g. /var/lib/kaginashi-dev)", e.o.AgentBinary, e.dir)
 	}

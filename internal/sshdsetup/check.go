@@ -1,6 +1,11 @@
 package sshdsetup
 
-import "context"
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"syscall"
+)
 
 // CheckCommandPath applies sshd's rule for an AuthorizedKeysCommand to the
 // binary p on this machine: the resolved file and every directory up to /
@@ -23,4 +28,22 @@ func Validate(ctx context.Context, o Options) error {
 // the other usual places, else sshd on PATH.
 func FindSSHD(sshd string) (string, error) {
 	return findSSHD(&Options{SSHD: sshd})
+}
+
+// DirSafe applies the same rule to a directory, to put a binary in: dir
+// and every parent root-owned and not writable by group or others.
+func DirSafe(dir string) bool {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
+			return false
+		}
+		if d == "/" {
+			return true
+		}
+	}
 }

@@ -11,42 +11,24 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/kaginashi/kaginashi/internal/sshdsetup"
 )
 
 // SSHDPath is where the suites expect OpenSSH's sshd (scripts/deps.sh
 // installs it).
 const SSHDPath = "/usr/sbin/sshd"
 
-// SSHDSafe applies sshd's rule for an AuthorizedKeysCommand's
-// directories: dir and every parent root-owned and not writable by group
-// or others.
-func SSHDSafe(dir string) bool {
-	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
-		fi, err := os.Stat(d)
-		if err != nil || !fi.IsDir() {
-			return false
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok || st.Uid != 0 || fi.Mode().Perm()&0o022 != 0 {
-			return false
-		}
-		if d == "/" {
-			return true
-		}
-	}
-}
-
 // SafeDir makes a directory (see TempDir) that sshd accepts an
 // AuthorizedKeysCommand in, mode 0755: /tmp and /var/tmp (mode 1777) do
 // not qualify; /run does on Debian, /var/lib elsewhere.
 func SafeDir(prefix string) (string, error) {
 	for _, parent := range []string{"/run", "/var/lib"} {
-		if !SSHDSafe(parent) {
+		if !sshdsetup.DirSafe(parent) {
 			continue
 		}
 		d, err := TempDir(parent, prefix)

@@ -264,7 +264,11 @@ func matchFilter(in store.Instance, f Filter) bool {
 		}
 	case strings.HasPrefix(f.Name, "tag:"):
 		key := strings.TrimPrefix(f.Name, "tag:")
-		for _, t := range AllTags(in) {
+		tags := in.Tags
+		if strings.HasPrefix(strings.ToLower(key), SystemTagPrefix) {
+			tags = SystemTags(in) // built only when a filter asks for one
+		}
+		for _, t := range tags {
 			if t.Key == key {
 				candidates = append(candidates, t.Value)
 			}

@@ -61,11 +61,11 @@ func TestTunnels(t *testing.T) {
 	})
 	t.Run("backpressure: the client stops reading", func(t *testing.T) {
 		t.Parallel()
-		testStalledClient(t, main, manual)
+		testStalled(t, main, manual, true)
 	})
 	t.Run("backpressure: the host stops reading", func(t *testing.T) {
 		t.Parallel()
-		testStalledHost(t, main, manual)
+		testStalled(t, main, manual, false)
 	})
 	t.Run("limits", func(t *testing.T) {
 		t.Parallel()
@@ -209,41 +209,50 @@ func testConcurrent(t *testing.T, st *site, svc *service) {
 	})
 }
 
-// testStalledClient: the host's service pushes 1 GiB while the client
-// reads nothing. The service must be stopped after a bounded amount, the
-// server's memory must stay put; then the client reads it all.
-func testStalledClient(t *testing.T, st *site, svc *service) {
+// testStalled: one end pushes 1 GiB while the other reads nothing — the
+// client (clientStalls) or the host's service. The pusher must be stopped
+// after a bounded amount and the server's memory must stay put; then the
+// reader reads it all, with the same checksum.
+func testStalled(t *testing.T, st *site, svc *service, clientStalls bool) {
 	const size = 1 << 30
 	conn, err := st.dial(t, st.params(svc.port))
 	if err != nil {
 		t.Fatal(err)
 	}
 	host := svc.accept(t)
+	pusher, reader, seed := io.ReadWriteCloser(conn), io.ReadWriteCloser(host), byte(8)
+	who, stalledEnd, readerName := "the client", "the host", "the host"
+	if clientStalls {
+		pusher, reader, seed = host, conn, 7
+		who, stalledEnd, readerName = "the service", "the client", "the client"
+	}
 	pid := st.Cmd.Process.Pid
 	rss0 := rssKiB(t, pid)
 	var pushed atomic.Int64
 	sent := make(chan []byte, 1)
 	go func() {
 		h := sha256.New()
-		src := newSource(7)
+		src := newSource(seed)
 		buf := make([]byte, 64<<10)
 		for pushed.Load() < size {
 			src.Read(buf)
-			n, err := host.Write(buf)
+			n, err := pusher.Write(buf)
 			h.Write(buf[:n])
 			pushed.Add(int64(n))
 			if err != nil {
 				break
 			}
 		}
-		host.Close()
+		if clientStalls {
+			host.Close()
+		}
 		sent <- h.Sum(nil)
 	}()
 	stalled, p := waitStalled(t, &pushed)
 	rss := rssKiB(t, pid)
-	t.Logf("with the client not reading, the service could push %d MiB; the server's RSS went from %d to %d MiB", p>>20, rss0>>10, rss>>10)
+	t.Logf("with %s not reading, %s could push %d MiB; the server's RSS went from %d to %d MiB", stalledEnd, who, p>>20, rss0>>10, rss>>10)
 	if !stalled {
-		t.Errorf("the service kept pushing while the client read nothing: %d MiB and counting", p>>20)
+		t.Errorf("%s kept pushing while %s read nothing: %d MiB and counting", who, stalledEnd, p>>20)
 	}
 	if p > 128<<20 {
 		t.Errorf("%d MiB in flight with a stalled reader, want at most 128 MiB", p>>20)
@@ -253,60 +262,11 @@ func testStalledClient(t *testing.T, st *site, svc *service) {
 	}
 	// Now read it all.
 	h := sha256.New()
-	if n, err := io.CopyN(h, conn, size); err != nil || n != size {
-		t.Fatalf("read %d bytes: %v", n, err)
+	if n, err := io.CopyN(h, reader, size); err != nil || n != size {
+		t.Fatalf("%s read %d bytes: %v", readerName, n, err)
 	}
 	if want := <-sent; !bytes.Equal(h.Sum(nil), want) {
-		t.Fatal("the bytes read differ from those pushed")
-	}
-}
-
-// testStalledHost: the client pushes 1 GiB while the host's service reads
-// nothing.
-func testStalledHost(t *testing.T, st *site, svc *service) {
-	const size = 1 << 30
-	conn, err := st.dial(t, st.params(svc.port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := svc.accept(t)
-	pid := st.Cmd.Process.Pid
-	rss0 := rssKiB(t, pid)
-	var pushed atomic.Int64
-	sent := make(chan []byte, 1)
-	go func() {
-		h := sha256.New()
-		src := newSource(8)
-		buf := make([]byte, 64<<10)
-		for pushed.Load() < size {
-			src.Read(buf)
-			n, err := conn.Write(buf)
-			h.Write(buf[:n])
-			pushed.Add(int64(n))
-			if err != nil {
-				break
-			}
-		}
-		sent <- h.Sum(nil)
-	}()
-	stalled, p := waitStalled(t, &pushed)
-	rss := rssKiB(t, pid)
-	t.Logf("with the host not reading, the client could push %d MiB; the server's RSS went from %d to %d MiB", p>>20, rss0>>10, rss>>10)
-	if !stalled {
-		t.Errorf("the client kept pushing while the host read nothing: %d MiB and counting", p>>20)
-	}
-	if p > 128<<20 {
-		t.Errorf("%d MiB in flight with a stalled reader, want at most 128 MiB", p>>20)
-	}
-	if grew := (rss - rss0) >> 10; grew > 64 {
-		t.Errorf("the server's RSS grew by %d MiB with one stalled tunnel, want at most 64", grew)
-	}
-	h := sha256.New()
-	if n, err := io.CopyN(h, host, size); err != nil || n != size {
-		t.Fatalf("the host read %d bytes: %v", n, err)
-	}
-	if want := <-sent; !bytes.Equal(h.Sum(nil), want) {
-		t.Fatal("the bytes the host read differ from those pushed")
+		t.Fatalf("the bytes %s read differ from those pushed", readerName)
 	}
 }
 

@@ -198,9 +198,7 @@ func (c *Console) instanceList(r *http.Request) ([]instanceJSON, error) {
 			AgentVersion: in.AgentVersion, LastSeen: isoOrEmpty(in.LastSeen), LaunchTime: isoOrEmpty(in.LaunchTime), Tags: map[string]string{}}
 		if c.deps.Tunnels != nil {
 			j.Connected = c.deps.Tunnels.Connected(in.ID)
-			if r, ok := c.deps.Tunnels.(sshPortReporter); ok {
-				j.SSHPort, _ = r.SSHPort(in.ID)
-			}
+			j.SSHPort = c.reportedSSHPort(in.ID)
 		}
 		for _, t := range in.Tags {
 			j.Tags[t.Key] = t.Value

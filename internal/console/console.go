@@ -75,12 +75,21 @@ type sshPortReporter interface {
 	SSHPort(instanceID string) (int, bool)
 }
 
-// sshPort is the instance's sshd port as its agent reported it, else 22.
-func (c *Console) sshPort(instanceID string) int {
+// reportedSSHPort is the instance's sshd port as its agent reported it;
+// 0 when unknown.
+func (c *Console) reportedSSHPort(instanceID string) int {
 	if r, ok := c.deps.Tunnels.(sshPortReporter); ok {
 		if p, ok := r.SSHPort(instanceID); ok {
 			return p
 		}
+	}
+	return 0
+}
+
+// sshPort is the reported port, else 22.
+func (c *Console) sshPort(instanceID string) int {
+	if p := c.reportedSSHPort(instanceID); p > 0 {
+		return p
 	}
 	return 22
 }

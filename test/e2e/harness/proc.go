@@ -249,6 +249,12 @@ func StartProc(t testing.TB, cfg ServerConfig) *Proc {
 // Identity reads the account and region the server logged at start.
 func (p *Proc) Identity(t testing.TB) (account, region string) {
 	t.Helper()
+	// The line is logged before the server serves, but it reaches
+	// p.Stderr through a pipe and a copying goroutine, which may lag
+	// behind the first answer of /healthz.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(p.Stderr.String(), "kaginashi serving") && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	for _, line := range strings.Split(p.Stderr.String(), "\n") {
 		if !strings.Contains(line, "kaginashi serving") {
 			continue

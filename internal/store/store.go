@@ -288,6 +288,9 @@ type Store interface {
 	DeleteUser(ctx context.Context, name string) error
 	TagUser(ctx context.Context, name string, tags []Tag) error
 	UntagUser(ctx context.Context, name string, keys []string) error
+	// SetUserPermissionsBoundary sets a user's permissions boundary to a
+	// managed policy ARN, or removes it with "" (ErrNotFound: no user).
+	SetUserPermissionsBoundary(ctx context.Context, name, policyARN string) error
 
 	// CreateAccessKey fails with ErrLimitExceeded at MaxAccessKeysPerUser
 	// (not for root, UserName "").
@@ -309,6 +312,12 @@ type Store interface {
 
 	// CreatePolicy stores the policy with document as version v1, default.
 	CreatePolicy(ctx context.Context, p ManagedPolicy, document string) error
+	// PutAWSManagedPolicy installs or refreshes an AWS-managed policy
+	// (ARN arn:aws:iam::aws:policy/...): p.DefaultVersionID becomes its
+	// only version, holding document. Its name does not take a customer
+	// policy's name (AWS's and the account's names are separate spaces).
+	// Attachments survive a refresh.
+	PutAWSManagedPolicy(ctx context.Context, p ManagedPolicy, document string) error
 	GetPolicy(ctx context.Context, arn string) (ManagedPolicy, error)
 	// ListPolicies lists the account's policies; onlyAttached keeps those
 	// attached to some user or group.

@@ -40,6 +40,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InlinePolicies", testInlinePolicies},
 		{"LoginProfiles", testLoginProfiles},
 		{"PrincipalPolicies", testPrincipalPolicies},
+		{"UserPermissionsBoundary", testUserPermissionsBoundary},
+		{"AWSManagedPolicies", testAWSManagedPolicies},
 		{"IAMGeneration", testIAMGeneration},
 		{"HostileInput", testHostileInput},
 		{"Times", testTimes},

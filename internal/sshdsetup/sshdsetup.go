@@ -121,12 +121,11 @@ func (o *Options) real(p string) string {
 	return filepath.Join(o.Root, p)
 }
 
-var (
-	safeWord = regexp.MustCompile(`^[A-Za-z0-9_@+=:,./-]+$`)
-	userName = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
-)
-
 func (o *Options) checkSyntax() error {
+	// Compiled here, not at package init: this package is linked into the
+	// AuthorizedKeysCommand binary, whose start-up runs on every login.
+	safeWord := regexp.MustCompile(`^[A-Za-z0-9_@+=:,./-]+$`)
+	userName := regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
 	if o.CommandPath == "" {
 		return errors.New("setup-sshd: CommandPath (the agent binary sshd runs) is required")
 	}

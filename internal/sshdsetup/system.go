@@ -55,8 +55,6 @@ func validate(ctx context.Context, o *Options, realConfig string) error {
 	return nil
 }
 
-var versionRE = regexp.MustCompile(`OpenSSH_([0-9]+)\.([0-9]+)(p[0-9]+)?`)
-
 // sshdVersion asks sshd its version (`sshd -V`; sshd before 9.x answers the
 // unknown option with a usage text that starts with the version too).
 func sshdVersion(o *Options) (string, int, int) {
@@ -67,7 +65,8 @@ func sshdVersion(o *Options) (string, int, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	out, _ := exec.CommandContext(ctx, sshd, "-V").CombinedOutput()
-	m := versionRE.FindSubmatch(out)
+	// Compiled per call, not at init: see checkSyntax.
+	m := regexp.MustCompile(`OpenSSH_([0-9]+)\.([0-9]+)(p[0-9]+)?`).FindSubmatch(out)
 	if m == nil {
 		return "", 0, 0
 	}

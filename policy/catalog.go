@@ -104,6 +104,7 @@ func buildActions() []ActionInfo {
 	add("iam", user, keys([]string{"aws:TagKeys"}, iamResKeys), "UntagUser")
 	add("iam", user, iamPolicyKeys, "AttachUserPolicy", "DetachUserPolicy")
 	add("iam", user, keys([]string{"iam:PermissionsBoundary"}, iamResKeys), "PutUserPolicy", "DeleteUserPolicy")
+	add("iam", user, keys([]string{"iam:PermissionsBoundary"}, iamResKeys), "PutUserPermissionsBoundary", "DeleteUserPermissionsBoundary")
 	add("iam", []string{"user", "group"}, iamResKeys, "SimulatePrincipalPolicy")
 	group := []string{"group"}
 	add("iam", group, nil, "CreateGroup", "GetGroup", "DeleteGroup", "AddUserToGroup", "RemoveUserFromGroup", "ListAttachedGroupPolicies")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/iam"
+	"github.com/kaginashi/kaginashi/internal/iam/managed"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/policy"
 )
@@ -163,6 +164,35 @@ func (c *call) userARN(name string) string {
 	return iam.UserARN(c.h.cfg.Account, path, name)
 }
 
+// authorizeUser authorizes the call's action on a user: the ARN with the
+// user's real path, and the user's tags as aws:ResourceTag/* and
+// iam:ResourceTag/*, so that attribute-based policies work. A user that
+// does not exist is authorized as arn:...:user/NAME without tags, so the
+// answer does not tell whether it exists.
+func (c *call) authorizeUser(name string, extra func(*policy.Context)) error {
+	path := "/"
+	var tags []store.Tag
+	if u, err := c.h.deps.IAM.GetUser(c.ctx, name); err == nil {
+		path, tags = u.Path, u.Tags
+	}
+	return c.authorize(iam.UserARN(c.h.cfg.Account, path, name), func(rc *policy.Context) {
+		resourceTags(tags, "aws:ResourceTag/", "iam:ResourceTag/")(rc)
+		if extra != nil {
+			extra(rc)
+		}
+	})
+}
+
+// authorizeTargetUser is authorizeUser for targetUser: root's own keys
+// and profile are authorized on the root ARN.
+func (c *call) authorizeTargetUser(extra func(*policy.Context)) error {
+	u := c.targetUser()
+	if u == "" {
+		return c.authorize(iam.RootARN(c.h.cfg.Account), extra)
+	}
+	return c.authorizeUser(u, extra)
+}
+
 func (c *call) groupARN(name string) string {
 	path := "/"
 	if g, _, err := c.h.deps.IAM.GetGroup(c.ctx, name); err == nil {
@@ -258,7 +288,7 @@ func iamOps() map[string]*op {
 				User xmlUser `xml:"User"`
 			}{xmlUser{Path: "/", UserID: c.h.cfg.Account, ARN: iam.RootARN(c.h.cfg.Account), CreateDate: isoTime(time.Unix(0, 0))}}, nil
 		}
-		if err := c.authorize(c.userARN(name), nil); err != nil {
+		if err := c.authorizeUser(name, nil); err != nil {
 			return nil, err
 		}
 		u, err := c.iamSvc().GetUser(c.ctx, name)
@@ -301,7 +331,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(name), nil); err != nil {
+		if err := c.authorizeUser(name, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteUser(c.ctx, name)
@@ -315,7 +345,7 @@ func iamOps() map[string]*op {
 		if len(tags) == 0 {
 			return nil, invalidf("Tags must name at least one tag")
 		}
-		if err := c.authorize(c.userARN(name), requestTags(tags)); err != nil {
+		if err := c.authorizeUser(name, requestTags(tags)); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().TagUser(c.ctx, name, tags)
@@ -326,7 +356,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(name), func(rc *policy.Context) {
+		if err := c.authorizeUser(name, func(rc *policy.Context) {
 			if len(keys) > 0 {
 				rc.Set("aws:TagKeys", keys...)
 			}
@@ -340,7 +370,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(name), nil); err != nil {
+		if err := c.authorizeUser(name, nil); err != nil {
 			return nil, err
 		}
 		u, err := c.iamSvc().GetUser(c.ctx, name)
@@ -358,6 +388,38 @@ func iamOps() map[string]*op {
 		}{append([]xmlTag{}, tagsXML(tags)...), truncated, marker}, nil
 	})
 
+	// Permissions boundaries.
+	add("PutUserPermissionsBoundary", false, func(c *call) (any, error) {
+		name, boundary := c.params.req("UserName"), c.params.req("PermissionsBoundary")
+		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if err := c.authorizeUser(name, func(rc *policy.Context) { rc.Set("iam:PermissionsBoundary", boundary) }); err != nil {
+			return nil, err
+		}
+		return nil, c.iamSvc().PutUserPermissionsBoundary(c.ctx, name, boundary)
+	})
+	add("DeleteUserPermissionsBoundary", false, func(c *call) (any, error) {
+		name := c.params.req("UserName")
+		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		// iam:PermissionsBoundary is the boundary being removed, so a
+		// policy can protect a particular boundary from removal.
+		current := ""
+		if u, err := c.iamSvc().GetUser(c.ctx, name); err == nil {
+			current = u.PermissionsBoundary
+		}
+		if err := c.authorizeUser(name, func(rc *policy.Context) {
+			if current != "" {
+				rc.Set("iam:PermissionsBoundary", current)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		return nil, c.iamSvc().DeleteUserPermissionsBoundary(c.ctx, name)
+	})
+
 	// Access keys.
 	type xmlKeyMeta struct {
 		UserName    string `xml:"UserName"`
@@ -370,7 +432,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.targetUserARN(), nil); err != nil {
+		if err := c.authorizeTargetUser(nil); err != nil {
 			return nil, err
 		}
 		k, err := c.iamSvc().CreateAccessKey(c.ctx, user)
@@ -387,7 +449,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.targetUserARN(), nil); err != nil {
+		if err := c.authorizeTargetUser(nil); err != nil {
 			return nil, err
 		}
 		ks, err := c.iamSvc().ListAccessKeys(c.ctx, user)
@@ -414,7 +476,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.targetUserARN(), nil); err != nil {
+		if err := c.authorizeTargetUser(nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().UpdateAccessKey(c.ctx, user, id, status)
@@ -424,7 +486,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.targetUserARN(), nil); err != nil {
+		if err := c.authorizeTargetUser(nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteAccessKey(c.ctx, user, id)
@@ -608,7 +670,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), policyARNKey(arn)); err != nil {
+		if err := c.authorizeUser(user, policyARNKey(arn)); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().AttachUserPolicy(c.ctx, user, arn)
@@ -618,7 +680,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), policyARNKey(arn)); err != nil {
+		if err := c.authorizeUser(user, policyARNKey(arn)); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DetachUserPolicy(c.ctx, user, arn)
@@ -628,7 +690,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		ps, err := c.iamSvc().ListAttachedUserPolicies(c.ctx, user)
@@ -678,7 +740,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().PutUserPolicy(c.ctx, user, name, doc)
@@ -688,7 +750,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		p, err := c.iamSvc().GetUserPolicy(c.ctx, user, name)
@@ -706,7 +768,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		ns, err := c.iamSvc().ListUserPolicies(c.ctx, user)
@@ -728,7 +790,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteUserPolicy(c.ctx, user, name)
@@ -846,7 +908,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		gs, err := c.iamSvc().ListGroupsForUser(c.ctx, user)
@@ -867,7 +929,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		p, err := c.iamSvc().CreateLoginProfile(c.ctx, user, pw, reset)
@@ -883,7 +945,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.targetUserARN(), nil); err != nil {
+		if err := c.authorizeTargetUser(nil); err != nil {
 			return nil, err
 		}
 		p, err := c.iamSvc().GetLoginProfile(c.ctx, user)
@@ -909,7 +971,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().UpdateLoginProfile(c.ctx, user, pw, reset)
@@ -919,7 +981,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteLoginProfile(c.ctx, user)
@@ -966,10 +1028,11 @@ func iamOps() map[string]*op {
 
 func simulationInput(c *call) iam.SimulationInput {
 	return iam.SimulationInput{
-		Policies:  c.params.members("PolicyInputList", 100),
-		Actions:   c.params.members("ActionNames", 100),
-		Resources: c.params.members("ResourceArns", 100),
-		Context:   c.params.contextEntries(100),
+		Policies:         c.params.members("PolicyInputList", 100),
+		BoundaryPolicies: c.params.members("PermissionsBoundaryPolicyInputList", 100),
+		Actions:          c.params.members("ActionNames", 100),
+		Resources:        c.params.members("ResourceArns", 100),
+		Context:          c.params.contextEntries(100),
 	}
 }
 
@@ -988,6 +1051,13 @@ type xmlEvalResult struct {
 	EvalDecision         string           `xml:"EvalDecision"`
 	MatchedStatements    []xmlStatementID `xml:"MatchedStatements>member"`
 	MissingContextValues []string         `xml:"MissingContextValues>member"`
+	// Present when the principal has (or the call gave) a permissions
+	// boundary, as IAM answers.
+	Boundary *xmlBoundaryDetail `xml:"PermissionsBoundaryDecisionDetail,omitempty"`
+}
+
+type xmlBoundaryDetail struct {
+	AllowedByPermissionsBoundary bool `xml:"AllowedByPermissionsBoundary"`
 }
 
 type xmlStatementID struct {
@@ -1007,13 +1077,19 @@ func simulate(c *call, in iam.SimulationInput) (any, error) {
 	for _, r := range rs {
 		x := xmlEvalResult{EvalActionName: r.Action, EvalResourceName: r.Resource, EvalDecision: r.Decision.String(),
 			MatchedStatements: []xmlStatementID{}, MissingContextValues: append([]string{}, r.Missing...)}
+		if r.Boundary != nil {
+			x.Boundary = &xmlBoundaryDetail{AllowedByPermissionsBoundary: r.Boundary.Allowed}
+		}
 		for _, m := range r.Matched {
-			// IAM's PolicySourceType: "none" for PolicyInputList documents,
-			// "user-managed" for managed policies, "user" for inline ones.
+			// IAM's PolicySourceType: "none" for documents given in the
+			// call, "aws-managed" and "user-managed" for managed policies,
+			// "user" for inline ones.
 			typ := "user"
 			switch {
-			case strings.HasPrefix(m.Policy, "PolicyInputList."):
+			case strings.HasPrefix(m.Policy, "PolicyInputList."), strings.HasPrefix(m.Policy, "PermissionsBoundaryPolicyInputList."):
 				typ = "none"
+			case managed.IsAWS(m.Policy):
+				typ = "aws-managed"
 			case strings.HasPrefix(m.Policy, "arn:"):
 				typ = "user-managed"
 			}

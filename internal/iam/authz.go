@@ -237,29 +237,14 @@ func (a *Authorizer) loadBoundary(ctx context.Context, user string, cs *cachedSe
 	if err != nil {
 		return apierr.Wrap(err, "loading the user's permissions boundary")
 	}
-	if u.PermissionsBoundary == "" {
-		return nil
+	b, err := loadBoundary(ctx, a.store, u.PermissionsBoundary)
+	if err != nil || b == nil {
+		return err
 	}
-	cs.boundaryARN = u.PermissionsBoundary
-	cs.boundary = policy.NewSet() // allows nothing until the policy loads
-	mp, err := a.store.GetPolicy(ctx, u.PermissionsBoundary)
-	if errors.Is(err, store.ErrNotFound) {
-		cs.invalid = append(cs.invalid, u.PermissionsBoundary+" (permissions boundary: no such policy)")
-		return nil
+	cs.boundary, cs.boundaryARN = b.Set, b.Source
+	if b.Problem != "" {
+		cs.invalid = append(cs.invalid, b.Problem)
 	}
-	if err != nil {
-		return apierr.Wrap(err, "loading the user's permissions boundary")
-	}
-	v, err := a.store.GetPolicyVersion(ctx, mp.ARN, mp.DefaultVersionID)
-	if err != nil {
-		return apierr.Wrap(err, "loading the user's permissions boundary")
-	}
-	c, err := policy.ParseAndCompile(mp.Name, []byte(v.Document))
-	if err != nil {
-		cs.invalid = append(cs.invalid, mp.Name+" (permissions boundary)")
-		return nil
-	}
-	cs.boundary = policy.NewSet(c)
 	return nil
 }
 
@@ -295,14 +280,22 @@ func (a *Authorizer) Authorize(ctx context.Context, p *Principal, action, resour
 	return d, nil
 }
 
-// Explain evaluates like Authorize and explains each statement; for the
-// console's "which statement denied me" and the simulate APIs.
-func (a *Authorizer) Explain(ctx context.Context, user, action, resource string, rc *policy.Context) (*policy.Explanation, error) {
+// Explain evaluates like Authorize and explains each statement of the
+// identity policies and of the permissions boundary, saying when the
+// boundary is why a request is refused; for "which statement denied me".
+func (a *Authorizer) Explain(ctx context.Context, user, action, resource string, rc *policy.Context) (*Evaluation, error) {
+	if err := a.refresh(ctx); err != nil {
+		return nil, err
+	}
 	cs, err := a.policySet(ctx, user)
 	if err != nil {
 		return nil, err
 	}
-	return cs.set.Explain(&policy.Request{Action: action, Resource: resource, Context: rc}), nil
+	var b *Boundary
+	if cs.boundary != nil {
+		b = &Boundary{Source: cs.boundaryARN, Set: cs.boundary}
+	}
+	return Evaluate(cs.set, b, &policy.Request{Action: action, Resource: resource, Context: rc}), nil
 }
 
 // DeniedMessage is AWS's wording for an authorization failure.

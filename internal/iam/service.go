@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/iam/managed"
 	"github.com/kaginashi/kaginashi/internal/seal"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/policy"
@@ -231,6 +232,45 @@ func (s *Service) UntagUser(ctx context.Context, name string, keys []string) err
 	return mapStore(s.store.UntagUser(ctx, name, keys), "user")
 }
 
+// PutUserPermissionsBoundary sets a user's permissions boundary to a
+// managed policy (the account's or an AWS-managed one).
+func (s *Service) PutUserPermissionsBoundary(ctx context.Context, user, arn string) error {
+	if _, err := s.GetUser(ctx, user); err != nil {
+		return err
+	}
+	if err := s.checkPolicyARN(arn); err != nil {
+		if apierr.KindOf(err) == apierr.InvalidInput {
+			return invalid("ARN %s is not valid: a permissions boundary must be a managed policy (arn:aws:iam::ACCOUNT:policy/NAME or arn:aws:iam::aws:policy/NAME)", arn)
+		}
+		return apierr.New(apierr.NotFound, "Scope ARN: %s does not exist or is not attachable.", arn)
+	}
+	if _, err := s.store.GetPolicy(ctx, arn); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return apierr.New(apierr.NotFound, "Scope ARN: %s does not exist or is not attachable.", arn)
+		}
+		return mapStore(err, "policy")
+	}
+	err := s.store.SetUserPermissionsBoundary(ctx, user, arn)
+	if errors.Is(err, store.ErrNotFound) {
+		return apierr.New(apierr.NotFound, "The user with name %s cannot be found.", user)
+	}
+	return mapStore(err, "user")
+}
+
+// DeleteUserPermissionsBoundary removes a user's permissions boundary; a
+// user without one is left as it is.
+func (s *Service) DeleteUserPermissionsBoundary(ctx context.Context, user string) error {
+	u, err := s.GetUser(ctx, user)
+	if err != nil || u.PermissionsBoundary == "" {
+		return err
+	}
+	err = s.store.SetUserPermissionsBoundary(ctx, user, "")
+	if errors.Is(err, store.ErrNotFound) {
+		return apierr.New(apierr.NotFound, "The user with name %s cannot be found.", user)
+	}
+	return mapStore(err, "user")
+}
+
 // --- access keys -------------------------------------------------------------
 
 // NewAccessKey is a created key with its secret: the only time the secret
@@ -351,6 +391,14 @@ func (s *Service) CreatePolicy(ctx context.Context, name, path, description, doc
 }
 
 func (s *Service) checkPolicyARN(arn string) error {
+	if managed.IsAWS(arn) {
+		// AWS-managed: any name; GetPolicy answers NoSuchEntity for the
+		// ones kaginashi does not ship.
+		if len(arn) > policyARNLen || ValidName("policy name", arn[strings.LastIndexByte(arn, '/')+1:], 128) != nil {
+			return invalid("%q is not a valid policy ARN", arn)
+		}
+		return nil
+	}
 	account, _, _, err := ParsePolicyARN(arn)
 	if err != nil {
 		return invalid("%v", err)
@@ -373,13 +421,14 @@ func (s *Service) GetPolicy(ctx context.Context, arn string) (store.ManagedPolic
 	return p, mapStore(err, "policy")
 }
 
-// ListPolicies lists the account's policies. scope "AWS" lists none:
-// kaginashi has no AWS-managed policies.
+// ListPolicies lists policies: scope "Local" the account's own, "AWS"
+// the AWS-managed ones kaginashi ships, "All" (the default) both, each
+// scope by name.
 func (s *Service) ListPolicies(ctx context.Context, scope, pathPrefix string, onlyAttached bool) ([]store.ManagedPolicy, error) {
 	switch scope {
-	case "", "All", "Local":
-	case "AWS":
-		return nil, nil
+	case "":
+		scope = "All"
+	case "All", "Local", "AWS":
 	default:
 		return nil, invalid("Scope must be All, AWS or Local")
 	}
@@ -387,12 +436,68 @@ func (s *Service) ListPolicies(ctx context.Context, scope, pathPrefix string, on
 		pathPrefix = "/"
 	}
 	ps, err := s.store.ListPolicies(ctx, pathPrefix, onlyAttached)
-	return ps, mapStore(err, "policies")
+	if err != nil {
+		return nil, mapStore(err, "policies")
+	}
+	var out []store.ManagedPolicy
+	for _, p := range ps {
+		aws := managed.IsAWS(p.ARN)
+		if scope == "All" || aws == (scope == "AWS") {
+			out = append(out, p)
+		}
+	}
+	// The account's policies first, then AWS's, as IAM lists them.
+	sort.SliceStable(out, func(i, j int) bool {
+		ai, aj := managed.IsAWS(out[i].ARN), managed.IsAWS(out[j].ARN)
+		if ai != aj {
+			return aj
+		}
+		return strings.ToLower(out[i].Name) < strings.ToLower(out[j].Name)
+	})
+	return out, nil
+}
+
+// InstallAWSManagedPolicies puts the AWS-managed policies kaginashi ships
+// into the store, or brings them up to the shipped version; unchanged ones
+// are not rewritten (a rewrite would drop every replica's policy cache).
+// The server calls it at start.
+func (s *Service) InstallAWSManagedPolicies(ctx context.Context) error {
+	for _, mp := range managed.All() {
+		p := store.ManagedPolicy{
+			ARN: mp.ARN(), ID: mp.ID(), Name: mp.Name, Path: mp.Path, Description: mp.Description,
+			DefaultVersionID: mp.VersionID, CreateDate: mp.Created, UpdateDate: mp.Updated,
+		}
+		cur, err := s.store.GetPolicy(ctx, p.ARN)
+		if err == nil && cur.DefaultVersionID == p.DefaultVersionID && cur.Description == p.Description {
+			v, err := s.store.GetPolicyVersion(ctx, p.ARN, p.DefaultVersionID)
+			if err == nil && v.Document == mp.Document {
+				continue
+			}
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("reading AWS-managed policy %s: %w", p.ARN, err)
+		}
+		if err := s.store.PutAWSManagedPolicy(ctx, p, mp.Document); err != nil {
+			return fmt.Errorf("installing AWS-managed policy %s: %w", p.ARN, err)
+		}
+	}
+	return nil
+}
+
+// readOnly refuses changes to AWS-managed policies, which only AWS (here:
+// a kaginashi release) changes.
+func readOnly(arn string) error {
+	if managed.IsAWS(arn) {
+		return apierr.New(apierr.AccessDenied, "%s is an AWS managed policy; it cannot be changed or deleted. Create a customer managed policy from its document instead.", arn)
+	}
+	return nil
 }
 
 // DeletePolicy deletes a detached policy with only its default version.
 func (s *Service) DeletePolicy(ctx context.Context, arn string) error {
 	if _, err := s.GetPolicy(ctx, arn); err != nil {
+		return err
+	}
+	if err := readOnly(arn); err != nil {
 		return err
 	}
 	err := s.store.DeletePolicy(ctx, arn)
@@ -405,6 +510,9 @@ func (s *Service) DeletePolicy(ctx context.Context, arn string) error {
 // CreatePolicyVersion adds a version.
 func (s *Service) CreatePolicyVersion(ctx context.Context, arn, doc string, setDefault bool) (store.PolicyVersion, error) {
 	if _, err := s.GetPolicy(ctx, arn); err != nil {
+		return store.PolicyVersion{}, err
+	}
+	if err := readOnly(arn); err != nil {
 		return store.PolicyVersion{}, err
 	}
 	if _, err := s.ValidatePolicy(doc); err != nil {
@@ -446,12 +554,18 @@ func (s *Service) SetDefaultPolicyVersion(ctx context.Context, arn, version stri
 	if _, err := s.GetPolicyVersion(ctx, arn, version); err != nil {
 		return err
 	}
+	if err := readOnly(arn); err != nil {
+		return err
+	}
 	return mapStore(s.store.SetDefaultPolicyVersion(ctx, arn, version, s.now().UTC()), "policy version")
 }
 
 // DeletePolicyVersion deletes a non-default version.
 func (s *Service) DeletePolicyVersion(ctx context.Context, arn, version string) error {
 	if _, err := s.GetPolicyVersion(ctx, arn, version); err != nil {
+		return err
+	}
+	if err := readOnly(arn); err != nil {
 		return err
 	}
 	err := s.store.DeletePolicyVersion(ctx, arn, version)
@@ -739,34 +853,37 @@ func (s *Service) DeleteLoginProfile(ctx context.Context, user string) error {
 
 // SimulationInput is a SimulatePrincipalPolicy / SimulateCustomPolicy call.
 type SimulationInput struct {
-	// User: simulate the user's own policies (SimulatePrincipalPolicy).
+	// User: simulate the user's own policies and permissions boundary
+	// (SimulatePrincipalPolicy).
 	User string
 	// Policies: extra policy documents (PolicyInputList).
-	Policies  []string
-	Actions   []string
-	Resources []string // default "*"
-	Context   map[string][]string
+	Policies []string
+	// BoundaryPolicies: a permissions boundary document
+	// (PermissionsBoundaryPolicyInputList, at most one). It replaces the
+	// user's own boundary, as IAM's simulator does.
+	BoundaryPolicies []string
+	Actions          []string
+	Resources        []string // default "*"
+	Context          map[string][]string
 	// Caller, for ${aws:username}-style keys when the request gives none.
 	CallerUser string
 }
 
-// SimulationResult is one action × resource evaluation.
-type SimulationResult struct {
-	Action   string
-	Resource string
-	policy.Explanation
-}
-
 // Simulate evaluates actions × resources against a user's policies and/or
-// given documents, as IAM's policy simulator does.
-func (s *Service) Simulate(ctx context.Context, in SimulationInput) ([]SimulationResult, error) {
+// given documents, capped by a permissions boundary, as IAM's policy
+// simulator does.
+func (s *Service) Simulate(ctx context.Context, in SimulationInput) ([]Evaluation, error) {
 	if len(in.Actions) == 0 {
 		return nil, invalid("ActionNames must name at least one action")
 	}
 	if len(in.Actions) > 100 || len(in.Resources) > 100 || len(in.Policies) > 100 {
 		return nil, invalid("at most 100 actions, resources and policies per simulation")
 	}
+	if len(in.BoundaryPolicies) > 1 {
+		return nil, invalid("PermissionsBoundaryPolicyInputList takes one permissions boundary policy")
+	}
 	var compiled []*policy.Compiled
+	var boundary *Boundary
 	if in.User != "" {
 		docs, err := s.store.PrincipalPolicies(ctx, in.User)
 		if err != nil {
@@ -777,16 +894,40 @@ func (s *Service) Simulate(ctx context.Context, in SimulationInput) ([]Simulatio
 				compiled = append(compiled, c)
 			}
 		}
+		if len(in.BoundaryPolicies) == 0 {
+			u, err := s.store.GetUser(ctx, in.User)
+			if err != nil {
+				return nil, mapStore(err, "user")
+			}
+			if boundary, err = loadBoundary(ctx, s.store, u.PermissionsBoundary); err != nil {
+				return nil, err
+			}
+		}
 	}
-	for i, doc := range in.Policies {
+	compile := func(name, doc string) (*policy.Compiled, error) {
 		if _, err := s.ValidatePolicy(doc); err != nil {
 			return nil, err
 		}
-		c, err := policy.ParseAndCompile(fmt.Sprintf("PolicyInputList.%d", i+1), []byte(doc))
+		c, err := policy.ParseAndCompile(name, []byte(doc))
 		if err != nil {
 			return nil, &apierr.Error{Kind: apierr.MalformedPolicy, Message: err.Error()}
 		}
+		return c, nil
+	}
+	for i, doc := range in.Policies {
+		c, err := compile(fmt.Sprintf("PolicyInputList.%d", i+1), doc)
+		if err != nil {
+			return nil, err
+		}
 		compiled = append(compiled, c)
+	}
+	for i, doc := range in.BoundaryPolicies {
+		name := fmt.Sprintf("PermissionsBoundaryPolicyInputList.%d", i+1)
+		c, err := compile(name, doc)
+		if err != nil {
+			return nil, err
+		}
+		boundary = &Boundary{Source: name, Set: policy.NewSet(c)}
 	}
 	set := policy.NewSet(compiled...)
 	rc := policy.NewContext()
@@ -802,11 +943,10 @@ func (s *Service) Simulate(ctx context.Context, in SimulationInput) ([]Simulatio
 	if len(resources) == 0 {
 		resources = []string{"*"}
 	}
-	var out []SimulationResult
+	var out []Evaluation
 	for _, a := range in.Actions {
 		for _, r := range resources {
-			ex := set.Explain(&policy.Request{Action: a, Resource: r, Context: rc})
-			out = append(out, SimulationResult{Action: a, Resource: r, Explanation: *ex})
+			out = append(out, *Evaluate(set, boundary, &policy.Request{Action: a, Resource: r, Context: rc}))
 		}
 	}
 	return out, nil

@@ -177,6 +177,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	iamSvc := iam.NewService(st, sealer, id.Account, id.Region, o.Now)
+	if err := iamSvc.InstallAWSManagedPolicies(ctx); err != nil {
+		return err
+	}
 	authz := iam.NewAuthorizer(st, sealer, id.Account)
 	inv, err := inventory.New(ctx, st, id.Account, id.Region, o.PublicURL, inventory.NewEndpointID, o.Now())
 	if err != nil {

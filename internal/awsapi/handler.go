@@ -71,6 +71,7 @@ type Deps struct {
 	Authz     *iam.Authorizer
 	IAM       *iam.Service
 	Inventory *inventory.Service
+	Instances InstanceReader // SendSSHPublicKey's cached instance read; nil: Inventory
 	Connect   *connect.Service
 	Tokens    *gateway.Tokens // join tokens; nil disables the kaginashi API
 	Tunnels   Tunneler        // tunnels through agents; nil disables /openTunnel

@@ -229,7 +229,7 @@ func Run(ctx context.Context, o Options) error {
 	resolver := clientip.New(proxies)
 	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account, Proxies: resolver,
 		Tunnel: awsapi.TunnelLimits{MaxDuration: o.MaxTunnelDuration, MaxConcurrent: o.MaxTunnels}}, awsapi.Deps{
-		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Connect: connectSvc, Tokens: tokens, Tunnels: gw,
+		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Instances: st, Connect: connectSvc, Tokens: tokens, Tunnels: gw,
 		Audit: auditor, AuditLog: auditor, Limiter: limiter, Log: log, Now: o.Now,
 	})
 

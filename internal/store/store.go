@@ -386,6 +386,14 @@ type Store interface {
 	// the instance's tags; Get and List fill them in.
 	PutInstance(ctx context.Context, in Instance) error
 	GetInstance(ctx context.Context, id string) (Instance, error)
+	// CachedInstance is GetInstance answered from memory while the
+	// inventory generation (bumped by every change to an instance or a
+	// tag, by triggers) is the one the instance was read under. Changes
+	// through this handle are seen at once, other writers' (another
+	// replica's) within 250 ms. LastSeen may lag: heartbeats do not bump
+	// the generation. For the SendSSHPublicKey hot path; anything that
+	// reads to write back (a read-modify-write) uses GetInstance.
+	CachedInstance(ctx context.Context, id string) (Instance, error)
 	// ListInstances returns instances ordered by ID and the ID to continue
 	// after ("" at the end).
 	ListInstances(ctx context.Context, f InstanceFilter) ([]Instance, string, error)

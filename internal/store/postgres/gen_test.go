@@ -4,9 +4,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/postgres"
 	"github.com/kaginashi/kaginashi/internal/store/postgres/pgtest"
+	"github.com/kaginashi/kaginashi/internal/store/storetest"
 )
 
 // TestIAMGenerationReplicas: a replica sees its own IAM writes at once
@@ -50,5 +53,55 @@ func TestIAMGenerationReplicas(t *testing.T) {
 	}
 	if waited := time.Since(start); waited > maxAge+time.Second {
 		t.Fatalf("the other replica saw the write after %v, want about %v at most", waited, maxAge)
+	}
+}
+
+// TestCachedInstanceReplicas: replicas see each other's inventory writes
+// through CachedInstance within their max age; a heartbeat of a running
+// instance does not bump the inventory generation.
+func TestCachedInstanceReplicas(t *testing.T) {
+	ctx := t.Context()
+	url := pgtest.Start(t)
+	const maxAge = 300 * time.Millisecond
+	handle := func(opts ...postgres.Option) *postgres.DB {
+		db, err := postgres.Open(ctx, url, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	writer := handle()
+	storetest.CachedInstanceReplicas(t, writer, handle(postgres.WithIAMGenerationMaxAge(time.Hour)), handle(postgres.WithIAMGenerationMaxAge(maxAge)), maxAge)
+
+	raw, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close(ctx)
+	gen := func() int64 {
+		t.Helper()
+		var g int64
+		if err := raw.QueryRow(ctx, `SELECT value FROM inventory_generation WHERE id = 1`).Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	in := store.Instance{ID: "i-0123456789abcdef0", State: store.StateRunning, LaunchTime: time.Unix(1, 0), LastSeen: time.Unix(2, 0)}
+	if err := writer.PutInstance(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	g := gen()
+	if err := writer.TouchInstances(ctx, []string{in.ID}, time.Unix(3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := gen(); g2 != g {
+		t.Fatalf("a heartbeat of a running instance moved the inventory generation from %d to %d", g, g2)
+	}
+	if err := writer.SetInstanceState(ctx, in.ID, store.StateStopped, time.Unix(4, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := gen(); g2 <= g {
+		t.Fatalf("a state change left the inventory generation at %d", g2)
 	}
 }

@@ -23,6 +23,7 @@ const resourceTagsQuery = `SELECT resource_id, key, value FROM resource_tags WHE
 
 // PutInstance creates or replaces an instance and its tags.
 func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	err := db.writeTx(ctx, func(tx pgx.Tx) error {
 		// The upsert locks the instance row first, so concurrent puts and
 		// tag changes of one instance take turns (see checkResource).
@@ -101,6 +102,21 @@ func scanInstances(ctx context.Context, q querier, query string, args ...any) ([
 	return out, nil
 }
 
+// CachedInstance is GetInstance from memory while the inventory
+// generation is unchanged (see store.Store and instcache). Every inventory
+// write method of this handle invalidates the generation after it commits.
+func (db *DB) CachedInstance(ctx context.Context, id string) (store.Instance, error) {
+	return db.inst.Get(ctx, id)
+}
+
+func (db *DB) readInventoryGeneration(ctx context.Context) (int64, error) {
+	var g int64
+	if err := db.pool.QueryRow(ctx, `SELECT value FROM inventory_generation WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("inventory generation: %w", err)
+	}
+	return g, nil
+}
+
 // GetInstance returns an instance with its tags.
 func (db *DB) GetInstance(ctx context.Context, id string) (store.Instance, error) {
 	in, err := db.getInstance(ctx, id)
@@ -138,6 +154,7 @@ func (db *DB) ListInstances(ctx context.Context, f store.InstanceFilter) ([]stor
 
 // DeleteInstance deletes an instance and its tags.
 func (db *DB) DeleteInstance(ctx context.Context, id string) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	err := db.writeTx(ctx, func(tx pgx.Tx) error {
 		// The instance row first: its lock makes a concurrent TagResource
 		// either finish before (its tags are deleted here) or find the
@@ -156,6 +173,7 @@ func (db *DB) DeleteInstance(ctx context.Context, id string) error {
 
 // SetInstanceState records a state change and when the host was seen.
 func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.Time) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	if err := affected(db.pool.Exec(ctx, `UPDATE instances SET state = $1, last_seen = $2 WHERE id = $3`, state, seen, id)); err != nil {
 		return fmt.Errorf("set state of instance %s: %w", id, err)
 	}
@@ -164,6 +182,7 @@ func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.
 
 // TouchInstances marks instances running and seen, in one statement.
 func (db *DB) TouchInstances(ctx context.Context, ids []string, seen time.Time) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	if len(ids) == 0 {
 		return nil
 	}
@@ -191,6 +210,7 @@ func checkResource(ctx context.Context, tx pgx.Tx, id string) error {
 
 // TagResource adds or overwrites tags of an EC2 resource.
 func (db *DB) TagResource(ctx context.Context, resourceID string, tags []store.Tag) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	err := db.writeTx(ctx, func(tx pgx.Tx) error {
 		if err := checkResource(ctx, tx, resourceID); err != nil {
 			return err
@@ -206,6 +226,7 @@ func (db *DB) TagResource(ctx context.Context, resourceID string, tags []store.T
 // UntagResource removes tags as EC2 DeleteTags does: by key, or by key and
 // value; no tags at all removes every tag of the resource.
 func (db *DB) UntagResource(ctx context.Context, resourceID string, tags []store.TagMatch) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	// In key order, as TagResource writes, so that the two lock rows in
 	// one order.
 	tags = slices.Clone(tags)

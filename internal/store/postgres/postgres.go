@@ -27,6 +27,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/internal/gencache"
+	"github.com/kaginashi/kaginashi/internal/store/internal/instcache"
 	"github.com/kaginashi/kaginashi/internal/store/internal/migrate"
 )
 
@@ -46,6 +47,9 @@ type DB struct {
 	// writes through this replica update it before they return; writes by
 	// other replicas are read within the configured max age.
 	gen *gencache.Cache
+	// inst caches instances for CachedInstance under the inventory
+	// generation, read at most every genMaxAge.
+	inst *instcache.Cache
 }
 
 type config struct {
@@ -60,6 +64,8 @@ type Option func(*config)
 // gencache.DefaultMaxAge, 250 ms; 0: read it every time). It bounds how
 // late a replica notices IAM writes made through another replica; its own
 // it notices at once.
+// The inventory generation (CachedInstance) is read on the same
+// schedule.
 func WithIAMGenerationMaxAge(d time.Duration) Option {
 	return func(c *config) {
 		if d >= 0 {
@@ -87,6 +93,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
 	db := &DB{pool: pool, gen: gencache.New(c.genMaxAge, nil)}
+	db.inst = instcache.New(c.genMaxAge, nil, db.readInventoryGeneration, db.GetInstance)
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)

@@ -20,6 +20,7 @@ const resourceTagsQuery = `SELECT key, value FROM resource_tags WHERE resource_i
 
 // PutInstance creates or replaces an instance and its tags.
 func (db *DB) PutInstance(ctx context.Context, in store.Instance) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	hostKeys, err := json.Marshal(nonNilStrings(in.HostKeys))
 	if err != nil {
 		return fmt.Errorf("put instance %s: %w", in.ID, err)
@@ -110,6 +111,21 @@ func scanInstances(ctx context.Context, q querier, query string, args ...any) ([
 	return out, nil
 }
 
+// CachedInstance is GetInstance from memory while the inventory
+// generation is unchanged (see store.Store and instcache). Every inventory
+// write method of this handle invalidates the generation after it commits.
+func (db *DB) CachedInstance(ctx context.Context, id string) (store.Instance, error) {
+	return db.inst.Get(ctx, id)
+}
+
+func (db *DB) readInventoryGeneration(ctx context.Context) (int64, error) {
+	var g int64
+	if err := db.read.QueryRowContext(ctx, `SELECT value FROM inventory_generation WHERE id = 1`).Scan(&g); err != nil {
+		return 0, fmt.Errorf("inventory generation: %w", err)
+	}
+	return g, nil
+}
+
 // GetInstance returns an instance with its tags.
 func (db *DB) GetInstance(ctx context.Context, id string) (store.Instance, error) {
 	in, err := db.getInstance(ctx, id)
@@ -152,6 +168,7 @@ func (db *DB) ListInstances(ctx context.Context, f store.InstanceFilter) ([]stor
 
 // DeleteInstance deletes an instance and its tags.
 func (db *DB) DeleteInstance(ctx context.Context, id string) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM instances WHERE id = ?`, id)
 		if err := affected(res, err); err != nil {
@@ -168,6 +185,7 @@ func (db *DB) DeleteInstance(ctx context.Context, id string) error {
 
 // SetInstanceState records a state change and when the host was seen.
 func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.Time) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	res, err := db.write.ExecContext(ctx, `UPDATE instances SET state = ?, last_seen = ? WHERE id = ?`, state, micros(seen), id)
 	if err := affected(res, err); err != nil {
 		return fmt.Errorf("set state of instance %s: %w", id, err)
@@ -178,6 +196,7 @@ func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.
 // TouchInstances marks instances running and seen, in one statement. The
 // ID list travels as one JSON parameter, so the SQL text is constant.
 func (db *DB) TouchInstances(ctx context.Context, ids []string, seen time.Time) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	if len(ids) == 0 {
 		return nil
 	}
@@ -214,6 +233,7 @@ func checkResource(ctx context.Context, q querier, id string) error {
 
 // TagResource adds or overwrites tags of an EC2 resource.
 func (db *DB) TagResource(ctx context.Context, resourceID string, tags []store.Tag) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := checkResource(ctx, tx, resourceID); err != nil {
 			return err
@@ -229,6 +249,7 @@ func (db *DB) TagResource(ctx context.Context, resourceID string, tags []store.T
 // UntagResource removes tags as EC2 DeleteTags does: by key, or by key and
 // value; no tags at all removes every tag of the resource.
 func (db *DB) UntagResource(ctx context.Context, resourceID string, tags []store.TagMatch) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := checkResource(ctx, tx, resourceID); err != nil {
 			return err

@@ -27,6 +27,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/internal/gencache"
+	"github.com/kaginashi/kaginashi/internal/store/internal/instcache"
 	"github.com/kaginashi/kaginashi/internal/store/internal/migrate"
 )
 
@@ -44,6 +45,9 @@ type DB struct {
 	// Prepared statements of the hot paths (hot.go), per pool.
 	rstmts, wstmts *stmtCache
 	keys           *keyBatcher
+	// inst caches instances for CachedInstance under the inventory
+	// generation, read at most every genMaxAge.
+	inst *instcache.Cache
 }
 
 var _ store.Store = (*DB)(nil)
@@ -83,6 +87,8 @@ func WithBusyTimeout(d time.Duration) Option {
 // 250 ms; 0: read it every time). It bounds how late this handle notices
 // IAM writes made by another process on the same file; its own writes it
 // notices at once.
+// The inventory generation (CachedInstance) is read on the same
+// schedule.
 func WithIAMGenerationMaxAge(d time.Duration) Option {
 	return func(c *config) {
 		if d >= 0 {
@@ -164,6 +170,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	}
 	db.read = read
 	db.rstmts = newStmtCache(read)
+	db.inst = instcache.New(cfg.genMaxAge, nil, db.readInventoryGeneration, db.GetInstance)
 	return db, nil
 }
 

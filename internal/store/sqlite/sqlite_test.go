@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/sqlite"
@@ -110,5 +111,56 @@ func markNewer(t *testing.T, path string) {
 	defer db.Close()
 	if _, err := db.Exec(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, '9999_future.sql', 0)`); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestCachedInstanceReplicas: handles on one file see each other's
+// inventory writes through CachedInstance within their max age; a
+// heartbeat of a running instance does not bump the inventory generation
+// (it would empty every cache every few seconds).
+func TestCachedInstanceReplicas(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "kaginashi.db")
+	const maxAge = 300 * time.Millisecond
+	handle := func(opts ...sqlite.Option) *sqlite.DB {
+		db, err := sqlite.Open(ctx, path, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	writer := handle()
+	storetest.CachedInstanceReplicas(t, writer, handle(sqlite.WithIAMGenerationMaxAge(time.Hour)), handle(sqlite.WithIAMGenerationMaxAge(maxAge)), maxAge)
+
+	raw, err := sql.Open("sqlite", "file:"+path+"?_query_only=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	gen := func() int64 {
+		t.Helper()
+		var g int64
+		if err := raw.QueryRowContext(ctx, `SELECT value FROM inventory_generation WHERE id = 1`).Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	in := store.Instance{ID: "i-0123456789abcdef0", State: store.StateRunning, LaunchTime: time.Unix(1, 0), LastSeen: time.Unix(2, 0)}
+	if err := writer.PutInstance(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	g := gen()
+	if err := writer.TouchInstances(ctx, []string{in.ID}, time.Unix(3, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := gen(); g2 != g {
+		t.Fatalf("a heartbeat of a running instance moved the inventory generation from %d to %d", g, g2)
+	}
+	if err := writer.SetInstanceState(ctx, in.ID, store.StateStopped, time.Unix(4, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if g2 := gen(); g2 <= g {
+		t.Fatalf("a state change left the inventory generation at %d", g2)
 	}
 }

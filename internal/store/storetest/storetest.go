@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HostileInput", testHostileInput},
 		{"Times", testTimes},
 		{"Instances", testInstances},
+		{"CachedInstance", testCachedInstance},
 		{"ListInstancesPaging", testListInstancesPaging},
 		{"ResourceTags", testResourceTags},
 		{"KeyRecords", testKeyRecords},

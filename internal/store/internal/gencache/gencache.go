@@ -31,6 +31,9 @@ type Cache struct {
 	mu     sync.Mutex
 	value  int64
 	readAt time.Time // when the database read behind value started; zero: never
+	// epoch counts Invalidate calls: a read that started before the
+	// latest one does not make the value fresh again.
+	epoch uint64
 }
 
 // New makes a cache whose database reads are used for maxAge (0 or less:
@@ -53,6 +56,7 @@ func (c *Cache) Get(ctx context.Context, read func(context.Context) (int64, erro
 		c.mu.Unlock()
 		return v, nil
 	}
+	epoch := c.epoch
 	c.mu.Unlock()
 	v, err := read(ctx)
 	if err != nil {
@@ -64,10 +68,20 @@ func (c *Cache) Get(ctx context.Context, read func(context.Context) (int64, erro
 		c.value = v
 	}
 	// The read saw everything committed before it started.
-	if start.After(c.readAt) {
+	if start.After(c.readAt) && epoch == c.epoch {
 		c.readAt = start
 	}
 	return c.value, nil
+}
+
+// Invalidate makes the next Get read the database: for a counter that
+// triggers bump, so that a write through this handle learns no new value.
+// Reads already under way when it is called do not count as fresh.
+func (c *Cache) Invalidate() {
+	c.mu.Lock()
+	c.readAt = time.Time{}
+	c.epoch++
+	c.mu.Unlock()
 }
 
 // Bumped records a generation this handle's own write committed. It does

@@ -124,6 +124,14 @@ func Enroll(ctx context.Context, p Paths, o EnrollOptions) (Config, error) {
 	if err := p.ensureDirs(); err != nil {
 		return Config{}, err
 	}
+	if o.Trust == (Trust{}) && p.enrolled() {
+		// Re-enrolling with neither --ca-file nor --ca-pin: keep trusting
+		// the CA pinned at the first enrollment rather than falling back
+		// to the system's roots, which would widen what the agent trusts.
+		if _, err := os.Stat(p.serverCA()); err == nil {
+			o.Trust.CAFile = p.serverCA()
+		}
+	}
 	var savedCA []byte
 	tcfg, err := o.Trust.tlsConfig(u.Hostname(), &savedCA)
 	if err != nil {
@@ -169,10 +177,17 @@ func Enroll(ctx context.Context, p Paths, o EnrollOptions) (Config, error) {
 	if len(er.SigningKey) != ed25519.PublicKeySize || er.InstanceID == "" {
 		return Config{}, errors.New("enroll: the answer lacks an identity")
 	}
-	if savedCA == nil && resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
-		// Trusted through the system roots: pin the chain's top.
-		top := resp.TLS.PeerCertificates[len(resp.TLS.PeerCertificates)-1]
-		savedCA = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: top.Raw})
+	if savedCA == nil {
+		// Trusted through the system roots: pin the root the chain was
+		// verified to — not the top certificate the server sent, which is
+		// usually an intermediate that public CAs rotate (Let's Encrypt
+		// picks among several at each renewal): pinning that would cut the
+		// agent off at the server's next certificate renewal.
+		if resp.TLS == nil || len(resp.TLS.VerifiedChains) == 0 {
+			return Config{}, errors.New("enroll: the server's certificate chain was not verified; pass --ca-file or --ca-pin")
+		}
+		chain := resp.TLS.VerifiedChains[0]
+		savedCA = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: chain[len(chain)-1].Raw})
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
 	if err != nil {

@@ -443,4 +443,8 @@ type Store interface {
 	// LookupAudit returns matching events, newest first, and a cursor for
 	// the next page ("" when there is none).
 	LookupAudit(ctx context.Context, f AuditFilter) ([]AuditEvent, string, error)
+	// DeleteAuditBefore deletes at most limit of the oldest events whose
+	// time is before cutoff, and returns how many it deleted: retention
+	// deletes in batches, so that no one transaction holds the writer long.
+	DeleteAuditBefore(ctx context.Context, cutoff time.Time, limit int) (int, error)
 }

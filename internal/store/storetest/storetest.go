@@ -56,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JoinTokenRace", testJoinTokenRace},
 		{"Audit", testAudit},
 		{"AuditPaging", testAuditPaging},
+		{"DeleteAuditBefore", testDeleteAuditBefore},
 		{"ConcurrentAccessKeys", testConcurrentAccessKeys},
 		{"ConcurrentCreateUser", testConcurrentCreateUser},
 		{"ConcurrentPolicyVersions", testConcurrentPolicyVersions},

@@ -78,6 +78,7 @@ type Deps struct {
 	Audit     audit.Recorder
 	AuditLog  AuditReader
 	Limiter   Limiter // may be nil
+	Metrics   Metrics // may be nil
 	Log       *slog.Logger
 	Now       func() time.Time
 }
@@ -410,7 +411,9 @@ func (h *Handler) record(c *call, failure *apierr.Error) error {
 		ev.ErrorCode, ev.ErrorMessage = code, failure.Message
 		ev.ResponseElements = nil
 	}
-	return h.deps.Audit.Record(context.WithoutCancel(c.ctx), ev)
+	err := h.deps.Audit.Record(context.WithoutCancel(c.ctx), ev)
+	h.observe(c, ev.ErrorCode, failure, err)
+	return err
 }
 
 // requireNoErrors returns the params' decoding error, if any.

@@ -354,6 +354,7 @@ func (h *Handler) recordClose(c *call, instanceID string, start time.Time, up, d
 	cc.decision = nil
 	cc.extra = map[string]any{"instanceId": instanceID, "openRequestId": c.requestID, "bytesUp": up, "bytesDown": down,
 		"durationSeconds": h.now().Sub(start).Seconds(), "closeReason": reason}
+	h.tunnelClosed(up, down)
 	if err := h.record(&cc, nil); err != nil {
 		h.deps.Log.Error("the tunnel's close event was not recorded", "requestID", c.requestID, "err", err)
 	}

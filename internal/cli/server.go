@@ -32,6 +32,7 @@ Point the aws CLI at it:
 			}
 			o.NoConsole = !consoleOn
 			o.Stdout = stdio.Out
+			o.Version = Version
 			o.Log = newLogger(stdio.Err)
 			return server.Run(cmd.Context(), o)
 		},
@@ -53,6 +54,8 @@ Point the aws CLI at it:
 	f.DurationVar(&o.MaxTunnelDuration, "max-tunnel-duration", time.Hour, "longest a tunnel may stay open (at most 1h)")
 	f.IntVar(&o.MaxTunnels, "max-tunnels", 1000, "tunnels open at once through this server")
 	f.BoolVar(&consoleOn, "console", true, "serve the web console (https://SERVER/) on the API's listener")
+	f.StringVar(&o.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (plain HTTP: bind to localhost or a private network; default off)")
+	f.DurationVar(&o.AuditRetention, "audit-retention", 2160*time.Hour, "delete audit events older than this from the store, hourly (0: keep forever)")
 	f.DurationVar(&o.KeyLifetime, "key-lifetime", 0, "shorten pushed keys' 60 s lifetime (tests of expiry only)")
 	_ = f.MarkHidden("key-lifetime")
 	return c

@@ -33,6 +33,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/internal/inventory"
+	"github.com/kaginashi/kaginashi/internal/metrics"
 	"github.com/kaginashi/kaginashi/internal/ratelimit"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/postgres"
@@ -72,6 +73,20 @@ type Options struct {
 	// X-Forwarded-For and X-Forwarded-Proto are believed: aws:SourceIp is
 	// then the first address, from the right, that is not one of them.
 	TrustedProxies []string
+	// MetricsListen, when set, serves Prometheus metrics (GET /metrics)
+	// on a listener of its own: plain HTTP, meant for localhost or a
+	// private network, never the public API port.
+	MetricsListen string
+	// AuditRetention is how long audit events are kept in the store
+	// (0: forever); older ones are deleted in batches every hour.
+	AuditRetention time.Duration
+	// Version is the build's version, for kaginashi_build_info.
+	Version string
+	// CertCheckEvery is how often the TLS certificate is checked for
+	// renewal or changed files (default 1 minute).
+	CertCheckEvery time.Duration
+	// MetricsReady, when set, receives the metrics listener's address.
+	MetricsReady func(addr string)
 
 	Stdout io.Writer // where first-start credentials are printed
 	Log    *slog.Logger
@@ -120,6 +135,12 @@ func (o *Options) defaults() error {
 	}
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
+	}
+	if o.AuditRetention < 0 {
+		return errors.New("--audit-retention must not be negative (0 keeps events forever)")
+	}
+	if o.CertCheckEvery <= 0 {
+		o.CertCheckEvery = time.Minute
 	}
 	return nil
 }
@@ -198,16 +219,27 @@ func Run(ctx context.Context, o Options) error {
 	defer gw.Close()
 
 	var sink io.Writer
+	var fileSink *audit.FileSink
 	if o.AuditLog != "" {
-		f, err := os.OpenFile(o.AuditLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+		fileSink, err = audit.OpenFileSink(o.AuditLog)
 		if err != nil {
 			return fmt.Errorf("--audit-log: %w", err)
 		}
-		defer f.Close()
-		sink = f
+		defer fileSink.Close()
+		sink = fileSink
 	}
 	auditor := audit.NewWriter(st, sink, log)
 	defer auditor.Close()
+	// recorder is what the API records through: the writer, timed when
+	// metrics are on.
+	var recorder audit.Recorder = auditor
+	var reg *metrics.Registry
+	var apiMetrics awsapi.Metrics
+	if o.MetricsListen != "" {
+		reg = metrics.New(o.Version)
+		recorder = reg.TimeAudit(auditor)
+		apiMetrics = reg
+	}
 
 	sig, err := awsapi.NewSigV4(id.Region, authz, o.Now)
 	if err != nil {
@@ -230,7 +262,7 @@ func Run(ctx context.Context, o Options) error {
 	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account, Proxies: resolver,
 		Tunnel: awsapi.TunnelLimits{MaxDuration: o.MaxTunnelDuration, MaxConcurrent: o.MaxTunnels}}, awsapi.Deps{
 		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Instances: st, Connect: connectSvc, Tokens: tokens, Tunnels: gw,
-		Audit: auditor, AuditLog: auditor, Limiter: limiter, Log: log, Now: o.Now,
+		Audit: recorder, AuditLog: auditor, Limiter: limiter, Metrics: apiMetrics, Log: log, Now: o.Now,
 	})
 
 	mux := http.NewServeMux()
@@ -265,7 +297,11 @@ func Run(ctx context.Context, o Options) error {
 		})
 	}
 	mux.HandleFunc("GET /openTunnel", api.ServeOpenTunnel)
-	mux.HandleFunc("POST "+agentproto.EnrollPath, gw.HandleEnroll)
+	if reg != nil {
+		mux.HandleFunc("POST "+agentproto.EnrollPath, reg.Enrollments(gw.HandleEnroll))
+	} else {
+		mux.HandleFunc("POST "+agentproto.EnrollPath, gw.HandleEnroll)
+	}
 	mux.HandleFunc("GET "+agentproto.ConnectPath, gw.HandleConnect)
 
 	srv := &http.Server{
@@ -278,16 +314,16 @@ func Run(ctx context.Context, o Options) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	caPath, caPin := "", ""
+	var certs *bootstrap.CertSource
 	if !o.Insecure {
-		var cert tls.Certificate
 		if o.TLSCert != "" {
-			cert, err = tls.LoadX509KeyPair(o.TLSCert, o.TLSKey)
+			certs, err = bootstrap.FileCerts(o.TLSCert, o.TLSKey, log)
 			if err != nil {
-				return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+				return err
 			}
 		} else {
 			var files bootstrap.TLSFiles
-			cert, files, err = bootstrap.EnsureTLS(o.DataDir, certNames(pub.Hostname()), o.Now())
+			certs, files, err = bootstrap.GeneratedCerts(o.DataDir, certNames(pub.Hostname()), o.Now, log)
 			if err != nil {
 				return err
 			}
@@ -301,11 +337,33 @@ func Run(ctx context.Context, o Options) error {
 		}
 		// Agents authenticate with client certificates from the agent CA;
 		// other clients present none and are not asked to.
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+		// GetCertificate, not Certificates: the certificate is renewed
+		// (generated) or re-read (files) while the server runs.
+		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12,
 			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: gwKeys.CAPool()}
+		go certs.Run(ctx, o.CertCheckEvery)
 	}
 
 	go purgeKeys(ctx, st, o.Now, log)
+	retention := &audit.Retention{Store: st, Audit: recorder, Keep: o.AuditRetention, Account: id.Account, Region: id.Region,
+		Log: log, Now: o.Now}
+	if reg != nil {
+		retention.Deleted = reg.AuditDeleted
+	}
+	go retention.Run(ctx)
+	go reloadOnHangup(ctx, certs, fileSink, log)
+
+	if reg != nil {
+		registerGauges(reg, gw, api, auditor, certs)
+		addr, err := reg.Listen(ctx, o.MetricsListen, log)
+		if err != nil {
+			return err
+		}
+		log.Info("metrics serving", "listen", addr.String(), "path", "/metrics")
+		if o.MetricsReady != nil {
+			o.MetricsReady(addr.String())
+		}
+	}
 
 	// Say where we serve before serving, so that whoever sees /healthz
 	// answer also finds this line.

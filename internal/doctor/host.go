@@ -227,7 +227,10 @@ func sshdChecks(ctx context.Context, o HostOptions) []Check {
 	akc := st.AuthorizedKeysCommand
 	switch {
 	case st.Configured:
-		where := st.Mechanism
+		where := string(st.Mechanism)
+		if st.HandWired {
+			where = fmt.Sprintf("by hand, %s:%d", akc.File, akc.Line)
+		}
 		checks = append(checks, ok("sshd-wired", "AuthorizedKeysCommand %s (%s)", akc.Value, where))
 	case akc != nil && strings.Contains(akc.Value, "kaginashi-agent"):
 		checks = append(checks, ok("sshd-wired", "AuthorizedKeysCommand %s (%s:%d)", akc.Value, akc.File, akc.Line))

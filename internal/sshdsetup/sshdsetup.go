@@ -180,6 +180,7 @@ type State struct {
 	IncludeSupported bool     `json:"includeSupported"`      // OpenSSH >= 7.3 (or, version unknown, the config already uses Include)
 
 	Configured bool      `json:"configured"`          // kaginashi's command and user are the effective global ones
+	HandWired  bool      `json:"handWired,omitempty"` // configured, but by an admin's own lines, not by Setup
 	Mechanism  Mechanism `json:"mechanism,omitempty"` // how kaginashi is set up now; empty if it is not
 	Planned    Mechanism `json:"planned"`             // what Setup uses
 	IncludeDir string    `json:"includeDir,omitempty"`
@@ -455,8 +456,20 @@ func fillState(st *State, o *Options, a *analysis) {
 	}
 	st.Configured = st.AuthorizedKeysCommand != nil && st.AuthorizedKeysCommand.Managed &&
 		st.AuthorizedKeysCommandUser != nil && st.AuthorizedKeysCommandUser.Managed
+	// An admin may wire sshd to the agent by hand (configuration
+	// management often owns sshd_config): that works as well, and the
+	// inventory must not report such a host as unconfigured.
+	st.HandWired = !st.Configured && isAgentCommand(st.AuthorizedKeysCommand) && st.AuthorizedKeysCommandUser != nil
+	st.Configured = st.Configured || st.HandWired
 	st.Conflicts = a.conflicts
 	st.Warnings = a.warnings
+}
+
+// isAgentCommand: d is a global AuthorizedKeysCommand that runs
+// `kaginashi-agent authorized-keys`.
+func isAgentCommand(d *Directive) bool {
+	return d != nil && d.Global() && len(d.args) >= 2 &&
+		path.Base(d.args[0]) == "kaginashi-agent" && d.args[1] == "authorized-keys"
 }
 
 // record is what Setup leaves in StateDir for Remove.

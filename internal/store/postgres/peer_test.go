@@ -1,0 +1,9 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/kaginashi/kaginashi/internal/store/storetest"
+)
+
+func TestAgentSessions(t *testing.T) { storetest.AgentSessions(t, open) }

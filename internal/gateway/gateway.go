@@ -56,6 +56,10 @@ type Gateway struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 
+	// hook learns of sessions starting and ending (peer routing: see
+	// SetSessionHook in peer.go). Set before the first session.
+	hook SessionHook
+
 	// flushMu orders the batched "running" writes against the "stopped"
 	// write of a session that ends, so that a batch never marks running a
 	// host whose agent has just gone.
@@ -82,6 +86,8 @@ type session struct {
 	// batch of "seen" writes (sweep's own).
 	lastRead atomic.Int64
 	seenRead int64
+	// claim is what hook.SessionStarted returned, for SessionEnded.
+	claim int64
 }
 
 // New makes a gateway. Close stops it.
@@ -359,6 +365,11 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 	if old != nil {
 		old.mux.Close() // a newer connection of the same agent wins
 	}
+	if g.hook != nil {
+		// Before the answer to the hello, like the map: other replicas
+		// route to this one from now on.
+		s.claim = g.hook.SessionStarted(ctx, id)
+	}
 	helloErr := g.store.PutInstance(ctx, in)
 	if helloErr != nil {
 		g.log.Error("recording a connected agent failed", "instance", id, "err", helloErr)
@@ -404,6 +415,9 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 		delete(g.sessions, id)
 	}
 	g.mu.Unlock()
+	if current && g.hook != nil {
+		g.hook.SessionEnded(ctx, id, s.claim)
+	}
 	if current {
 		// Disconnected hosts show as "stopped": they exist, but cannot
 		// take a login until their agent is back.

@@ -8,7 +8,9 @@ package seal
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -26,6 +28,8 @@ const version byte = 1
 // Sealer encrypts and decrypts with one master key.
 type Sealer struct {
 	aead cipher.AEAD
+	// prk is HKDF's pseudorandom key from the master key, for DeriveKey.
+	prk []byte
 }
 
 // New makes a Sealer from a 32-byte key.
@@ -41,7 +45,23 @@ func New(key []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("master key: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	prk, err := hkdf.Extract(sha256.New, key, nil)
+	if err != nil {
+		return nil, fmt.Errorf("master key: %w", err)
+	}
+	return &Sealer{aead: aead, prk: prk}, nil
+}
+
+// DeriveKey returns an n-byte key for purpose, derived from the master key
+// with HKDF-SHA256: every process holding the same master key derives the
+// same key (server replicas authenticate each other with one), and the
+// derived key reveals nothing about the master key or other purposes' keys.
+func (s *Sealer) DeriveKey(purpose string, n int) ([]byte, error) {
+	k, err := hkdf.Expand(sha256.New, s.prk, purpose, n)
+	if err != nil {
+		return nil, fmt.Errorf("derive a key for %s: %w", purpose, err)
+	}
+	return k, nil
 }
 
 // Seal encrypts plaintext for owner.

@@ -22,6 +22,10 @@ type AgentSession struct {
 	// before it (for any instance), so a stale release — of a session that
 	// another claim has replaced since — changes nothing.
 	Epoch int64
+	// SSHPort and AllowedPorts are the agent's report at connection time
+	// (0 and nil: unknown), so that every replica can show them.
+	SSHPort      int
+	AllowedPorts []int
 }
 
 // AgentSessions is the table of agent connections across replicas.

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -24,11 +25,15 @@ func (db *DB) ClaimAgentSession(ctx context.Context, s store.AgentSession) (int6
 	if err := db.pool.QueryRow(ctx, `SELECT nextval('agent_session_epoch')`).Scan(&epoch); err != nil {
 		return 0, fmt.Errorf("claim agent session %s: %w", s.InstanceID, err)
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO agent_sessions (instance_id, replica_id, peer_url, connected_at, epoch)
-		VALUES ($1, $2, $3, $4, $5)
+	ports, err := json.Marshal(s.AllowedPorts)
+	if err != nil {
+		return 0, fmt.Errorf("claim agent session %s: %w", s.InstanceID, err)
+	}
+	_, err = db.pool.Exec(ctx, `INSERT INTO agent_sessions (instance_id, replica_id, peer_url, connected_at, epoch, ssh_port, allowed_ports)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (instance_id) DO UPDATE SET replica_id = EXCLUDED.replica_id, peer_url = EXCLUDED.peer_url,
-			connected_at = EXCLUDED.connected_at, epoch = EXCLUDED.epoch
-		WHERE agent_sessions.epoch < EXCLUDED.epoch`, s.InstanceID, s.ReplicaID, s.PeerURL, s.ConnectedAt.UTC(), epoch)
+			connected_at = EXCLUDED.connected_at, epoch = EXCLUDED.epoch, ssh_port = EXCLUDED.ssh_port, allowed_ports = EXCLUDED.allowed_ports
+		WHERE agent_sessions.epoch < EXCLUDED.epoch`, s.InstanceID, s.ReplicaID, s.PeerURL, s.ConnectedAt.UTC(), epoch, s.SSHPort, string(ports))
 	if err != nil {
 		return 0, fmt.Errorf("claim agent session %s: %w", s.InstanceID, err)
 	}
@@ -38,8 +43,9 @@ func (db *DB) ClaimAgentSession(ctx context.Context, s store.AgentSession) (int6
 // GetAgentSession returns the current claim for an instance.
 func (db *DB) GetAgentSession(ctx context.Context, instanceID string) (store.AgentSession, error) {
 	s := store.AgentSession{InstanceID: instanceID}
-	err := db.pool.QueryRow(ctx, `SELECT replica_id, peer_url, connected_at, epoch FROM agent_sessions WHERE instance_id = $1`, instanceID).
-		Scan(&s.ReplicaID, &s.PeerURL, &s.ConnectedAt, &s.Epoch)
+	var ports string
+	err := db.pool.QueryRow(ctx, `SELECT replica_id, peer_url, connected_at, epoch, ssh_port, allowed_ports FROM agent_sessions WHERE instance_id = $1`, instanceID).
+		Scan(&s.ReplicaID, &s.PeerURL, &s.ConnectedAt, &s.Epoch, &s.SSHPort, &ports)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.AgentSession{}, fmt.Errorf("agent session %s: %w", instanceID, store.ErrNotFound)
 	}
@@ -47,6 +53,9 @@ func (db *DB) GetAgentSession(ctx context.Context, instanceID string) (store.Age
 		return store.AgentSession{}, fmt.Errorf("agent session %s: %w", instanceID, err)
 	}
 	s.ConnectedAt = s.ConnectedAt.UTC()
+	if err := json.Unmarshal([]byte(ports), &s.AllowedPorts); err != nil {
+		return store.AgentSession{}, fmt.Errorf("agent session %s ports: %w", instanceID, err)
+	}
 	return s, nil
 }
 

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -21,10 +22,14 @@ func (db *DB) ClaimAgentSession(ctx context.Context, s store.AgentSession) (int6
 		if err := tx.QueryRowContext(ctx, `UPDATE agent_session_epoch SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&epoch); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO agent_sessions (instance_id, replica_id, peer_url, connected_at, epoch) VALUES (?, ?, ?, ?, ?)
+		ports, err := json.Marshal(s.AllowedPorts)
+		if err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO agent_sessions (instance_id, replica_id, peer_url, connected_at, epoch, ssh_port, allowed_ports) VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (instance_id) DO UPDATE SET replica_id = excluded.replica_id, peer_url = excluded.peer_url,
-				connected_at = excluded.connected_at, epoch = excluded.epoch`,
-			s.InstanceID, s.ReplicaID, s.PeerURL, micros(s.ConnectedAt), epoch)
+				connected_at = excluded.connected_at, epoch = excluded.epoch, ssh_port = excluded.ssh_port, allowed_ports = excluded.allowed_ports`,
+			s.InstanceID, s.ReplicaID, s.PeerURL, micros(s.ConnectedAt), epoch, s.SSHPort, string(ports))
 		return err
 	})
 	if err != nil {
@@ -37,8 +42,9 @@ func (db *DB) ClaimAgentSession(ctx context.Context, s store.AgentSession) (int6
 func (db *DB) GetAgentSession(ctx context.Context, instanceID string) (store.AgentSession, error) {
 	s := store.AgentSession{InstanceID: instanceID}
 	var at int64
-	err := db.read.QueryRowContext(ctx, `SELECT replica_id, peer_url, connected_at, epoch FROM agent_sessions WHERE instance_id = ?`, instanceID).
-		Scan(&s.ReplicaID, &s.PeerURL, &at, &s.Epoch)
+	var ports string
+	err := db.read.QueryRowContext(ctx, `SELECT replica_id, peer_url, connected_at, epoch, ssh_port, allowed_ports FROM agent_sessions WHERE instance_id = ?`, instanceID).
+		Scan(&s.ReplicaID, &s.PeerURL, &at, &s.Epoch, &s.SSHPort, &ports)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.AgentSession{}, fmt.Errorf("agent session %s: %w", instanceID, store.ErrNotFound)
 	}
@@ -46,6 +52,9 @@ func (db *DB) GetAgentSession(ctx context.Context, instanceID string) (store.Age
 		return store.AgentSession{}, fmt.Errorf("agent session %s: %w", instanceID, err)
 	}
 	s.ConnectedAt = fromMicros(at)
+	if err := json.Unmarshal([]byte(ports), &s.AllowedPorts); err != nil {
+		return store.AgentSession{}, fmt.Errorf("agent session %s ports: %w", instanceID, err)
+	}
 	return s, nil
 }
 

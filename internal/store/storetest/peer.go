@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,8 @@ func testSessionClaimRelease(t *testing.T, s store.AgentSessions) {
 	if _, err := s.GetAgentSession(ctx, id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("GetAgentSession of nothing: %v, want ErrNotFound", err)
 	}
-	e1, err := s.ClaimAgentSession(ctx, store.AgentSession{InstanceID: id, ReplicaID: "a", PeerURL: "https://10.0.0.1:8443", ConnectedAt: at(0)})
+	e1, err := s.ClaimAgentSession(ctx, store.AgentSession{InstanceID: id, ReplicaID: "a", PeerURL: "https://10.0.0.1:8443", ConnectedAt: at(0),
+		SSHPort: 2222, AllowedPorts: []int{2222, 5432}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +52,9 @@ func testSessionClaimRelease(t *testing.T, s store.AgentSessions) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := store.AgentSession{InstanceID: id, ReplicaID: "a", PeerURL: "https://10.0.0.1:8443", ConnectedAt: at(0), Epoch: e1}
-	if got != want {
+	want := store.AgentSession{InstanceID: id, ReplicaID: "a", PeerURL: "https://10.0.0.1:8443", ConnectedAt: at(0), Epoch: e1,
+		SSHPort: 2222, AllowedPorts: []int{2222, 5432}}
+	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 	// The agent reconnects to replica b: b's claim replaces a's.
@@ -62,7 +65,8 @@ func testSessionClaimRelease(t *testing.T, s store.AgentSessions) {
 	if e2 <= e1 {
 		t.Fatalf("second claim's epoch %d is not above the first's %d", e2, e1)
 	}
-	if got, _ := s.GetAgentSession(ctx, id); got.ReplicaID != "b" || got.Epoch != e2 || !got.ConnectedAt.Equal(at(time.Second)) {
+	if got, _ := s.GetAgentSession(ctx, id); got.ReplicaID != "b" || got.Epoch != e2 || !got.ConnectedAt.Equal(at(time.Second)) ||
+		got.SSHPort != 0 || got.AllowedPorts != nil {
 		t.Fatalf("after b's claim: %+v", got)
 	}
 	if ok, err := s.ReleaseAgentSession(ctx, id, "b", e2); err != nil || !ok {

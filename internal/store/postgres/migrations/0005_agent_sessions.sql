@@ -1,6 +1,7 @@
 -- Agent sessions across server replicas (internal/peer): which replica
 -- holds each instance's agent connection, and where the other replicas
--- reach it. A claim replaces the row; its epoch comes from one sequence, so
+-- reach it, with the ports the agent reported when it connected (the
+-- console and DescribeInstanceConnectInfo show them). A claim replaces the row; its epoch comes from one sequence, so
 -- it is higher than every earlier claim's and a stale release (of a
 -- session a newer connection replaced) deletes nothing. Rows are deleted
 -- when the session ends and at a replica's graceful stop; a crashed
@@ -14,7 +15,9 @@ CREATE TABLE agent_sessions (
 	replica_id   text NOT NULL,
 	peer_url     text NOT NULL,
 	connected_at timestamptz NOT NULL,
-	epoch        bigint NOT NULL
+	epoch        bigint NOT NULL,
+	ssh_port      integer NOT NULL DEFAULT 0,    -- as the agent reported it at connection (0: unknown)
+	allowed_ports text NOT NULL DEFAULT 'null'   -- JSON array, or null: unknown
 );
 CREATE INDEX agent_sessions_replica ON agent_sessions (replica_id);
 CREATE INDEX agent_sessions_peer ON agent_sessions (peer_url);

@@ -83,6 +83,7 @@ type config struct {
 	keep      bool
 	bin       string
 	altBin    string
+	env       []string
 	parts     map[byte]bool
 }
 
@@ -99,6 +100,7 @@ func main() {
 	flag.BoolVar(&c.keep, "keep", false, "keep the working directory (for debugging)")
 	flag.StringVar(&c.bin, "bin", "", "use kaginashi and kaginashi-agent from this directory instead of building them (to measure another version)")
 	flag.StringVar(&c.altBin, "alt-bin", "", "in (b), also time `kaginashi ssh` of the kaginashi in this directory, interleaved (to compare two clients in one run)")
+	env := flag.String("env", "", "extra environment for the kaginashi processes (server, agent, client), comma-separated KEY=VALUE: GOMAXPROCS, GOGC, GODEBUG experiments")
 	parts := flag.String("parts", "a,b,c", "measurements to make: a (throughput), b (logins), c (echo latency), comma-separated")
 	flag.Parse()
 	var err error
@@ -107,6 +109,15 @@ func main() {
 		os.Exit(2)
 	}
 	c.size = int64(sizeMiB) << 20
+	for _, kv := range strings.Split(*env, ",") {
+		if kv = strings.TrimSpace(kv); kv != "" {
+			if !strings.Contains(kv, "=") {
+				fmt.Fprintf(os.Stderr, "bench/tunnel: -env: %q is not KEY=VALUE\n", kv)
+				os.Exit(2)
+			}
+			c.env = append(c.env, kv)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	b := &bench{cfg: c}
@@ -301,6 +312,7 @@ func (b *bench) setup(ctx context.Context) error {
 	b.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + b.dir, "LANG=C",
 		"AWS_ENDPOINT_URL=" + b.serverURL, "AWS_CA_BUNDLE=" + b.ca, "AWS_REGION=us-east-1", "AWS_CONFIG_FILE=/dev/null",
 		"AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(srvDir, "root-credentials"), "AWS_PROFILE=kaginashi-root"}
+	b.env = append(b.env, b.cfg.env...) // reaches the client (ssh passes its environment to the ProxyCommand)
 
 	// Keys: the user's (static, for direct, ProxyJump and ProxyCommand
 	// logins), and a host key for each sshd.
@@ -477,7 +489,7 @@ func (b *bench) start(ctx context.Context, out io.Writer, env []string, bin stri
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Env = env
 	if env == nil {
-		cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + b.dir, "LANG=C"}
+		cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + b.dir, "LANG=C"}, b.cfg.env...)
 	}
 	if err := cmd.Start(); err != nil {
 		fmt.Fprintf(out, "start %s: %v\n", bin, err)
@@ -504,10 +516,11 @@ func (b *bench) ssh(ctx context.Context, host, command string) ([]byte, error) {
 
 type transfer struct {
 	path   string
-	total  time.Duration // the whole ssh command
-	steady time.Duration // from the first MiB taken to the end
-	cpu    time.Duration // this benchmark's processes (all of them)
-	others float64       // cores other processes used meanwhile
+	total  time.Duration            // the whole ssh command
+	steady time.Duration            // from the first MiB taken to the end
+	cpu    time.Duration            // this benchmark's processes (all of them)
+	others float64                  // cores other processes used meanwhile
+	roles  map[string]time.Duration // CPU by role, while the data flowed (see sampleRoles)
 }
 
 func (t transfer) mbps(size int64) float64 { return float64(size) / t.total.Seconds() / 1e6 }
@@ -561,6 +574,7 @@ func (b *bench) transfer(ctx context.Context, name, host string) (transfer, erro
 	if err := cmd.Start(); err != nil {
 		return transfer{}, err
 	}
+	r0 := b.sampleRoles(cmd.Process.Pid)
 	buf := make([]byte, 256<<10)
 	var first time.Time
 	var sent int64
@@ -574,6 +588,8 @@ func (b *bench) transfer(ctx context.Context, name, host string) (transfer, erro
 			first = time.Now()
 		}
 	}
+	// Every process of the path still runs (ssh waits for stdin's end).
+	r1 := b.sampleRoles(cmd.Process.Pid)
 	stdin.Close()
 	err = cmd.Wait()
 	end := time.Now()
@@ -582,7 +598,95 @@ func (b *bench) transfer(ctx context.Context, name, host string) (transfer, erro
 		return transfer{}, fmt.Errorf("ssh %s: sent %d of %d bytes: %v\n%s", host, sent, b.cfg.size, err, stderr.String())
 	}
 	use := c1.sub(c0)
-	return transfer{path: name, total: end.Sub(start), steady: end.Sub(first), cpu: use.ours, others: use.othersCores()}, nil
+	// By process: one of the previous transfer's, still ending at the
+	// first sample, must not count against this one.
+	roles := map[string]time.Duration{}
+	for pid, u := range r1 {
+		roles[u.role] += u.cpu - r0[pid].cpu
+	}
+	return transfer{path: name, total: end.Sub(start), steady: end.Sub(first), cpu: use.ours, others: use.othersCores(), roles: roles}, nil
+}
+
+// roleUse is one process's role in a transfer and the CPU time it has used.
+type roleUse struct {
+	role string
+	cpu  time.Duration
+}
+
+// Roles of the processes in a transfer, for the CPU breakdown.
+var roleOrder = []string{"ssh", "client", "server", "agent", "sshd", "writer"}
+
+var roleDesc = map[string]string{
+	"ssh":    "ssh (client; for ProxyJump also its `ssh -W`)",
+	"client": "kaginashi open-tunnel (ProxyCommand)",
+	"server": "kaginashi server",
+	"agent":  "kaginashi-agent",
+	"sshd":   "sshd (target, and jump for ProxyJump) and `cat`",
+	"writer": "this benchmark writing into ssh",
+}
+
+// sampleRoles returns the CPU time each process of this benchmark has
+// used itself (children not included), with its role: the server, the
+// agent, the ssh command (pid) and its ProxyCommand (the client), the
+// sshds with their sessions, and this process (the writer). Sampled at the
+// start of a transfer and just before its input ends, while every process
+// still runs, so no time is lost to exited children.
+func (b *bench) sampleRoles(sshPid int) map[int]roleUse {
+	type proc struct {
+		ppid int
+		comm string
+		t    int64
+	}
+	procs := map[int]proc{}
+	children := map[int][]int{}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i, j := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
+		if i < 0 || j < i {
+			continue
+		}
+		f := strings.Fields(string(raw[j+2:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		procs[pid] = proc{ppid: ppid, comm: string(raw[i+1 : j]), t: ut + st}
+		children[ppid] = append(children[ppid], pid)
+	}
+	out := map[int]roleUse{}
+	self := procs[os.Getpid()].comm
+	var walk func(pid int, role string)
+	walk = func(pid int, role string) {
+		p := procs[pid]
+		switch {
+		case b.server != nil && b.server.Process != nil && pid == b.server.Process.Pid:
+			role = "server"
+		case b.agentProc != nil && b.agentProc.Process != nil && pid == b.agentProc.Process.Pid:
+			role = "agent"
+		case pid == sshPid:
+			role = "ssh"
+		case role == "ssh" && p.comm != "ssh":
+			role = "client" // the ProxyCommand (and a shell before it)
+		case role == "writer" && p.comm != self:
+			role = "sshd"
+		}
+		out[pid] = roleUse{role: role, cpu: time.Duration(p.t) * time.Second / clockTicks}
+		for _, c := range children[pid] {
+			walk(c, role)
+		}
+	}
+	walk(os.Getpid(), "writer")
+	return out
 }
 
 // --- (b) logins ----------------------------------------------------------------------------
@@ -975,6 +1079,53 @@ func (r *report) markdownA(b *strings.Builder) {
 	fmt.Fprintf(b, "| tunnel / direct | %.2f | %.2f | ≥ %.2f | %s |\n", vsDirect, sDirect, goalVsDirect, met(vsDirect >= goalVsDirect))
 	fmt.Fprintf(b, "| tunnel / ProxyJump | %.2f | %.2f | ≥ %.2f | %s |\n", vsJump, sJump, goalVsJump, met(vsJump >= goalVsJump))
 	b.WriteString("\n(The goal is judged on the whole command: connection setup included.)\n\n")
+	r.markdownRoles(b)
+}
+
+// markdownRoles is where the CPU went, per process, in ns per byte moved
+// (the mean over the rounds; sampled while the data flowed, so connection
+// set-up and the last bytes in flight are left out).
+func (r *report) markdownRoles(b *strings.Builder) {
+	b.WriteString("Where the CPU went, ns per byte moved (mean of the rounds, sampled while the data flowed; 1 ns/B = 1.07 CPU-s/GiB):\n\n| process |")
+	var have []string
+	for _, p := range paths {
+		if len(r.byPath(p.name)) > 0 {
+			have = append(have, p.name)
+			fmt.Fprintf(b, " %s |", p.name)
+		}
+	}
+	b.WriteString("\n|---|" + strings.Repeat("---:|", len(have)) + "\n")
+	nsPerByte := func(path, role string) float64 {
+		ts := r.byPath(path)
+		var sum time.Duration
+		for _, t := range ts {
+			if role == "" {
+				for _, v := range t.roles {
+					sum += v
+				}
+			} else {
+				sum += t.roles[role]
+			}
+		}
+		return float64(sum.Nanoseconds()) / float64(len(ts)) / float64(r.cfg.size)
+	}
+	for _, role := range append(slices.Clone(roleOrder), "") {
+		name := "**all**"
+		if role != "" {
+			name = roleDesc[role]
+		}
+		fmt.Fprintf(b, "| %s |", name)
+		for _, p := range have {
+			v := nsPerByte(p, role)
+			if v == 0 && role != "" {
+				b.WriteString(" – |")
+				continue
+			}
+			fmt.Fprintf(b, " %.2f |", v)
+		}
+		b.WriteString("\n")
+	}
+	b.WriteString("\n")
 }
 
 func (r *report) markdownB(b *strings.Builder) {

@@ -422,3 +422,9 @@ func (r *Router) OpenTunnel(ctx context.Context, instanceID string, port int) (i
 	}
 	return ws, nil
 }
+
+// SetRootCAs sets the CAs that verify the peers' certificates; call it
+// before serving (the server knows them only once its TLS material exists).
+func (r *Router) SetRootCAs(pool *x509.CertPool) {
+	r.client.Transport.(*http.Transport).TLSClientConfig.RootCAs = pool
+}

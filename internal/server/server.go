@@ -34,6 +34,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/metrics"
+	"github.com/kaginashi/kaginashi/internal/peer"
 	"github.com/kaginashi/kaginashi/internal/ratelimit"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/postgres"
@@ -87,6 +88,13 @@ type Options struct {
 	CertCheckEvery time.Duration
 	// MetricsReady, when set, receives the metrics listener's address.
 	MetricsReady func(addr string)
+	// PeerURL is where the other replicas reach this one (PostgreSQL
+	// stores only; default: --listen's address when it names one, else
+	// the host's first non-loopback address, with the listener's port).
+	// PeerCA verifies the replicas' certificates (default: DIR/tls/ca.pem,
+	// or with --tls-cert the system's roots and that chain).
+	PeerURL string
+	PeerCA  string
 
 	Stdout io.Writer // where first-start credentials are printed
 	Log    *slog.Logger
@@ -249,7 +257,13 @@ func Run(ctx context.Context, o Options) error {
 	if o.RateLimit > 0 {
 		limiter = ratelimit.New(o.RateLimit, o.RateBurst, o.Now)
 	}
-	connectSvc := connect.NewService(st, gw, o.Now)
+	// Replicas sharing PostgreSQL route pushes and tunnels to the one
+	// holding the agent (peer.go).
+	agents, router, err := newRouter(&o, ln, scheme, pub, gw, st, sealer, auditor, id)
+	if err != nil {
+		return err
+	}
+	connectSvc := connect.NewService(st, agents, o.Now)
 	if o.KeyLifetime > 0 {
 		connectSvc.ShortenLifetime(o.KeyLifetime)
 		log.Warn("pushed keys live shorter than 60 s (--key-lifetime): for tests only", "lifetime", o.KeyLifetime)
@@ -261,7 +275,7 @@ func Run(ctx context.Context, o Options) error {
 	resolver := clientip.New(proxies)
 	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account, Proxies: resolver,
 		Tunnel: awsapi.TunnelLimits{MaxDuration: o.MaxTunnelDuration, MaxConcurrent: o.MaxTunnels}}, awsapi.Deps{
-		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Instances: st, Connect: connectSvc, Tokens: tokens, Tunnels: gw,
+		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Instances: st, Connect: connectSvc, Tokens: tokens, Tunnels: agents,
 		Audit: recorder, AuditLog: auditor, Limiter: limiter, Metrics: apiMetrics, Log: log, Now: o.Now,
 	})
 
@@ -280,7 +294,7 @@ func Run(ctx context.Context, o Options) error {
 	} else {
 		con, err := console.New(console.Config{Account: id.Account, Region: id.Region, PublicURL: o.PublicURL, DataDir: o.DataDir,
 			Insecure: o.Insecure, Proxies: resolver}, console.Deps{
-			API: api, IAM: iamSvc, Authz: authz, Store: st, Inventory: inv, Tunnels: gw, Audit: auditor,
+			API: api, IAM: iamSvc, Authz: authz, Store: st, Inventory: inv, Tunnels: agents, Audit: auditor,
 			Assets: webui.FS(), Log: log, Now: o.Now,
 		})
 		if err != nil {
@@ -303,6 +317,9 @@ func Run(ctx context.Context, o Options) error {
 		mux.HandleFunc("POST "+agentproto.EnrollPath, gw.HandleEnroll)
 	}
 	mux.HandleFunc("GET "+agentproto.ConnectPath, gw.HandleConnect)
+	if router != nil {
+		mux.Handle(peer.PathPrefix, router)
+	}
 
 	srv := &http.Server{
 		Handler:           mux,
@@ -342,6 +359,16 @@ func Run(ctx context.Context, o Options) error {
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12,
 			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: gwKeys.CAPool()}
 		go certs.Run(ctx, o.CertCheckEvery)
+	}
+	if router != nil {
+		roots, err := peerRoots(&o, caPath)
+		if err != nil {
+			return err
+		}
+		router.SetRootCAs(roots)
+		if err := router.Start(ctx); err != nil {
+			return err
+		}
 	}
 
 	go purgeKeys(ctx, st, o.Now, log)
@@ -391,6 +418,9 @@ func Run(ctx context.Context, o Options) error {
 	case <-ctx.Done():
 	}
 	log.Info("kaginashi stopping")
+	if router != nil {
+		router.Stop(context.WithoutCancel(ctx))
+	}
 	gw.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()

@@ -13,34 +13,45 @@ import (
 // defaultAuditLimit is AuditFilter's documented default page size.
 const defaultAuditLimit = 50
 
+const appendAuditQuery = `INSERT INTO audit_events
+	(id, event_time, name, source, user_name, access_key_id, error_code, record)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+
 // AppendAudit stores a batch of events in one transaction: one fsync for
-// the whole batch.
+// the whole batch, shared with the key records and other batches queued
+// meanwhile (writeBatcher, hot.go).
 func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	ins, err := db.wstmts.get(ctx, `INSERT INTO audit_events
-		(id, event_time, name, source, user_name, access_key_id, error_code, record)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
+	if err := db.writes.appendAudit(ctx, events); err != nil {
 		return fmt.Errorf("append %d audit events: %w", len(events), err)
 	}
-	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+	return nil
+}
+
+// appendAuditTx stores a batch of events in a transaction of its own.
+func (db *DB) appendAuditTx(ctx context.Context, events []store.AuditEvent) error {
+	ins, err := db.wstmts.get(ctx, appendAuditQuery)
+	if err != nil {
+		return err
+	}
+	return db.writeTx(ctx, func(tx *sql.Tx) error {
 		stmt := tx.StmtContext(ctx, ins) // prepared once on the writer connection
 		defer stmt.Close()
-		for _, e := range events {
-			if _, err := stmt.ExecContext(ctx, e.ID, micros(e.Time), e.Name, e.Source, e.UserName, e.AccessKeyID,
-				e.ErrorCode, nonNil(e.Record)); err != nil {
-				if isUnique(err) {
-					return fmt.Errorf("event %s: %w", e.ID, store.ErrExists)
-				}
-				return err
-			}
-		}
-		return nil
+		return insertAudit(ctx, stmt, events)
 	})
-	if err != nil {
-		return fmt.Errorf("append %d audit events: %w", len(events), err)
+}
+
+func insertAudit(ctx context.Context, stmt *sql.Stmt, events []store.AuditEvent) error {
+	for _, e := range events {
+		if _, err := stmt.ExecContext(ctx, e.ID, micros(e.Time), e.Name, e.Source, e.UserName, e.AccessKeyID,
+			e.ErrorCode, nonNil(e.Record)); err != nil {
+			if isUnique(err) {
+				return fmt.Errorf("event %s: %w", e.ID, store.ErrExists)
+			}
+			return err
+		}
 	}
 	return nil
 }

@@ -73,38 +73,55 @@ const putKeyRecordQuery = `INSERT INTO key_records
 	(request_id, instance_id, os_user, public_key, fingerprint, caller_arn, created_at, expires_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
-// keyBatcher commits concurrent PutKeyRecord calls together (group
-// commit): with synchronous=FULL every commit is an fsync, and key records
-// arrive as fast as SendSSHPublicKey calls. There is no goroutine: the
-// first caller to find no commit in progress commits everything queued,
-// then hands the role to the first caller queued meanwhile.
-type keyBatcher struct {
+// writeBatcher commits concurrent PutKeyRecord and AppendAudit calls
+// together (group commit): with synchronous=FULL every commit is an fsync,
+// key records arrive as fast as SendSSHPublicKey calls, and every call's
+// audit event follows its key record. Both share the one writer
+// connection, so rather than take turns — a key-record transaction, then
+// an audit transaction — whatever is queued when the connection comes
+// free goes into one transaction: a SendSSHPublicKey costs about one
+// commit instead of two. There is no goroutine: the first caller to find
+// no commit in progress commits everything queued, then hands the role to
+// the first caller queued meanwhile.
+type writeBatcher struct {
 	db *DB
 
 	mu    sync.Mutex
 	busy  bool // a caller is committing a batch
-	queue []*keyItem
+	queue []*writeItem
 }
 
-type keyItem struct {
-	rec  store.KeyRecord
-	err  error
-	wake chan bool // true: commit the queue now; false: done, see err
+// writeItem is one caller's write: a key record, or a batch of audit
+// events (the audit writer's).
+type writeItem struct {
+	rec    store.KeyRecord
+	events []store.AuditEvent // nil: rec is the write
+	err    error
+	wake   chan bool // true: commit the queue now; false: done, see err
 }
 
-// maxKeyBatch bounds one transaction.
-const maxKeyBatch = 256
+// maxWriteBatch bounds one transaction (in items: an audit item is up to
+// the audit writer's batch of events).
+const maxWriteBatch = 256
 
-func (b *keyBatcher) put(ctx context.Context, rec store.KeyRecord) error {
+func (b *writeBatcher) putKey(ctx context.Context, rec store.KeyRecord) error {
+	return b.do(ctx, &writeItem{rec: rec})
+}
+
+func (b *writeBatcher) appendAudit(ctx context.Context, events []store.AuditEvent) error {
+	return b.do(ctx, &writeItem{events: events})
+}
+
+func (b *writeBatcher) do(ctx context.Context, it *writeItem) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	it := &keyItem{rec: rec, wake: make(chan bool, 1)}
+	it.wake = make(chan bool, 1)
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
 	if b.busy {
 		b.mu.Unlock()
-		// Wait whatever the context says: the record is queued, and its
+		// Wait whatever the context says: the write is queued, and its
 		// fate decides the caller's answer.
 		if lead := <-it.wake; !lead {
 			return it.err
@@ -112,12 +129,12 @@ func (b *keyBatcher) put(ctx context.Context, rec store.KeyRecord) error {
 		b.mu.Lock()
 	}
 	b.busy = true
-	n := min(len(b.queue), maxKeyBatch)
+	n := min(len(b.queue), maxWriteBatch)
 	batch := b.queue[:n:n]
 	b.queue = b.queue[n:]
 	b.mu.Unlock()
 
-	// The batch holds other callers' records: one caller's cancellation
+	// The batch holds other callers' writes: one caller's cancellation
 	// must not abandon them half-way.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	b.commit(cctx, batch)
@@ -140,19 +157,19 @@ func (b *keyBatcher) put(ctx context.Context, rec store.KeyRecord) error {
 }
 
 // commit writes a batch in one transaction. If that fails (a duplicate
-// request ID, say), each record is written on its own, so that each caller
-// gets its own record's outcome.
+// request or event ID, say), each item is written on its own, so that each
+// caller gets its own write's outcome.
 //
-// The transaction commits with synchronous=NORMAL: its WAL frames are
-// written but not fsynced. That is safe and still durable before the
-// answer leaves, because every key record is followed, before its
-// SendSSHPublicKey call answers, by that call's audit event, committed
+// A batch of key records only commits with synchronous=NORMAL: its WAL
+// frames are written but not fsynced. That is safe and still durable
+// before the answer leaves, because every key record is followed, before
+// its SendSSHPublicKey call answers, by that call's audit event, committed
 // with synchronous=FULL on the same WAL file: that fsync flushes the key
 // record's frames too. A crash in between loses at most a record whose
 // call never answered; WAL mode never corrupts the database either way.
-// This halves the fsyncs of a key push, and the writer connection, which
-// every write shares, is free again sooner.
-func (b *keyBatcher) commit(ctx context.Context, batch []*keyItem) {
+// A batch with audit events commits with synchronous=FULL (the writer
+// connection's setting), which makes its key records durable at once.
+func (b *writeBatcher) commit(ctx context.Context, batch []*writeItem) {
 	err := b.commitBatch(ctx, batch)
 	if err == nil || len(batch) == 1 {
 		for _, it := range batch {
@@ -162,18 +179,34 @@ func (b *keyBatcher) commit(ctx context.Context, batch []*keyItem) {
 	}
 	ins, err := b.db.wstmts.get(ctx, putKeyRecordQuery)
 	for _, it := range batch {
-		if err != nil {
+		switch {
+		case it.events != nil:
+			it.err = b.db.appendAuditTx(ctx, it.events)
+		case err != nil:
 			it.err = err
-			continue
+		default:
+			it.err = execKeyRecord(ctx, ins, it.rec)
 		}
-		it.err = execKeyRecord(ctx, ins, it.rec)
 	}
 }
 
-func (b *keyBatcher) commitBatch(ctx context.Context, batch []*keyItem) (err error) {
-	ins, err := b.db.wstmts.get(ctx, putKeyRecordQuery)
+func (b *writeBatcher) commitBatch(ctx context.Context, batch []*writeItem) (err error) {
+	audit := false
+	for _, it := range batch {
+		audit = audit || it.events != nil
+	}
+	// Prepared before the transaction takes the one writer connection
+	// (preparing needs it too).
+	keys, err := b.db.wstmts.get(ctx, putKeyRecordQuery)
 	if err != nil {
 		return err
+	}
+	events, err := b.db.wstmts.get(ctx, appendAuditQuery)
+	if err != nil {
+		return err
+	}
+	if audit {
+		return b.db.writeTx(ctx, func(tx *sql.Tx) error { return writeItems(ctx, tx, keys, events, batch) })
 	}
 	// The pragma is the connection's: hold the connection so that no
 	// other write commits under it, and restore it before letting go.
@@ -198,14 +231,37 @@ func (b *keyBatcher) commitBatch(ctx context.Context, batch []*keyItem) (err err
 	if err != nil {
 		return err
 	}
-	st := tx.StmtContext(ctx, ins)
+	if err := writeItems(ctx, tx, keys, events, batch); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// writeItems inserts a batch's key records and audit events in tx with the
+// writer pool's prepared statements.
+func writeItems(ctx context.Context, tx *sql.Tx, keyIns, eventIns *sql.Stmt, batch []*writeItem) error {
+	var keys, events *sql.Stmt
 	for _, it := range batch {
-		if err := execKeyRecord(ctx, st, it.rec); err != nil {
-			tx.Rollback()
+		if it.events != nil {
+			if events == nil {
+				events = tx.StmtContext(ctx, eventIns)
+				defer events.Close()
+			}
+			if err := insertAudit(ctx, events, it.events); err != nil {
+				return err
+			}
+			continue
+		}
+		if keys == nil {
+			keys = tx.StmtContext(ctx, keyIns)
+			defer keys.Close()
+		}
+		if err := execKeyRecord(ctx, keys, it.rec); err != nil {
 			return err
 		}
 	}
-	return tx.Commit()
+	return nil
 }
 
 func execKeyRecord(ctx context.Context, st *sql.Stmt, r store.KeyRecord) error {

@@ -310,9 +310,9 @@ func (db *DB) ListResourceTags(ctx context.Context, resourceIDs []string) ([]sto
 }
 
 // PutKeyRecord stores a pushed key.
-// Concurrent calls share one transaction (keyBatcher, hot.go).
+// Concurrent calls share one transaction (writeBatcher, hot.go).
 func (db *DB) PutKeyRecord(ctx context.Context, r store.KeyRecord) error {
-	err := db.keys.put(ctx, r)
+	err := db.writes.putKey(ctx, r)
 	if isUnique(err) {
 		err = store.ErrExists
 	}

@@ -44,7 +44,7 @@ type DB struct {
 	gen *gencache.Cache
 	// Prepared statements of the hot paths (hot.go), per pool.
 	rstmts, wstmts *stmtCache
-	keys           *keyBatcher
+	writes         *writeBatcher
 	// inst caches instances for CachedInstance under the inventory
 	// generation, read at most every genMaxAge.
 	inst *instcache.Cache
@@ -150,7 +150,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	write.SetConnMaxIdleTime(0)
 
 	db := &DB{write: write, gen: gencache.New(cfg.genMaxAge, nil), wstmts: newStmtCache(write)}
-	db.keys = &keyBatcher{db: db}
+	db.writes = &writeBatcher{db: db}
 	if err := db.migrate(ctx); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)

@@ -98,7 +98,9 @@ func tagsXML(ts []store.Tag) []xmlTag {
 func (h *Handler) userXML(u store.User, withTags bool) xmlUser {
 	x := xmlUser{Path: u.Path, UserName: u.Name, UserID: u.ID, ARN: iam.UserARN(h.cfg.Account, u.Path, u.Name), CreateDate: isoTime(u.CreateDate)}
 	if u.PermissionsBoundary != "" {
-		x.PermissionsBoundary = &xmlBoundary{Type: "Policy", ARN: u.PermissionsBoundary}
+		// The SDKs' enum (PermissionsBoundaryAttachmentType) has one value,
+		// PermissionsBoundaryPolicy, which is what IAM answers.
+		x.PermissionsBoundary = &xmlBoundary{Type: "PermissionsBoundaryPolicy", ARN: u.PermissionsBoundary}
 	}
 	if withTags && len(u.Tags) > 0 {
 		x.Tags = &xmlTags{M: tagsXML(u.Tags)}

@@ -439,7 +439,7 @@ func (a *Agent) accept(r keyrecord.Record) error {
 	if len(kept) > 10000 {
 		kept = kept[len(kept)-10000:]
 	}
-	if err := writeJSON(a.paths.records(), Records{Records: kept}, 0o644); err != nil {
+	if err := a.paths.saveAccepted(Records{Records: kept}); err != nil { // no fsync: see saveAccepted
 		return fmt.Errorf("persisting the key: %w", err)
 	}
 	a.records = kept

@@ -94,6 +94,15 @@ func readBounded(path string, max int64) ([]byte, error) {
 // sees the old file or the new one, never half of either, and a crash
 // keeps what was acknowledged.
 func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeReplace(path, data, mode, true)
+}
+
+// writeReplace writes through a temporary file and a rename, with fsync
+// of the file and its directory when durable. Without fsync the new file
+// is in the page cache: every process sees it at once, and it outlives
+// the writer being killed; only a crash of the whole host (power, kernel)
+// may lose it or leave an older or empty file.
+func writeReplace(path string, data []byte, mode os.FileMode, durable bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path))
 	if err != nil {
@@ -108,9 +117,11 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 		tmp.Close()
 		return err
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			tmp.Close()
+			return err
+		}
 	}
 	if err := tmp.Close(); err != nil {
 		return err
@@ -118,9 +129,11 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // the rename itself survives a crash
-		d.Close()
+	if durable {
+		if d, err := os.Open(dir); err == nil {
+			_ = d.Sync() // the rename itself survives a crash
+			d.Close()
+		}
 	}
 	return nil
 }
@@ -131,6 +144,34 @@ func writeJSON(path string, v any, mode os.FileMode) error {
 		return err
 	}
 	return writeAtomic(path, append(b, '\n'), mode)
+}
+
+// saveAccepted persists the key records after a record was added: as
+// writeJSON, but without fsync, because nothing an fsync protects needs
+// it, and it is a millisecond or more of every push's round trip.
+//
+//   - The record must be readable by the AuthorizedKeysCommand before the
+//     agent acknowledges it (the API answers Success on the ack, and the
+//     login follows). A rename without fsync is: the command is another
+//     process reading the same page cache, and killing the agent right
+//     after the ack loses nothing the kernel holds.
+//   - Only a crash of the whole host can lose the write, and then it
+//     loses nothing of value: a record lives 60 seconds, and a host that
+//     lost power is rebooting — sshd is not taking logins — while its
+//     records expire. The user pushes the key again, as after any failed
+//     login.
+//   - A crash cannot bring back a withdrawn record: the file written here
+//     is built from the records held, which exclude withdrawn ones, and a
+//     withdrawal (revoke) is written with fsync, so what the disk holds
+//     after a crash is that file or a later one. A torn or empty file is
+//     unreadable: the command prints no keys and the daemon starts with
+//     none (fail closed).
+func (p Paths) saveAccepted(rs Records) error {
+	b, err := json.MarshalIndent(rs, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeReplace(p.records(), append(b, '\n'), 0o644, false)
 }
 
 // ensureDirs creates the data directory (0711: others may only pass

@@ -7,7 +7,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,11 +79,11 @@ var secretFields = []string{"secretaccesskey", "password", "newpassword", "oldpa
 // Redact replaces secret values in a parameter map, recursively.
 func Redact(m map[string]any) map[string]any {
 	for k, v := range m {
-		lk := strings.ToLower(k)
 		secret := false
 		for _, f := range secretFields {
-			if lk == f {
+			if strings.EqualFold(k, f) {
 				secret = true
+				break
 			}
 		}
 		switch {
@@ -163,7 +162,9 @@ func (w *Writer) Record(ctx context.Context, ev *Event) error {
 	ev.ResponseElements = Redact(ev.ResponseElements)
 	precise := ev.EventTime.UTC()
 	ev.EventTime = precise.Truncate(time.Second) // CloudTrail's eventTime has whole seconds
-	raw, err := json.Marshal(ev)
+	// Sized for a typical event (about 1 KiB), so it is encoded into one
+	// allocation.
+	raw, err := appendEvent(make([]byte, 0, 1536), ev)
 	if err != nil {
 		return fmt.Errorf("audit: encode event: %w", err)
 	}

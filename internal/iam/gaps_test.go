@@ -81,6 +81,7 @@ func TestPutDeleteUserPermissionsBoundary(t *testing.T) {
 	if u, _ := f.svc.GetUser(ctx, "bob"); u.PermissionsBoundary != bp.ARN {
 		t.Fatalf("boundary %q after Put", u.PermissionsBoundary)
 	}
+	wantKind(t, f.svc.DeletePolicy(ctx, bp.ARN), apierr.Conflict, "deleting a policy in use as a boundary")
 	if d := f.decide(t, "bob", "iam:CreateUser", "*"); d.Allowed || d.Boundary != bp.ARN {
 		t.Fatalf("outside the new boundary: %+v", d)
 	}

@@ -500,7 +500,19 @@ func (s *Service) DeletePolicy(ctx context.Context, arn string) error {
 	if err := readOnly(arn); err != nil {
 		return err
 	}
-	err := s.store.DeletePolicy(ctx, arn)
+	// IAM refuses to delete a policy some user has as its permissions
+	// boundary. (A boundary set concurrently with this check can still
+	// lose its policy; the authorizer then fails closed for that user.)
+	us, err := s.store.ListUsers(ctx, "/")
+	if err != nil {
+		return mapStore(err, "users")
+	}
+	for _, u := range us {
+		if u.PermissionsBoundary == arn {
+			return apierr.New(apierr.Conflict, "Cannot delete a policy attached to entities: it is the permissions boundary of user %s.", u.Name)
+		}
+	}
+	err = s.store.DeletePolicy(ctx, arn)
 	if errors.Is(err, store.ErrConflict) {
 		return apierr.New(apierr.Conflict, "Cannot delete a policy attached to entities, or with versions other than the default; detach it and delete the other versions first.")
 	}

@@ -75,6 +75,14 @@ func testGapBoundaries(t *testing.T, e *env) {
 	harness.Must(alice.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("gb-now")}))(t)
 	harness.Must(root.DeleteUser(ctx, &iam.DeleteUserInput{UserName: aws.String("gb-now")}))(t)
 
+	// A policy in use as a boundary cannot be deleted.
+	bp := harness.Must(root.CreatePolicy(ctx, &iam.CreatePolicyInput{PolicyName: aws.String("gb-bound"), PolicyDocument: aws.String(adminDoc)}))(t).Policy
+	harness.Must(root.PutUserPermissionsBoundary(ctx, &iam.PutUserPermissionsBoundaryInput{UserName: aws.String("gb-alice"), PermissionsBoundary: bp.Arn}))(t)
+	_, err = root.DeletePolicy(ctx, &iam.DeletePolicyInput{PolicyArn: bp.Arn})
+	harness.WantTyped[*iamtypes.DeleteConflictException](t, err, 409)
+	harness.Must(root.DeleteUserPermissionsBoundary(ctx, &iam.DeleteUserPermissionsBoundaryInput{UserName: aws.String("gb-alice")}))(t)
+	harness.Must(root.DeletePolicy(ctx, &iam.DeletePolicyInput{PolicyArn: bp.Arn}))(t)
+
 	// Error shapes.
 	put := func(user, arn string) error {
 		_, err := root.PutUserPermissionsBoundary(ctx, &iam.PutUserPermissionsBoundaryInput{UserName: aws.String(user), PermissionsBoundary: aws.String(arn)})

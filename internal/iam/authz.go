@@ -280,24 +280,6 @@ func (a *Authorizer) Authorize(ctx context.Context, p *Principal, action, resour
 	return d, nil
 }
 
-// Explain evaluates like Authorize and explains each statement of the
-// identity policies and of the permissions boundary, saying when the
-// boundary is why a request is refused; for "which statement denied me".
-func (a *Authorizer) Explain(ctx context.Context, user, action, resource string, rc *policy.Context) (*Evaluation, error) {
-	if err := a.refresh(ctx); err != nil {
-		return nil, err
-	}
-	cs, err := a.policySet(ctx, user)
-	if err != nil {
-		return nil, err
-	}
-	var b *Boundary
-	if cs.boundary != nil {
-		b = &Boundary{Source: cs.boundaryARN, Set: cs.boundary}
-	}
-	return Evaluate(cs.set, b, &policy.Request{Action: action, Resource: resource, Context: rc}), nil
-}
-
 // DeniedMessage is AWS's wording for an authorization failure.
 func DeniedMessage(p *Principal, d *Decision) string {
 	kind := "an identity-based policy"

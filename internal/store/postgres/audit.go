@@ -16,28 +16,36 @@ import (
 const defaultAuditLimit = 50
 
 // AppendAudit stores a batch of events in one transaction, sent with COPY:
-// one round trip and one commit for the whole batch.
+// one round trip and one commit for the whole batch, shared with the key
+// records and other batches queued meanwhile (groupcommit, hot.go).
 func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	rows := make([][]any, len(events))
-	for i, e := range events {
-		rows[i] = []any{e.ID, e.Time, e.Name, e.Source, e.UserName, e.AccessKeyID, e.ErrorCode, nonNil(e.Record)}
+	err := db.writes.AppendAudit(ctx, events)
+	if isUnique(err) {
+		err = store.ErrExists
 	}
-	err := db.writeTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"},
-			[]string{"id", "event_time", "name", "source", "user_name", "access_key_id", "error_code", "record"},
-			pgx.CopyFromRows(rows))
-		if isUnique(err) {
-			return store.ErrExists
-		}
-		return err
-	})
 	if err != nil {
 		return fmt.Errorf("append %d audit events: %w", len(events), err)
 	}
 	return nil
+}
+
+func auditRow(e store.AuditEvent) []any {
+	return []any{e.ID, e.Time, e.Name, e.Source, e.UserName, e.AccessKeyID, e.ErrorCode, nonNil(e.Record)}
+}
+
+// appendAuditTx stores a batch of events in a transaction of its own.
+func (db *DB) appendAuditTx(ctx context.Context, events []store.AuditEvent) error {
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		rows[i] = auditRow(e)
+	}
+	return db.writeTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditEventColumns, pgx.CopyFromRows(rows))
+		return err
+	})
 }
 
 // auditCursor is where a page ended: the last event's time (in

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/kaginashi/kaginashi/internal/store/postgres/pgtest"
+	"github.com/kaginashi/kaginashi/internal/store/storetest"
 )
 
 // TestAsyncPoolOnlyForKeyRecords: key records go through a pool whose
@@ -29,4 +30,15 @@ func TestAsyncPoolOnlyForKeyRecords(t *testing.T) {
 	if async != "off" {
 		t.Fatalf("synchronous_commit of the key-record pool: %q, want off", async)
 	}
+}
+
+// TestGroupCommit: key records and audit events queued together commit
+// in one transaction (storetest.GroupCommit).
+func TestGroupCommit(t *testing.T) {
+	db, err := Open(t.Context(), pgtest.Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	storetest.GroupCommit(t, db, db.writes)
 }

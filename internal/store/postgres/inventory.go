@@ -287,7 +287,7 @@ func (db *DB) ListResourceTags(ctx context.Context, resourceIDs []string) ([]sto
 
 // PutKeyRecord stores a pushed key.
 func (db *DB) PutKeyRecord(ctx context.Context, r store.KeyRecord) error {
-	err := db.putKeyRecord(ctx, r) // committed asynchronously: see openAsyncPool
+	err := db.writes.PutKey(ctx, r) // with other writes, or asynchronously: see groupcommit and openAsyncPool
 	if isUnique(err) {
 		err = store.ErrExists
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/internal/gencache"
+	"github.com/kaginashi/kaginashi/internal/store/internal/groupcommit"
 	"github.com/kaginashi/kaginashi/internal/store/internal/instcache"
 	"github.com/kaginashi/kaginashi/internal/store/internal/migrate"
 )
@@ -50,6 +51,8 @@ type DB struct {
 	// inst caches instances for CachedInstance under the inventory
 	// generation, read at most every genMaxAge.
 	inst *instcache.Cache
+	// writes commits key records and audit events together (hot.go).
+	writes *groupcommit.Batcher
 }
 
 type config struct {
@@ -94,6 +97,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	}
 	db := &DB{pool: pool, gen: gencache.New(c.genMaxAge, nil)}
 	db.inst = instcache.New(c.genMaxAge, nil, db.readInventoryGeneration, db.GetInstance)
+	db.writes = groupcommit.New(db.groupEngine())
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)

@@ -19,12 +19,12 @@ const appendAuditQuery = `INSERT INTO audit_events
 
 // AppendAudit stores a batch of events in one transaction: one fsync for
 // the whole batch, shared with the key records and other batches queued
-// meanwhile (writeBatcher, hot.go).
+// meanwhile (groupcommit, hot.go).
 func (db *DB) AppendAudit(ctx context.Context, events []store.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if err := db.writes.appendAudit(ctx, events); err != nil {
+	if err := db.writes.AppendAudit(ctx, events); err != nil {
 		return fmt.Errorf("append %d audit events: %w", len(events), err)
 	}
 	return nil

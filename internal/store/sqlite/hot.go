@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/internal/store/internal/groupcommit"
 )
 
 // The hot paths — every SendSSHPublicKey reads an instance and writes a key
@@ -73,92 +73,29 @@ const putKeyRecordQuery = `INSERT INTO key_records
 	(request_id, instance_id, os_user, public_key, fingerprint, caller_arn, created_at, expires_at)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
-// writeBatcher commits concurrent PutKeyRecord and AppendAudit calls
-// together (group commit): with synchronous=FULL every commit is an fsync,
-// key records arrive as fast as SendSSHPublicKey calls, and every call's
-// audit event follows its key record. Both share the one writer
-// connection, so rather than take turns — a key-record transaction, then
-// an audit transaction — whatever is queued when the connection comes
-// free goes into one transaction: a SendSSHPublicKey costs about one
-// commit instead of two. There is no goroutine: the first caller to find
-// no commit in progress commits everything queued, then hands the role to
-// the first caller queued meanwhile.
-type writeBatcher struct {
-	db *DB
-
-	mu    sync.Mutex
-	busy  bool // a caller is committing a batch
-	queue []*writeItem
+// The key records and audit events of SendSSHPublicKey calls commit
+// together (groupcommit): both share the one writer connection, so rather
+// than take turns — a key-record transaction, then an audit transaction —
+// whatever is queued when the connection comes free goes into one
+// transaction.
+func (db *DB) groupEngine() groupcommit.Engine {
+	return groupcommit.Engine{Commit: db.commitGroup, Alone: db.writeAlone}
 }
 
-// writeItem is one caller's write: a key record, or a batch of audit
-// events (the audit writer's).
-type writeItem struct {
-	rec    store.KeyRecord
-	events []store.AuditEvent // nil: rec is the write
-	err    error
-	wake   chan bool // true: commit the queue now; false: done, see err
-}
-
-// maxWriteBatch bounds one transaction (in items: an audit item is up to
-// the audit writer's batch of events).
-const maxWriteBatch = 256
-
-func (b *writeBatcher) putKey(ctx context.Context, rec store.KeyRecord) error {
-	return b.do(ctx, &writeItem{rec: rec})
-}
-
-func (b *writeBatcher) appendAudit(ctx context.Context, events []store.AuditEvent) error {
-	return b.do(ctx, &writeItem{events: events})
-}
-
-func (b *writeBatcher) do(ctx context.Context, it *writeItem) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// writeAlone writes one item of a failed batch in a transaction of its own.
+func (db *DB) writeAlone(ctx context.Context, it *groupcommit.Item) {
+	if it.IsAudit() {
+		it.Err = db.appendAuditTx(ctx, it.Events)
+		return
 	}
-	it.wake = make(chan bool, 1)
-	b.mu.Lock()
-	b.queue = append(b.queue, it)
-	if b.busy {
-		b.mu.Unlock()
-		// Wait whatever the context says: the write is queued, and its
-		// fate decides the caller's answer.
-		if lead := <-it.wake; !lead {
-			return it.err
-		}
-		b.mu.Lock()
+	ins, err := db.wstmts.get(ctx, putKeyRecordQuery)
+	if err == nil {
+		err = execKeyRecord(ctx, ins, it.Record)
 	}
-	b.busy = true
-	n := min(len(b.queue), maxWriteBatch)
-	batch := b.queue[:n:n]
-	b.queue = b.queue[n:]
-	b.mu.Unlock()
-
-	// The batch holds other callers' writes: one caller's cancellation
-	// must not abandon them half-way.
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	b.commit(cctx, batch)
-	cancel()
-
-	b.mu.Lock()
-	if len(b.queue) > 0 {
-		b.queue[0].wake <- true
-	} else {
-		b.busy = false
-		b.queue = nil // let the backing array go
-	}
-	b.mu.Unlock()
-	for _, x := range batch {
-		if x != it {
-			x.wake <- false
-		}
-	}
-	return it.err
+	it.Err = err
 }
 
-// commit writes a batch in one transaction. If that fails (a duplicate
-// request or event ID, say), each item is written on its own, so that each
-// caller gets its own write's outcome.
+// commitGroup writes a batch in one transaction.
 //
 // A batch of key records only commits with synchronous=NORMAL: its WAL
 // frames are written but not fsynced. That is safe and still durable
@@ -169,48 +106,27 @@ func (b *writeBatcher) do(ctx context.Context, it *writeItem) error {
 // call never answered; WAL mode never corrupts the database either way.
 // A batch with audit events commits with synchronous=FULL (the writer
 // connection's setting), which makes its key records durable at once.
-func (b *writeBatcher) commit(ctx context.Context, batch []*writeItem) {
-	err := b.commitBatch(ctx, batch)
-	if err == nil || len(batch) == 1 {
-		for _, it := range batch {
-			it.err = err
-		}
-		return
-	}
-	ins, err := b.db.wstmts.get(ctx, putKeyRecordQuery)
-	for _, it := range batch {
-		switch {
-		case it.events != nil:
-			it.err = b.db.appendAuditTx(ctx, it.events)
-		case err != nil:
-			it.err = err
-		default:
-			it.err = execKeyRecord(ctx, ins, it.rec)
-		}
-	}
-}
-
-func (b *writeBatcher) commitBatch(ctx context.Context, batch []*writeItem) (err error) {
+func (db *DB) commitGroup(ctx context.Context, batch []*groupcommit.Item) (err error) {
 	audit := false
 	for _, it := range batch {
-		audit = audit || it.events != nil
+		audit = audit || it.IsAudit()
 	}
 	// Prepared before the transaction takes the one writer connection
 	// (preparing needs it too).
-	keys, err := b.db.wstmts.get(ctx, putKeyRecordQuery)
+	keys, err := db.wstmts.get(ctx, putKeyRecordQuery)
 	if err != nil {
 		return err
 	}
-	events, err := b.db.wstmts.get(ctx, appendAuditQuery)
+	events, err := db.wstmts.get(ctx, appendAuditQuery)
 	if err != nil {
 		return err
 	}
 	if audit {
-		return b.db.writeTx(ctx, func(tx *sql.Tx) error { return writeItems(ctx, tx, keys, events, batch) })
+		return db.writeTx(ctx, func(tx *sql.Tx) error { return writeItems(ctx, tx, keys, events, batch) })
 	}
 	// The pragma is the connection's: hold the connection so that no
 	// other write commits under it, and restore it before letting go.
-	conn, err := b.db.write.Conn(ctx)
+	conn, err := db.write.Conn(ctx)
 	if err != nil {
 		return err
 	}
@@ -240,15 +156,15 @@ func (b *writeBatcher) commitBatch(ctx context.Context, batch []*writeItem) (err
 
 // writeItems inserts a batch's key records and audit events in tx with the
 // writer pool's prepared statements.
-func writeItems(ctx context.Context, tx *sql.Tx, keyIns, eventIns *sql.Stmt, batch []*writeItem) error {
+func writeItems(ctx context.Context, tx *sql.Tx, keyIns, eventIns *sql.Stmt, batch []*groupcommit.Item) error {
 	var keys, events *sql.Stmt
 	for _, it := range batch {
-		if it.events != nil {
+		if it.IsAudit() {
 			if events == nil {
 				events = tx.StmtContext(ctx, eventIns)
 				defer events.Close()
 			}
-			if err := insertAudit(ctx, events, it.events); err != nil {
+			if err := insertAudit(ctx, events, it.Events); err != nil {
 				return err
 			}
 			continue
@@ -257,7 +173,7 @@ func writeItems(ctx context.Context, tx *sql.Tx, keyIns, eventIns *sql.Stmt, bat
 			keys = tx.StmtContext(ctx, keyIns)
 			defer keys.Close()
 		}
-		if err := execKeyRecord(ctx, keys, it.rec); err != nil {
+		if err := execKeyRecord(ctx, keys, it.Record); err != nil {
 			return err
 		}
 	}

@@ -310,9 +310,9 @@ func (db *DB) ListResourceTags(ctx context.Context, resourceIDs []string) ([]sto
 }
 
 // PutKeyRecord stores a pushed key.
-// Concurrent calls share one transaction (writeBatcher, hot.go).
+// Concurrent calls share one transaction (groupcommit, hot.go).
 func (db *DB) PutKeyRecord(ctx context.Context, r store.KeyRecord) error {
-	err := db.writes.putKey(ctx, r)
+	err := db.writes.PutKey(ctx, r)
 	if isUnique(err) {
 		err = store.ErrExists
 	}

@@ -27,6 +27,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/internal/gencache"
+	"github.com/kaginashi/kaginashi/internal/store/internal/groupcommit"
 	"github.com/kaginashi/kaginashi/internal/store/internal/instcache"
 	"github.com/kaginashi/kaginashi/internal/store/internal/migrate"
 )
@@ -44,7 +45,7 @@ type DB struct {
 	gen *gencache.Cache
 	// Prepared statements of the hot paths (hot.go), per pool.
 	rstmts, wstmts *stmtCache
-	writes         *writeBatcher
+	writes         *groupcommit.Batcher
 	// inst caches instances for CachedInstance under the inventory
 	// generation, read at most every genMaxAge.
 	inst *instcache.Cache
@@ -150,7 +151,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	write.SetConnMaxIdleTime(0)
 
 	db := &DB{write: write, gen: gencache.New(cfg.genMaxAge, nil), wstmts: newStmtCache(write)}
-	db.writes = &writeBatcher{db: db}
+	db.writes = groupcommit.New(db.groupEngine())
 	if err := db.migrate(ctx); err != nil {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", abs, err)

@@ -1,0 +1,81 @@
+package storetest
+
+import (
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// Batcher is the engine's group-commit queue, as tests hold it.
+type Batcher interface {
+	Hold()       // behave as if a commit were under way, so that writes queue
+	Queued() int // writes waiting
+	Release()    // hand the queue to its first write
+}
+
+// GroupCommit: key records and audit events queued together commit in one
+// batch; when one write in it fails (a duplicate event ID), each write is
+// redone on its own and only that caller gets the error. s must be new.
+func GroupCommit(t *testing.T, s store.Store, b Batcher) {
+	ctx := ctxOf(t)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	rec := func(id string) store.KeyRecord {
+		return store.KeyRecord{RequestID: id, InstanceID: "i-0123456789abcdef0", OSUser: "u", PublicKey: "ssh-ed25519 AAAA",
+			Fingerprint: "SHA256:x", CallerARN: "arn:aws:iam::123456789012:user/a", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+	}
+	ev := func(id string) store.AuditEvent {
+		return store.AuditEvent{ID: id, Time: now, Name: "SendSSHPublicKey", Source: "ec2-instance-connect.amazonaws.com", Record: []byte(`{}`)}
+	}
+	must(t, s.AppendAudit(ctx, []store.AuditEvent{ev("e0")}))
+	run := func(writes ...func() error) []error {
+		t.Helper()
+		b.Hold()
+		errs := make([]error, len(writes))
+		var wg sync.WaitGroup
+		for i, w := range writes {
+			wg.Add(1)
+			go func() { defer wg.Done(); errs[i] = w() }()
+			for b.Queued() != i+1 { // queue them in order
+				time.Sleep(time.Millisecond)
+			}
+		}
+		b.Release()
+		wg.Wait()
+		return errs
+	}
+	errs := run(
+		func() error { return s.PutKeyRecord(ctx, rec("r1")) },
+		func() error { return s.AppendAudit(ctx, []store.AuditEvent{ev("e1"), ev("e2")}) },
+		func() error { return s.PutKeyRecord(ctx, rec("r2")) },
+	)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d of a merged batch: %v", i, err)
+		}
+	}
+	errs = run(
+		func() error { return s.PutKeyRecord(ctx, rec("r3")) },
+		func() error { return s.AppendAudit(ctx, []store.AuditEvent{ev("e0")}) }, // a duplicate
+		func() error { return s.AppendAudit(ctx, []store.AuditEvent{ev("e3")}) },
+	)
+	if errs[0] != nil || !errors.Is(errs[1], store.ErrExists) || errs[2] != nil {
+		t.Fatalf("merged batch with a duplicate event: %v, want nil, ErrExists, nil", errs)
+	}
+	errs = run(
+		func() error { return s.PutKeyRecord(ctx, rec("r4")) },
+		func() error { return s.PutKeyRecord(ctx, rec("r1")) }, // a duplicate
+	)
+	if errs[0] != nil || !errors.Is(errs[1], store.ErrExists) {
+		t.Fatalf("batch of key records with a duplicate: %v, want nil, ErrExists", errs)
+	}
+	recs, err := s.ActiveKeyRecords(ctx, "i-0123456789abcdef0", "u", now)
+	must(t, err)
+	evs, _, err := s.LookupAudit(ctx, store.AuditFilter{Limit: 100})
+	must(t, err)
+	if len(recs) != 4 || len(evs) != 4 {
+		t.Fatalf("%d key records and %d events stored, want 4 and 4", len(recs), len(evs))
+	}
+}

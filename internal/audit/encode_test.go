@@ -3,9 +3,16 @@ package audit
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"math"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/kaginashi/kaginashi/internal/store/sqlite"
 )
 
 // sampleEvent is an event as the API edge fills it, with values of each
@@ -97,4 +104,33 @@ func BenchmarkEncodeEvent(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestEventIDsTimeOrdered: event IDs are UUIDs that sort in the order
+// they were made (version 7), so the store's unique index on them grows
+// at its end.
+func TestEventIDsTimeOrdered(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w := NewWriter(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer w.Close()
+	prev := ""
+	for range 50 {
+		ev := &Event{EventTime: time.Now(), EventSource: "ec2-instance-connect.amazonaws.com", EventName: "SendSSHPublicKey"}
+		if err := w.Record(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+		u, err := uuid.Parse(ev.EventID)
+		if err != nil || u.Version() != 7 {
+			t.Fatalf("event ID %q: version %d, %v; want a version 7 UUID", ev.EventID, u.Version(), err)
+		}
+		if ev.EventID <= prev {
+			t.Fatalf("event ID %s after %s: not increasing", ev.EventID, prev)
+		}
+		prev = ev.EventID
+	}
 }

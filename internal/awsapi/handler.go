@@ -144,8 +144,17 @@ type call struct {
 }
 
 func newRequestID() string {
+	// The first 6 bytes are the time in milliseconds (as in a version 7
+	// UUID), the other 10 random: time-ordered IDs keep the store's index
+	// of key records by request ID growing at its end (one page per batch
+	// of pushes, not one random page per push).
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	_, _ = rand.Read(b[6:])
+	ms := time.Now().UnixMilli()
+	for i := 5; i >= 0; i-- {
+		b[i] = byte(ms)
+		ms >>= 8
+	}
 	s := hex.EncodeToString(b[:])
 	return s[0:8] + "-" + s[8:12] + "-" + s[12:16] + "-" + s[16:20] + "-" + s[20:]
 }

@@ -1,0 +1,9 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/kaginashi/kaginashi/internal/store/storetest"
+)
+
+func TestMaintenance(t *testing.T) { storetest.Maintenance(t, open) }

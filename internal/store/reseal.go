@@ -1,0 +1,73 @@
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrLocked: the lock is held elsewhere — a server is running on this
+// store while offline maintenance wants it, or maintenance is running
+// while a server starts.
+var ErrLocked = errors.New("locked by another process")
+
+// SealedKind says where a sealed value lives, and so which owner it was
+// sealed for.
+type SealedKind int
+
+// Kinds of sealed values.
+const (
+	// SealedAccessKeySecret: an access key's SecretCiphertext; Owner is the
+	// access key ID.
+	SealedAccessKeySecret SealedKind = iota + 1
+	// SealedMFASeed: an MFA device's SeedCiphertext; Owner is its serial
+	// number.
+	SealedMFASeed
+	// SealedMeta: a meta value holding sealed data in a format its writer
+	// knows (base64, JSON...); Owner is the meta key and Value the
+	// value's bytes as stored.
+	SealedMeta
+)
+
+func (k SealedKind) String() string {
+	switch k {
+	case SealedAccessKeySecret:
+		return "access key secret"
+	case SealedMFASeed:
+		return "MFA seed"
+	case SealedMeta:
+		return "meta value"
+	}
+	return "unknown"
+}
+
+// SealedValue is one value sealed with the master key.
+type SealedValue struct {
+	Kind  SealedKind
+	Owner string
+	Value []byte
+}
+
+// Maintenance is what offline maintenance (the master-key rotation) needs
+// from an engine; the SQLite and PostgreSQL engines both implement it. A
+// separate interface, as AgentSessions is, because only the server's
+// start and the maintenance commands use it.
+//
+// The server lock keeps maintenance away from running servers: every
+// server holds it shared for as long as it runs (all replicas at once),
+// maintenance takes it exclusively. SQLite: flock(2) on the database
+// file; PostgreSQL: a session-level advisory lock on a connection of its
+// own. The operating system or PostgreSQL drops it when the process dies.
+type Maintenance interface {
+	// LockServer takes the server lock shared, without waiting: ErrLocked
+	// while maintenance holds it. release gives it back.
+	LockServer(ctx context.Context) (release func() error, err error)
+	// LockMaintenance takes the server lock exclusively, without waiting:
+	// ErrLocked while a server (or other maintenance) holds it.
+	LockMaintenance(ctx context.Context) (release func() error, err error)
+	// ResealSecrets rewrites every sealed value in one transaction: each
+	// access key's secret, each MFA device's seed, and the meta values
+	// named in metaKeys (those not set are skipped), each replaced by what
+	// reseal returns for it. An error from reseal (or the store) rolls
+	// everything back. It returns how many values it rewrote.
+	ResealSecrets(ctx context.Context, metaKeys []string, reseal func(SealedValue) ([]byte, error)) (int, error)
+}

@@ -1,8 +1,14 @@
 package sqlite
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/store"
 )
 
 // TestPragmas checks the settings the store's guarantees rest on.
@@ -20,6 +26,7 @@ func TestPragmas(t *testing.T) {
 		{"synchronous", "2"}, // FULL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
+		{"wal_autocheckpoint", "16384"}, // a safety net: the checkpointer does it
 	} {
 		var got string
 		if err := db.write.QueryRowContext(t.Context(), "PRAGMA "+c.pragma).Scan(&got); err != nil {
@@ -38,5 +45,43 @@ func TestPragmas(t *testing.T) {
 	}
 	if _, err := db.read.ExecContext(t.Context(), `INSERT INTO meta (key, value) VALUES ('x', 'y')`); err == nil {
 		t.Error("a reader connection wrote")
+	}
+}
+
+// TestCheckpointer: committed pages reach the database file without the
+// writer checkpointing (its automatic checkpoint is far off).
+func TestCheckpointer(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "k.db")
+	db, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	size := func() int64 {
+		t.Helper()
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	before := size()
+	rec := []byte(strings.Repeat("x", 1000))
+	now := time.Now()
+	for i := range 200 {
+		if err := db.AppendAudit(ctx, []store.AuditEvent{{ID: fmt.Sprint(i), Time: now, Name: "n", Source: "s", Record: rec}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for size() < before+150_000 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the database file grew from %d to %d bytes only: no checkpoint", before, size())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -49,6 +50,10 @@ type DB struct {
 	// inst caches instances for CachedInstance under the inventory
 	// generation, read at most every genMaxAge.
 	inst *instcache.Cache
+	// ckpt is the checkpointer's connection (checkpointer).
+	ckpt               *sql.DB
+	ckptStop, ckptDone chan struct{}
+	closeOnce          sync.Once
 }
 
 var _ store.Store = (*DB)(nil)
@@ -141,6 +146,10 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		// that reads before it writes cannot fail with SQLITE_BUSY halfway
 		// if another process (an admin command) writes too.
 		"_txlock", "immediate",
+		// Checkpoints run on their own connection (checkpointer); the
+		// writer checkpoints itself only if the WAL grows far beyond
+		// what that keeps it at (a safety net: 16384 pages, 64 MiB).
+		"_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", writerAutoCheckpoint),
 	))
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite store: %w", err)
@@ -172,12 +181,62 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	db.read = read
 	db.rstmts = newStmtCache(read)
 	db.inst = instcache.New(cfg.genMaxAge, nil, db.readInventoryGeneration, db.GetInstance)
+	ckpt, err := sql.Open("sqlite", dsn())
+	if err != nil {
+		read.Close()
+		write.Close()
+		return nil, fmt.Errorf("open sqlite store: %w", err)
+	}
+	ckpt.SetMaxOpenConns(1)
+	ckpt.SetMaxIdleConns(1)
+	ckpt.SetConnMaxLifetime(0)
+	ckpt.SetConnMaxIdleTime(0)
+	db.ckpt = ckpt
+	db.ckptStop = make(chan struct{})
+	db.ckptDone = make(chan struct{})
+	go db.checkpointer(checkpointEvery)
 	return db, nil
 }
 
-// Close closes both pools.
+// writerAutoCheckpoint is the writer connection's wal_autocheckpoint, in
+// pages: only a safety net, should the checkpointer fall behind.
+const writerAutoCheckpoint = 16384
+
+// checkpointEvery is how often the checkpointer copies the WAL into the
+// database file.
+const checkpointEvery = 100 * time.Millisecond
+
+// checkpointer copies committed WAL frames into the database file on a
+// connection of its own (PRAGMA wal_checkpoint(PASSIVE): it waits for no
+// reader or writer), so that the writer connection — which every commit,
+// and so every SendSSHPublicKey, waits for — does not stop to do it, as
+// SQLite's automatic checkpoint would every 1000 pages (about every 80 ms
+// under load), copying and fsyncing the database file inside someone's
+// commit. With nothing new in the WAL a checkpoint reads its header only.
+func (db *DB) checkpointer(every time.Duration) {
+	defer close(db.ckptDone)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.ckptStop:
+			return
+		case <-t.C:
+		}
+		// Errors (SQLITE_BUSY from another process's checkpoint, say)
+		// are left for the next tick; the writer's own automatic
+		// checkpoint bounds the WAL whatever happens here.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _ = db.ckpt.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		cancel()
+	}
+}
+
+// Close stops the checkpointer and closes the pools.
 func (db *DB) Close() error {
-	return errors.Join(db.rstmts.close(), db.wstmts.close(), db.read.Close(), db.write.Close())
+	db.closeOnce.Do(func() { close(db.ckptStop) })
+	<-db.ckptDone
+	return errors.Join(db.rstmts.close(), db.wstmts.close(), db.ckpt.Close(), db.read.Close(), db.write.Close())
 }
 
 // migrate applies the embedded migrations that the file lacks, all in one

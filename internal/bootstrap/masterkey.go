@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
+	"time"
 
 	"github.com/kaginashi/kaginashi/internal/seal"
 	"github.com/kaginashi/kaginashi/internal/store"
@@ -50,9 +52,48 @@ func OpenSealer(ctx context.Context, st store.Store, path string, log *slog.Logg
 		return nil, err
 	}
 	if err := checkMasterKey(ctx, st, sealer, path); err != nil {
-		return nil, err
+		// A rotation (rotate-master-key) that committed its re-seal but
+		// stopped before renaming master.key.new: finish it.
+		if os.Getenv(seal.EnvKey) != "" {
+			if opensWithNewKey(ctx, st, path+newKeySuffix) {
+				return nil, envNotUpdated(path + newKeySuffix)
+			}
+			return nil, err
+		}
+		old, ferr := finishRotation(ctx, st, path, time.Now())
+		if ferr != nil {
+			return nil, fmt.Errorf("%w (and finishing an interrupted master key rotation failed: %v)", err, ferr)
+		}
+		if old == "" {
+			return nil, err
+		}
+		if log != nil {
+			log.Warn("finished an interrupted master key rotation: the database was re-sealed with master.key.new, which is now master.key; delete the old key once every replica runs with the new one",
+				"path", path, "old_key", old)
+		}
+		return OpenSealer(ctx, st, path, log)
 	}
 	return sealer, nil
+}
+
+// HoldServerLock takes the store's server lock (store.Maintenance) shared,
+// for as long as the server runs: replicas share it, while offline
+// maintenance such as rotate-master-key needs it alone and so refuses to
+// run beside a server — and a server refuses to start while maintenance
+// runs. release gives it back at the server's stop.
+func HoldServerLock(ctx context.Context, st store.Store) (release func() error, err error) {
+	m, ok := st.(store.Maintenance)
+	if !ok {
+		return func() error { return nil }, nil
+	}
+	release, err = m.LockServer(ctx)
+	if errors.Is(err, store.ErrLocked) {
+		return nil, errors.New("a maintenance command (kaginashi server rotate-master-key) is running on this store: start the server once it has finished")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return release, nil
 }
 
 func checkMasterKey(ctx context.Context, st store.Store, sealer *seal.Sealer, path string) error {

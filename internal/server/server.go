@@ -178,6 +178,13 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("store: %w", err)
 	}
 	defer st.Close()
+	// Held while the server runs, so that offline maintenance
+	// (rotate-master-key) refuses to run beside it.
+	unlock, err := bootstrap.HoldServerLock(ctx, st)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	sealer, err := bootstrap.OpenSealer(ctx, st, filepath.Join(o.DataDir, "master.key"), log)
 	if err != nil {
 		return err

@@ -193,7 +193,7 @@ func FuzzSDKAgreement(f *testing.F) {
 		key := signingKey(testSecret, p.credDate, p.region, p.service)
 		for _, path := range []string{wirePath(r), removeDotSegments(wirePath(r))} {
 			for _, ph := range []string{hexSHA256(nil), unsignedPayload} {
-				sdk, ok := sdkSignature(context.Background(), in, cl, testSecret, path, ph)
+				sdk, ok := sdkSignature(context.Background(), nil, in, cl, testSecret, path, ph)
 				if !ok {
 					if path != "" && path[0] != '/' {
 						continue

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // The SDK signer is handed a request rebuilt from what the client signed —
@@ -91,7 +90,7 @@ func sdkCanSign(in *canonInput) (contentLength int64, ok bool) {
 // list than the client did — a canonicalization sdkCanSign did not foresee;
 // the caller then falls back to the hand-built canonical request rather
 // than trusting either.
-func sdkSignature(ctx context.Context, in *canonInput, contentLength int64, secret, path, payloadHash string) (sig [32]byte, ok bool) {
+func sdkSignature(ctx context.Context, signers *signerCache, in *canonInput, contentLength int64, secret, path, payloadHash string) (sig [32]byte, ok bool) {
 	p := in.p
 	if path != "" && path[0] != '/' {
 		// "*" (OPTIONS *): the SDK finds no path in the Opaque form and signs
@@ -120,10 +119,10 @@ func sdkSignature(ctx context.Context, in *canonInput, contentLength int64, secr
 	// No session token in the credentials: a signed X-Amz-Security-Token
 	// header or query parameter is already in the request as sent.
 	creds := aws.Credentials{AccessKeyID: p.accessKeyID, SecretAccessKey: secret}
-	// A new signer each time: the SDK's derived-key cache is keyed by access
-	// key ID, region, service and day but not by the secret, which is fine
-	// for a client holding one key and wrong for a server verifying many.
-	signer := v4.NewSigner(func(o *v4.SignerOptions) { o.DisableHeaderHoisting = true })
+	// One signer per access key and secret (signerCache): the SDK's
+	// derived-key cache is keyed by access key ID, region, service and day
+	// but not by the secret.
+	signer := signers.get(p.accessKeyID, secret)
 	var got, gotHeaders string
 	if p.presigned {
 		u, signed, err := signer.PresignHTTP(ctx, creds, req, payloadHash, p.service, p.region, p.signedAt)

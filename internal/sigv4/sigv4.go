@@ -55,6 +55,8 @@ type Verifier struct {
 	// signature was computed.
 	manualOnly bool
 	trace      func(sdk bool)
+	// signers are the SDK signers, one per access key (signers.go).
+	signers *signerCache
 }
 
 // Identity is who signed a verified request.
@@ -100,6 +102,7 @@ func New(cfg Config) (*Verifier, error) {
 		lookup:   cfg.Lookup,
 		now:      cfg.Now,
 		maxSkew:  cfg.MaxSkew,
+		signers:  newSignerCache(),
 	}
 	if v.now == nil {
 		v.now = time.Now
@@ -199,7 +202,7 @@ func (v *Verifier) Verify(ctx context.Context, r *http.Request, body []byte) (*I
 			var want [32]byte
 			ok := false
 			if useSDK {
-				want, ok = sdkSignature(ctx, in, cl, secret, path, ph)
+				want, ok = sdkSignature(ctx, v.signers, in, cl, secret, path, ph)
 			}
 			if !ok {
 				if key == nil {

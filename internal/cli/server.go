@@ -60,5 +60,6 @@ Point the aws CLI at it:
 	f.StringVar(&o.PeerCA, "peer-ca", "", "CA certificates (PEM) that verify the other replicas (default DIR/tls/ca.pem, or with --tls-cert the system's roots and that chain)")
 	f.DurationVar(&o.KeyLifetime, "key-lifetime", 0, "shorten pushed keys' 60 s lifetime (tests of expiry only)")
 	_ = f.MarkHidden("key-lifetime")
+	c.AddCommand(newRotateMasterKeyCmd(stdio))
 	return c
 }

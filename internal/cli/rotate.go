@@ -1,0 +1,110 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kaginashi/kaginashi/internal/bootstrap"
+	"github.com/kaginashi/kaginashi/internal/seal"
+	"github.com/kaginashi/kaginashi/internal/server"
+)
+
+// newRotateMasterKeyCmd is `kaginashi server rotate-master-key`: an
+// offline command beside the server (it needs the server's data directory
+// and store, and the server stopped), hence under `server`.
+func newRotateMasterKeyCmd(stdio IO) *cobra.Command {
+	var dataDir, storeURL, newKeyFile string
+	c := &cobra.Command{
+		Use:   "rotate-master-key --data-dir DIR [--store URL] [--new-key-file F]",
+		Short: "Re-seal every stored secret under a new master key (the server stopped)",
+		Long: `Rotate the master key that seals secrets at rest (access-key secrets, MFA
+seeds, the agent CA key and the record-signing key). Every server on the store
+must be stopped — all replicas: the command refuses to run beside one, and a
+server does not start while it runs.
+
+It checks that the current key (DIR/master.key, or KAGINASHI_MASTER_KEY) opens
+the database, writes the new key (random, or --new-key-file) to
+DIR/master.key.new, re-seals everything in one transaction, then moves it to
+DIR/master.key and keeps the old key as DIR/master.key.old-TIME (mode 0600)
+until you delete it. Interrupted at any point, nothing is lost: before the
+commit the old key still opens everything; after it, the next server start
+(or a rerun) finishes the rename.
+
+With KAGINASHI_MASTER_KEY set, the new key stays in DIR/master.key.new: put it
+in the environment of every replica, then delete the file.`,
+		Args: exactArgs(0, "no positional arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if dataDir == "" {
+				return usageErr("--data-dir is required")
+			}
+			abs, err := filepath.Abs(dataDir)
+			if err != nil {
+				return usageErr("--data-dir: %v", err)
+			}
+			if storeURL == "" {
+				storeURL = "sqlite:" + filepath.Join(abs, "kaginashi.db")
+			}
+			o := bootstrap.RotateOptions{DataDir: abs}
+			if newKeyFile != "" {
+				if o.NewKey, err = bootstrap.ReadKeyFile(newKeyFile); err != nil {
+					return usageErr("--new-key-file: %v", err)
+				}
+			}
+			// Opening a SQLite store creates it: a mistyped path must not
+			// leave an empty database behind.
+			if path, ok := strings.CutPrefix(storeURL, "sqlite:"); ok {
+				if _, err := os.Stat(strings.TrimPrefix(path, "//")); err != nil {
+					return usageErr("--store: no database here: %v", err)
+				}
+			}
+			ctx := cmd.Context()
+			st, err := server.OpenStore(ctx, storeURL)
+			if err != nil {
+				return &exitError{code: ExitFindings, err: fmt.Errorf("store: %w", err)}
+			}
+			defer st.Close()
+			res, err := bootstrap.RotateMasterKey(ctx, st, o)
+			if err != nil {
+				if errors.Is(err, bootstrap.ErrServerRunning) {
+					return &exitError{code: ExitFindings, err: err}
+				}
+				return &exitError{code: ExitFindings, err: fmt.Errorf("rotate the master key: %w", err)}
+			}
+			printRotation(stdio, res, strings.HasPrefix(storeURL, "postgres"))
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&dataDir, "data-dir", "", "the server's data directory (required)")
+	f.StringVar(&storeURL, "store", "", "the server's --store: sqlite:PATH (default DIR/kaginashi.db) or postgres://...")
+	f.StringVar(&newKeyFile, "new-key-file", "", "the new master key (base64 of 32 bytes, mode 0600) instead of a random one")
+	return c
+}
+
+func printRotation(stdio IO, res bootstrap.RotateResult, shared bool) {
+	w := stdio.Out
+	if res.Completed {
+		fmt.Fprintf(w, "Finished an interrupted rotation: the database was already re-sealed; the new key is now %s.\n", res.KeyFile)
+	} else {
+		fmt.Fprintf(w, "Re-sealed %d secrets under the new master key.\n", res.Resealed)
+	}
+	if res.FromEnv {
+		fmt.Fprintf(w, "The new master key is in %s (mode 0600). %s still holds the OLD key:\n", res.KeyFile, seal.EnvKey)
+		fmt.Fprintf(w, "set %s to the contents of that file in the environment of EVERY replica, then delete the file.\n", seal.EnvKey)
+		fmt.Fprintf(w, "A server started with the old value refuses to start.\n")
+		return
+	}
+	fmt.Fprintf(w, "The new master key is %s (mode 0600).\n", res.KeyFile)
+	if res.OldKeyFile != "" {
+		fmt.Fprintf(w, "The old key is kept as %s (mode 0600) until you delete it: backups of the database made\n", res.OldKeyFile)
+		fmt.Fprintf(w, "before this rotation need it. Delete it once a new backup exists and every replica runs.\n")
+	}
+	if shared {
+		fmt.Fprintf(w, "Copy %s to the data directory of every other replica before starting them.\n", res.KeyFile)
+	}
+}

@@ -101,8 +101,9 @@ func printRotation(stdio IO, res bootstrap.RotateResult, shared bool) {
 	}
 	fmt.Fprintf(w, "The new master key is %s (mode 0600).\n", res.KeyFile)
 	if res.OldKeyFile != "" {
-		fmt.Fprintf(w, "The old key is kept as %s (mode 0600) until you delete it: backups of the database made\n", res.OldKeyFile)
-		fmt.Fprintf(w, "before this rotation need it. Delete it once a new backup exists and every replica runs.\n")
+		fmt.Fprintf(w, "The old key is kept as %s (mode 0600) until you delete it.\n", res.OldKeyFile)
+		fmt.Fprintf(w, "Database backups made before this rotation need it: delete it once a new backup exists\n")
+		fmt.Fprintf(w, "and every replica runs with the new key.\n")
 	}
 	if shared {
 		fmt.Fprintf(w, "Copy %s to the data directory of every other replica before starting them.\n", res.KeyFile)

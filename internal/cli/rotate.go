@@ -1,17 +1,23 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/kaginashi/kaginashi/internal/audit"
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
 	"github.com/kaginashi/kaginashi/internal/seal"
 	"github.com/kaginashi/kaginashi/internal/server"
+	"github.com/kaginashi/kaginashi/internal/store"
 )
 
 // newRotateMasterKeyCmd is `kaginashi server rotate-master-key`: an
@@ -69,6 +75,9 @@ in the environment of every replica, then delete the file.`,
 			}
 			defer st.Close()
 			res, err := bootstrap.RotateMasterKey(ctx, st, o)
+			if aerr := recordRotation(ctx, st, o, res, err); aerr != nil {
+				fmt.Fprintf(stdio.Err, "kaginashi: warning: the rotation's audit event was not recorded: %v\n", aerr)
+			}
 			if err != nil {
 				if errors.Is(err, bootstrap.ErrServerRunning) {
 					return &exitError{code: ExitFindings, err: err}
@@ -108,4 +117,52 @@ func printRotation(stdio IO, res bootstrap.RotateResult, shared bool) {
 	if shared {
 		fmt.Fprintf(w, "Copy %s to the data directory of every other replica before starting them.\n", res.KeyFile)
 	}
+}
+
+// recordRotation puts the rotation, done or refused, in the audit trail
+// (eventName RotateMasterKey, as the retention's DeleteAuditEvents: an
+// event of the service itself): it changed, or tried to change, every
+// secret's ciphertext. Only the store's trail: the server's --audit-log
+// file is the server's.
+func recordRotation(ctx context.Context, st store.Store, o bootstrap.RotateOptions, res bootstrap.RotateResult, rerr error) error {
+	account, _, err := st.GetMeta(ctx, bootstrap.MetaAccountID)
+	if err != nil {
+		return err
+	}
+	region, _, err := st.GetMeta(ctx, bootstrap.MetaRegion)
+	if err != nil {
+		return err
+	}
+	operator := "unknown"
+	if u, err := user.Current(); err == nil {
+		operator = u.Username
+	}
+	ev := &audit.Event{
+		EventTime:          time.Now().UTC(),
+		EventSource:        "kaginashi",
+		EventName:          "RotateMasterKey",
+		EventType:          "AwsServiceEvent",
+		ManagementEvent:    true,
+		AWSRegion:          region,
+		RecipientAccountID: account,
+		SourceIPAddress:    "localhost",
+		UserAgent:          "kaginashi/" + Version + " server rotate-master-key",
+		UserIdentity:       audit.Identity{Type: "AWSService", PrincipalID: "kaginashi"},
+		RequestParameters: map[string]any{
+			"dataDir": o.DataDir, "newKeyGiven": o.NewKey != nil, "operatingSystemUser": operator,
+		},
+		ResponseElements: map[string]any{
+			"resealedCount": res.Resealed, "keyInEnvironment": res.FromEnv, "finishedInterruptedRotation": res.Completed,
+			"keyFile": res.KeyFile, "oldKeyFile": res.OldKeyFile,
+		},
+	}
+	if rerr != nil {
+		ev.ErrorCode, ev.ErrorMessage, ev.ResponseElements = "RotationFailed", rerr.Error(), nil
+		if errors.Is(rerr, bootstrap.ErrServerRunning) {
+			ev.ErrorCode = "ServerRunning"
+		}
+	}
+	w := audit.NewWriter(st, nil, slog.New(slog.DiscardHandler))
+	defer w.Close()
+	return w.Record(context.WithoutCancel(ctx), ev)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
 	"github.com/kaginashi/kaginashi/internal/seal"
+	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/postgres/pgtest"
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
@@ -182,8 +183,21 @@ func testRotate(t *testing.T, engine string) {
 		t.Fatalf("EnableMFADevice with the seed from before the rotation: %v", err)
 	}
 
-	// The old master key opens nothing in the database; the new one does.
+	// Both attempts are in the audit trail: the refusal, then the rotation.
 	st := s2.OpenStore(t)
+	evs, _, err := st.LookupAudit(ctx, store.AuditFilter{EventName: "RotateMasterKey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].ErrorCode != "" || evs[1].ErrorCode != "ServerRunning" ||
+		!strings.Contains(string(evs[0].Record), `"resealedCount":6`) {
+		for _, e := range evs {
+			t.Logf("%s", e.Record)
+		}
+		t.Fatalf("RotateMasterKey audit events: %d, want the rotation after the refusal", len(evs))
+	}
+
+	// The old master key opens nothing in the database; the new one does.
 	k, err := st.GetAccessKey(ctx, alice.ID)
 	if err != nil {
 		t.Fatal(err)

@@ -416,3 +416,53 @@ func TestSealedMetaKeys(t *testing.T) {
 
 func b32(b []byte) string { return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b) }
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// FuzzDecodeKey: a key file's text is either refused or a 32-byte key
+// that the server (seal) reads the same way. Base64 padding bits are not
+// checked, by either: the key is what the text decodes to.
+func FuzzDecodeKey(f *testing.F) {
+	f.Add(b64(make([]byte, seal.KeySize)) + "\n")
+	f.Add(" " + b64(bytes.Repeat([]byte{0xff}, seal.KeySize)) + "\r\n")
+	f.Add(b64(make([]byte, 31)))
+	f.Add("not base64!")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := decodeKey(s)
+		if err != nil {
+			return
+		}
+		if len(k) != seal.KeySize {
+			t.Fatalf("decodeKey(%q) = %x", s, k)
+		}
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "k"), []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv(seal.EnvKey, "")
+		if sk, err := seal.Load(filepath.Join(dir, "k")); err != nil || !bytes.Equal(sk, k) {
+			t.Fatalf("decodeKey(%q) = %x, the server reads %x, %v", s, k, sk, err)
+		}
+	})
+}
+
+// FuzzResealValue: whatever a meta value holds, re-sealing either fails
+// or yields a value the new key opens to what the old key did.
+func FuzzResealValue(f *testing.F) {
+	oldS, _ := seal.New(bytes.Repeat([]byte{1}, seal.KeySize))
+	newS, _ := seal.New(bytes.Repeat([]byte{2}, seal.KeySize))
+	ct, _ := oldS.Seal([]byte("secret"), metaAgentCA)
+	f.Add(metaAgentCA, `{"cert":"PEM","key":"`+b64(ct)+`"}`)
+	f.Add(metaAgentCA, `{"key":1}`)
+	f.Add(metaSigningKey, b64(ct))
+	f.Add(MetaMasterKeyCheck, "%%%")
+	f.Add("other", "x")
+	f.Fuzz(func(t *testing.T, owner, value string) {
+		out, err := resealValue(oldS, newS, store.SealedValue{Kind: store.SealedMeta, Owner: owner, Value: []byte(value)})
+		if err != nil {
+			return
+		}
+		if bytes.Equal(out, []byte(value)) {
+			t.Fatalf("re-sealed %s %q unchanged", owner, value)
+		}
+	})
+}

@@ -57,7 +57,7 @@ type InstanceReader interface {
 // instanceContext reads the instance's tags for authorization without
 // revealing whether it exists: a caller without permission is denied the
 // same way either way.
-func (c *call) instanceContext(id string) (store.Instance, bool, func(*policy.Context)) {
+func (c *call) instanceContext(id string) (store.Instance, bool, func(*policy.Context), error) {
 	var in store.Instance
 	var err error
 	if c.h.deps.Instances != nil {
@@ -66,11 +66,17 @@ func (c *call) instanceContext(id string) (store.Instance, bool, func(*policy.Co
 		in, err = c.h.deps.Inventory.Instance(c.ctx, id)
 	}
 	found := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) && apierr.KindOf(err) != apierr.NotFound {
+		// A failing store is not a missing instance: answer an internal
+		// error rather than EC2InstanceNotFoundException. Nothing leaks
+		// about existence — the answer is the same for every instance.
+		return in, false, nil, apierr.Wrap(err, "reading the instance")
+	}
 	return in, found, func(rc *policy.Context) {
 		if found {
 			resourceTags(in.Tags, "aws:ResourceTag/", "ec2:ResourceTag/")(rc)
 		}
-	}
+	}, nil
 }
 
 func eicOps() map[string]*op {
@@ -95,7 +101,10 @@ func eicOps() map[string]*op {
 			if err != nil {
 				return nil, invalidf("Invalid input parameter received for Illegal argument exception: %v", err)
 			}
-			inst, found, tags := c.instanceContext(in.InstanceID)
+			inst, found, tags, err := c.instanceContext(in.InstanceID)
+			if err != nil {
+				return nil, err
+			}
 			if err := c.authorize(c.h.deps.Inventory.InstanceARN(in.InstanceID), func(rc *policy.Context) {
 				rc.Set("ec2:osuser", in.InstanceOSUser)
 				tags(rc)
@@ -129,7 +138,10 @@ func eicOps() map[string]*op {
 			if _, err := connect.ParsePublicKey(in.SSHPublicKey); err != nil {
 				return nil, invalidf("Invalid input parameter received for Illegal argument exception: %v", err)
 			}
-			_, _, tags := c.instanceContext(in.InstanceID)
+			_, _, tags, err := c.instanceContext(in.InstanceID)
+			if err != nil {
+				return nil, err
+			}
 			if err := c.authorize(c.h.deps.Inventory.InstanceARN(in.InstanceID), tags); err != nil {
 				return nil, err
 			}

@@ -136,13 +136,26 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 	// Find the target before authorizing (its address is a condition key),
 	// but reveal nothing about it until the caller is allowed.
 	var target *store.Instance
+	var lookupErr error
 	if instanceID != "" {
-		if in, err := h.deps.Inventory.Instance(ctx, instanceID); err == nil && (ip == "" || in.PrivateIP == ip) {
+		in, err := h.deps.Inventory.Instance(ctx, instanceID)
+		if err == nil && (ip == "" || in.PrivateIP == ip) {
 			target = &in
 			ip = in.PrivateIP
 		}
-	} else if pg, err := h.deps.Inventory.Describe(ctx, nil, []inventory.Filter{{Name: "private-ip-address", Values: []string{ip}}}, 0, ""); err == nil && len(pg.Instances) > 0 {
-		target = &pg.Instances[0]
+		lookupErr = err
+	} else {
+		pg, err := h.deps.Inventory.Describe(ctx, nil, []inventory.Filter{{Name: "private-ip-address", Values: []string{ip}}}, 0, "")
+		if err == nil && len(pg.Instances) > 0 {
+			target = &pg.Instances[0]
+		}
+		lookupErr = err
+	}
+	if lookupErr != nil && apierr.KindOf(lookupErr) != apierr.NotFound {
+		// A failing store is not a missing instance (the same answer for
+		// every instance, so nothing leaks before authorization).
+		refuse(http.StatusInternalServerError, "InternalError", apierr.Wrap(lookupErr, "finding the instance"))
+		return
 	}
 	c.extra["remotePort"], c.extra["maxTunnelDuration"] = port, durKey
 	if err := c.authorize(ep.ARN, func(rc *policy.Context) {

@@ -114,12 +114,16 @@ func eicOps() map[string]*op {
 			if !found {
 				return nil, apierr.New(apierr.NotFound, "Instance %s not found", in.InstanceID)
 			}
-			rec, err := c.h.deps.Connect.Push(c.ctx, connect.PushInput{
+			// The key record's write is queued, and waited for once the
+			// audit event is recorded (runOp), so that both commit in one
+			// transaction.
+			rec, wait, err := c.h.deps.Connect.PushQueued(c.ctx, connect.PushInput{
 				RequestID: c.requestID, Instance: inst, OSUser: in.InstanceOSUser, Key: key, CallerARN: c.auth.Principal.ARN,
 			})
 			if err != nil {
 				return nil, err
 			}
+			c.afterRecord = wait
 			c.extra = map[string]any{"keyFingerprint": rec.Fingerprint, "keyExpiresAt": isoTime(rec.ExpiresAt)}
 			c.response = map[string]any{"requestId": c.requestID, "success": true}
 			return sendKeyOutput{RequestID: c.requestID, Success: true}, nil

@@ -141,6 +141,10 @@ type call struct {
 	response map[string]any
 	// extra goes to the event's additionalEventData.
 	extra map[string]any
+	// afterRecord, when set by the operation, runs once its audit event
+	// is recorded, before the answer: SendSSHPublicKey's wait for its key
+	// record, queued to commit in the event's transaction.
+	afterRecord func() error
 }
 
 func newRequestID() string {
@@ -284,10 +288,24 @@ func (h *Handler) runOp(c *call) (any, *apierr.Error) {
 		err = apierr.Wrap(errors.New("operation "+o.name+" did not authorize"), "authorizing")
 	}
 	if err != nil {
+		if c.afterRecord != nil {
+			_ = c.afterRecord() // never left queued
+		}
 		return nil, h.failed(c, err)
 	}
-	if err := h.record(c, nil); err != nil {
-		return nil, apierr.Wrap(err, "recording the audit event")
+	rerr := h.record(c, nil)
+	if c.afterRecord != nil {
+		// Called even when the event failed: a queued write must not
+		// wait for someone else's commit.
+		if err := c.afterRecord(); err != nil && rerr == nil {
+			// Rare (the record alone failed, after its batch did): the
+			// event says Success, the caller hears an error.
+			h.deps.Log.Error("key record not recorded after its audit event", "requestID", c.requestID, "err", err)
+			return nil, apierr.As(err)
+		}
+	}
+	if rerr != nil {
+		return nil, apierr.Wrap(rerr, "recording the audit event")
 	}
 	return result, nil
 }

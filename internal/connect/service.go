@@ -50,6 +50,26 @@ type PushInput struct {
 // Push records a key for 60 seconds and delivers it. The caller has
 // authorized the request and looked the instance up.
 func (s *Service) Push(ctx context.Context, in PushInput) (store.KeyRecord, error) {
+	rec, wait, err := s.PushQueued(ctx, in)
+	if err != nil {
+		return rec, err
+	}
+	return rec, wait()
+}
+
+// KeyQueuer is a store that can queue a key record to commit with the
+// next write instead of in a commit of its own (both engines do).
+type KeyQueuer interface {
+	QueueKeyRecord(ctx context.Context, r store.KeyRecord) func() error
+}
+
+// PushQueued is Push with the key record's write queued, not waited for:
+// it returns once the agent has acknowledged the key, with the function
+// that waits for the record's commit. SendSSHPublicKey calls it after
+// recording its audit event, so that the record commits in the event's
+// transaction (one commit per call instead of two). wait must be called
+// whenever err is nil.
+func (s *Service) PushQueued(ctx context.Context, in PushInput) (rec store.KeyRecord, wait func() error, err error) {
 	switch in.Instance.State {
 	case store.StateRunning, store.StatePending:
 	case store.StateStopped:
@@ -57,12 +77,12 @@ func (s *Service) Push(ctx context.Context, in PushInput) (store.KeyRecord, erro
 		// (the gateway sets it when the agent goes away): the host may
 		// come back at any time, so this is EC2InstanceUnavailableException,
 		// as for any agent that cannot take the key, and not a state error.
-		return store.KeyRecord{}, apierr.New(apierr.Unavailable, "The agent of instance %s is not connected; the host may be down or unable to reach the server. Try again later.", in.Instance.ID)
+		return store.KeyRecord{}, nil, apierr.New(apierr.Unavailable, "The agent of instance %s is not connected; the host may be down or unable to reach the server. Try again later.", in.Instance.ID)
 	default:
-		return store.KeyRecord{}, apierr.WithCode(apierr.InvalidState, "", "Instance %s is %s; keys can be pushed only to running instances.", in.Instance.ID, in.Instance.State)
+		return store.KeyRecord{}, nil, apierr.WithCode(apierr.InvalidState, "", "Instance %s is %s; keys can be pushed only to running instances.", in.Instance.ID, in.Instance.State)
 	}
 	now := s.now().UTC()
-	rec := store.KeyRecord{
+	rec = store.KeyRecord{
 		RequestID: in.RequestID, InstanceID: in.Instance.ID, OSUser: in.OSUser,
 		PublicKey: in.Key.Line, Fingerprint: in.Key.Fingerprint, CallerARN: in.CallerARN,
 		CreatedAt: now, ExpiresAt: now.Add(s.lifetime),
@@ -71,11 +91,20 @@ func (s *Service) Push(ctx context.Context, in PushInput) (store.KeyRecord, erro
 	// host really holds, not attempts that never arrived.
 	if s.deliver != nil {
 		if err := s.deliver.Deliver(ctx, rec); err != nil {
-			return rec, err
+			return rec, nil, err
 		}
 	}
-	if err := s.store.PutKeyRecord(ctx, rec); err != nil {
-		return rec, apierr.Wrap(err, "recording the key")
+	if q, ok := s.store.(KeyQueuer); ok {
+		w := q.QueueKeyRecord(ctx, rec)
+		return rec, func() error {
+			if err := w(); err != nil {
+				return apierr.Wrap(err, "recording the key")
+			}
+			return nil
+		}, nil
 	}
-	return rec, nil
+	if err := s.store.PutKeyRecord(ctx, rec); err != nil {
+		return rec, nil, apierr.Wrap(err, "recording the key")
+	}
+	return rec, func() error { return nil }, nil
 }

@@ -297,6 +297,23 @@ func (db *DB) PutKeyRecord(ctx context.Context, r store.KeyRecord) error {
 	return nil
 }
 
+// QueueKeyRecord queues a key record to commit with the next write (the
+// call's audit event, queued after it) and returns the function that waits
+// for it: see groupcommit.Batcher.QueueKey. The function must be called.
+func (db *DB) QueueKeyRecord(ctx context.Context, r store.KeyRecord) func() error {
+	wait := db.writes.QueueKey(ctx, r)
+	return func() error {
+		err := wait()
+		if isUnique(err) {
+			err = store.ErrExists
+		}
+		if err != nil {
+			return fmt.Errorf("put key record %s: %w", r.RequestID, err)
+		}
+		return nil
+	}
+}
+
 // ActiveKeyRecords lists an instance's keys unexpired at now, oldest first.
 func (db *DB) ActiveKeyRecords(ctx context.Context, instanceID, osUser string, now time.Time) ([]store.KeyRecord, error) {
 	rows, err := db.pool.Query(ctx, `SELECT request_id, instance_id, os_user, public_key, fingerprint, caller_arn, created_at, expires_at

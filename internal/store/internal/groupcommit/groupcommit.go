@@ -25,7 +25,9 @@ type Item struct {
 	Events []store.AuditEvent // nil: Record is the write
 	Err    error              // the outcome, set by the engine's functions
 
-	wake chan bool // true: commit the queue now; false: done, see Err
+	wake    chan bool // true: commit the queue now; false: done, see Err
+	waiting bool      // someone waits on wake (guarded by the batcher's mu)
+	done    bool      // committed or failed, Err set (guarded by the batcher's mu)
 }
 
 // IsAudit tells an audit batch from a key record.
@@ -71,8 +73,43 @@ func (b *Batcher) do(ctx context.Context, it *Item) error {
 		return err
 	}
 	it.wake = make(chan bool, 1)
+	it.waiting = true
 	b.mu.Lock()
 	b.queue = append(b.queue, it)
+	return b.wait(ctx, it)
+}
+
+// QueueKey queues a key record without waiting for it, and returns the
+// function that waits for its commit. It lets a SendSSHPublicKey call's
+// key record ride in the same transaction as that call's audit event,
+// queued after it: the queue is first in, first out, so the record commits
+// no later than the event, and the event's commit (synchronous) makes it
+// durable. Until something waits, nothing commits it on its own: the
+// caller must call the function (after recording its event) in every
+// case, or the record waits for the next write.
+func (b *Batcher) QueueKey(ctx context.Context, rec store.KeyRecord) func() error {
+	if err := ctx.Err(); err != nil {
+		return func() error { return err }
+	}
+	it := &Item{Record: rec, wake: make(chan bool, 1)}
+	b.mu.Lock()
+	b.queue = append(b.queue, it)
+	b.mu.Unlock()
+	return func() error {
+		b.mu.Lock()
+		if it.done {
+			b.mu.Unlock()
+			return it.Err
+		}
+		it.waiting = true
+		return b.wait(ctx, it)
+	}
+}
+
+// wait waits for it, which is queued (or was, and is now in the batch in
+// flight), to be committed, leading the commit if no one else is: called
+// with b.mu held, returns with it released.
+func (b *Batcher) wait(ctx context.Context, it *Item) error {
 	if b.busy {
 		b.mu.Unlock()
 		// Wait whatever the context says: the write is queued, and its
@@ -83,31 +120,53 @@ func (b *Batcher) do(ctx context.Context, it *Item) error {
 		b.mu.Lock()
 	}
 	b.busy = true
-	n := min(len(b.queue), MaxBatch)
-	batch := b.queue[:n:n]
-	b.queue = b.queue[n:]
-	b.mu.Unlock()
-
 	// The batch holds other callers' writes: one caller's cancellation
 	// must not abandon them half-way.
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	b.commit(cctx, batch)
-	cancel()
+	defer cancel()
+	for !it.done {
+		n := min(len(b.queue), MaxBatch)
+		batch := b.queue[:n:n]
+		b.queue = b.queue[n:]
+		b.mu.Unlock()
 
-	b.mu.Lock()
-	if len(b.queue) > 0 {
-		b.queue[0].wake <- true
-	} else {
-		b.busy = false
-		b.queue = nil // let the backing array go
-	}
-	b.mu.Unlock()
-	for _, x := range batch {
-		if x != it {
-			x.wake <- false
+		b.commit(cctx, batch)
+
+		b.mu.Lock()
+		for _, x := range batch {
+			x.done = true
+		}
+		if it.done {
+			b.handOff()
+		}
+		b.mu.Unlock()
+		for _, x := range batch {
+			if x != it {
+				x.wake <- false // buffered: a queued key record nobody waits for yet finds done set
+			}
+		}
+		if !it.done {
+			b.mu.Lock()
 		}
 	}
 	return it.Err
+}
+
+// handOff passes the commit role to the first queued write someone waits
+// for; with none, the batcher goes idle (queued key records nobody waits
+// for stay queued for the next write or their own wait). Called with b.mu
+// held.
+func (b *Batcher) handOff() {
+	for _, x := range b.queue {
+		if x.waiting {
+			x.wake <- true
+			return
+		}
+	}
+	b.busy = false
+	if len(b.queue) == 0 {
+		b.queue = nil // let the backing array go
+	}
 }
 
 // commit writes a batch in one transaction; if that fails (a duplicate
@@ -143,6 +202,6 @@ func (b *Batcher) Queued() int {
 // Release hands the queue to its first write (after Hold, for tests).
 func (b *Batcher) Release() {
 	b.mu.Lock()
-	b.queue[0].wake <- true
+	b.handOff()
 	b.mu.Unlock()
 }

@@ -315,6 +315,17 @@ func testAgentRestart(t *testing.T, s *harness.Server, a *hostAgent) {
 	if err := a.proc.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// kill(2) only queues SIGSTOP; on a busy machine the agent's threads
+	// stop when they next run. Push only once it is really stopped.
+	waitFor(t, "the agent stopped (state T)", 5*time.Second, func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", a.proc.Cmd.Process.Pid))
+		if err != nil {
+			return false
+		}
+		// pid (comm) STATE ...: the state follows the last ')'.
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		return strings.HasPrefix(strings.TrimSpace(rest), "T")
+	})
 	start := time.Now()
 	_, err := sendKey(root, a.id, userA, newKey(t))
 	took := time.Since(start)

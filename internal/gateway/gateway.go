@@ -55,6 +55,13 @@ type Gateway struct {
 
 	mu       sync.Mutex
 	sessions map[string]*session
+	// withdrawals are keys whose push timed out (the API answered
+	// failure) and whose withdrawal has not reached the agent yet — its
+	// connection may have died with the record stored. They are sent
+	// again when the agent reconnects here, until the record would have
+	// expired anyway (guarded by mu; in memory: a restarted server or
+	// another replica knows none, and the record's 60 s bound them).
+	withdrawals map[string]map[string]time.Time // instance → request ID → record expiry
 
 	// hook learns of sessions starting and ending (peer routing: see
 	// SetSessionHook in peer.go). Set before the first session.
@@ -94,7 +101,7 @@ type session struct {
 func New(st store.Store, keys *Keys, tokens *Tokens, log *slog.Logger, now func() time.Time) *Gateway {
 	return &Gateway{store: st, keys: keys, tokens: tokens, log: log, now: now, PushTimeout: 1500 * time.Millisecond,
 		IdleTimeout: time.Minute, SeenEvery: 30 * time.Second,
-		sessions: map[string]*session{}, epoch: time.Now(), stop: make(chan struct{})}
+		sessions: map[string]*session{}, withdrawals: map[string]map[string]time.Time{}, epoch: time.Now(), stop: make(chan struct{})}
 }
 
 // Connected reports whether an instance's agent is connected here.
@@ -370,6 +377,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 		// route to this one from now on.
 		s.claim = g.hook.SessionStarted(ctx, id)
 	}
+	go g.resendWithdrawals(s, id)
 	helloErr := g.store.PutInstance(ctx, in)
 	if helloErr != nil {
 		g.log.Error("recording a connected agent failed", "instance", id, "err", helloErr)
@@ -653,7 +661,9 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 	case <-ctx.Done():
 		// The API is about to answer failure: the key must not work,
 		// even if the agent takes it after all. Withdraw it (the agent
-		// drops it, or refuses it when the push arrives later).
+		// drops it, or refuses it when the push arrives later), and
+		// again when the agent reconnects if this does not reach it.
+		g.addWithdrawal(rec.InstanceID, rec.RequestID, rec.ExpiresAt)
 		go g.revoke(s, rec.InstanceID, rec.RequestID)
 		return apierr.New(apierr.Unavailable, "The agent of instance %s did not acknowledge the key in time. Try again later.", rec.InstanceID)
 	}
@@ -687,10 +697,64 @@ func (g *Gateway) revoke(s *session, instanceID, requestID string) {
 		return nil
 	}()
 	if err != nil {
-		g.log.Warn("withdrawing a key whose push timed out failed", "instance", instanceID, "request", requestID, "err", err)
+		g.log.Warn("withdrawing a key whose push timed out failed; trying again when the agent reconnects", "instance", instanceID, "request", requestID, "err", err)
 		return
 	}
+	g.doneWithdrawal(instanceID, requestID)
 	g.log.Info("withdrew a key whose push timed out", "instance", instanceID, "request", requestID)
+}
+
+func (g *Gateway) addWithdrawal(instanceID, requestID string, expires time.Time) {
+	now := g.now()
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// Failed pushes are rare: forgetting the expired ones of every
+	// instance here keeps agents that never come back from piling up.
+	for inst, m := range g.withdrawals {
+		for id, exp := range m {
+			if now.After(exp) {
+				delete(m, id)
+			}
+		}
+		if len(m) == 0 {
+			delete(g.withdrawals, inst)
+		}
+	}
+	if g.withdrawals[instanceID] == nil {
+		g.withdrawals[instanceID] = map[string]time.Time{}
+	}
+	g.withdrawals[instanceID][requestID] = expires
+}
+
+func (g *Gateway) doneWithdrawal(instanceID, requestID string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.withdrawals[instanceID], requestID)
+	if len(g.withdrawals[instanceID]) == 0 {
+		delete(g.withdrawals, instanceID)
+	}
+}
+
+// resendWithdrawals sends a reconnected agent the withdrawals it may have
+// missed; those whose record has expired are forgotten.
+func (g *Gateway) resendWithdrawals(s *session, instanceID string) {
+	now := g.now()
+	var pending []string
+	g.mu.Lock()
+	for id, exp := range g.withdrawals[instanceID] {
+		if now.After(exp) {
+			delete(g.withdrawals[instanceID], id)
+			continue
+		}
+		pending = append(pending, id)
+	}
+	if len(g.withdrawals[instanceID]) == 0 {
+		delete(g.withdrawals, instanceID)
+	}
+	g.mu.Unlock()
+	for _, id := range pending {
+		g.revoke(s, instanceID, id)
+	}
 }
 
 // keyStreamHeader is agentproto.Header{Type: TypeKey} as a JSON line (a

@@ -19,15 +19,7 @@ import (
 // TestLateAckWithdrawn: when the agent acknowledges a key after the push
 // timed out (the API answered failure), the server withdraws it.
 func TestLateAckWithdrawn(t *testing.T) {
-	g, st := newTestGateway(t)
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g.keys, err = LoadKeys(t.Context(), st, sealer, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	g.PushTimeout = 200 * time.Millisecond
+	g, st := newSigningGateway(t)
 	a := connect(t, g, st, 0, testInventory)
 
 	revoked := make(chan string, 1)
@@ -64,19 +56,8 @@ func TestLateAckWithdrawn(t *testing.T) {
 		}
 	}()
 
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now().UTC()
-	rec := store.KeyRecord{RequestID: "req-late-1", InstanceID: testID, OSUser: "ec2-user",
-		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))), Fingerprint: ssh.FingerprintSHA256(sp),
-		CallerARN: "arn:aws:iam::123456789012:user/alice", CreatedAt: now, ExpiresAt: now.Add(60 * time.Second)}
-	err = g.Deliver(t.Context(), rec)
+	rec := testKeyRecord(t, "req-late-1")
+	err := g.Deliver(t.Context(), rec)
 	if apierr.KindOf(err) != apierr.Unavailable || !strings.Contains(err.Error(), "in time") {
 		t.Fatalf("a push acknowledged too late: %v, want Unavailable", err)
 	}
@@ -94,15 +75,7 @@ func TestLateAckWithdrawn(t *testing.T) {
 // push timed out and before the withdrawal reached it, the withdrawal is
 // sent again when the agent reconnects.
 func TestWithdrawalAfterReconnect(t *testing.T) {
-	g, st := newTestGateway(t)
-	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if g.keys, err = LoadKeys(t.Context(), st, sealer, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	g.PushTimeout = 200 * time.Millisecond
+	g, st := newSigningGateway(t)
 	first := connect(t, g, st, 0, testInventory)
 	// The first connection takes the key, acknowledges too late, and dies
 	// as the withdrawal comes.
@@ -131,12 +104,7 @@ func TestWithdrawalAfterReconnect(t *testing.T) {
 			}()
 		}
 	}()
-	pub, _, _ := ed25519.GenerateKey(rand.Reader)
-	sp, _ := ssh.NewPublicKey(pub)
-	now := time.Now().UTC()
-	rec := store.KeyRecord{RequestID: "req-lost-1", InstanceID: testID, OSUser: "ec2-user",
-		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))), Fingerprint: ssh.FingerprintSHA256(sp),
-		CallerARN: "arn:aws:iam::123456789012:user/alice", CreatedAt: now, ExpiresAt: now.Add(60 * time.Second)}
+	rec := testKeyRecord(t, "req-lost-1")
 	if err := g.Deliver(t.Context(), rec); apierr.KindOf(err) != apierr.Unavailable {
 		t.Fatalf("a push acknowledged too late: %v, want Unavailable", err)
 	}
@@ -186,4 +154,37 @@ func TestWithdrawalAfterReconnect(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// newSigningGateway is a test gateway with a record-signing key and a
+// short push timeout.
+func newSigningGateway(t *testing.T) (*Gateway, *countingStore) {
+	t.Helper()
+	g, st := newTestGateway(t)
+	sealer, err := seal.New(bytes.Repeat([]byte{7}, seal.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.keys, err = LoadKeys(t.Context(), st, sealer, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	g.PushTimeout = 200 * time.Millisecond
+	return g, st
+}
+
+// testKeyRecord is a key record for the test instance with a new key.
+func testKeyRecord(t *testing.T, requestID string) store.KeyRecord {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	return store.KeyRecord{RequestID: requestID, InstanceID: testID, OSUser: "ec2-user",
+		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sp))), Fingerprint: ssh.FingerprintSHA256(sp),
+		CallerARN: "arn:aws:iam::123456789012:user/alice", CreatedAt: now, ExpiresAt: now.Add(60 * time.Second)}
 }

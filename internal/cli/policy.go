@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/policy"
 )
 
@@ -127,9 +128,10 @@ func newPolicySimulateCmd(stdio IO) *cobra.Command {
 		action   string
 		resource string
 		ctxPairs []string
+		bound    string
 	)
 	c := &cobra.Command{
-		Use:   "simulate --policy FILE [--policy FILE ...] --action ACTION --resource ARN [--context KEY=VALUE ...]",
+		Use:   "simulate --policy FILE [--policy FILE ...] --action ACTION --resource ARN [--context KEY=VALUE ...] [--permissions-boundary FILE]",
 		Short: "Decide a request against policies and say which statement decided",
 		Long: `Evaluate one request against one or more policies, as IAM does: an explicit Deny
 wins over any Allow; without an Allow the request is implicitly denied.
@@ -137,6 +139,10 @@ wins over any Allow; without an Allow the request is implicitly denied.
 --context KEY=VALUE sets a condition key; repeat it with the same KEY for a
 multivalued key. Values are read as the type of the operator that uses them
 (numbers, dates, IP addresses, booleans), as AWS does.
+
+--permissions-boundary FILE caps the policies with a permissions boundary, as
+IAM does for a user that has one: both must allow, and an explicit Deny in
+either is final.
 
 Exit status: 0 whatever the decision; 2 for a usage error or when a policy has
 ERROR findings (they are printed).`,
@@ -158,7 +164,11 @@ ERROR findings (they are printed).`,
 				policy.Finding
 			}
 			jsonErrs := []fileFinding{}
-			for _, f := range files {
+			all := files
+			if bound != "" {
+				all = append(append([]string(nil), files...), bound)
+			}
+			for _, f := range all {
 				data, err := readInput(stdio, f)
 				if err != nil {
 					return err
@@ -201,11 +211,38 @@ ERROR findings (they are printed).`,
 				reqCtx.Add(strings.TrimSpace(k), v)
 			}
 			req := &policy.Request{Action: action, Resource: resource, Context: reqCtx}
-			ex := policy.NewSet(compiled...).Explain(req)
-			if out.v == "json" {
-				return writeJSON(stdio.Out, simulateJSON(ex))
+			if bound == "" {
+				ex := policy.NewSet(compiled...).Explain(req)
+				if out.v == "json" {
+					return writeJSON(stdio.Out, simulateJSON(ex))
+				}
+				printSimulation(stdio.Out, req, ex, "")
+				return nil
 			}
-			printSimulation(stdio.Out, req, ex)
+			// The boundary is the last file read.
+			ids, b := compiled[:len(compiled)-1], compiled[len(compiled)-1]
+			ev := iam.Evaluate(policy.NewSet(ids...), &iam.Boundary{Source: bound, Set: policy.NewSet(b)}, req)
+			ex := &policy.Explanation{Result: ev.Result, Statements: append(append([]policy.StatementTrace(nil), ev.Identity.Statements...), ev.Boundary.Statements...)}
+			if out.v == "json" {
+				o := simulateJSON(ex)
+				o.PermissionsBoundary = &boundaryOutput{Policy: bound, Allowed: ev.Boundary.Allowed}
+				o.DeniedByPermissionsBoundary = &ev.DeniedByBoundary
+				return writeJSON(stdio.Out, o)
+			}
+			cappedBy := ""
+			if ev.DeniedByBoundary {
+				cappedBy = bound
+			}
+			printSimulation(stdio.Out, req, ex, cappedBy)
+			verdict := "does not allow the request"
+			if ev.Boundary.Allowed {
+				verdict = "allows the request"
+			}
+			fmt.Fprintf(stdio.Out, "\npermissions boundary %s %s", bound, verdict)
+			if ev.DeniedByBoundary {
+				fmt.Fprint(stdio.Out, ": it is why the request is refused")
+			}
+			fmt.Fprintln(stdio.Out)
 			return nil
 		},
 	}
@@ -214,6 +251,7 @@ ERROR findings (they are printed).`,
 	c.Flags().StringVar(&action, "action", "", "action to decide, e.g. ec2-instance-connect:SendSSHPublicKey")
 	c.Flags().StringVar(&resource, "resource", "*", "resource ARN the action is on")
 	c.Flags().StringArrayVar(&ctxPairs, "context", nil, "condition key and value, KEY=VALUE (repeatable; repeat a KEY for several values)")
+	c.Flags().StringVar(&bound, "permissions-boundary", "", "a permissions boundary policy that caps the others (- for standard input)")
 	return c
 }
 
@@ -221,6 +259,14 @@ type simulateOutput struct {
 	Decision           policy.Decision       `json:"decision"`
 	MatchedStatements  []policy.StatementRef `json:"matchedStatements"`
 	MissingContextKeys []string              `json:"missingContextKeys"`
+	// With --permissions-boundary only.
+	PermissionsBoundary         *boundaryOutput `json:"permissionsBoundary,omitempty"`
+	DeniedByPermissionsBoundary *bool           `json:"deniedByPermissionsBoundary,omitempty"`
+}
+
+type boundaryOutput struct {
+	Policy  string `json:"policy"`
+	Allowed bool   `json:"allowed"`
 }
 
 func simulateJSON(ex *policy.Explanation) simulateOutput {
@@ -242,7 +288,9 @@ func stmtName(r policy.StatementRef) string {
 	return s
 }
 
-func printSimulation(w io.Writer, req *policy.Request, ex *policy.Explanation) {
+// printSimulation prints a decision; cappedBy names the permissions
+// boundary that refused what the identity policies allow ("": none did).
+func printSimulation(w io.Writer, req *policy.Request, ex *policy.Explanation, cappedBy string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "decision:\t%s\n", ex.Decision)
 	fmt.Fprintf(tw, "action:\t%s\n", req.Action)
@@ -265,7 +313,11 @@ func printSimulation(w io.Writer, req *policy.Request, ex *policy.Explanation) {
 			fmt.Fprintf(tw, "%s\t%s (an explicit Deny wins over any Allow)\n", label, stmtName(m))
 		}
 	default:
-		fmt.Fprintf(tw, "why:\t%s\n", "no statement allows it (implicit deny)")
+		why := "no statement allows it (implicit deny)"
+		if cappedBy != "" {
+			why = "the policies allow it, but the permissions boundary " + cappedBy + " does not (implicit deny)"
+		}
+		fmt.Fprintf(tw, "why:\t%s\n", why)
 	}
 	if len(ex.Missing) > 0 {
 		fmt.Fprintf(tw, "missing context keys:\t%s\n", strings.Join(ex.Missing, ", "))

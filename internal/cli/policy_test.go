@@ -263,3 +263,63 @@ func TestActions(t *testing.T) {
 		t.Errorf("exit %d:\n%s", code, out)
 	}
 }
+
+// --permissions-boundary caps the policies: both must allow, a deny in
+// either is final, and the output says when the boundary is the reason.
+func TestSimulatePermissionsBoundary(t *testing.T) {
+	admin := writeFile(t, "admin.json", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}`)
+	bound := writeFile(t, "boundary.json", `{"Version":"2012-10-17","Statement":[{"Sid":"EIC","Effect":"Allow","Action":"ec2-instance-connect:*","Resource":"*"},{"Sid":"NoRoot","Effect":"Deny","Action":"ec2-instance-connect:SendSSHPublicKey","Resource":"*","Condition":{"StringEquals":{"ec2:osuser":"root"}}}]}`)
+	type out struct {
+		Decision            string
+		PermissionsBoundary *struct {
+			Policy  string
+			Allowed bool
+		}
+		DeniedByPermissionsBoundary *bool
+		MatchedStatements           []struct{ Policy, Sid string }
+	}
+	for _, tt := range []struct {
+		name, action, osuser, decision string
+		allowed, deniedBy              bool
+		matched                        []string // policy files of the deciding statements
+	}{
+		{"both allow", "ec2-instance-connect:SendSSHPublicKey", "ec2-user", "allowed", true, false, []string{admin, bound}},
+		{"outside the boundary", "iam:CreateUser", "", "implicitDeny", false, true, nil},
+		{"the boundary's deny", "ec2-instance-connect:SendSSHPublicKey", "root", "explicitDeny", false, true, []string{bound}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			args := []string{"policy", "simulate", "--output", "json", "--policy", admin, "--permissions-boundary", bound, "--action", tt.action, "--resource", "*"}
+			if tt.osuser != "" {
+				args = append(args, "--context", "ec2:osuser="+tt.osuser)
+			}
+			code, stdout, errOut := run(t, "", args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			var got out
+			if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+				t.Fatalf("%v: %s", err, stdout)
+			}
+			if got.Decision != tt.decision || got.PermissionsBoundary == nil || got.PermissionsBoundary.Policy != bound ||
+				got.PermissionsBoundary.Allowed != tt.allowed || got.DeniedByPermissionsBoundary == nil || *got.DeniedByPermissionsBoundary != tt.deniedBy {
+				t.Fatalf("got %s", stdout)
+			}
+			var files []string
+			for _, m := range got.MatchedStatements {
+				files = append(files, m.Policy)
+			}
+			if strings.Join(files, ",") != strings.Join(tt.matched, ",") {
+				t.Errorf("matched statements from %v, want %v", files, tt.matched)
+			}
+		})
+	}
+	code, text, _ := run(t, "", "policy", "simulate", "--policy", admin, "--permissions-boundary", bound, "--action", "iam:CreateUser")
+	if code != 0 || !strings.Contains(text, "the permissions boundary "+bound+" does not") || !strings.Contains(text, "it is why the request is refused") {
+		t.Errorf("text output does not name the boundary as the reason:\n%s", text)
+	}
+	// Without the flag, the JSON has no boundary fields.
+	_, plain, _ := run(t, "", "policy", "simulate", "--output", "json", "--policy", admin, "--action", "iam:CreateUser")
+	if strings.Contains(plain, `"permissionsBoundary"`) || strings.Contains(plain, `"deniedByPermissionsBoundary"`) {
+		t.Errorf("boundary fields without --permissions-boundary: %s", plain)
+	}
+}

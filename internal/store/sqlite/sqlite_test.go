@@ -146,21 +146,5 @@ func TestCachedInstanceReplicas(t *testing.T) {
 		}
 		return g
 	}
-	in := store.Instance{ID: "i-0123456789abcdef0", State: store.StateRunning, LaunchTime: time.Unix(1, 0), LastSeen: time.Unix(2, 0)}
-	if err := writer.PutInstance(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	g := gen()
-	if err := writer.TouchInstances(ctx, []string{in.ID}, time.Unix(3, 0)); err != nil {
-		t.Fatal(err)
-	}
-	if g2 := gen(); g2 != g {
-		t.Fatalf("a heartbeat of a running instance moved the inventory generation from %d to %d", g, g2)
-	}
-	if err := writer.SetInstanceState(ctx, in.ID, store.StateStopped, time.Unix(4, 0)); err != nil {
-		t.Fatal(err)
-	}
-	if g2 := gen(); g2 <= g {
-		t.Fatalf("a state change left the inventory generation at %d", g2)
-	}
+	storetest.InventoryGenerationHeartbeat(t, writer, gen)
 }

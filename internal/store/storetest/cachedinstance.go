@@ -89,3 +89,23 @@ func CachedInstanceReplicas(t *testing.T, writer, stale, fresh store.Store, maxA
 	must(t, err)
 	equal(t, "CachedInstance of a handle that read the generation less than its max age ago", got, in)
 }
+
+// InventoryGenerationHeartbeat checks that a heartbeat of a running
+// instance leaves the inventory generation alone (it would empty every
+// replica's cache every few seconds) and a state change moves it. gen
+// reads the generation straight from the database.
+func InventoryGenerationHeartbeat(t *testing.T, writer store.Store, gen func() int64) {
+	t.Helper()
+	ctx := ctxOf(t)
+	in := store.Instance{ID: "i-0123456789abcdef0", State: store.StateRunning, LaunchTime: time.Unix(1, 0), LastSeen: time.Unix(2, 0)}
+	must(t, writer.PutInstance(ctx, in))
+	g := gen()
+	must(t, writer.TouchInstances(ctx, []string{in.ID}, time.Unix(3, 0)))
+	if g2 := gen(); g2 != g {
+		t.Fatalf("a heartbeat of a running instance moved the inventory generation from %d to %d", g, g2)
+	}
+	must(t, writer.SetInstanceState(ctx, in.ID, store.StateStopped, time.Unix(4, 0)))
+	if g2 := gen(); g2 <= g {
+		t.Fatalf("a state change left the inventory generation at %d", g2)
+	}
+}

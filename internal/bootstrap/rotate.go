@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,21 +13,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/seal"
 	"github.com/kaginashi/kaginashi/internal/store"
 )
 
-// Meta keys of the values sealed with the master key besides the canary:
-// the gateway's agent CA (JSON whose "key" is the sealed key, base64) and
-// record-signing key (base64). They are the gateway's names (unexported
-// there); TestSealedMetaKeys holds the two lists together.
-const (
-	metaAgentCA    = "agent_ca"
-	metaSigningKey = "record_signing_key"
-)
-
-// sealedMeta lists every meta value sealed with the master key.
-var sealedMeta = []string{MetaMasterKeyCheck, metaAgentCA, metaSigningKey}
+// sealedMeta lists every meta value sealed with the master key: the
+// canary and the gateway's own.
+var sealedMeta = append([]string{MetaMasterKeyCheck}, gateway.SealedMeta...)
 
 // Key file names in the data directory. master.key.new holds a key the
 // database may already be sealed with, between the re-seal's commit and
@@ -223,45 +215,22 @@ func resealValue(oldS, newS *seal.Sealer, v store.SealedValue) ([]byte, error) {
 		}
 		return newS.Seal(pt, owner)
 	}
-	reseal64 := func(s, owner string) (string, error) {
-		ct, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return "", fmt.Errorf("not base64: %w", err)
-		}
-		out, err := reseal(ct, owner)
-		if err != nil {
-			return "", err
-		}
-		return base64.StdEncoding.EncodeToString(out), nil
-	}
 	switch v.Kind {
 	case store.SealedAccessKeySecret, store.SealedMFASeed:
 		return reseal(v.Value, v.Owner)
 	case store.SealedMeta:
-		switch v.Owner {
-		case MetaMasterKeyCheck, metaSigningKey:
-			out, err := reseal64(string(v.Value), v.Owner)
-			return []byte(out), err
-		case metaAgentCA:
-			// Keep every other field as it is (the certificate, and
-			// whatever a later version adds).
-			var fields map[string]json.RawMessage
-			if err := json.Unmarshal(v.Value, &fields); err != nil {
-				return nil, fmt.Errorf("not JSON: %w", err)
-			}
-			var key string
-			if err := json.Unmarshal(fields["key"], &key); err != nil {
-				return nil, fmt.Errorf("no sealed key: %w", err)
-			}
-			out, err := reseal64(key, v.Owner)
-			if err != nil {
-				return nil, err
-			}
-			if fields["key"], err = json.Marshal(out); err != nil {
-				return nil, err
-			}
-			return json.Marshal(fields)
+		if v.Owner != MetaMasterKeyCheck {
+			return gateway.ResealMeta(v.Owner, v.Value, reseal)
 		}
+		ct, err := base64.StdEncoding.DecodeString(string(v.Value))
+		if err != nil {
+			return nil, fmt.Errorf("not base64: %w", err)
+		}
+		out, err := reseal(ct, v.Owner)
+		if err != nil {
+			return nil, err
+		}
+		return []byte(base64.StdEncoding.EncodeToString(out)), nil
 	}
 	return nil, fmt.Errorf("no way to re-seal %s %s", v.Kind, v.Owner)
 }

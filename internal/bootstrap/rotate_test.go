@@ -450,10 +450,10 @@ func FuzzDecodeKey(f *testing.F) {
 func FuzzResealValue(f *testing.F) {
 	oldS, _ := seal.New(bytes.Repeat([]byte{1}, seal.KeySize))
 	newS, _ := seal.New(bytes.Repeat([]byte{2}, seal.KeySize))
-	ct, _ := oldS.Seal([]byte("secret"), metaAgentCA)
-	f.Add(metaAgentCA, `{"cert":"PEM","key":"`+b64(ct)+`"}`)
-	f.Add(metaAgentCA, `{"key":1}`)
-	f.Add(metaSigningKey, b64(ct))
+	ct, _ := oldS.Seal([]byte("secret"), "agent_ca")
+	f.Add("agent_ca", `{"cert":"PEM","key":"`+b64(ct)+`"}`)
+	f.Add("agent_ca", `{"key":1}`)
+	f.Add("record_signing_key", b64(ct))
 	f.Add(MetaMasterKeyCheck, "%%%")
 	f.Add("other", "x")
 	f.Fuzz(func(t *testing.T, owner, value string) {

@@ -26,7 +26,7 @@ type fleetConfig struct {
 	pushes      int
 	profile     time.Duration // CPU profile of the server at N agents (0: none)
 	bare        bool
-	whatIf      bool // also the bare holder and agents without yamux keepalives
+	whatIf      bool // also the bare holder without yamux keepalives (the agents send none)
 	quietWait   time.Duration
 	noisy       float64
 }
@@ -197,10 +197,12 @@ func benchFleet(ctx context.Context, e *env, fc fleetConfig) (*fleetResult, erro
 
 // holdBare connects the fleet to the bare holder (on the kaginashi
 // server's data directory: the same certificate and agent CA) and measures
-// it as hold does; noKeepAlive turns yamux keepalives off on both sides.
+// it as hold does; noKeepAlive turns the holder's yamux keepalives off too
+// (the agents, like kaginashi-agent, never ping: heartbeats are their
+// liveness), as kaginashi's server has them.
 func holdBare(ctx context.Context, e *env, f *fleet, fc fleetConfig, dir, name string, noKeepAlive bool) (*holdResult, error) {
 	if noKeepAlive {
-		progress("part 4: what-if: the bare holder and the agents without yamux keepalives (liveness from the heartbeats alone)…")
+		progress("part 4: the bare holder without yamux keepalives, as kaginashi's server (liveness from the heartbeats alone)…")
 	} else {
 		progress("part 4: the bare baseline: the same agents against a TLS + yamux holder without kaginashi…")
 	}
@@ -218,8 +220,6 @@ func holdBare(ctx context.Context, e *env, f *fleet, fc fleetConfig, dir, name s
 			_ = bare.stop()
 		}
 	}()
-	f.noKeepAlive = noKeepAlive
-	defer func() { f.noKeepAlive = false }()
 	sleepCtx(ctx, 3*time.Second)
 	h := &holdResult{}
 	h.mem0, _ = procMem(bare.pid)

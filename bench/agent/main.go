@@ -81,7 +81,7 @@ func main() {
 	flag.IntVar(&cfg.fleet.pushes, "pushes", 300, "part 4: SendSSHPublicKey calls with 1 and with all agents connected")
 	flag.DurationVar(&cfg.fleet.profile, "profile", 30*time.Second, "part 4: CPU-profile the server this long with all agents connected (0: don't)")
 	flag.BoolVar(&cfg.fleet.bare, "bare", true, "part 4: also hold the agents with the bare TLS+yamux baseline")
-	flag.BoolVar(&cfg.fleet.whatIf, "whatif", true, "part 4: and the bare holder with yamux keepalives off on both sides (a what-if)")
+	flag.BoolVar(&cfg.fleet.whatIf, "whatif", true, "part 4: and the bare holder with yamux keepalives off, like kaginashi's server (the agents never ping)")
 	flag.BoolVar(&cfg.keep, "keep", false, "keep the working directories (logs, profiles, data directories)")
 	flag.DurationVar(&cfg.quietWait, "quiet-wait", 60*time.Second, "before latency measurements, wait up to this long for other processes to leave the CPU idle (0: don't)")
 	flag.Float64Var(&cfg.noisy, "noisy", 0.15, "other processes' CPU use (cores) under which the machine counts as quiet")

@@ -133,16 +133,16 @@ func (r *report) partFleet(p func(string, ...any), f *fleetResult) {
 	fc := f.cfg
 	p("### 4. %d agents held by one server\n\n", fc.agents)
 	p("**Goals:** server RSS ≤ 1 GiB and idle CPU ≤ 10 %% of one core with all connected; SendSSHPublicKey p99 reported next to the p99 with 1 agent connected. ")
-	p("**Baselines:** the same server before the agents connected and with 1 agent; and a bare holder — kaginashi's TLS configuration (its certificate, its agent CA verifying the client certificates), the HTTP upgrade and yamux settings, answering hellos and heartbeats, and nothing else (no store, no API) — holding the same agents. A what-if (no product change): the same bare holder and agents with yamux keepalives off on both sides, liveness then resting on the agents' 20 s heartbeats.\n\n")
+	p("**Baselines:** the same server before the agents connected and with 1 agent; and a bare holder — kaginashi's TLS configuration (its certificate, its agent CA verifying the client certificates), the HTTP upgrade and yamux settings, answering hellos and heartbeats, and nothing else (no store, no API) — holding the same agents. A second bare holder has its yamux keepalives off too, as kaginashi's server does; the agents never ping (kaginashi-agent's liveness is its 20 s heartbeat), so there the connections carry nothing but heartbeats.\n\n")
 	p("The server is server.Run in a child process (SQLite, TLS, throttling off), fresh for this part. Each simulated agent (in the benchmark process) enrolled through POST /agent/v1/enroll with one join token (MaxUses %d, created through the API), so it has its own Ed25519 key and the client certificate the server issued; ", fc.agents)
-	p("it connects over real loopback TCP + TLS from one of %d source addresses (127.0.0.2…), upgrades, runs yamux with the agent's settings (keepalive 15 s), says hello with an inventory the size of a real host's, sends a heartbeat every 20 s (an inventory every 5 min; both at a random phase, as in a fleet that has been up a while), reconnects with the agent's backoff, and verifies every pushed record (signature against the key pinned at enrollment, instance, expiry) before acknowledging it — it does not write it to disk. ", fc.sources)
+	p("it connects over real loopback TCP + TLS from one of %d source addresses (127.0.0.2…), upgrades, runs yamux with the agent's settings (no keepalive pings), says hello with an inventory the size of a real host's, sends a heartbeat every 20 s (an inventory every 5 min; both at a random phase, as in a fleet that has been up a while), reconnects with the agent's backoff, and verifies every pushed record (signature against the key pinned at enrollment, instance, expiry) before acknowledging it — it does not write it to disk. ", fc.sources)
 	p("At most %d connection attempts are in flight. RLIMIT_NOFILE raised to %d for the benchmark and the servers.\n\n", fc.connectConc, f.rlimit)
 	p("Enrollment of %d agents, %d at a time: %s (%.0f per second); server RSS after it %s MiB.\n\n", fc.agents, fc.enrollConc, f.enrollTime.Round(time.Millisecond), float64(fc.agents)/f.enrollTime.Seconds(), mib(f.memEnrolled.RSS))
 
 	kg, bare, noKA := &f.kg, f.bare, f.bareNoKA
 	p("| | kaginashi | bare TLS + yamux holder | kaginashi ÷ bare |")
 	if noKA != nil {
-		p(" what-if: bare, no yamux keepalives | what-if ÷ bare |")
+		p(" bare, no yamux keepalives (kaginashi's setting) | ÷ bare |")
 	}
 	p("\n|---|---:|---:|---:|")
 	if noKA != nil {

@@ -51,7 +51,6 @@ type fleet struct {
 
 	heartbeatEvery time.Duration
 	inventoryEvery time.Duration
-	noKeepAlive    bool // the what-if: yamux keepalives off
 
 	// counters, cumulative
 	connected   atomic.Int64 // sessions up now
@@ -316,9 +315,8 @@ func (a *simAgent) session(r *round, first func(time.Duration)) (up bool, err er
 	}
 	cfg := yamux.DefaultConfig() // the agent's settings (internal/agent/run.go)
 	cfg.LogOutput = io.Discard
-	cfg.KeepAliveInterval = 15 * time.Second
 	cfg.ConnectionWriteTimeout = 10 * time.Second
-	cfg.EnableKeepAlive = !f.noKeepAlive
+	cfg.EnableKeepAlive = false // like the agent: liveness from the heartbeats
 	mux, err := yamux.Client(bufConn{conn, br}, cfg)
 	if err != nil {
 		conn.Close()

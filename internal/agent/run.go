@@ -237,7 +237,13 @@ func (a *Agent) session(ctx context.Context) error {
 	}
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
-	cfg.KeepAliveInterval = 15 * time.Second
+	// No yamux pings: the heartbeat below already crosses the connection
+	// every Heartbeat (20 s) and waits at most 15 s for its answer, so it
+	// detects a dead server (and keeps NAT state alive) on its own. Pings
+	// on top of it were a third of the frames a server holding thousands
+	// of idle agents had to read and decrypt. The server ends a session
+	// silent for its IdleTimeout.
+	cfg.EnableKeepAlive = false
 	cfg.ConnectionWriteTimeout = 10 * time.Second
 	cfg.MaxStreamWindowSize = agentproto.StreamWindow
 	mux, err := yamux.Client(agentproto.CoalesceFrames(readConn{conn, br}), cfg)

@@ -45,8 +45,9 @@ type Gateway struct {
 
 	// IdleTimeout ends a session that has sent nothing — no heartbeat, no
 	// yamux keepalive ping — for this long: its host is gone. The server
-	// sends no pings of its own (see HandleConnect); agents ping every
-	// 15 s and send a heartbeat every 20 s. Set before the first session.
+	// sends no pings of its own (see HandleConnect); agents send a
+	// heartbeat every 20 s (agents before 2026-11-28 also pinged every
+	// 15 s). Set before the first session.
 	IdleTimeout time.Duration
 	// SeenEvery is how often the hosts that sent anything are recorded as
 	// running and seen, all in one store write (see sweep). Set before the
@@ -308,7 +309,7 @@ func (g *Gateway) HandleConnect(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) startSession(ctx context.Context, conn net.Conn, early []byte, id string, in store.Instance) error {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
-	// No pings from the server: the agents ping every 15 s, and a session
+	// No pings from the server: the agents send heartbeats, and a session
 	// that has sent nothing for IdleTimeout is ended by sweep, so the
 	// server keeps no keepalive goroutine and timer per agent and sends
 	// half as many frames. (Detecting a dead host takes up to IdleTimeout

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // ErrLocked: the lock is held elsewhere — a server is running on this
@@ -70,4 +71,32 @@ type Maintenance interface {
 	// reseal returns for it. An error from reseal (or the store) rolls
 	// everything back. It returns how many values it rewrote.
 	ResealSecrets(ctx context.Context, metaKeys []string, reseal func(SealedValue) ([]byte, error)) (int, error)
+	// UpdateMeta rewrites meta values in one transaction: it reads keys
+	// (those not set are absent from cur), calls update, and writes what
+	// it returns — set creates or replaces, del deletes. update may only
+	// name keys among keys. An error from update (or the store) rolls
+	// everything back. For offline key rotations (the record-signing key
+	// and its endorsement chain, the agent CA), which must change several
+	// values together or not at all.
+	UpdateMeta(ctx context.Context, keys []string, update func(cur map[string]string) (set map[string]string, del []string, err error)) error
+}
+
+// CheckMetaUpdate checks that an UpdateMeta callback named only the keys
+// it was given (for the engines).
+func CheckMetaUpdate(keys []string, set map[string]string, del []string) error {
+	allowed := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		allowed[k] = true
+	}
+	for k := range set {
+		if !allowed[k] {
+			return fmt.Errorf("update meta: %q was not read", k)
+		}
+	}
+	for _, k := range del {
+		if !allowed[k] {
+			return fmt.Errorf("update meta: %q was not read", k)
+		}
+	}
+	return nil
 }

@@ -21,6 +21,7 @@ func Maintenance(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Reseal", testReseal},
 		{"ResealRollsBack", testResealRollsBack},
 		{"ServerLock", testServerLock},
+		{"UpdateMeta", testUpdateMeta},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -92,9 +92,21 @@ type ManagedPolicy struct {
 	Description      string
 	DefaultVersionID string // "v1", "v2", ...
 	AttachmentCount  int    // filled by Get/List: users and groups attached
-	CreateDate       time.Time
-	UpdateDate       time.Time
-	Tags             []Tag
+	// PermissionsBoundaryUsageCount, filled by Get/List: the users whose
+	// permissions boundary the policy is.
+	PermissionsBoundaryUsageCount int
+	CreateDate                    time.Time
+	UpdateDate                    time.Time
+	Tags                          []Tag
+}
+
+// PolicyEntities are the users and groups that use a managed policy, each
+// list ordered by name.
+type PolicyEntities struct {
+	Users  []User  // the policy is attached to them
+	Groups []Group // the policy is attached to them
+	// BoundaryUsers: the policy is their permissions boundary.
+	BoundaryUsers []User
 }
 
 // PolicyVersion is one version of a managed policy's document.
@@ -322,8 +334,12 @@ type Store interface {
 	// ListPolicies lists the account's policies; onlyAttached keeps those
 	// attached to some user or group.
 	ListPolicies(ctx context.Context, pathPrefix string, onlyAttached bool) ([]ManagedPolicy, error)
-	// DeletePolicy fails with ErrConflict while the policy is attached or
-	// has versions other than the default.
+	// PolicyEntities lists who uses a policy (ErrNotFound: no such
+	// policy), for ListEntitiesForPolicy.
+	PolicyEntities(ctx context.Context, arn string) (PolicyEntities, error)
+	// DeletePolicy fails with ErrConflict while the policy is attached, is
+	// some user's permissions boundary, or has versions other than the
+	// default.
 	DeletePolicy(ctx context.Context, arn string) error
 	// CreatePolicyVersion adds the next version; ErrLimitExceeded at
 	// MaxPolicyVersions.

@@ -545,10 +545,14 @@ func (db *DB) ListGroupsForUser(ctx context.Context, user string) ([]store.Group
 	return groups, nil
 }
 
-// policyColumns select a policy and its attachment count.
+// policyColumns select a policy, its attachment count and its
+// permissions-boundary usage count. (users.permissions_boundary has no
+// index: an account's users are few, and the count is read only by
+// policy listings, not by the authorization path.)
 const policyColumns = `p.arn, p.id, p.name, p.path, p.description, p.default_version, p.create_date, p.update_date,
 	(SELECT count(*) FROM user_policy_attachments a WHERE a.policy_arn = p.arn) +
-	(SELECT count(*) FROM group_policy_attachments a WHERE a.policy_arn = p.arn)`
+	(SELECT count(*) FROM group_policy_attachments a WHERE a.policy_arn = p.arn),
+	(SELECT count(*) FROM users b WHERE b.permissions_boundary = p.arn)`
 
 func scanPolicies(ctx context.Context, q querier, query string, args ...any) ([]store.ManagedPolicy, error) {
 	rows, err := q.Query(ctx, query, args...)
@@ -558,7 +562,7 @@ func scanPolicies(ctx context.Context, q querier, query string, args ...any) ([]
 	ps, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.ManagedPolicy, error) {
 		var p store.ManagedPolicy
 		var def int
-		err := r.Scan(&p.ARN, &p.ID, &p.Name, &p.Path, &p.Description, &def, &p.CreateDate, &p.UpdateDate, &p.AttachmentCount)
+		err := r.Scan(&p.ARN, &p.ID, &p.Name, &p.Path, &p.Description, &def, &p.CreateDate, &p.UpdateDate, &p.AttachmentCount, &p.PermissionsBoundaryUsageCount)
 		p.DefaultVersionID = versionID(def)
 		p.CreateDate, p.UpdateDate = utc(p.CreateDate), utc(p.UpdateDate)
 		return p, err
@@ -675,6 +679,8 @@ func (db *DB) DeletePolicy(ctx context.Context, arn string) error {
 			{`SELECT EXISTS (SELECT 1 FROM user_policy_attachments WHERE policy_arn = $1)
 				OR EXISTS (SELECT 1 FROM group_policy_attachments WHERE policy_arn = $1)`,
 				"cannot delete a policy attached to entities"},
+			{`SELECT EXISTS (SELECT 1 FROM users WHERE permissions_boundary = $1)`,
+				"cannot delete a policy that is a user's permissions boundary"},
 			{`SELECT (SELECT count(*) FROM policy_versions WHERE policy_arn = $1) > 1`,
 				"must delete the policy's non-default versions first"},
 		}); err != nil {

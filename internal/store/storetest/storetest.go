@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PrincipalPolicies", testPrincipalPolicies},
 		{"UserPermissionsBoundary", testUserPermissionsBoundary},
 		{"AWSManagedPolicies", testAWSManagedPolicies},
+		{"PolicyEntities", testPolicyEntities},
 		{"IAMGeneration", testIAMGeneration},
 		{"HostileInput", testHostileInput},
 		{"Times", testTimes},

@@ -15,7 +15,8 @@ import (
 // when sshd passes %f), each with its expiry-time, and nothing else. It
 // reads what the agent persisted, so it answers whether or not the agent
 // daemon runs, and verifies every record again against the pinned server
-// key. provided is told about each key printed, for the syslog line.
+// key (or a retired one, within its window). provided is told about each
+// key printed, for the syslog line.
 //
 // No key is no output and no error: sshd then tries its other methods,
 // and nothing is logged as a failure (AWS's agent exits non-zero there and
@@ -40,7 +41,7 @@ func AuthorizedKeys(p Paths, user, fingerprint string, now time.Time, w io.Write
 		if r.OSUser != user || (fingerprint != "" && r.Fingerprint != fingerprint) {
 			continue
 		}
-		if r.Verify(pub.SigningKey, pub.InstanceID, user, serverNow) != nil {
+		if pub.VerifyRecord(r, pub.InstanceID, user, serverNow) != nil {
 			continue
 		}
 		if _, err := bw.WriteString(r.AuthorizedKeysLine(-skew, pub.ExpiryOption) + "\n"); err != nil {

@@ -262,7 +262,7 @@ func (a *Agent) session(ctx context.Context) error {
 	if err := c.Send(agentproto.Header{Type: agentproto.TypeControl}); err != nil {
 		return err
 	}
-	if err := c.Send(agentproto.Hello{InstanceID: a.cfg.InstanceID, Inventory: inv, LocalTime: t0.UnixMilli()}); err != nil {
+	if err := c.Send(agentproto.Hello{InstanceID: a.cfg.InstanceID, Inventory: inv, LocalTime: t0.UnixMilli(), SigningKey: a.pinnedKey()}); err != nil {
 		return err
 	}
 	var beat agentproto.Beat
@@ -270,6 +270,9 @@ func (a *Agent) session(ctx context.Context) error {
 		return fmt.Errorf("no answer to hello: %w", err)
 	}
 	a.measure(beat, t0)
+	// Before any pushed record is read (acceptStreams starts below): a
+	// record signed with a new key must find it adopted.
+	a.rollover(beat)
 	a.log.Info("connected to the server", "server", a.cfg.Server, "instance", a.cfg.InstanceID, "clockSkewMillis", a.skew())
 	a.setStatus(func(st *Status) {
 		st.Connected, st.LastError = true, ""
@@ -422,13 +425,13 @@ func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) {
 	}
 }
 
-// accept verifies a pushed record against the pinned key and persists it
-// before it is acknowledged.
+// accept verifies a pushed record against the pinned key (or a retired
+// one, within its window) and persists it before it is acknowledged.
 func (a *Agent) accept(r keyrecord.Record) error {
 	serverNow := a.now().Add(time.Duration(a.skew()) * time.Millisecond)
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if err := r.Verify(a.public.SigningKey, a.cfg.InstanceID, "", serverNow); err != nil {
+	if err := a.public.VerifyRecord(&r, a.cfg.InstanceID, "", serverNow); err != nil {
 		return err
 	}
 	if isRevoked(a.revoked, r.RequestID, serverNow.Unix()) {

@@ -29,6 +29,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/kaginashi/kaginashi/internal/keyrecord"
 )
@@ -45,12 +46,46 @@ type Config struct {
 // Public is what the AuthorizedKeysCommand needs, and nothing secret.
 type Public struct {
 	InstanceID string `json:"instanceId"`
-	// SigningKey is the server's Ed25519 key, pinned at enrollment.
+	// SigningKey is the server's Ed25519 key, pinned at enrollment and
+	// replaced only by a key it endorsed (see agentproto.WalkChain).
 	SigningKey []byte `json:"signingKey"`
+	// RetiredSigningKeys are keys SigningKey replaced, still accepted
+	// until their Until (server time, Unix milliseconds): records signed
+	// just before the rotation live at most 60 s. The AuthorizedKeysCommand
+	// (internal/authkeys) reads this shape: do not change it.
+	RetiredSigningKeys []RetiredKey `json:"retiredSigningKeys,omitempty"`
 	// ClockSkewMillis is server time minus host time, as last measured.
 	ClockSkewMillis int64 `json:"clockSkewMillis"`
 	// ExpiryOption: sshd understands expiry-time="..." (OpenSSH 7.7+).
 	ExpiryOption bool `json:"expiryOption"`
+}
+
+// RetiredKey is a signing key replaced by a rotation, accepted until Until.
+type RetiredKey struct {
+	Key   []byte `json:"key"`   // Ed25519 public key (base64 std in JSON, like SigningKey)
+	Until int64  `json:"until"` // server time, Unix milliseconds
+}
+
+// RetiredFor is how long a replaced signing key is still accepted: the
+// records it signed live at most keyrecord.MaxLifetime; the rest is margin
+// for clock error.
+const RetiredFor = 5 * time.Minute
+
+// VerifyRecord verifies a record against the pinned signing key or, if
+// that fails, a retired key still within its window at serverNow.
+func (p Public) VerifyRecord(r *keyrecord.Record, instanceID, user string, serverNow time.Time) error {
+	err := r.Verify(p.SigningKey, instanceID, user, serverNow)
+	if !errors.Is(err, keyrecord.ErrSignature) {
+		return err
+	}
+	for _, k := range p.RetiredSigningKeys {
+		if k.Until > serverNow.UnixMilli() && len(k.Key) == ed25519.PublicKeySize {
+			if r.Verify(k.Key, instanceID, user, serverNow) == nil {
+				return nil
+			}
+		}
+	}
+	return err
 }
 
 // Records is the persisted key records.

@@ -27,8 +27,14 @@ type Status struct {
 	// ClockSkewMillis is server time minus host time, as last measured.
 	ClockSkewMillis int64 `json:"clockSkewMillis"`
 	// LastError is why the last connection attempt failed or ended.
-	LastError string    `json:"lastError,omitempty"`
-	UpdatedAt time.Time `json:"updatedAt"`
+	LastError string `json:"lastError,omitempty"`
+	// SigningKey names the record-signing key the agent trusts
+	// (SHA256:...); SigningKeyError says why it did not adopt the key the
+	// server signs with now (a broken or unrelated endorsement chain):
+	// until that is solved, records the server pushes are refused.
+	SigningKey      string    `json:"signingKey,omitempty"`
+	SigningKeyError string    `json:"signingKeyError,omitempty"`
+	UpdatedAt       time.Time `json:"updatedAt"`
 }
 
 // StatusFile is the status file's name in the data directory.

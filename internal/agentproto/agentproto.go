@@ -102,6 +102,11 @@ type Hello struct {
 	InstanceID string    `json:"instanceId"`
 	Inventory  Inventory `json:"inventory"`
 	LocalTime  int64     `json:"localTime"` // Unix milliseconds
+	// SigningKey is the record-signing key the agent pinned (Ed25519
+	// public key), so that the server sends only the endorsement links
+	// from it to the current key (see Beat.SigningKeyChain). Agents
+	// before 2026-11-28 do not send it.
+	SigningKey []byte `json:"signingKey,omitempty"`
 }
 
 // Heartbeat goes agent → server on the control stream, periodically; it
@@ -120,6 +125,16 @@ type Beat struct {
 	ServerTime int64  `json:"serverTime"`
 	Echo       int64  `json:"echo"` // the LocalTime it answers
 	Error      string `json:"error,omitempty"`
+
+	// The answer to a Hello (never a heartbeat's) also carries, when the
+	// agent pinned another record-signing key than the server's current
+	// one: SigningKey, the current key, and SigningKeyChain, the
+	// endorsement links from the agent's pinned key (all of them, when
+	// the Hello did not say which key it pinned) to the current one. The
+	// agent adopts SigningKey only if the chain leads there from its
+	// pinned key (see WalkChain). Older agents ignore both fields.
+	SigningKey      []byte    `json:"signingKey,omitempty"`
+	SigningKeyChain []KeyLink `json:"signingKeyChain,omitempty"`
 }
 
 // KeyPush carries one signed key record.

@@ -384,7 +384,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 		g.log.Error("recording a connected agent failed", "instance", id, "err", helloErr)
 	} else {
 		g.log.Info("agent connected", "instance", id, "agentVersion", hello.Inventory.AgentVersion)
-		helloErr = c.Send(agentproto.Beat{ServerTime: now.UnixMilli(), Echo: hello.LocalTime})
+		helloErr = c.Send(g.helloAnswer(id, hello, now))
 	}
 
 	// Other streams from the agent are not part of the protocol; nothing

@@ -6,6 +6,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -22,6 +23,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/kaginashi/kaginashi/internal/agentproto"
 	"github.com/kaginashi/kaginashi/internal/seal"
 	"github.com/kaginashi/kaginashi/internal/store"
 )
@@ -30,6 +32,10 @@ import (
 const (
 	metaAgentCA    = "agent_ca"
 	metaSigningKey = "record_signing_key"
+	// metaSigningChain is the record-signing key's endorsement chain
+	// (public: keys and signatures), JSON of signingChain; not set until
+	// the first rotation.
+	metaSigningChain = "record_signing_chain"
 )
 
 // Keys are the gateway's long-lived secrets.
@@ -39,6 +45,9 @@ type Keys struct {
 	caKey *ecdsa.PrivateKey
 	// Signer signs key records; agents pin its public half.
 	Signer ed25519.PrivateKey
+	// Chain are the endorsements from the first signing key to Signer's,
+	// oldest first (empty until the first rotate-signing-key).
+	Chain []agentproto.KeyLink
 }
 
 type sealedCA struct {
@@ -99,15 +108,17 @@ func LoadKeys(ctx context.Context, st store.Store, sealer *seal.Sealer, now time
 	if err != nil {
 		return nil, fmt.Errorf("signing key: %w", err)
 	}
-	ct, err = base64.StdEncoding.DecodeString(val)
-	if err != nil {
-		return nil, fmt.Errorf("signing key: %w", err)
+	if k.Signer, err = openSigningKey(sealer, val); err != nil {
+		return nil, err
 	}
-	seed, err := sealer.Open(ct, metaSigningKey)
-	if err != nil || len(seed) != ed25519.SeedSize {
-		return nil, fmt.Errorf("signing key: cannot open it with this master key: %v", err)
+	// Read once at start: a rotation is offline (every replica stopped),
+	// so a running server never sees the key or the chain change.
+	if k.Chain, err = loadChain(ctx, st); err != nil {
+		return nil, err
 	}
-	k.Signer = ed25519.NewKeyFromSeed(seed)
+	if n := len(k.Chain); n > 0 && !bytes.Equal(k.Chain[n-1].New, k.Signer.Public().(ed25519.PublicKey)) {
+		return nil, errors.New("signing key: the endorsement chain does not end at the stored key; the store is inconsistent")
+	}
 	return k, nil
 }
 

@@ -113,7 +113,7 @@ func buildActions() []ActionInfo {
 	add("iam", pol, tagOnCreate, "CreatePolicy")
 	add("iam", pol, []string{"aws:ResourceTag/", "iam:ResourceTag/"},
 		"GetPolicy", "DeletePolicy", "CreatePolicyVersion", "GetPolicyVersion", "ListPolicyVersions",
-		"SetDefaultPolicyVersion", "DeletePolicyVersion")
+		"SetDefaultPolicyVersion", "DeletePolicyVersion", "ListEntitiesForPolicy")
 	add("iam", []string{"mfa"}, keys(tagOnCreate, []string{"aws:ResourceTag/", "iam:ResourceTag/"}), "CreateVirtualMFADevice", "DeleteVirtualMFADevice")
 	add("iam", nil, nil, "ListUsers", "ListPolicies", "ListGroups", "ListVirtualMFADevices", "SimulateCustomPolicy")
 

@@ -12,7 +12,9 @@ import (
 // AWS's service authorization reference: CreateVirtualMFADevice and
 // DeleteVirtualMFADevice act on the device (arn:aws:iam::ACCOUNT:mfa/...),
 // EnableMFADevice, DeactivateMFADevice and ListMFADevices on the user,
-// ListVirtualMFADevices on "*".
+// ListVirtualMFADevices on "*". The user actions carry the user's tags
+// (aws:ResourceTag/*, iam:ResourceTag/*) as every other user action does,
+// so one attribute-based policy governs a team's keys and MFA devices.
 
 // xmlVirtualMFADevice is IAM's VirtualMFADevice. Base32StringSeed and
 // QRCodePNG are blobs: base64 on the wire (encoding/xml would write a
@@ -80,7 +82,7 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.userARN(user), nil); err != nil {
+		if err := c.authorizeUser(user, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().EnableMFADevice(c.ctx, user, serial, code1, code2)
@@ -90,7 +92,7 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.targetUserARN(), nil); err != nil {
+		if err := c.authorizeTargetUser(nil); err != nil {
 			return nil, err
 		}
 		user, err := c.mfaUser()
@@ -120,7 +122,7 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.targetUserARN(), nil); err != nil {
+		if err := c.authorizeTargetUser(nil); err != nil {
 			return nil, err
 		}
 		var ds []store.MFADevice

@@ -501,20 +501,19 @@ func (s *Service) DeletePolicy(ctx context.Context, arn string) error {
 		return err
 	}
 	// IAM refuses to delete a policy some user has as its permissions
-	// boundary. (A boundary set concurrently with this check can still
-	// lose its policy; the authorizer then fails closed for that user.)
-	us, err := s.store.ListUsers(ctx, "/")
+	// boundary; this names the user. (The store refuses it too, in the
+	// delete's own transaction, so a boundary set concurrently with this
+	// look-up cannot lose its policy.)
+	e, err := s.store.PolicyEntities(ctx, arn)
 	if err != nil {
-		return mapStore(err, "users")
+		return mapStore(err, "policy")
 	}
-	for _, u := range us {
-		if u.PermissionsBoundary == arn {
-			return apierr.New(apierr.Conflict, "Cannot delete a policy attached to entities: it is the permissions boundary of user %s.", u.Name)
-		}
+	if len(e.BoundaryUsers) > 0 {
+		return apierr.New(apierr.Conflict, "Cannot delete a policy attached to entities: it is the permissions boundary of user %s.", e.BoundaryUsers[0].Name)
 	}
 	err = s.store.DeletePolicy(ctx, arn)
 	if errors.Is(err, store.ErrConflict) {
-		return apierr.New(apierr.Conflict, "Cannot delete a policy attached to entities, or with versions other than the default; detach it and delete the other versions first.")
+		return apierr.New(apierr.Conflict, "Cannot delete a policy attached to entities (or some user's permissions boundary), or with versions other than the default; detach it and delete the other versions first (aws iam list-entities-for-policy lists its users and groups).")
 	}
 	return mapStore(err, "policy")
 }

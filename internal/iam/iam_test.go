@@ -3,6 +3,7 @@ package iam
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/seal"
+	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/sqlite"
 	"github.com/kaginashi/kaginashi/policy"
 )
@@ -220,13 +222,16 @@ func TestPermissionsBoundary(t *testing.T) {
 	if d := decide("ec2:DescribeTags"); d.Allowed || d.Result != policy.ExplicitDeny || !strings.Contains(DeniedMessage(p, d), "explicit deny in a permissions boundary") {
 		t.Errorf("boundary's explicit deny: %+v %s", d, DeniedMessage(p, d))
 	}
-	// The API refuses to delete a policy in use as a boundary; one that is
-	// gone all the same (deleted under the store, a concurrent delete)
-	// allows nothing (fail closed).
+	// The API refuses to delete a policy in use as a boundary, and so does
+	// the store; a boundary naming a policy that is gone all the same (a
+	// database edited by hand, a restore) allows nothing (fail closed).
 	if err := svc.DeletePolicy(ctx, bp.ARN); apierr.KindOf(err) != apierr.Conflict {
 		t.Errorf("DeletePolicy of a boundary in use: %v", err)
 	}
-	if err := st.DeletePolicy(ctx, bp.ARN); err != nil {
+	if err := st.DeletePolicy(ctx, bp.ARN); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("store DeletePolicy of a boundary in use: %v", err)
+	}
+	if err := st.SetUserPermissionsBoundary(ctx, "bob", PolicyARN(acct, "/", "gone")); err != nil {
 		t.Fatal(err)
 	}
 	if d := decide("ec2-instance-connect:SendSSHPublicKey"); d.Allowed {

@@ -61,5 +61,6 @@ Point the aws CLI at it:
 	f.DurationVar(&o.KeyLifetime, "key-lifetime", 0, "shorten pushed keys' 60 s lifetime (tests of expiry only)")
 	_ = f.MarkHidden("key-lifetime")
 	c.AddCommand(newRotateMasterKeyCmd(stdio))
+	c.AddCommand(newRotateSigningKeyCmd(stdio))
 	return c
 }

@@ -1,0 +1,157 @@
+package sshlogin
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/agent"
+	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/test/e2e/harness"
+)
+
+// kaginashiCmd runs the kaginashi binary as an administrator would and
+// returns its exit code and output.
+func kaginashiCmd(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(harness.Kaginashi, args...)
+	cmd.Env = harness.BaseEnv()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), out.String()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return 0, out.String()
+}
+
+// TestSigningKeyRollover: a real server, a real agent and a real sshd. A
+// login works; the server is stopped, its record-signing key rotated,
+// started again; the agent reconnects, adopts the new key (endorsed by the
+// one it pinned at enrollment), and a new push logs in. identity.json shows
+// the new key and the old one retired for a few minutes; a record signed by
+// a random key is still refused.
+func TestSigningKeyRollover(t *testing.T) {
+	requireWorld(t)
+	t.Parallel()
+	ctx := context.Background()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := harness.ServerConfig{DataDir: dataDir, Args: []string{"--region", region, "--account-id", account, "--rate-limit=-1"}}
+	p1 := harness.StartProc(t, cfg)
+	s1 := harness.NewServer(t, p1, "sqlite")
+	a := enrollAgent(t, s1, "rollover", joinToken(t, s1, 1))
+	sshd := startSSHD(t, sshdOptions{dataDir: a.dir})
+	userA := world.userA
+	paths := agent.Paths{Dir: a.dir}
+	before, err := paths.LoadPublic()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	k1 := newKey(t)
+	push(t, s1.EIC(s1.Root), a.id, userA, k1)
+	sshd.wantLogin(t, userA, k1)
+
+	// Beside a running server the rotation refuses.
+	if code, out := kaginashiCmd(t, "server", "rotate-signing-key", "--data-dir", dataDir); code != 1 || !strings.Contains(out, "server is running") {
+		t.Fatalf("rotate-signing-key beside a running server: exit %d\n%s", code, out)
+	}
+	p1.Stop(t)
+	a.proc.WaitOutput(t, "disconnected from the server", 1, 10*time.Second)
+	code, out := kaginashiCmd(t, "server", "rotate-signing-key", "--data-dir", dataDir)
+	if code != 0 {
+		t.Fatalf("rotate-signing-key: exit %d\n%s", code, out)
+	}
+	m := regexp.MustCompile(`old (SHA256:\S+)\n\s+new (SHA256:\S+) `).FindStringSubmatch(out)
+	if m == nil || m[1] != agentproto.KeyID(before.SigningKey) || m[1] == m[2] {
+		t.Fatalf("rotate-signing-key said:\n%s\n(the agent pinned %s)", out, agentproto.KeyID(before.SigningKey))
+	}
+	newID := m[2]
+
+	cfg.Port = p1.Port
+	p2 := harness.StartProc(t, cfg)
+	t.Cleanup(func() { p2.Stop(t) })
+	s2 := harness.NewServer(t, p2, "sqlite")
+	a.waitConnected(t, 2)
+	a.proc.WaitOutput(t, "adopted the server's new record-signing key", 1, 10*time.Second)
+
+	k2 := newKey(t)
+	var lastErr error
+	waitFor(t, "a push after the rotation", 10*time.Second, func() bool {
+		_, lastErr = sendKey(s2.EIC(s2.Root), a.id, userA, k2)
+		return lastErr == nil
+	})
+	sshd.wantLogin(t, userA, k2)
+
+	after, err := paths.LoadPublic()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if agentproto.KeyID(after.SigningKey) != newID {
+		t.Fatalf("identity.json pins %s, want the new key %s", agentproto.KeyID(after.SigningKey), newID)
+	}
+	if len(after.RetiredSigningKeys) != 1 || !bytes.Equal(after.RetiredSigningKeys[0].Key, before.SigningKey) {
+		t.Fatalf("identity.json's retired keys: %+v, want the old key", after.RetiredSigningKeys)
+	}
+	if until := time.UnixMilli(after.RetiredSigningKeys[0].Until); until.Before(time.Now().Add(3*time.Minute)) || until.After(time.Now().Add(6*time.Minute)) {
+		t.Errorf("the old key is retired until %v, want about 5 minutes from now", until)
+	}
+	if after.InstanceID != before.InstanceID || after.ExpiryOption != before.ExpiryOption {
+		t.Errorf("identity.json lost fields: %+v, was %+v", after, before)
+	}
+	st, err := paths.ReadStatus()
+	if err != nil || st.SigningKey != newID || st.SigningKeyError != "" {
+		t.Errorf("status.json: %+v %v", st, err)
+	}
+	// k1's record, signed by the old key before the rotation, is still
+	// served while it lives: the old key is retired, not distrusted.
+	for _, r := range records(t, a.dir) {
+		if r.Fingerprint == k1.fp && time.Unix(r.ExpiresAt, 0).After(time.Now().Add(3*time.Second)) {
+			if out, _ := authorizedKeys(t, a.dir, userA, k1.fp); !strings.Contains(out, strings.Fields(k1.line)[1]) {
+				t.Errorf("authorized-keys no longer serves a live record of the retired key: %q", out)
+			}
+		}
+	}
+
+	// A record signed by a random key is refused, before and after.
+	k3 := newKey(t)
+	genuine := recordOf(t, a.dir, push(t, s2.EIC(s2.Root), a.id, userA, k3))
+	_, random, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k4 := newKey(t)
+	forged := genuine
+	forged.RequestID, forged.PublicKey, forged.Fingerprint = "forged-1", strings.Join(strings.Fields(k4.line)[:2], " "), k4.fp
+	if err := forged.Sign(random); err != nil {
+		t.Fatal(err)
+	}
+	writeRecords(t, a.dir, genuine, forged)
+	wantNoKeys(t, a.dir, userA, k4)
+	sshd.wantRefused(t, userA, k4)
+	sshd.wantLogin(t, userA, k3)
+
+	// The rotation is in the audit trail, with both keys and no secret.
+	evs, _, err := s2.OpenStore(t).LookupAudit(ctx, store.AuditFilter{EventName: "RotateSigningKey"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].ErrorCode != "" || evs[1].ErrorCode != "ServerRunning" ||
+		!strings.Contains(string(evs[0].Record), newID) || !strings.Contains(string(evs[0].Record), agentproto.KeyID(before.SigningKey)) {
+		for _, e := range evs {
+			t.Logf("%s", e.Record)
+		}
+		t.Fatalf("RotateSigningKey audit events: %d, want the rotation after the refusal", len(evs))
+	}
+}

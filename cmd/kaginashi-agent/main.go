@@ -25,12 +25,11 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
 	"github.com/kaginashi/kaginashi/internal/agent/hostinfo"
 	"github.com/kaginashi/kaginashi/internal/agentproto"
-	"github.com/kaginashi/kaginashi/internal/keyrecord"
+	"github.com/kaginashi/kaginashi/internal/authkeys"
 	"github.com/kaginashi/kaginashi/internal/sshdsetup"
 )
 
@@ -208,32 +207,18 @@ func inventory(sshdConfig, dataDir string) func(context.Context) agentproto.Inve
 	}
 }
 
-// authorizedKeys is sshd's AuthorizedKeysCommand. It never fails loudly:
-// any trouble means no keys (exit 0), with a message on stderr for sshd's
-// log.
+// authorizedKeys is sshd's AuthorizedKeysCommand: package authkeys, the
+// same code the small kaginashi-authorized-keys binary runs (which
+// setup-sshd prefers when it is installed next to this one). It never fails
+// loudly: any trouble means no keys (exit 0), with a message on stderr for
+// sshd's log.
 func authorizedKeys(args []string) int {
-	fs := flag.NewFlagSet("authorized-keys", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	dataDir := fs.String("data-dir", agent.DefaultDataDir, "agent state directory")
-	err := fs.Parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Println("usage: kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]")
-		return 0
-	}
-	if err != nil || fs.NArg() < 1 || fs.NArg() > 2 {
-		fmt.Fprintln(os.Stderr, "usage: kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]")
-		return 2
-	}
-	user, fp := fs.Arg(0), fs.Arg(1)
-	var provided []keyrecord.Record
-	err = agent.AuthorizedKeys(agent.Paths{Dir: *dataDir}, user, fp, time.Now(), os.Stdout, func(r keyrecord.Record) {
-		provided = append(provided, r)
+	return authkeys.Run(args, authkeys.Env{
+		Name:   "kaginashi-agent authorized-keys",
+		Stdout: os.Stdout, Stderr: os.Stderr,
+		// A test's own syslog socket; the host's /dev/log otherwise.
+		SyslogSocket: os.Getenv("KAGINASHI_SYSLOG_SOCKET"),
 	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "kaginashi-agent authorized-keys: %v\n", err)
-	}
-	logProvided(provided)
-	return 0
 }
 
 func setupSSHD(args []string) error {

@@ -26,16 +26,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/kaginashi/kaginashi/internal/authkeys"
 	"github.com/kaginashi/kaginashi/internal/keyrecord"
 )
 
 // DefaultDataDir is where a packaged agent keeps its state.
-const DefaultDataDir = "/var/lib/kaginashi-agent"
+const DefaultDataDir = authkeys.DefaultDataDir
 
 // Config is the agent's private state.
 type Config struct {
@@ -43,55 +43,20 @@ type Config struct {
 	InstanceID string `json:"instanceId"`
 }
 
-// Public is what the AuthorizedKeysCommand needs, and nothing secret.
-type Public struct {
-	InstanceID string `json:"instanceId"`
-	// SigningKey is the server's Ed25519 key, pinned at enrollment and
-	// replaced only by a key it endorsed (see agentproto.WalkChain).
-	SigningKey []byte `json:"signingKey"`
-	// RetiredSigningKeys are keys SigningKey replaced, still accepted
-	// until their Until (server time, Unix milliseconds): records signed
-	// just before the rotation live at most 60 s. The AuthorizedKeysCommand
-	// (internal/authkeys) reads this shape: do not change it.
-	RetiredSigningKeys []RetiredKey `json:"retiredSigningKeys,omitempty"`
-	// ClockSkewMillis is server time minus host time, as last measured.
-	ClockSkewMillis int64 `json:"clockSkewMillis"`
-	// ExpiryOption: sshd understands expiry-time="..." (OpenSSH 7.7+).
-	ExpiryOption bool `json:"expiryOption"`
-}
-
-// RetiredKey is a signing key replaced by a rotation, accepted until Until.
-type RetiredKey struct {
-	Key   []byte `json:"key"`   // Ed25519 public key (base64 std in JSON, like SigningKey)
-	Until int64  `json:"until"` // server time, Unix milliseconds
-}
+// Public is keys/identity.json, what the AuthorizedKeysCommand needs (and
+// nothing secret); RetiredKey one of its retired signing keys; Records is
+// keys/records.json. They are defined in internal/authkeys, the small
+// package the AuthorizedKeysCommand binary links, so the two always agree.
+type (
+	Public     = authkeys.Public
+	RetiredKey = authkeys.RetiredKey
+	Records    = authkeys.Records
+)
 
 // RetiredFor is how long a replaced signing key is still accepted: the
 // records it signed live at most keyrecord.MaxLifetime; the rest is margin
 // for clock error.
 const RetiredFor = 5 * time.Minute
-
-// VerifyRecord verifies a record against the pinned signing key or, if
-// that fails, a retired key still within its window at serverNow.
-func (p Public) VerifyRecord(r *keyrecord.Record, instanceID, user string, serverNow time.Time) error {
-	err := r.Verify(p.SigningKey, instanceID, user, serverNow)
-	if !errors.Is(err, keyrecord.ErrSignature) {
-		return err
-	}
-	for _, k := range p.RetiredSigningKeys {
-		if k.Until > serverNow.UnixMilli() && len(k.Key) == ed25519.PublicKeySize {
-			if r.Verify(k.Key, instanceID, user, serverNow) == nil {
-				return nil
-			}
-		}
-	}
-	return err
-}
-
-// Records is the persisted key records.
-type Records struct {
-	Records []keyrecord.Record `json:"records"`
-}
 
 // Paths of a data directory.
 type Paths struct{ Dir string }
@@ -250,34 +215,9 @@ func (p Paths) loadKey() (ed25519.PrivateKey, error) {
 	return ek, nil
 }
 
-// LoadPublic reads keys/identity.json.
-func (p Paths) LoadPublic() (Public, error) {
-	var pub Public
-	b, err := readBounded(p.public(), 64<<10)
-	if err != nil {
-		return pub, err
-	}
-	if err := json.Unmarshal(b, &pub); err != nil {
-		return pub, fmt.Errorf("%s: %w", p.public(), err)
-	}
-	if len(pub.SigningKey) != ed25519.PublicKeySize {
-		return pub, fmt.Errorf("%s: no valid signing key", p.public())
-	}
-	return pub, nil
-}
+// LoadPublic reads keys/identity.json (authkeys.LoadPublic).
+func (p Paths) LoadPublic() (Public, error) { return authkeys.LoadPublic(p.Dir) }
 
-// LoadRecords reads keys/records.json; a missing file is no records.
-func (p Paths) LoadRecords() ([]keyrecord.Record, error) {
-	b, err := readBounded(p.records(), 8<<20)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var rs Records
-	if err := json.Unmarshal(b, &rs); err != nil {
-		return nil, fmt.Errorf("%s: %w", p.records(), err)
-	}
-	return rs.Records, nil
-}
+// LoadRecords reads keys/records.json; a missing file is no records
+// (authkeys.LoadRecords).
+func (p Paths) LoadRecords() ([]keyrecord.Record, error) { return authkeys.LoadRecords(p.Dir) }

@@ -1,0 +1,224 @@
+// Package authkeys is kaginashi's AuthorizedKeysCommand: what sshd runs, as
+// an unprivileged user, on every login attempt, with a user name and a key
+// fingerprint the client chose. It reads the public part of the agent's
+// data directory (keys/identity.json and keys/records.json), verifies every
+// record again, and prints the active keys for that user.
+//
+// It is its own small package, linked into its own small binary
+// (cmd/kaginashi-authorized-keys) as well as into kaginashi-agent, for two
+// reasons:
+//
+//   - Start-up time. sshd waits for the command on every login, and a Go
+//     program's start-up grows with what it links: the runtime and the
+//     package initialisers of net/http, crypto/tls, x509, yamux, slog …
+//     cost kaginashi-agent ~1 ms more than an empty Go program, which is
+//     half of the 2 ms budget (docs/BENCHMARKS.md, "Host agent").
+//   - Attack surface. Code that attacker-chosen input reaches should be
+//     only the code that needs it: no network client, no TLS, no HTTP.
+//
+// So the imports are kept to the standard library's basics (os, bufio,
+// encoding/json, flag, syscall, time) and internal/keyrecord; authkeys_test
+// checks that list with `go list -deps`. Do not import internal/agent or
+// anything that pulls in net, crypto/tls or log/slog from here.
+package authkeys
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/keyrecord"
+)
+
+// Version is the build's version, set by the linker (-X) as
+// internal/agent.Version is for kaginashi-agent: setup-sshd installs this
+// binary only when it reports the same version as the agent next to it.
+var Version = "dev"
+
+// DefaultDataDir is where a packaged agent keeps its state (the same as
+// internal/agent.DefaultDataDir, which is defined from this).
+const DefaultDataDir = "/var/lib/kaginashi-agent"
+
+// Bounds of the files read: both are written by the agent (root), but the
+// command must never be made to allocate without limit.
+const (
+	maxPublic  = 64 << 10
+	maxRecords = 8 << 20
+)
+
+// Public is keys/identity.json: what the AuthorizedKeysCommand needs, and
+// nothing secret.
+type Public struct {
+	InstanceID string `json:"instanceId"`
+	// SigningKey is the server's Ed25519 key, pinned at enrollment (and
+	// replaced only by an endorsed rollover).
+	SigningKey []byte `json:"signingKey"`
+	// RetiredSigningKeys are keys SigningKey replaced, still accepted
+	// until their Until (server time, Unix milliseconds): records signed
+	// just before the rotation live at most 60 s. The agent daemon writes
+	// them (internal/agent, rollover); entries whose Until has passed are
+	// ignored. This shape is a contract between the two: do not change it.
+	RetiredSigningKeys []RetiredKey `json:"retiredSigningKeys,omitempty"`
+	// ClockSkewMillis is server time minus host time, as last measured.
+	ClockSkewMillis int64 `json:"clockSkewMillis"`
+	// ExpiryOption: sshd understands expiry-time="..." (OpenSSH 7.7+).
+	ExpiryOption bool `json:"expiryOption"`
+}
+
+// RetiredKey is a signing key accepted until a time on the server's clock.
+type RetiredKey struct {
+	Key   []byte `json:"key"`   // Ed25519 public key (base64 std in JSON, like signingKey)
+	Until int64  `json:"until"` // Unix milliseconds, server clock
+}
+
+// Records is keys/records.json: the active signed key records.
+type Records struct {
+	Records []keyrecord.Record `json:"records"`
+}
+
+// PublicPath and RecordsPath are the files under the data directory dir.
+func PublicPath(dir string) string  { return filepath.Join(dir, "keys", "identity.json") }
+func RecordsPath(dir string) string { return filepath.Join(dir, "keys", "records.json") }
+
+// LoadPublic reads keys/identity.json of the data directory dir.
+func LoadPublic(dir string) (Public, error) {
+	var pub Public
+	p := PublicPath(dir)
+	b, err := ReadBounded(p, maxPublic)
+	if err != nil {
+		return pub, err
+	}
+	if err := json.Unmarshal(b, &pub); err != nil {
+		return pub, &fileError{p, err}
+	}
+	if len(pub.SigningKey) != ed25519.PublicKeySize {
+		return pub, &fileError{p, errors.New("no valid signing key")}
+	}
+	return pub, nil
+}
+
+// LoadRecords reads keys/records.json of dir; a missing file is no records.
+func LoadRecords(dir string) ([]keyrecord.Record, error) {
+	p := RecordsPath(dir)
+	b, err := ReadBounded(p, maxRecords)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rs Records
+	if err := json.Unmarshal(b, &rs); err != nil {
+		return nil, &fileError{p, err}
+	}
+	return rs.Records, nil
+}
+
+// fileError names the file a decoding error is about (fmt.Errorf without
+// linking fmt's callers' worth of formatting: this is on the login path).
+type fileError struct {
+	path string
+	err  error
+}
+
+func (e *fileError) Error() string { return e.path + ": " + e.err.Error() }
+func (e *fileError) Unwrap() error { return e.err }
+
+// ReadBounded reads a file of at most max bytes.
+func ReadBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.Size() > max {
+		return nil, &fileError{path, errors.New("larger than " + strconv.FormatInt(max, 10) + " bytes")}
+	}
+	// One byte more than the size: a file that grew since Stat is read
+	// whole up to max, or refused, never cut silently.
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, &fileError{path, errors.New("larger than " + strconv.FormatInt(max, 10) + " bytes")}
+	}
+	return b, nil
+}
+
+// VerifyRecord checks r as keyrecord.Record.Verify does — well formed,
+// for instanceID and user (any user when user is ""), unexpired at
+// serverNow — with the signature made by the current signing key or, if
+// that fails, by a retired one whose Until is after serverNow. The error is
+// the current key's when no key verifies. (The agent daemon checks pushed
+// records with it too.)
+func (p Public) VerifyRecord(r *keyrecord.Record, instanceID, user string, serverNow time.Time) error {
+	err := r.Verify(p.SigningKey, instanceID, user, serverNow)
+	if !errors.Is(err, keyrecord.ErrSignature) {
+		return err
+	}
+	for _, k := range p.RetiredSigningKeys {
+		if k.Until > serverNow.UnixMilli() && len(k.Key) == ed25519.PublicKeySize {
+			if r.Verify(k.Key, instanceID, user, serverNow) == nil {
+				return nil
+			}
+		}
+	}
+	return err
+}
+
+// AuthorizedKeys writes to w the active, verified keys for user in the
+// agent data directory dir (only the one with fingerprint, when sshd
+// passes %f), each with its expiry-time, and nothing else. It reads what
+// the agent persisted, so it answers whether or not the agent daemon runs,
+// and verifies every record again against the pinned server key. provided
+// is told about each key printed, for the syslog line.
+//
+// No key is no output and no error: sshd then tries its other methods,
+// and nothing is logged as a failure (AWS's agent exits non-zero there and
+// fills logs with "status 22").
+func AuthorizedKeys(dir, user, fingerprint string, now time.Time, w io.Writer, provided func(keyrecord.Record)) error {
+	pub, err := LoadPublic(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // not enrolled: no keys
+	}
+	if err != nil {
+		return err
+	}
+	recs, err := LoadRecords(dir)
+	if err != nil {
+		return err
+	}
+	skew := time.Duration(pub.ClockSkewMillis) * time.Millisecond
+	serverNow := now.Add(skew)
+	bw := bufio.NewWriter(w)
+	for i := range recs {
+		r := &recs[i]
+		// user and fingerprint come from the client (through sshd): they
+		// are only ever compared, never printed or logged.
+		if r.OSUser != user || (fingerprint != "" && r.Fingerprint != fingerprint) {
+			continue
+		}
+		if pub.VerifyRecord(r, pub.InstanceID, user, serverNow) != nil {
+			continue
+		}
+		if _, err := bw.WriteString(r.AuthorizedKeysLine(-skew, pub.ExpiryOption) + "\n"); err != nil {
+			return err
+		}
+		if provided != nil {
+			provided(*r)
+		}
+	}
+	return bw.Flush()
+}

@@ -253,6 +253,15 @@ await step('IAM: create a user with tags, password and an access key; attach the
   assert(/^[A-Za-z0-9/+]{40}$/.test(secret), `secret access key shown: ${secret}`);
   await page.locator('table a', { hasText: 'alice' }).waitFor();
   await attach('alice', 'EC2InstanceConnect-Allow-AllInstances');
+  // As AWS's console: a Type column, and a picker grouped and filtered by type.
+  const attached = page.locator('tr', { has: page.locator('a', { hasText: 'EC2InstanceConnect-Allow-AllInstances' }) });
+  const type = await attached.locator('[data-policy-type]').innerText();
+  assert(type === 'Customer managed', `the attached policy's type: ${type}`);
+  const picker = page.getByLabel('Attach a policy');
+  assert((await picker.locator('optgroup[label="AWS managed"] > option', { hasText: /^AdministratorAccess$/ }).count()) === 1, 'AdministratorAccess is not under "AWS managed" in the picker');
+  await page.getByLabel('Policy type').selectOption('AWS managed');
+  assert((await picker.locator('optgroup[label="Customer managed"]').count()) === 0, 'the type filter left customer managed policies in the picker');
+  assert((await picker.locator('optgroup[label="AWS managed"] > option').count()) > 0, 'the type filter emptied the picker');
   await page.locator('.chip', { hasText: 'team=web' }).waitFor();
   await page.getByText('The user has a console password').waitFor();
   await shot(page, '05-user');

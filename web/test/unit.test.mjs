@@ -19,6 +19,7 @@ export { parseCast } from ${JSON.stringify(path.join(web, 'src/asciicast.ts'))};
 export { get, str, list, listOf, tagMap, tagParams, memberParams, policyDocument } from ${JSON.stringify(path.join(web, 'src/aws.ts'))};
 export { safeNext } from ${JSON.stringify(path.join(web, 'src/app.ts'))};
 export { base32Seed } from ${JSON.stringify(path.join(web, 'src/pages/mfa.ts'))};
+export { policyType } from ${JSON.stringify(path.join(web, 'src/policytype.ts'))};
 `;
 await esbuild.build({
   stdin: { contents: entry, resolveDir: web, loader: 'ts' },
@@ -145,4 +146,14 @@ test('base32Seed reads the AWS base64-wrapped seed and a plain one', () => {
   const b32 = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP';
   assert.equal(m.base32Seed(Buffer.from(b32).toString('base64')), b32);
   assert.equal(m.base32Seed(b32), b32);
+});
+
+test('policyType tells AWS managed policies from the account\'s own, by ARN', () => {
+  assert.equal(m.policyType('arn:aws:iam::aws:policy/AdministratorAccess'), 'AWS managed');
+  assert.equal(m.policyType('arn:aws:iam::aws:policy/job-function/ViewOnlyAccess'), 'AWS managed');
+  assert.equal(m.policyType('arn:aws-cn:iam::aws:policy/ReadOnlyAccess'), 'AWS managed');
+  // An account's own policy may bear an AWS policy's name, or "aws" in its path.
+  assert.equal(m.policyType('arn:aws:iam::123456789012:policy/AdministratorAccess'), 'Customer managed');
+  assert.equal(m.policyType('arn:aws:iam::123456789012:policy/aws/x'), 'Customer managed');
+  assert.equal(m.policyType(''), 'Customer managed');
 });

@@ -4,6 +4,7 @@ import type { PageCtx } from '../app';
 import { h, field, notice, replace, table, formatTime } from '../dom';
 import { get, listOf, str } from '../aws';
 import { pageHead, crumbs, section, act, dangerButton, inlineForm } from '../ui';
+import { policyPicker, policyTypeBadge } from '../policytype';
 
 export function groupsPage(ctx: PageCtx): void {
   const api = ctx.app.api;
@@ -78,12 +79,13 @@ export function groupPage(ctx: PageCtx): void {
     const [att, all] = await Promise.all([api.aws('iam', 'ListAttachedGroupPolicies', { GroupName: groupName }), api.aws('iam', 'ListPolicies', { MaxItems: '1000' }).catch(() => ({}))]);
     const ps = listOf(att, 'AttachedPolicies', 'Policies');
     const have = new Set(ps.map((p) => str(p, 'PolicyArn', 'PolicyARN')));
-    const pick = h('select', null, h('option', { value: '' }, 'Choose a policy…'), listOf(all, 'Policies').filter((p) => !have.has(str(p, 'Arn', 'ARN'))).map((p) => h('option', { value: str(p, 'Arn', 'ARN') }, str(p, 'PolicyName'))));
+    const { pick, filter } = policyPicker(listOf(all, 'Policies').filter((p) => !have.has(str(p, 'Arn', 'ARN'))));
     body.append(
       table(
         'Attached policies',
         [
           { header: 'Policy', cell: (p) => h('a', { href: `/console/iam/policies/view?arn=${encodeURIComponent(str(p, 'PolicyArn', 'PolicyARN'))}` }, str(p, 'PolicyName')) },
+          { header: 'Type', cell: (p) => policyTypeBadge(str(p, 'PolicyArn', 'PolicyARN')) },
           { header: 'Actions', cell: (p) => dangerButton('Detach', `Detach ${str(p, 'PolicyName')} from ${groupName}?`, () => void act(out, () => api.aws('iam', 'DetachGroupPolicy', { GroupName: groupName, PolicyArn: str(p, 'PolicyArn', 'PolicyARN') })).then((ok) => { if (ok) void reload(); })) },
         ],
         ps,
@@ -93,6 +95,7 @@ export function groupPage(ctx: PageCtx): void {
         async () => {
           if (pick.value && (await act(out, () => api.aws('iam', 'AttachGroupPolicy', { GroupName: groupName, PolicyArn: pick.value })))) await reload();
         },
+        field('Policy type', filter),
         field('Attach a policy', pick),
         h('button', { type: 'submit', class: 'primary' }, 'Attach policy'),
       ),

@@ -22,6 +22,7 @@ export function policiesPage(ctx: PageCtx): void {
             { header: 'Description', cell: (p) => str(p, 'Description') || h('span', { class: 'muted' }, '—') },
             { header: 'Default version', cell: (p) => str(p, 'DefaultVersionId', 'DefaultVersionID') },
             { header: 'Attachments', cell: (p) => str(p, 'AttachmentCount') || '0' },
+            { header: 'Boundary uses', cell: (p) => str(p, 'PermissionsBoundaryUsageCount') || '0' },
             { header: 'Updated', cell: (p) => formatTime(str(p, 'UpdateDate')) },
           ],
           ps,

@@ -7,6 +7,7 @@ import { h, field, notice, replace, table, formatTime, button } from '../dom';
 import { get, list, listOf, str, tagMap, tagParams } from '../aws';
 import { pageHead, crumbs, section, act, dangerButton, parseTags, secretOnce, inlineForm } from '../ui';
 import { mfaSection } from './mfa';
+import { policyPicker, policyTypeBadge } from '../policytype';
 
 export function usersPage(ctx: PageCtx): void {
   const api = ctx.app.api;
@@ -146,13 +147,14 @@ export function userPage(ctx: PageCtx): void {
     const att = listOf(attached, 'AttachedPolicies', 'Policies');
     const attachedArns = new Set(att.map((p) => str(p, 'PolicyArn', 'PolicyARN')));
     const choices = listOf(all, 'Policies').filter((p) => !attachedArns.has(str(p, 'Arn', 'ARN')));
-    const pick = h('select', { name: 'policyArn' }, h('option', { value: '' }, 'Choose a policy…'), choices.map((p) => h('option', { value: str(p, 'Arn', 'ARN') }, str(p, 'PolicyName'))));
+    const { pick, filter } = policyPicker(choices, { name: 'policyArn' });
     body.append(
       h('h3', null, 'Managed policies'),
       table(
         'Attached managed policies',
         [
           { header: 'Policy', cell: (p) => h('a', { href: `/console/iam/policies/view?arn=${encodeURIComponent(str(p, 'PolicyArn', 'PolicyARN'))}` }, str(p, 'PolicyName')) },
+          { header: 'Type', cell: (p) => policyTypeBadge(str(p, 'PolicyArn', 'PolicyARN')) },
           { header: 'ARN', cell: (p) => h('code', null, str(p, 'PolicyArn', 'PolicyARN')) },
           {
             header: 'Actions',
@@ -172,6 +174,7 @@ export function userPage(ctx: PageCtx): void {
           }
           if (await act(out, () => api.aws('iam', 'AttachUserPolicy', { UserName: userName, PolicyArn: pick.value }))) await reload();
         },
+        field('Policy type', filter),
         field('Attach a policy', pick),
         h('button', { type: 'submit', class: 'primary' }, 'Attach policy'),
         h('a', { href: '/console/iam/policies/new', class: 'small' }, 'Create a policy'),

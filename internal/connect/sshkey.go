@@ -75,8 +75,12 @@ func ParsePublicKey(s string) (*PublicKey, error) {
 	if len(s) < minKeyLen || len(s) > maxKeyLen {
 		return nil, fmt.Errorf("SSHPublicKey must be %d to %d characters, not %d", minKeyLen, maxKeyLen, len(s))
 	}
-	line := strings.TrimSuffix(s, "\n")
-	line = strings.TrimSuffix(line, "\r")
+	// One line end may follow the key: "\n", or "\r\n" from a file saved
+	// on Windows. A lone "\r" is a control character like any other.
+	line, ok := strings.CutSuffix(s, "\r\n")
+	if !ok {
+		line = strings.TrimSuffix(s, "\n")
+	}
 	for _, r := range line {
 		if r < 0x20 || r == 0x7f {
 			return nil, errors.New("SSH Public key is invalid: it contains a control character or a second line")

@@ -33,6 +33,7 @@ func TestParsePublicKey(t *testing.T) {
 		"ed25519":                    ed,
 		"ed25519 with comment":       ed + " alice@laptop",
 		"trailing newline (file://)": ed + " c\n",
+		"trailing CRLF (a Windows file://)": ed + " c\r\n",
 		"ecdsa p256":                 authorizedKey(t, &ec256.PublicKey),
 		"ecdsa p521":                 authorizedKey(t, &ec521.PublicKey),
 		"rsa 2048":                   authorizedKey(t, &rsa2048.PublicKey),
@@ -56,6 +57,9 @@ func TestParsePublicKey(t *testing.T) {
 		"from option":     `from="10.0.0.1" ` + ed,
 		"second line":     ed + "\n" + ed,
 		"carriage return": ed + "\rssh-rsa AAAA",
+		// A lone CR is a control character, not a line end.
+		"trailing carriage return": ed + "\r",
+		"two trailing newlines":    ed + "\n\n",
 		"nul byte":        ed + "\x00",
 		"type mismatch":   strings.Replace(ed, "ssh-ed25519", "ssh-rsa", 1),
 		"not base64":      "ssh-ed25519 !!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!! x",

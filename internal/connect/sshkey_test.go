@@ -30,13 +30,13 @@ func TestParsePublicKey(t *testing.T) {
 	ed := authorizedKey(t, edPub)
 
 	good := map[string]string{
-		"ed25519":                    ed,
-		"ed25519 with comment":       ed + " alice@laptop",
-		"trailing newline (file://)": ed + " c\n",
+		"ed25519":                           ed,
+		"ed25519 with comment":              ed + " alice@laptop",
+		"trailing newline (file://)":        ed + " c\n",
 		"trailing CRLF (a Windows file://)": ed + " c\r\n",
-		"ecdsa p256":                 authorizedKey(t, &ec256.PublicKey),
-		"ecdsa p521":                 authorizedKey(t, &ec521.PublicKey),
-		"rsa 2048":                   authorizedKey(t, &rsa2048.PublicKey),
+		"ecdsa p256":                        authorizedKey(t, &ec256.PublicKey),
+		"ecdsa p521":                        authorizedKey(t, &ec521.PublicKey),
+		"rsa 2048":                          authorizedKey(t, &rsa2048.PublicKey),
 	}
 	for name, s := range good {
 		t.Run(name, func(t *testing.T) {
@@ -60,13 +60,13 @@ func TestParsePublicKey(t *testing.T) {
 		// A lone CR is a control character, not a line end.
 		"trailing carriage return": ed + "\r",
 		"two trailing newlines":    ed + "\n\n",
-		"nul byte":        ed + "\x00",
-		"type mismatch":   strings.Replace(ed, "ssh-ed25519", "ssh-rsa", 1),
-		"not base64":      "ssh-ed25519 !!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!! x",
-		"dsa":             "ssh-dss " + strings.Repeat("A", 100),
-		"certificate":     "ssh-ed25519-cert-v01@openssh.com " + strings.Repeat("A", 100),
-		"too long":        ed + " " + strings.Repeat("x", 4096),
-		"only type":       "ssh-ed25519" + strings.Repeat(" ", 80),
+		"nul byte":                 ed + "\x00",
+		"type mismatch":            strings.Replace(ed, "ssh-ed25519", "ssh-rsa", 1),
+		"not base64":               "ssh-ed25519 !!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!!notbase64!!!! x",
+		"dsa":                      "ssh-dss " + strings.Repeat("A", 100),
+		"certificate":              "ssh-ed25519-cert-v01@openssh.com " + strings.Repeat("A", 100),
+		"too long":                 ed + " " + strings.Repeat("x", 4096),
+		"only type":                "ssh-ed25519" + strings.Repeat(" ", 80),
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {

@@ -237,46 +237,48 @@ func setupSSHD(args []string) error {
 	if self, err = filepath.EvalSymlinks(self); err != nil {
 		return err
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	marker := filepath.Join(*dataDir, "sshd-setup", "installed-command")
+	command := self
 	if !*remove {
+		// The small kaginashi-authorized-keys when it sits next to this
+		// binary (same build), else this binary: same arguments, same keys.
+		pick := sshdsetup.PickCommand(ctx, self, agent.Version)
+		command = pick.Path
+		verb := "using"
+		if *dryRun {
+			verb = "would use"
+		}
+		fmt.Printf("AuthorizedKeysCommand: %s %s (%s)\n", verb, command, pick.Why)
 		// sshd runs an AuthorizedKeysCommand only from a root-owned path
-		// with no group- or world-writable component: when this binary
-		// is not in one (say, downloaded to /tmp), install a copy there.
-		if _, perr := sshdsetup.CheckCommandPath(self); perr != nil {
+		// with no group- or world-writable component: when the binary is
+		// not in one (say, downloaded to /tmp), install a copy there.
+		if _, perr := sshdsetup.CheckCommandPath(command); perr != nil {
+			dst := filepath.Join(installDir, filepath.Base(command))
 			if *dryRun {
-				fmt.Printf("would install %s as %s (%v)\n", self, installedCommand, perr)
+				fmt.Printf("would install %s as %s (%v)\n", command, dst, perr)
 			} else {
-				if err := installCopy(self, installedCommand); err != nil {
-					return fmt.Errorf("installing the agent where sshd accepts it: %w", err)
+				if err := installCopy(command, dst); err != nil {
+					return fmt.Errorf("installing %s where sshd accepts it: %w", filepath.Base(command), err)
 				}
-				if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+				if err := recordInstalled(marker, dst); err != nil {
 					return err
 				}
-				if err := os.WriteFile(marker, []byte(installedCommand+"\n"), 0o600); err != nil {
-					return err
-				}
-				fmt.Printf("installed %s as %s (sshd refuses the original's path: %v)\n", self, installedCommand, perr)
+				fmt.Printf("installed %s as %s (sshd refuses the original's path: %v)\n", command, dst, perr)
 			}
-			self = installedCommand
+			command = dst
 		}
 	}
 	o := sshdsetup.Options{
-		ConfigPath: *config, CommandPath: self, CommandArgs: []string{"authorized-keys", "--data-dir", *dataDir},
+		ConfigPath: *config, CommandPath: command, CommandArgs: []string{"authorized-keys", "--data-dir", *dataDir},
 		StateDir: filepath.Join(*dataDir, "sshd-setup"), DryRun: *dryRun,
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	var rep *sshdsetup.Report
 	if *remove {
 		rep, err = sshdsetup.Remove(ctx, o)
 		if err == nil && !*dryRun {
-			// The copy setup-sshd installed, if it did.
-			if b, rerr := os.ReadFile(marker); rerr == nil && strings.TrimSpace(string(b)) == installedCommand {
-				if rmErr := os.Remove(installedCommand); rmErr == nil || os.IsNotExist(rmErr) {
-					_ = os.Remove(filepath.Dir(installedCommand))
-					_ = os.Remove(marker)
-				}
-			}
+			removeInstalled(marker)
 		}
 	} else {
 		rep, err = sshdsetup.Setup(ctx, o)
@@ -287,9 +289,61 @@ func setupSSHD(args []string) error {
 	return err
 }
 
-// installedCommand is where setup-sshd installs the agent when sshd would
-// refuse to run it from where it is.
-const installedCommand = "/usr/local/libexec/kaginashi/kaginashi-agent"
+// installDir is where setup-sshd installs the AuthorizedKeysCommand binary
+// when sshd would refuse to run it from where it is.
+const installDir = "/usr/local/libexec/kaginashi"
+
+// installable are the only files setup-sshd installs, and so the only
+// ones --remove deletes, whatever the marker file says.
+var installable = [...]string{installDir + "/" + sshdsetup.AgentBinary, installDir + "/" + sshdsetup.AKCBinary}
+
+// recordInstalled adds dst to the marker file (one path a line), for
+// --remove.
+func recordInstalled(marker, dst string) error {
+	if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
+		return err
+	}
+	have := installedPaths(marker)
+	for _, p := range have {
+		if p == dst {
+			return nil
+		}
+	}
+	return os.WriteFile(marker, []byte(strings.Join(append(have, dst), "\n")+"\n"), 0o600)
+}
+
+// installedPaths reads the marker: the copies setup-sshd installed (an
+// older agent wrote one line, the agent's copy).
+func installedPaths(marker string) []string {
+	b, err := os.ReadFile(marker)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, ok := range installable {
+			if strings.TrimSpace(l) == ok {
+				out = append(out, ok)
+			}
+		}
+	}
+	return out
+}
+
+// removeInstalled deletes the copies setup-sshd installed, then their
+// directory if empty, then the marker.
+func removeInstalled(marker string) {
+	left := false
+	for _, p := range installedPaths(marker) {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			left = true
+		}
+	}
+	if !left {
+		_ = os.Remove(installDir) // only if empty
+		_ = os.Remove(marker)
+	}
+}
 
 // installCopy copies the binary src to dst (root-owned, 0755, in a 0755
 // directory) through a temporary file and a rename, so sshd never runs a
@@ -306,7 +360,7 @@ func installCopy(src, dst string) error {
 		return err
 	}
 	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".kaginashi-agent-*")
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+"-*")
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ func TestInspectHandWired(t *testing.T) {
 	}{
 		{"global", "AuthorizedKeysCommand /usr/local/bin/kaginashi-agent authorized-keys %u %f\nAuthorizedKeysCommandUser kaginashi\n", true},
 		{"with data dir", "AuthorizedKeysCommand /opt/k/kaginashi-agent authorized-keys --data-dir /srv/k %u %f\nAuthorizedKeysCommandUser nobody\n", true},
+		{"the small binary", "AuthorizedKeysCommand /opt/k/kaginashi-authorized-keys authorized-keys --data-dir /srv/k %u %f\nAuthorizedKeysCommandUser nobody\n", true},
+		{"the small binary without the subcommand word", "AuthorizedKeysCommand /opt/k/kaginashi-authorized-keys --data-dir /srv/k %u %f\nAuthorizedKeysCommandUser nobody\n", false},
 		{"no command user", "AuthorizedKeysCommand /usr/local/bin/kaginashi-agent authorized-keys %u %f\n", false},
 		{"another subcommand", "AuthorizedKeysCommand /usr/local/bin/kaginashi-agent run %u\nAuthorizedKeysCommandUser nobody\n", false},
 		{"another program", "AuthorizedKeysCommand /usr/bin/sss_ssh_authorizedkeys %u\nAuthorizedKeysCommandUser nobody\n", false},

@@ -1,10 +1,14 @@
 // Package sshdsetup configures the distribution's own OpenSSH server for
 // kaginashi, and undoes it exactly.
 //
-// sshd is told to ask kaginashi-agent for a user's keys:
+// sshd is told to ask kaginashi for a user's keys:
 //
-//	AuthorizedKeysCommand <agent> <args...> %u %f
+//	AuthorizedKeysCommand <command> <args...> %u %f
 //	AuthorizedKeysCommandUser kaginashi
+//
+// where <command> is the small kaginashi-authorized-keys binary when it is
+// installed next to the agent (PickCommand), else kaginashi-agent itself;
+// <args> are "authorized-keys --data-dir DIR" for both.
 //
 // Where those two lines go depends on the distribution's sshd_config:
 //
@@ -466,10 +470,10 @@ func fillState(st *State, o *Options, a *analysis) {
 }
 
 // isAgentCommand: d is a global AuthorizedKeysCommand that runs
-// `kaginashi-agent authorized-keys`.
+// `kaginashi-agent authorized-keys` or `kaginashi-authorized-keys
+// authorized-keys`.
 func isAgentCommand(d *Directive) bool {
-	return d != nil && d.Global() && len(d.args) >= 2 &&
-		path.Base(d.args[0]) == "kaginashi-agent" && d.args[1] == "authorized-keys"
+	return d != nil && d.Global() && IsAuthorizedKeysCommand(d.args)
 }
 
 // record is what Setup leaves in StateDir for Remove.

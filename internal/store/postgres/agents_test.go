@@ -113,7 +113,7 @@ func TestUpgradeFrom0001(t *testing.T) {
 		Scan(&versions, &names); err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(versions, []int32{1, 2, 3, 4, 5}) || !reflect.DeepEqual(names, []string{"0001_init.sql", "0002_agents.sql", "0003_mfa.sql", "0004_inventory_generation.sql", "0005_agent_sessions.sql"}) {
+	if !reflect.DeepEqual(versions, []int32{1, 2, 3, 4, 5, 6}) || !reflect.DeepEqual(names, []string{"0001_init.sql", "0002_agents.sql", "0003_mfa.sql", "0004_inventory_generation.sql", "0005_agent_sessions.sql", "0006_agent_ca.sql"}) {
 		t.Fatalf("schema_migrations after upgrade: %v %v", versions, names)
 	}
 }

@@ -111,7 +111,7 @@ func TestUpgradeFrom0001(t *testing.T) {
 		FROM (SELECT version, name FROM schema_migrations ORDER BY version)`).Scan(&versions, &names); err != nil {
 		t.Fatal(err)
 	}
-	if versions != "1,2,3,4,5" || names != "0001_init.sql,0002_agents.sql,0003_mfa.sql,0004_inventory_generation.sql,0005_agent_sessions.sql" {
+	if versions != "1,2,3,4,5,6" || names != "0001_init.sql,0002_agents.sql,0003_mfa.sql,0004_inventory_generation.sql,0005_agent_sessions.sql,0006_agent_ca.sql" {
 		t.Fatalf("schema_migrations after upgrade: %s / %s", versions, names)
 	}
 }

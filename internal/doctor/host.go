@@ -232,7 +232,7 @@ func sshdChecks(ctx context.Context, o HostOptions) []Check {
 			where = fmt.Sprintf("by hand, %s:%d", akc.File, akc.Line)
 		}
 		checks = append(checks, ok("sshd-wired", "AuthorizedKeysCommand %s (%s)", akc.Value, where))
-	case akc != nil && strings.Contains(akc.Value, "kaginashi-agent"):
+	case akc != nil && (strings.Contains(akc.Value, "kaginashi-agent") || strings.Contains(akc.Value, sshdsetup.AKCBinary)):
 		checks = append(checks, ok("sshd-wired", "AuthorizedKeysCommand %s (%s:%d)", akc.Value, akc.File, akc.Line))
 	case akc != nil:
 		return append(checks, fail("sshd-wired",

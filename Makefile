@@ -12,12 +12,15 @@ LDFLAGS := -s -w -X github.com/kaginashi/kaginashi/internal/cli.Version=$(VERSIO
 
 all: build
 
-# The agent is static (no cgo): one file to copy to any Linux host, and sshd
-# starts it on every login, so it must load fast.
+# The agent is static (no cgo): one file to copy to any Linux host. Next to
+# it, kaginashi-authorized-keys: the AuthorizedKeysCommand alone, which sshd
+# starts on every login, so it links as little as possible to load fast
+# (setup-sshd picks it when both carry the same version).
 build:
 	@scripts/deps.sh build
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/kaginashi ./cmd/kaginashi
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X github.com/kaginashi/kaginashi/internal/agent.Version=$(VERSION)' -o bin/kaginashi-agent ./cmd/kaginashi-agent
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X github.com/kaginashi/kaginashi/internal/authkeys.Version=$(VERSION)' -o bin/kaginashi-authorized-keys ./cmd/kaginashi-authorized-keys
 
 # The main job on the embedded default: kaginashi dev — the server on
 # SQLite, an enrolled agent, a private sshd on a loopback port and a console

@@ -182,7 +182,7 @@ MD
     function yn(s) { if (s ~ /\*\*yes\*\*/) return "yes"; if (s ~ /\*\*no\*\*/) return "no"; return "?" }
     /^### 1\./ { part = 1 } /^### 2\./ { part = 2 } /^### 3\./ { part = 3 } /^#### / { part = 0 }
     /^### 4\./ { part = 4; split($0, w, " "); agents = w[3] }
-    part == 1 && /^\| kaginashi-agent authorized-keys USER FINGERPRINT — a key served \(as sshd/ { a50 = t($4); a99 = t($6); r50 = t($8); r99 = t($9) }
+    part == 1 && /^\| kaginashi-[a-z-]+ authorized-keys USER FINGERPRINT — a key served \(as sshd/ { a50 = t($4); a99 = t($6); r50 = t($8); r99 = t($9) }
     part == 1 && /^\| baseline: static empty Go binary/ { e50 = t($4); e99 = t($6) }
     part == 1 && /^\*\*Goal met:\*\*/ { s = $0; sub(/ for the served key.*/, "", s); printf "| AuthorizedKeysCommand per call (#4) | p50 ≤ 2 ms, p99 ≤ 5 ms | p50 %s ms, p99 %s ms | static empty Go binary: p50 %s ms, p99 %s ms | p50 %s, p99 %s | %s |\n", a50, a99, e50, e99, r50, r99, yn(s) }
     part == 2 && /^\| kaginashi-agent run \(connected, idle\)/ { rss = t($3); cpu = t($8) }

@@ -25,14 +25,19 @@ type execCase struct {
 
 // authKeysResult is part 1's outcome.
 type authKeysResult struct {
-	cases      []*execCase
-	records    int // active records in the data directory
-	users      int
-	agentSize  int64
-	emptySize  int64
-	syslogSeen int64
-	other      float64 // other processes' CPU during the run, cores
-	wall       time.Duration
+	cases []*execCase
+	// The cases the report singles out: what setup-sshd installs (the
+	// goal's subject) with and without its syslog line, and the baselines.
+	served, logged, base, tru *execCase
+	installed                 string // the binary setup-sshd picks, for the report
+	records                   int    // active records in the data directory
+	users                     int
+	agentSize, akcSize        int64
+	emptySize                 int64
+	syslogSeen                int64
+	syslogCalls               int     // calls that logged, warm-up included
+	other                     float64 // other processes' CPU during the run, cores
+	wall                      time.Duration
 }
 
 // keyFixture is what part 1 pushes: records for a few users, the asked
@@ -42,8 +47,10 @@ var fixtureUsers = []string{"ec2-user", "admin", "ubuntu", "centos", "deploy"}
 const askedUser = "ec2-user"
 
 // benchAuthKeys pushes ~10 records through the API to the real agent,
-// then execs `kaginashi-agent authorized-keys` the way sshd does — as
-// nobody, with a clean environment, stdout read through a pipe — n times,
+// then execs the AuthorizedKeysCommand the way sshd does — as nobody, with
+// a clean environment, stdout read through a pipe — n times: the small
+// kaginashi-authorized-keys that setup-sshd installs and `kaginashi-agent
+// authorized-keys` (its fallback, the same code in the whole agent),
 // interleaved with the baselines: a static empty Go binary and /bin/true.
 func benchAuthKeys(ctx context.Context, e *env, n int) (*authKeysResult, error) {
 	res := &authKeysResult{users: len(fixtureUsers)}
@@ -119,17 +126,33 @@ func benchAuthKeys(ctx context.Context, e *env, n int) (*authKeysResult, error) 
 		}
 		return nil
 	}
-	ak := []string{e.agentBin, "authorized-keys", "--data-dir", e.agent.dir}
-	res.cases = []*execCase{
-		{name: "kaginashi-agent authorized-keys USER FINGERPRINT — a key served (as sshd calls it; no syslog daemon, as in part 3)",
-			argv: append(append([]string(nil), ak...), askedUser, asked[0].fp), env: cleanEnv, check: wantKey(asked[0], askedReq[0])},
-		{name: "the same, logging its syslog line to a socket",
-			argv: append(append([]string(nil), ak...), askedUser, asked[0].fp), env: append(cleanEnv, "KAGINASHI_SYSLOG_SOCKET="+sock), check: wantKey(asked[0], askedReq[0])},
-		{name: "kaginashi-agent authorized-keys USER FINGERPRINT — no key for that user",
-			argv: append(append([]string(nil), ak...), "nokeys", asked[0].fp), env: cleanEnv, check: wantNothing},
-		{name: "baseline: static empty Go binary", argv: []string{e.emptyBin}, env: cleanEnv, check: wantNothing},
-		{name: "baseline: /bin/true", argv: []string{"/bin/true"}, env: cleanEnv, check: wantNothing},
+	type binary struct {
+		label string // as the table names it
+		argv  []string
 	}
+	small := binary{"kaginashi-authorized-keys authorized-keys", []string{e.akcBin, "authorized-keys", "--data-dir", e.agent.dir}}
+	whole := binary{"kaginashi-agent authorized-keys", []string{e.agentBin, "authorized-keys", "--data-dir", e.agent.dir}}
+	with := func(b binary, more ...string) []string { return append(append([]string(nil), b.argv...), more...) }
+	cases := func(b binary, role string) []*execCase {
+		return []*execCase{
+			{name: b.label + " USER FINGERPRINT — a key served (" + role + "; no syslog daemon, as in part 3)",
+				argv: with(b, askedUser, asked[0].fp), env: cleanEnv, check: wantKey(asked[0], askedReq[0])},
+			{name: "the same, logging its syslog line to a socket",
+				argv: with(b, askedUser, asked[0].fp), env: append(cleanEnv, "KAGINASHI_SYSLOG_SOCKET="+sock), check: wantKey(asked[0], askedReq[0])},
+			{name: b.label + " USER FINGERPRINT — no key for that user",
+				argv: with(b, "nokeys", asked[0].fp), env: cleanEnv, check: wantNothing},
+		}
+	}
+	// The report's goal verdict is on what setup-sshd has sshd run.
+	first, second := cases(small, "as sshd calls it: what setup-sshd installs"), cases(whole, "setup-sshd's fallback")
+	res.installed = e.akc.Path
+	if !e.akc.Small {
+		first, second = cases(whole, "as sshd calls it: what setup-sshd installs here"), cases(small, "not picked by setup-sshd here")
+	}
+	res.served, res.logged = first[0], first[1]
+	res.base = &execCase{name: "baseline: static empty Go binary", argv: []string{e.emptyBin}, env: cleanEnv, check: wantNothing}
+	res.tru = &execCase{name: "baseline: /bin/true", argv: []string{"/bin/true"}, env: cleanEnv, check: wantNothing}
+	res.cases = append(append(first, second...), res.base, res.tru)
 	cred, err := nobody()
 	if err != nil {
 		return nil, err
@@ -187,6 +210,10 @@ func benchAuthKeys(ctx context.Context, e *env, n int) (*authKeysResult, error) 
 	if fi, err := os.Stat(e.agentBin); err == nil {
 		res.agentSize = fi.Size()
 	}
+	if fi, err := os.Stat(e.akcBin); err == nil {
+		res.akcSize = fi.Size()
+	}
+	res.syslogCalls = len(first[1].times) + len(second[1].times) + 2*50
 	if fi, err := os.Stat(e.emptyBin); err == nil {
 		res.emptySize = fi.Size()
 	}

@@ -34,6 +34,7 @@ import (
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
+	"github.com/kaginashi/kaginashi/internal/sshdsetup"
 )
 
 type config struct {
@@ -52,10 +53,14 @@ type config struct {
 type env struct {
 	root, work, safe             string
 	agentBin, emptyBin, sleepBin string
-	server                       *child
-	api                          *api
-	agent                        *hostAgent
-	nofile                       uint64
+	akcBin                       string // kaginashi-authorized-keys, next to agentBin
+	// akc is what setup-sshd has sshd run for agentBin
+	// (sshdsetup.PickCommand): akcBin when it pairs with the agent.
+	akc    sshdsetup.Command
+	server *child
+	api    *api
+	agent  *hostAgent
+	nofile uint64
 }
 
 func (e *env) agentPaths() agent.Paths { return agent.Paths{Dir: e.agent.dir} }
@@ -168,6 +173,14 @@ func run(ctx context.Context, cfg config) error {
 		if err := goBuild(root, e.agentBin, "./cmd/kaginashi-agent"); err != nil {
 			return err
 		}
+		e.akcBin = filepath.Join(bin, sshdsetup.AKCBinary)
+		if err := goBuild(root, e.akcBin, "./cmd/kaginashi-authorized-keys"); err != nil {
+			return err
+		}
+		// Built alike, both report the same version: setup-sshd picks the
+		// small one, and the goals are judged on what it picks.
+		e.akc = sshdsetup.PickCommand(ctx, e.agentBin, agent.Version)
+		progress("setup-sshd would have sshd run %s (%s)", e.akc.Path, e.akc.Why)
 		if err := buildProgram(e.work, e.emptyBin, "empty", emptySrc); err != nil {
 			return err
 		}

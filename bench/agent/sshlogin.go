@@ -83,7 +83,7 @@ func startSSHD(e *env, staticKey sshKey) (*sshdProc, error) {
 		"KbdInteractiveAuthentication no",
 		"PermitRootLogin prohibit-password",
 		"AuthorizedKeysFile " + static,
-		"AuthorizedKeysCommand " + e.agentBin + " authorized-keys --data-dir " + e.agent.dir + " %u %f",
+		"AuthorizedKeysCommand " + e.akc.Path + " authorized-keys --data-dir " + e.agent.dir + " %u %f",
 		"AuthorizedKeysCommandUser nobody",
 	}, "\n") + "\n"
 	if err := os.WriteFile(config, []byte(cfg), 0o644); err != nil {
@@ -174,6 +174,7 @@ type loginResult struct {
 	total             []time.Duration // push + ssh, per round
 	other             float64         // other processes' CPU just before, cores
 	sshVersion, sshdV string
+	akc               string // the AuthorizedKeysCommand binary's name
 }
 
 // benchLogin times rounds of (a) ssh with a key in sshd's
@@ -197,7 +198,7 @@ func benchLogin(ctx context.Context, e *env, rounds int) (*loginResult, error) {
 		return nil, err
 	}
 	defer s.stop()
-	res := &loginResult{rounds: rounds}
+	res := &loginResult{rounds: rounds, akc: filepath.Base(e.akc.Path)}
 	if b, err := exec.Command("ssh", "-V").CombinedOutput(); err == nil {
 		res.sshVersion = strings.TrimSpace(string(b))
 	}

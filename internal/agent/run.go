@@ -273,6 +273,7 @@ func (a *Agent) session(ctx context.Context) error {
 	// Before any pushed record is read (acceptStreams starts below): a
 	// record signed with a new key must find it adopted.
 	a.rollover(beat)
+	a.renewCert(beat)
 	a.log.Info("connected to the server", "server", a.cfg.Server, "instance", a.cfg.InstanceID, "clockSkewMillis", a.skew())
 	a.setStatus(func(st *Status) {
 		st.Connected, st.LastError = true, ""

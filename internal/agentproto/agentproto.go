@@ -135,6 +135,11 @@ type Beat struct {
 	// pinned key (see WalkChain). Older agents ignore both fields.
 	SigningKey      []byte    `json:"signingKey,omitempty"`
 	SigningKeyChain []KeyLink `json:"signingKeyChain,omitempty"`
+	// Certificate (PEM), in the answer to a Hello during an agent CA
+	// rotation, is a new client certificate for the agent's own key and
+	// instance ID, from the new CA: the agent stores it as identity.crt
+	// and presents it from its next connection on.
+	Certificate []byte `json:"certificate,omitempty"`
 }
 
 // KeyPush carries one signed key record.

@@ -84,3 +84,32 @@ func RotateSigningKey(ctx context.Context, st store.Store, o KeyRotationOptions)
 	}
 	return res, nil
 }
+
+// RotateAgentCA starts an agent CA rotation (see gateway.RotateAgentCA),
+// offline: every server on the store stopped. Agents presenting a
+// certificate of the old CA get one from the new CA at their next
+// connection; FinishAgentCA then stops trusting the old one.
+func RotateAgentCA(ctx context.Context, st store.Store, o KeyRotationOptions) (gateway.CARotation, error) {
+	m, sealer, release, err := maintain(ctx, st, &o)
+	if err != nil {
+		return gateway.CARotation{}, err
+	}
+	defer release()
+	res, err := gateway.RotateAgentCA(ctx, m, sealer, o.Now())
+	if err != nil {
+		return res, fmt.Errorf("nothing was changed: %w", err)
+	}
+	return res, nil
+}
+
+// FinishAgentCA ends an agent CA rotation (see gateway.FinishAgentCA),
+// offline. Without force it refuses while enrolled instances have not
+// connected since the rotation; res.Pending names them either way.
+func FinishAgentCA(ctx context.Context, st store.Store, o KeyRotationOptions, force bool) (gateway.CARotation, error) {
+	m, _, release, err := maintain(ctx, st, &o)
+	if err != nil {
+		return gateway.CARotation{}, err
+	}
+	defer release()
+	return gateway.FinishAgentCA(ctx, st, m, force)
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/audit"
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
+	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/server"
 	"github.com/kaginashi/kaginashi/internal/store"
 )
@@ -149,4 +150,92 @@ func recordKeyRotation(ctx context.Context, st store.Store, event, command, data
 	w := audit.NewWriter(st, nil, slog.New(slog.DiscardHandler))
 	defer w.Close()
 	return w.Record(context.WithoutCancel(ctx), ev)
+}
+
+// newRotateAgentCACmd is `kaginashi server rotate-agent-ca [--finish [--force]]`.
+func newRotateAgentCACmd(stdio IO) *cobra.Command {
+	var mf maintenanceFlags
+	var finish, force bool
+	c := &cobra.Command{
+		Use:   "rotate-agent-ca --data-dir DIR [--store URL] [--finish [--force]]",
+		Short: "Replace the CA that issues agents' client certificates, without re-enrolling hosts (the server stopped)",
+		Long: `Replace the agent CA, which issues the client certificates agents connect with.
+Every server on the store must be stopped (all replicas), as for rotate-master-key.
+
+Without --finish it makes a new CA (its key sealed with the master key) and keeps
+the old CA's certificate, still trusted, while its private key is deleted. Start
+the servers again: each agent that connects with a certificate of the old CA is
+given one from the new CA for the same key and instance, stores it, and uses it
+from its next connection. Hosts need nothing done by hand.
+
+With --finish (servers stopped again) the old CA is no longer trusted. It first
+counts the enrolled instances whose agents have not connected since the rotation
+— they still hold the old CA's certificate and would have to enroll again — and
+refuses while there are any, unless --force.`,
+		Args: exactArgs(0, "no positional arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if force && !finish {
+				return usageErr("--force goes with --finish")
+			}
+			ctx := cmd.Context()
+			st, abs, err := mf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			o := bootstrap.KeyRotationOptions{DataDir: abs}
+			var res gateway.CARotation
+			if finish {
+				res, err = bootstrap.FinishAgentCA(ctx, st, o, force)
+			} else {
+				res, err = bootstrap.RotateAgentCA(ctx, st, o)
+			}
+			resp := map[string]any{"oldAgentCA": res.Old, "newAgentCA": res.New}
+			if finish {
+				resp["pendingInstances"] = len(res.Pending)
+				resp["oldAgentCATrusted"] = !res.Finished
+			}
+			if aerr := recordKeyRotation(ctx, st, "RotateAgentCA", "rotate-agent-ca", abs, map[string]any{"finish": finish, "force": force}, resp, err); aerr != nil {
+				fmt.Fprintf(stdio.Err, "kaginashi: warning: the rotation's audit event was not recorded: %v\n", aerr)
+			}
+			w := stdio.Out
+			if finish && len(res.Pending) > 0 {
+				fmt.Fprintf(w, "%d enrolled instance(s) have not connected since the agent CA rotation:\n", len(res.Pending))
+				for i, id := range res.Pending {
+					if i == 20 {
+						fmt.Fprintf(w, "  ... and %d more\n", len(res.Pending)-20)
+						break
+					}
+					fmt.Fprintf(w, "  %s\n", id)
+				}
+			}
+			if err != nil {
+				switch {
+				case errors.Is(err, bootstrap.ErrServerRunning):
+					return &exitError{code: ExitFindings, err: err}
+				case errors.Is(err, gateway.ErrAgentsPending):
+					return &exitError{code: ExitFindings, err: fmt.Errorf("%w; start the server(s) and let their agents connect, or pass --force to cut them off (they must then enroll again)", err)}
+				}
+				return &exitError{code: ExitFindings, err: fmt.Errorf("rotate the agent CA: %w", err)}
+			}
+			if finish {
+				fmt.Fprintf(w, "Finished the agent CA rotation: the old CA %s is no longer trusted; agents use %s.\n", res.Old, res.New)
+				if len(res.Pending) > 0 {
+					fmt.Fprintf(w, "The instances above (--force) must enroll again: kaginashi-agent run --join-token TOKEN on each.\n")
+				}
+				return nil
+			}
+			fmt.Fprintf(w, "Started an agent CA rotation:\n  old %s (still trusted; its key is deleted)\n  new %s\n", res.Old, res.New)
+			fmt.Fprintf(w, "Start the server(s) again. Each agent gets a certificate of the new CA at its next\n")
+			fmt.Fprintf(w, "connection. Once every agent has connected, stop the servers and run\n")
+			fmt.Fprintf(w, "  kaginashi server rotate-agent-ca --finish --data-dir %s\n", abs)
+			fmt.Fprintf(w, "which says how many instances are still on the old CA.\n")
+			return nil
+		},
+	}
+	mf.register(c)
+	f := c.Flags()
+	f.BoolVar(&finish, "finish", false, "end the rotation: stop trusting the old CA")
+	f.BoolVar(&force, "force", false, "with --finish: even if some enrolled instances have not connected since the rotation")
+	return c
 }

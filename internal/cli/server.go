@@ -62,5 +62,6 @@ Point the aws CLI at it:
 	_ = f.MarkHidden("key-lifetime")
 	c.AddCommand(newRotateMasterKeyCmd(stdio))
 	c.AddCommand(newRotateSigningKeyCmd(stdio))
+	c.AddCommand(newRotateAgentCACmd(stdio))
 	return c
 }

@@ -96,6 +96,9 @@ type session struct {
 	seenRead int64
 	// claim is what hook.SessionStarted returned, for SessionEnded.
 	claim int64
+	// renew is the agent's public key when its certificate is from the
+	// previous agent CA (see startSession).
+	renew any
 }
 
 // New makes a gateway. Close stops it.
@@ -146,21 +149,27 @@ func refuse(w http.ResponseWriter, status int, msg string) {
 }
 
 // agentCert returns the verified client certificate's instance ID and key
-// fingerprint, if the client presented one issued by the agent CA.
-func (g *Gateway) agentCert(r *http.Request) (id, fingerprint string, ok bool) {
+// fingerprint, if the client presented one issued by the agent CA (or,
+// during an agent CA rotation, the previous one: then renew is the
+// certificate's public key, for a new certificate from the current CA).
+func (g *Gateway) agentCert(r *http.Request) (id, fingerprint string, renew any, ok bool) {
 	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
-		return "", "", false
+		return "", "", nil, false
 	}
 	cert := r.TLS.PeerCertificates[0]
 	// The TLS layer verified the chain against ClientCAs; check again
 	// against the agent CA alone (ClientCAs may hold more one day).
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: g.keys.CAPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: g.now()}); err != nil {
-		return "", "", false
+	chains, err := cert.Verify(x509.VerifyOptions{Roots: g.keys.CAPool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: g.now()})
+	if err != nil {
+		return "", "", nil, false
 	}
 	if inventory.ValidInstanceID(cert.Subject.CommonName) != nil {
-		return "", "", false
+		return "", "", nil, false
 	}
-	return cert.Subject.CommonName, KeyFingerprint(cert.RawSubjectPublicKeyInfo), true
+	if root := chains[0][len(chains[0])-1]; !root.Equal(g.keys.CA) {
+		renew = cert.PublicKey
+	}
+	return cert.Subject.CommonName, KeyFingerprint(cert.RawSubjectPublicKeyInfo), renew, true
 }
 
 var hostnameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$`)
@@ -199,7 +208,7 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	now := g.now().UTC()
 	in := store.Instance{State: store.StatePending, LaunchTime: now, LastSeen: now, Hostname: host, AgentKey: KeyFingerprint(req.PublicKey)}
-	if oldID, _, ok := g.agentCert(r); ok {
+	if oldID, _, _, ok := g.agentCert(r); ok {
 		if old, err := g.store.GetInstance(r.Context(), oldID); err == nil {
 			in = old
 			in.AgentKey, in.LastSeen = KeyFingerprint(req.PublicKey), now
@@ -226,6 +235,7 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusInternalServerError, "internal error")
 		return
 	}
+	g.recordAgentCA(r.Context(), in.ID, now)
 	g.log.Info("agent enrolled", "instance", in.ID, "hostname", host, "token", jt.ID, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, agentproto.EnrollResponse{
 		InstanceID: in.ID, Certificate: cert, SigningKey: g.keys.Signer.Public().(ed25519.PublicKey), ServerTime: now.UnixMilli(),
@@ -259,7 +269,7 @@ func mergeTags(existing, fromToken []store.Tag, fromAgent []agentproto.Tag) []st
 // HandleConnect takes an agent's connection: mTLS identity, HTTP upgrade,
 // then yamux, until the agent goes away.
 func (g *Gateway) HandleConnect(w http.ResponseWriter, r *http.Request) {
-	id, fp, ok := g.agentCert(r)
+	id, fp, renew, ok := g.agentCert(r)
 	if !ok {
 		refuse(w, http.StatusUnauthorized, "an agent connection needs the client certificate issued at enrollment")
 		return
@@ -296,7 +306,7 @@ func (g *Gateway) HandleConnect(w http.ResponseWriter, r *http.Request) {
 		early = make([]byte, n)
 		_, _ = io.ReadFull(brw.Reader, early)
 	}
-	if err := g.startSession(context.WithoutCancel(r.Context()), bulkio.Batch(conn), early, id, in); err != nil {
+	if err := g.startSession(context.WithoutCancel(r.Context()), bulkio.Batch(conn), early, id, in, renew); err != nil {
 		conn.Close()
 	}
 	// The session runs on its own goroutine and this handler returns, so
@@ -306,7 +316,10 @@ func (g *Gateway) HandleConnect(w http.ResponseWriter, r *http.Request) {
 
 // startSession runs yamux over an agent's upgraded connection (early: bytes
 // already read from it) and serves the session on a goroutine of its own.
-func (g *Gateway) startSession(ctx context.Context, conn net.Conn, early []byte, id string, in store.Instance) error {
+// renew, when not nil, is the public key of an agent whose certificate
+// came from the previous agent CA: the answer to its hello carries a new
+// one.
+func (g *Gateway) startSession(ctx context.Context, conn net.Conn, early []byte, id string, in store.Instance, renew any) error {
 	cfg := yamux.DefaultConfig()
 	cfg.LogOutput = io.Discard
 	// No pings from the server: the agents send heartbeats, and a session
@@ -322,7 +335,7 @@ func (g *Gateway) startSession(ctx context.Context, conn net.Conn, early []byte,
 	// bounds the streams the server may be opening to the agent at once,
 	// unacknowledged; the agent opens only the control stream.
 	cfg.AcceptBacklog = 16
-	s := &session{instanceID: id}
+	s := &session{instanceID: id, renew: renew}
 	mux, err := yamux.Server(agentproto.CoalesceFrames(&agentConn{Conn: conn, early: early, g: g, s: s}), cfg)
 	if err != nil {
 		return err
@@ -384,7 +397,12 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 		g.log.Error("recording a connected agent failed", "instance", id, "err", helloErr)
 	} else {
 		g.log.Info("agent connected", "instance", id, "agentVersion", hello.Inventory.AgentVersion)
-		helloErr = c.Send(g.helloAnswer(id, hello, now))
+		answer := g.helloAnswer(id, hello, now)
+		g.renewCert(s, &answer, now)
+		helloErr = c.Send(answer)
+		if helloErr == nil && answer.Certificate != nil {
+			g.recordAgentCA(ctx, id, now)
+		}
 	}
 
 	// Other streams from the agent are not part of the protocol; nothing

@@ -36,6 +36,10 @@ const (
 	// (public: keys and signatures), JSON of signingChain; not set until
 	// the first rotation.
 	metaSigningChain = "record_signing_chain"
+	// metaAgentCAPrevious is the agent CA that rotate-agent-ca replaced:
+	// its certificate only (PEM; its key is gone), trusted for client
+	// certificates until rotate-agent-ca --finish deletes it.
+	metaAgentCAPrevious = "agent_ca_previous"
 )
 
 // Keys are the gateway's long-lived secrets.
@@ -43,6 +47,10 @@ type Keys struct {
 	// CA issues the agents' client certificates.
 	CA    *x509.Certificate
 	caKey *ecdsa.PrivateKey
+	// PrevCA, during an agent CA rotation, is the CA it replaced: its
+	// certificates are still accepted, and an agent presenting one is
+	// given a new one from CA. Nil otherwise.
+	PrevCA *x509.Certificate
 	// Signer signs key records; agents pin its public half.
 	Signer ed25519.PrivateKey
 	// Chain are the endorsements from the first signing key to Signer's,
@@ -94,6 +102,9 @@ func LoadKeys(ctx context.Context, st store.Store, sealer *seal.Sealer, now time
 	var ok bool
 	if k.caKey, ok = pk.(*ecdsa.PrivateKey); !ok {
 		return nil, errors.New("agent CA key: not ECDSA")
+	}
+	if k.PrevCA, err = loadPrevCA(ctx, st); err != nil {
+		return nil, err
 	}
 	// The record signing key.
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
@@ -168,6 +179,9 @@ func serial() *big.Int {
 func (k *Keys) CAPool() *x509.CertPool {
 	p := x509.NewCertPool()
 	p.AddCert(k.CA)
+	if k.PrevCA != nil {
+		p.AddCert(k.PrevCA)
+	}
 	return p
 }
 

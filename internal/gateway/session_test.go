@@ -97,7 +97,7 @@ func connect(t *testing.T, g *Gateway, st store.Store, keepalive time.Duration, 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := g.startSession(t.Context(), server, nil, testID, in); err != nil {
+	if err := g.startSession(t.Context(), server, nil, testID, in, nil); err != nil {
 		t.Fatal(err)
 	}
 	cfg := yamux.DefaultConfig()

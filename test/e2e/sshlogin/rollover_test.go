@@ -5,6 +5,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -154,4 +158,130 @@ func TestSigningKeyRollover(t *testing.T) {
 		}
 		t.Fatalf("RotateSigningKey audit events: %d, want the rotation after the refusal", len(evs))
 	}
+}
+
+// issuer reads the agent's client certificate and returns its issuer's
+// key identifier (the agent CA that issued it).
+func issuer(t *testing.T, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "identity.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatal("identity.crt: no PEM")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "identity.crt")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("identity.crt: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+	return fmt.Sprintf("%x", c.AuthorityKeyId)
+}
+
+// TestAgentCARotation: a real server, two real agents (one offline during
+// the rotation) and a real sshd. rotate-agent-ca with the server stopped;
+// the connected agent gets a certificate of the new CA and, after the
+// next server restart, connects with it and a pushed key logs in.
+// --finish refuses while the offline instance has not connected, says
+// which, and with --force drops the old CA: the offline agent is then
+// refused.
+func TestAgentCARotation(t *testing.T) {
+	requireWorld(t)
+	t.Parallel()
+	ctx := context.Background()
+	dataDir := filepath.Join(t.TempDir(), "data")
+	cfg := harness.ServerConfig{DataDir: dataDir, Args: []string{"--region", region, "--account-id", account, "--rate-limit=-1"}}
+	p1 := harness.StartProc(t, cfg)
+	s1 := harness.NewServer(t, p1, "sqlite")
+	tok := joinToken(t, s1, 2)
+	a := enrollAgent(t, s1, "ca-rotation", tok)
+	away := enrollAgent(t, s1, "ca-away", tok)
+	away.proc.Kill(t)
+	sshd := startSSHD(t, sshdOptions{dataDir: a.dir})
+	userA := world.userA
+	oldIssuer := issuer(t, a.dir)
+
+	if code, out := kaginashiCmd(t, "server", "rotate-agent-ca", "--data-dir", dataDir); code != 1 || !strings.Contains(out, "server is running") {
+		t.Fatalf("rotate-agent-ca beside a running server: exit %d\n%s", code, out)
+	}
+	p1.Stop(t)
+	a.proc.WaitOutput(t, "disconnected from the server", 1, 10*time.Second)
+	code, out := kaginashiCmd(t, "server", "rotate-agent-ca", "--data-dir", dataDir)
+	if code != 0 || !strings.Contains(out, "Started an agent CA rotation") {
+		t.Fatalf("rotate-agent-ca: exit %d\n%s", code, out)
+	}
+	if code, out := kaginashiCmd(t, "server", "rotate-agent-ca", "--data-dir", dataDir); code != 1 || !strings.Contains(out, "in progress") {
+		t.Fatalf("a second rotate-agent-ca: exit %d\n%s", code, out)
+	}
+
+	// The agent connects with its old certificate and is given a new one.
+	cfg.Port = p1.Port
+	p2 := harness.StartProc(t, cfg)
+	s2 := harness.NewServer(t, p2, "sqlite")
+	a.waitConnected(t, 2)
+	a.proc.WaitOutput(t, "stored a new client certificate", 1, 10*time.Second)
+	if issuer(t, a.dir) == oldIssuer {
+		t.Fatal("identity.crt is still from the old CA")
+	}
+	k1 := newKey(t)
+	waitFor(t, "a push after the CA rotation", 10*time.Second, func() bool {
+		_, err := sendKey(s2.EIC(s2.Root), a.id, userA, k1)
+		return err == nil
+	})
+	sshd.wantLogin(t, userA, k1)
+
+	// --finish: the agent that was away has not connected.
+	p2.Stop(t)
+	a.proc.WaitOutput(t, "disconnected from the server", 2, 10*time.Second)
+	code, out = kaginashiCmd(t, "server", "rotate-agent-ca", "--finish", "--data-dir", dataDir)
+	if code != 1 || !strings.Contains(out, "1 enrolled instance(s) have not connected") || !strings.Contains(out, away.id) || strings.Contains(out, a.id) {
+		t.Fatalf("--finish with an instance on the old CA: exit %d\n%s", code, out)
+	}
+	code, out = kaginashiCmd(t, "server", "rotate-agent-ca", "--finish", "--force", "--data-dir", dataDir)
+	if code != 0 || !strings.Contains(out, "Finished the agent CA rotation") {
+		t.Fatalf("--finish --force: exit %d\n%s", code, out)
+	}
+
+	p3 := harness.StartProc(t, cfg)
+	t.Cleanup(func() { p3.Stop(t) })
+	s3 := harness.NewServer(t, p3, "sqlite")
+	a.waitConnected(t, 3) // with the new CA's certificate: the old CA is gone
+	k2 := newKey(t)
+	waitFor(t, "a push after --finish", 10*time.Second, func() bool {
+		_, err := sendKey(s3.EIC(s3.Root), a.id, userA, k2)
+		return err == nil
+	})
+	sshd.wantLogin(t, userA, k2)
+
+	// The agent that was away still holds the old CA's certificate: refused.
+	away.start0(t)
+	away.proc.WaitOutput(t, "unknown certificate authority", 1, 20*time.Second)
+	t.Logf("the agent that was away: %s", harness.Tail(away.proc.Output.String(), 3))
+	if strings.Contains(away.proc.Output.String(), harness.AgentConnected) {
+		t.Fatalf("an agent with a certificate of the dropped CA connected:\n%s", harness.Tail(away.proc.Output.String(), 20))
+	}
+
+	evs, _, err := s3.OpenStore(t).LookupAudit(ctx, store.AuditFilter{EventName: "RotateAgentCA"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Newest first: --finish --force, --finish refused, the refused second
+	// rotation, the rotation, the refusal beside the server.
+	if len(evs) != 5 || evs[0].ErrorCode != "" || evs[1].ErrorCode == "" || evs[3].ErrorCode != "" || evs[4].ErrorCode != "ServerRunning" {
+		for _, e := range evs {
+			t.Logf("%s", e.Record)
+		}
+		t.Fatalf("RotateAgentCA audit events: %d", len(evs))
+	}
+}
+
+// start0 runs the agent again without waiting for it to connect.
+func (a *hostAgent) start0(t *testing.T) {
+	t.Helper()
+	a.runs++
+	a.proc = harness.Spawn(t, fmt.Sprintf("agent %s (run %d)", a.dir, a.runs), append(harness.BaseEnv(), "HOME=/"), world.agent, a.s.AgentArgs(a.dir)...)
 }

@@ -142,6 +142,13 @@ func Host(ctx context.Context, o HostOptions) []Check {
 	default:
 		checks = append(checks, connectedCheck(st, o))
 		statusFresh = st.Connected && o.Alive(st.PID) && o.Now().Sub(st.LastBeat) <= staleAfter(st)
+		if st.SigningKeyError != "" {
+			// Only when it failed: the server's signing key was rotated and
+			// this agent could not walk the endorsements to it.
+			checks = append(checks, fail("signing-key",
+				"the agent refuses every pushed key until this is solved: enrol this host again with a new join token (kaginashi-agent run --join-token TOKEN); see docs/OPERATIONS.md §11",
+				"%s", st.SigningKeyError))
+		}
 	}
 
 	checks = append(checks, sshdChecks(ctx, o)...)

@@ -152,6 +152,9 @@ func TestHostBroken(t *testing.T) {
 		{"old sshd", func(f *fakeHost) { f.info.SSHDVersion, f.info.SSHDMajor, f.info.SSHDMinor = "OpenSSH_6.6p1", 6, 6 }, "os-supported", Fail, "older than OpenSSH 7.4", "upgrade openssh-server", ""},
 		{"unreachable", func(f *fakeHost) { f.reachErr = errors.New("i/o timeout") }, "server-reachable", Fail, "i/o timeout", "kg.example:8443", ""},
 		{"skew", func(f *fakeHost) { f.status.ClockSkewMillis = -6500 }, "clock-skew", Fail, "-6.5s off", "timedatectl set-ntp true", ""},
+		{"unendorsed signing key", func(f *fakeHost) {
+			f.status.SigningKeyError = "the server signs with SHA256:x, which this agent cannot trust: no endorsement starts at the pinned signing key"
+		}, "signing-key", Fail, "cannot trust", "enrol this host again", ""},
 		{"skew from Date", func(f *fakeHost) { f.alive = false; f.date = now.Add(-30 * time.Second) }, "clock-skew", Fail, "Date header", "timedatectl", ""},
 		{"no clock at all", func(f *fakeHost) { f.alive = false; f.date = time.Time{} }, "clock-skew", Skip, "could tell", "", ""},
 	} {

@@ -165,9 +165,16 @@ func (g *Gateway) helloAnswer(id string, hello agentproto.Hello, now time.Time) 
 		return b // never rotated: nothing an older agent could need
 	}
 	b.SigningKey, b.SigningKeyChain = cur, g.keys.ChainFrom(hello.SigningKey)
-	if hello.SigningKey != nil {
+	switch {
+	case hello.SigningKey == nil:
+	case len(b.SigningKeyChain) > 0 && bytes.Equal(b.SigningKeyChain[0].Old, hello.SigningKey):
 		g.log.Info("agent pinned an earlier record-signing key; sending the endorsements to the current one",
 			"instance", id, "pinned", agentproto.KeyID(hello.SigningKey), "current", agentproto.KeyID(cur), "links", len(b.SigningKeyChain))
+	default:
+		// The agent will refuse the current key, and so every push:
+		// the operator must re-enrol the host.
+		g.log.Warn("agent pinned a record-signing key that no endorsement leads from; it will refuse pushed keys until it enrols again",
+			"instance", id, "pinned", agentproto.KeyID(hello.SigningKey), "current", agentproto.KeyID(cur))
 	}
 	return b
 }

@@ -33,7 +33,12 @@ type explainCtx struct {
 	endpoint string // the server URL, "" on AWS
 }
 
-var performRE = regexp.MustCompile(`perform: (\S+)`)
+var (
+	performRE = regexp.MustCompile(`perform: (\S+)`)
+	// endpointResourceRE is the denied resource when it is an Instance
+	// Connect Endpoint: its ARN up to the ID.
+	endpointResourceRE = regexp.MustCompile(`on resource: (arn:[^:\s]+:ec2:[^:\s]*:[^:\s]*:instance-connect-endpoint/)\S+`)
+)
 
 // codeOf digs the API error code and message out of the SDK's, the JSON
 // API's and the tunnel handshake's errors.
@@ -83,7 +88,16 @@ func explain(err error, x explainCtx) error {
 			case strings.Contains(msg, "explicit deny"):
 				p.fix = "the policy statement named above denies it: ask an administrator to change that statement, or use an OS user, host or port it does not cover"
 			case performRE.MatchString(msg):
-				p.fix = "no policy allows it: ask an administrator to allow " + performRE.FindStringSubmatch(msg)[1] + " for you (docs/POLICY.md; examples/seed-policy.json)"
+				action := performRE.FindStringSubmatch(msg)[1]
+				p.fix = "no policy allows it: ask an administrator to allow " + action + " for you (docs/POLICY.md; examples/seed-policy.json)"
+				if m := endpointResourceRE.FindStringSubmatch(msg); m != nil && action == "ec2-instance-connect:OpenTunnel" {
+					// The seed article's policy lists OpenTunnel on
+					// instance/*, which never matches: OpenTunnel's
+					// resource is the endpoint. Say so, or the hint sends
+					// people back to the very policy they hold.
+					p.fix = "no policy allows it: ask an administrator to allow ec2-instance-connect:OpenTunnel on " + m[1] +
+						"* for you; it is granted on the endpoint, not instance/* (a statement on instance/*, like the seed article's, grants no tunnel; docs/POLICY.md)"
+				}
 			default:
 				p.fix = "ask an administrator for a policy that allows it (docs/POLICY.md)"
 			}

@@ -125,6 +125,11 @@ func TestExplain(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", apiErr{"AuthException", explicit}), []string{"access denied: " + explicit + "\nkaginashi: the policy statement named above denies it"}},
 		{&client.TunnelError{Status: 403, Code: "AccessDeniedException", Message: implicit}, []string{"access denied: " + implicit, "ask an administrator to allow ec2-instance-connect:OpenTunnel for you"}},
 		{&client.APIError{Code: "AccessDeniedException", Message: "nope"}, []string{"access denied: nope", "docs/POLICY.md"}},
+		// The seed article's policy grants OpenTunnel on instance/*, which
+		// never matches: the hint names the resource OpenTunnel needs.
+		{&client.TunnelError{Status: 403, Code: "AccessDeniedException", Message: "User: arn:aws:iam::123456789012:user/a is not authorized to perform: ec2-instance-connect:OpenTunnel on resource: arn:aws:ec2:us-east-1:123456789012:instance-connect-endpoint/eice-0123456789abcdef0 because no identity-based policy allows the ec2-instance-connect:OpenTunnel action"},
+			[]string{"ask an administrator to allow ec2-instance-connect:OpenTunnel on arn:aws:ec2:us-east-1:123456789012:instance-connect-endpoint/* for you",
+				"not instance/*"}},
 		{apiErr{"EC2InstanceUnavailableException", "The agent of instance i-1 is not connected."}, []string{"the agent of i-0123456789abcdef0 (web) is offline", "systemctl start kaginashi-agent"}},
 		{&client.TunnelError{Code: "InstanceUnavailable", Message: "x"}, []string{"is offline"}},
 		{&client.TunnelError{Code: "TargetRefused", Message: "port 2222 is not allowed by this host's agent (allowed: [22]); add it with kaginashi-agent run --allow-port 2222"},

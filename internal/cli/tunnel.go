@@ -150,6 +150,16 @@ func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (p cl
 		}
 	} else {
 		p.Endpoint, p.EndpointID, err = client.Endpoint(ctx, cfg, tf.endpointID)
+		if base := aws.ToString(cfg.BaseEndpoint); base != "" && tf.endpointID == "" && isUnauthorized(err) {
+			// A kaginashi server names its endpoint in
+			// DescribeInstanceConnectInfo, which needs only
+			// ec2:DescribeInstances — as `kaginashi ssh` finds it — so
+			// a policy without ec2:DescribeInstanceConnectEndpoints
+			// (the seed article's has none) opens tunnels here too.
+			if in, ierr := client.DescribeInstance(ctx, cfg, tf.instanceID); ierr == nil && in.EndpointID != "" {
+				p.Endpoint, p.EndpointID, err = base, in.EndpointID, nil
+			}
+		}
 	}
 	wg.Wait()
 	if ipErr != nil {
@@ -162,6 +172,13 @@ func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (p cl
 		p.PrivateIP = target.PrivateIP
 	}
 	return p, cfg, warm, nil
+}
+
+// isUnauthorized says whether err is a policy's refusal (EC2's
+// UnauthorizedOperation and the like).
+func isUnauthorized(err error) bool {
+	code, _, ok := codeOf(err)
+	return ok && (code == "UnauthorizedOperation" || code == "AccessDenied" || code == "AccessDeniedException")
 }
 
 // stdioTunnel carries standard input and output. It returns when either

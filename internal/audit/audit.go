@@ -179,6 +179,7 @@ func (w *Writer) Record(ctx context.Context, ev *Event) error {
 		ev: store.AuditEvent{
 			ID: ev.EventID, Time: precise, Name: ev.EventName, Source: ev.EventSource,
 			UserName: ev.UserIdentity.UserName, AccessKeyID: ev.UserIdentity.AccessKeyID, ErrorCode: ev.ErrorCode, Record: raw,
+			RequestID: ev.RequestID,
 		},
 		err: make(chan error, 1),
 	}
@@ -238,12 +239,22 @@ func (w *Writer) commit(batch []*pending) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	err := w.st.AppendAudit(ctx, evs)
 	cancel()
+	// The store may leave some success events out (their key record
+	// failed): the others are committed; those callers record the
+	// failure instead.
+	var skipped *store.SkippedEventsError
+	if errors.As(err, &skipped) {
+		err = nil
+	}
 	if err != nil {
 		w.log.Error("audit: committing events failed", "events", len(evs), "err", err)
 		err = fmt.Errorf("audit: commit: %w", err)
 	} else if w.sink != nil {
 		w.mu.Lock()
 		for _, e := range evs {
+			if skipped != nil && skipped.Skipped[e.ID] != nil {
+				continue
+			}
 			if _, serr := w.sink.Write(append(e.Record, '\n')); serr != nil {
 				w.log.Error("audit: writing the JSON-lines sink failed", "err", serr)
 				break
@@ -252,6 +263,10 @@ func (w *Writer) commit(batch []*pending) {
 		w.mu.Unlock()
 	}
 	for _, p := range batch {
+		if skipped != nil && skipped.Skipped[p.ev.ID] != nil {
+			p.err <- fmt.Errorf("audit: event left out: %w", skipped.Skipped[p.ev.ID])
+			continue
+		}
 		p.err <- err
 	}
 }

@@ -297,11 +297,22 @@ func (h *Handler) runOp(c *call) (any, *apierr.Error) {
 	if c.afterRecord != nil {
 		// Called even when the event failed: a queued write must not
 		// wait for someone else's commit.
-		if err := c.afterRecord(); err != nil && rerr == nil {
-			// Rare (the record alone failed, after its batch did): the
-			// event says Success, the caller hears an error.
-			h.deps.Log.Error("key record not recorded after its audit event", "requestID", c.requestID, "err", err)
-			return nil, apierr.As(err)
+		if err := c.afterRecord(); err != nil {
+			// Rare: the key record failed on its own after its batch did
+			// (a duplicate request ID, say).
+			// The store left the success event out (it follows its key
+			// record in the group commit), so the call records its
+			// failure instead, durably, before answering it.
+			if errors.Is(rerr, store.ErrKeyRecordFailed) {
+				return nil, h.failed(c, err) // logs it at ERROR
+			}
+			if rerr == nil {
+				// Not left out (the store's memory of failed key records
+				// was full): the event says Success, the caller hears an
+				// error. A second event would make two for one call.
+				h.deps.Log.Error("key record not stored after its audit event said Success", "requestID", c.requestID, "err", err)
+				return nil, apierr.As(err)
+			}
 		}
 	}
 	if rerr != nil {

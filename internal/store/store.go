@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -262,6 +263,30 @@ type AuditEvent struct {
 	AccessKeyID string
 	ErrorCode   string
 	Record      []byte
+	// RequestID is the request the event records. It is not stored apart
+	// from Record: it links a SendSSHPublicKey call's event to its key
+	// record, committed together, so that a success event whose key
+	// record failed is left out (see SkippedEventsError).
+	RequestID string
+}
+
+// ErrKeyRecordFailed: AppendAudit left out a success event because the
+// key record of its request, committed with it, failed to be written.
+var ErrKeyRecordFailed = errors.New("the request's key record was not stored")
+
+// SkippedEventsError is AppendAudit's answer when it wrote the events but
+// left some out: success events (ErrorCode "") of requests whose key
+// record failed to be written in the same group commit, or in an earlier
+// one. An event saying Success must not be durable for a call that then
+// answers a server error; the caller records the failure instead.
+type SkippedEventsError struct {
+	// Skipped maps the left-out events' IDs to errors wrapping
+	// ErrKeyRecordFailed and the key record's own error.
+	Skipped map[string]error
+}
+
+func (e *SkippedEventsError) Error() string {
+	return fmt.Sprintf("%d audit events left out: their requests' key records were not stored", len(e.Skipped))
 }
 
 // AuditFilter narrows LookupAudit. Events come newest first.

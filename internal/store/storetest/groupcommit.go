@@ -78,4 +78,46 @@ func GroupCommit(t *testing.T, s store.Store, b Batcher) {
 	if len(recs) != 4 || len(evs) != 4 {
 		t.Fatalf("%d key records and %d events stored, want 4 and 4", len(recs), len(evs))
 	}
+
+	// A call's key record that fails on its own (here a duplicate request
+	// ID) after its batch failed: its success event, queued after it, is
+	// left out rather than stored, and the others' events are stored; the
+	// event that says the call failed is stored.
+	call := func(id, request, code string) store.AuditEvent {
+		e := ev(id)
+		e.RequestID, e.ErrorCode = request, code
+		return e
+	}
+	errs = run(
+		func() error { return s.PutKeyRecord(ctx, rec("r1")) }, // a duplicate
+		func() error {
+			return s.AppendAudit(ctx, []store.AuditEvent{call("e4", "r1", ""), call("e5", "r5", "")})
+		},
+	)
+	var skipped *store.SkippedEventsError
+	if !errors.Is(errs[0], store.ErrExists) || !errors.As(errs[1], &skipped) || len(skipped.Skipped) != 1 ||
+		!errors.Is(skipped.Skipped["e4"], store.ErrKeyRecordFailed) {
+		t.Fatalf("a failed key record and its success event: %v, %v; want ErrExists, e4 left out", errs[0], errs[1])
+	}
+	must(t, s.AppendAudit(ctx, []store.AuditEvent{call("e6", "r1", "InternalFailure")}))
+	// Its key record failed in an earlier batch: the same.
+	errs = run(func() error { return s.PutKeyRecord(ctx, rec("r2")) }) // a duplicate
+	if !errors.Is(errs[0], store.ErrExists) {
+		t.Fatalf("a duplicate key record alone: %v", errs[0])
+	}
+	err = s.AppendAudit(ctx, []store.AuditEvent{call("e7", "r2", "")})
+	if !errors.As(err, &skipped) || !errors.Is(skipped.Skipped["e7"], store.ErrKeyRecordFailed) {
+		t.Fatalf("the success event of a key record that failed before: %v", err)
+	}
+	// Once: a later event of that request ID is stored.
+	must(t, s.AppendAudit(ctx, []store.AuditEvent{call("e8", "r2", "")}))
+	evs, _, err = s.LookupAudit(ctx, store.AuditFilter{Limit: 100})
+	must(t, err)
+	got := map[string]bool{}
+	for _, e := range evs {
+		got[e.ID] = true
+	}
+	if len(evs) != 7 || got["e4"] || got["e7"] || !got["e5"] || !got["e6"] || !got["e8"] {
+		t.Fatalf("events stored: %v; want e0-e3, e5, e6, e8", got)
+	}
 }

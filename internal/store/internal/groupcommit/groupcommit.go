@@ -13,6 +13,7 @@ package groupcommit
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -24,6 +25,10 @@ type Item struct {
 	Record store.KeyRecord
 	Events []store.AuditEvent // nil: Record is the write
 	Err    error              // the outcome, set by the engine's functions
+
+	// skipped: events left out of Events because their request's key
+	// record failed (event ID → error); the batcher's, not the engine's.
+	skipped map[string]error
 
 	wake    chan bool // true: commit the queue now; false: done, see Err
 	waiting bool      // someone waits on wake (guarded by the batcher's mu)
@@ -53,7 +58,18 @@ type Batcher struct {
 	mu    sync.Mutex
 	busy  bool // a caller is committing a batch
 	queue []*Item
+
+	// failedKeys are the request IDs whose key record failed, with its
+	// error, until their call's success event comes to be left out. It
+	// belongs to the caller that commits (busy): the role passes from
+	// one to the next under mu, so it is never used by two at once.
+	failedKeys map[string]error
 }
+
+// maxFailedKeys bounds failedKeys: an entry whose event never comes (the
+// audit writer closed, say) must not stay forever. Past the bound a
+// failure is not remembered; the API edge still logs it at ERROR.
+const maxFailedKeys = 1024
 
 // New makes a batcher.
 func New(eng Engine) *Batcher { return &Batcher{eng: eng} }
@@ -170,17 +186,94 @@ func (b *Batcher) handOff() {
 }
 
 // commit writes a batch in one transaction; if that fails (a duplicate
-// request or event ID, say), each item on its own.
+// request or event ID, say), each item on its own — key records first, so
+// that the success event of a call whose key record then fails is left
+// out rather than written (the call answers an error and records that
+// instead; see store.SkippedEventsError). Events of key records that
+// failed in an earlier batch are left out too.
 func (b *Batcher) commit(ctx context.Context, batch []*Item) {
+	for _, it := range batch {
+		b.leaveOut(it)
+	}
 	err := b.eng.Commit(ctx, batch)
 	if err == nil || len(batch) == 1 {
 		for _, it := range batch {
 			it.Err = err
 		}
-		return
+	} else {
+		for _, it := range batch {
+			if !it.IsAudit() {
+				b.eng.Alone(ctx, it)
+				b.noteKey(it)
+			}
+		}
+		for _, it := range batch {
+			if it.IsAudit() {
+				b.leaveOut(it)
+				if len(it.Events) > 0 {
+					b.eng.Alone(ctx, it)
+				} else {
+					it.Err = nil
+				}
+			}
+		}
 	}
 	for _, it := range batch {
-		b.eng.Alone(ctx, it)
+		b.noteKey(it)
+		if it.IsAudit() && it.Err == nil && len(it.skipped) > 0 {
+			it.Err = &store.SkippedEventsError{Skipped: it.skipped}
+		}
+	}
+}
+
+// noteKey remembers a key record that failed, for its call's event.
+func (b *Batcher) noteKey(it *Item) {
+	if it.IsAudit() || it.Err == nil || it.Record.RequestID == "" {
+		return
+	}
+	if b.failedKeys == nil {
+		b.failedKeys = map[string]error{}
+	}
+	if len(b.failedKeys) < maxFailedKeys {
+		b.failedKeys[it.Record.RequestID] = it.Err
+	}
+}
+
+// leaveOut takes out of an audit item the success events of requests
+// whose key record failed. Events only ever follow their key record in
+// the queue, so by then the failure is known.
+func (b *Batcher) leaveOut(it *Item) {
+	if !it.IsAudit() || len(b.failedKeys) == 0 {
+		return
+	}
+	var kept []store.AuditEvent
+	for i, e := range it.Events {
+		kerr, failed := b.failedKeys[e.RequestID]
+		if !failed || e.RequestID == "" {
+			if kept != nil {
+				kept = append(kept, e)
+			}
+			continue
+		}
+		delete(b.failedKeys, e.RequestID)
+		if e.ErrorCode != "" {
+			// The call failed anyway, and its event says so.
+			if kept != nil {
+				kept = append(kept, e)
+			}
+			continue
+		}
+		if kept == nil {
+			// The caller's slice is left as it is: copy.
+			kept = append(make([]store.AuditEvent, 0, len(it.Events)), it.Events[:i]...)
+		}
+		if it.skipped == nil {
+			it.skipped = map[string]error{}
+		}
+		it.skipped[e.ID] = fmt.Errorf("%w: %w", store.ErrKeyRecordFailed, kerr)
+	}
+	if kept != nil {
+		it.Events = kept
 	}
 }
 

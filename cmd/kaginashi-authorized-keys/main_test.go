@@ -94,11 +94,12 @@ func TestForms(t *testing.T) {
 			t.Errorf("%q: exit %d, %q, %q; want 2 and usage on stderr", args, code, out, errs)
 		}
 	}
-	if code, out, _ := exe(t, "--help"); code != 0 || out != "usage: kaginashi-authorized-keys "+authkeys.Usage+"\n" {
-		t.Errorf("--help: exit %d, %q", code, out)
+	// Usage on stderr even for --help: stdout is sshd's authorized_keys.
+	if code, out, errs := exe(t, "--help"); code != 0 || out != "" || errs != "usage: kaginashi-authorized-keys "+authkeys.Usage+"\n" {
+		t.Errorf("--help: exit %d, %q, %q", code, out, errs)
 	}
-	if code, out, _ := exe(t, "authorized-keys", "--help"); code != 0 || out != "usage: kaginashi-authorized-keys authorized-keys "+authkeys.Usage+"\n" {
-		t.Errorf("authorized-keys --help: exit %d, %q", code, out)
+	if code, out, errs := exe(t, "authorized-keys", "--help"); code != 0 || out != "" || errs != "usage: kaginashi-authorized-keys authorized-keys "+authkeys.Usage+"\n" {
+		t.Errorf("authorized-keys --help: exit %d, %q, %q", code, out, errs)
 	}
 }
 

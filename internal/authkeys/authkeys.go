@@ -17,7 +17,8 @@
 //     only the code that needs it: no network client, no TLS, no HTTP.
 //
 // So the imports are kept to the standard library's basics (os, bufio,
-// encoding/json, flag, syscall, time) and internal/keyrecord; authkeys_test
+// flag, syscall, time; not even encoding/json: decode.go says why) and
+// internal/keyrecord; authkeys_test
 // checks that list with `go list -deps`. Do not import internal/agent or
 // anything that pulls in net, crypto/tls or log/slog from here.
 package authkeys
@@ -25,7 +26,6 @@ package authkeys
 import (
 	"bufio"
 	"crypto/ed25519"
-	"encoding/json"
 	"errors"
 	"io"
 	"io/fs"
@@ -95,7 +95,7 @@ func LoadPublic(dir string) (Public, error) {
 	if err != nil {
 		return pub, err
 	}
-	if err := json.Unmarshal(b, &pub); err != nil {
+	if err := decodePublic(b, &pub); err != nil {
 		return pub, &fileError{p, err}
 	}
 	if len(pub.SigningKey) != ed25519.PublicKeySize {
@@ -115,7 +115,7 @@ func LoadRecords(dir string) ([]keyrecord.Record, error) {
 		return nil, err
 	}
 	var rs Records
-	if err := json.Unmarshal(b, &rs); err != nil {
+	if err := decodeRecords(b, &rs); err != nil {
 		return nil, &fileError{p, err}
 	}
 	return rs.Records, nil

@@ -45,7 +45,10 @@ func Run(args []string, env Env) int {
 	dataDir := fs.String("data-dir", DefaultDataDir, "agent state directory")
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
-		io.WriteString(env.Stdout, "usage: "+env.Name+" "+Usage+"\n")
+		// On stderr: stdout is what sshd reads as authorized_keys, and
+		// carries key lines only, whatever the arguments (a USER of "-h"
+		// is one way here).
+		io.WriteString(env.Stderr, "usage: "+env.Name+" "+Usage+"\n")
 		return 0
 	}
 	if err != nil || fs.NArg() < 1 || fs.NArg() > 2 {

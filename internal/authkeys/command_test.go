@@ -59,7 +59,8 @@ func TestRun(t *testing.T) {
 		{[]string{"--data-dir", f.dir, "--", "alice", a1.Fingerprint}, 0, line(a1, 0), ""},
 		{[]string{"--data-dir", f.dir, "carol"}, 0, "", ""},
 		{[]string{"--data-dir", filepath.Join(f.dir, "missing"), "alice"}, 0, "", ""},
-		{[]string{"--help"}, 0, usage, ""},
+		{[]string{"--help"}, 0, "", usage},
+		{[]string{"--data-dir", f.dir, "-h", "x"}, 0, "", usage},
 		{[]string{"--data-dir", f.dir}, 2, "", usage},
 		{[]string{"--data-dir", f.dir, "alice", a1.Fingerprint, "extra"}, 2, "", usage},
 		{[]string{"--data-dir", f.dir, "-alice"}, 2, "", usage},
@@ -126,4 +127,59 @@ func TestSyslogDown(t *testing.T) {
 	if d := time.Since(t0); d > syslogBudget+200*time.Millisecond {
 		t.Errorf("a stalled syslog held the command %v, budget %v", d, syslogBudget)
 	}
+}
+
+// FuzzRun: whatever USER and FINGERPRINT a client makes sshd pass, the
+// command prints only whole lines of verified records for exactly that
+// user (and fingerprint), and exits 0, or 2 for a command line that is not
+// sshd's.
+func FuzzRun(f *testing.F) {
+	fx := newFixture(f)
+	a1, a2, b1 := fx.record(f, "alice", fx.priv), fx.record(f, "alice", fx.priv), fx.record(f, "bob", fx.priv)
+	fx.writeRecords(f, a1, a2, b1)
+	byUser := map[string][]keyrecord.Record{"alice": {a1, a2}, "bob": {b1}}
+	f.Add("alice", a1.Fingerprint)
+	f.Add("alice", "")
+	f.Add("bob", b1.Fingerprint)
+	f.Add("alice\n", a1.Fingerprint)
+	f.Add("-alice", "--data-dir=/")
+	f.Add("--", "alice")
+	f.Fuzz(func(t *testing.T, user, fp string) {
+		var out, errb bytes.Buffer
+		args := []string{"--data-dir", fx.dir, user}
+		if fp != "" {
+			args = append(args, fp)
+		}
+		code := Run(args, Env{Name: "authorized-keys", Stdout: &out, Stderr: &errb, Now: func() time.Time { return fx.now }, SyslogSocket: "/nonexistent"})
+		if code == 2 {
+			if out.Len() != 0 {
+				t.Fatalf("usage error with output %q", out.String())
+			}
+			return
+		}
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+		var want string
+		for _, r := range byUser[user] {
+			if fp == "" || fp == r.Fingerprint {
+				want += line(r, 0)
+			}
+		}
+		// The flag package reads "--" and a USER that is a flag
+		// differently; the output can still only be one user's records.
+		if out.String() != want {
+			served := false
+			for _, rs := range byUser {
+				var all string
+				for _, r := range rs {
+					all += line(r, 0)
+				}
+				served = served || strings.Contains(all, out.String())
+			}
+			if !served {
+				t.Fatalf("user %q fingerprint %q: printed %q", user, fp, out.String())
+			}
+		}
+	})
 }

@@ -180,7 +180,7 @@ func Run(ctx context.Context, o Options) error {
 	defer st.Close()
 	// Held while the server runs, so that offline maintenance
 	// (rotate-master-key) refuses to run beside it.
-	unlock, err := bootstrap.HoldServerLock(ctx, st)
+	unlock, lockHeld, err := holdServerLock(ctx, st, log)
 	if err != nil {
 		return err
 	}
@@ -389,6 +389,13 @@ func Run(ctx context.Context, o Options) error {
 
 	if reg != nil {
 		registerGauges(reg, gw, api, auditor, certs)
+		reg.GaugeFunc("kaginashi_server_lock_held", "1 while this server holds the store's server lock (shared), which keeps rotate-master-key away; 0 while it is taking it again after losing it.",
+			func() float64 {
+				if lockHeld() {
+					return 1
+				}
+				return 0
+			})
 		addr, err := reg.Listen(ctx, o.MetricsListen, log)
 		if err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 )
 
 // ErrLocked: the lock is held elsewhere — a server is running on this
@@ -99,4 +100,16 @@ func CheckMetaUpdate(keys []string, set map[string]string, del []string) error {
 		}
 	}
 	return nil
+}
+
+// ServerLockKeeper is implemented by engines whose server lock can be lost
+// while the server runs: PostgreSQL's lives on a connection, which a
+// database restart, a failover or a network failure ends — and with it
+// the lock, so that maintenance could then run beside a live server.
+type ServerLockKeeper interface {
+	// KeepServerLock takes the server lock shared, as LockServer, and
+	// keeps it: when its connection drops it takes it again, retrying
+	// with backoff and logging at WARN while it is not held. held reports
+	// whether it is held now; release stops keeping it and gives it back.
+	KeepServerLock(ctx context.Context, log *slog.Logger) (release func() error, held func() bool, err error)
 }

@@ -21,8 +21,8 @@ const serverLock int64 = 0x6b6167696e737276
 // outside the pool: a session-level advisory lock lives as long as its
 // connection, and a pooled connection would be recycled under it.
 // PostgreSQL drops the lock when the connection ends (the process dies, or
-// the network fails — a server that lost its lock connection keeps
-// running, unprotected; see docs/OPERATIONS.md).
+// the network fails). A running server uses KeepServerLock, which takes it
+// again when its connection is lost.
 func (db *DB) LockServer(ctx context.Context) (func() error, error) {
 	return db.advisoryLock(ctx, `SELECT pg_try_advisory_lock_shared($1)`)
 }
@@ -34,18 +34,9 @@ func (db *DB) LockMaintenance(ctx context.Context) (func() error, error) {
 }
 
 func (db *DB) advisoryLock(ctx context.Context, query string) (func() error, error) {
-	conn, err := pgx.ConnectConfig(ctx, db.pool.Config().ConnConfig.Copy())
+	conn, err := db.lockConn(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("server lock: %w", err)
-	}
-	var ok bool
-	if err := conn.QueryRow(ctx, query, serverLock).Scan(&ok); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("server lock: %w", err)
-	}
-	if !ok {
-		conn.Close(context.WithoutCancel(ctx))
-		return nil, fmt.Errorf("server lock: %w", store.ErrLocked)
+		return nil, err
 	}
 	// Closing the connection drops the lock.
 	return func() error { return conn.Close(context.Background()) }, nil

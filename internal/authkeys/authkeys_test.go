@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,6 +243,18 @@ func TestNotEnrolledAndBadFiles(t *testing.T) {
 			t.Errorf("broken %s: %q, %v; want no keys and an error naming the file", name, out.String(), err)
 		}
 		os.WriteFile(p, old, 0o644)
+	}
+	for _, odd := range []func(string) error{
+		func(p string) error { return os.Mkdir(p, 0o755) },
+		func(p string) error { return syscall.Mkfifo(p, 0o644) },
+	} {
+		os.Remove(RecordsPath(f.dir))
+		if err := odd(RecordsPath(f.dir)); err != nil {
+			t.Fatal(err)
+		}
+		if err := AuthorizedKeys(f.dir, "alice", "", f.now, &out, nil); err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("records.json a directory or FIFO: %v", err)
+		}
 	}
 	big := make([]byte, maxPublic+1)
 	os.WriteFile(PublicPath(f.dir), big, 0o644)

@@ -398,16 +398,26 @@ func (d *decoder) bytesField(p *[]byte) error {
 func (d *decoder) fields(names []string, decode func(i int) error) error {
 	var seen uint64
 	return d.object(func(key string) error {
-		for i, n := range names {
-			if strings.EqualFold(key, n) {
-				if seen&(1<<i) != 0 {
-					return d.fail("duplicate key " + strconv.Quote(n))
-				}
-				seen |= 1 << i
-				return decode(i)
+		i := -1
+		for j, n := range names {
+			if key == n {
+				i = j
+				break
 			}
 		}
-		return d.skip()
+		for j := 0; i < 0 && j < len(names); j++ {
+			if strings.EqualFold(key, names[j]) {
+				i = j
+			}
+		}
+		if i < 0 {
+			return d.skip()
+		}
+		if seen&(1<<i) != 0 {
+			return d.fail("duplicate key " + strconv.Quote(names[i]))
+		}
+		seen |= 1 << i
+		return decode(i)
 	})
 }
 

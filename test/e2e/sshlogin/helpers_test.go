@@ -217,9 +217,16 @@ func nobody() (uid, gid uint32, err error) {
 	return uint32(id), uint32(g), nil
 }
 
-// authorizedKeys runs `kaginashi-agent authorized-keys` as sshd does: as
-// the unprivileged user nobody, with a clean environment.
+// authorizedKeys runs the AuthorizedKeysCommand the sshds run
+// (kaginashi-authorized-keys authorized-keys) as sshd does: as the
+// unprivileged user nobody, with a clean environment.
 func authorizedKeys(t testing.TB, dir, osUser, fingerprint string) (stdout string, code int) {
+	t.Helper()
+	return runAuthorizedKeys(t, world.akc, dir, osUser, fingerprint)
+}
+
+// runAuthorizedKeys runs bin's authorized-keys as sshd does.
+func runAuthorizedKeys(t testing.TB, bin, dir, osUser, fingerprint string) (stdout string, code int) {
 	t.Helper()
 	uid, gid, err := nobody()
 	if err != nil {
@@ -229,7 +236,7 @@ func authorizedKeys(t testing.TB, dir, osUser, fingerprint string) (stdout strin
 	if fingerprint != "" {
 		args = append(args, fingerprint)
 	}
-	cmd := exec.Command(world.agent, args...)
+	cmd := exec.Command(bin, args...)
 	cmd.Env = []string{"PATH=/usr/bin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: gid}}
 	var out, errb bytes.Buffer
@@ -316,7 +323,7 @@ type sshdOptions struct {
 	dir     string // for its files; "" is a new temporary directory
 	dataDir string // the agent data directory authorized-keys reads
 	// command is the AuthorizedKeysCommand before "--data-dir DIR %u %f";
-	// "" is "AGENT authorized-keys".
+	// "" is "AKC authorized-keys", what setup-sshd installs.
 	command string
 	// main replaces the AuthorizedKeysCommand lines after the common ones
 	// (the setup-sshd test: a stock configuration, without kaginashi).
@@ -331,7 +338,7 @@ func startSSHD(t testing.TB, o sshdOptions) *sshdProc {
 	t.Helper()
 	command := o.command
 	if command == "" {
-		command = world.agent + " authorized-keys"
+		command = world.akc + " authorized-keys"
 	}
 	lines := []string{"AuthorizedKeysFile none", "PermitRootLogin prohibit-password"}
 	if o.main != nil {

@@ -74,6 +74,29 @@ func TestSSHLogin(t *testing.T) {
 		sshd1.wantLogin(t, "root", kr)
 	})
 
+	// The small binary sshd runs and `kaginashi-agent authorized-keys` are
+	// one implementation: same output and exit status for the same
+	// arguments, hostile ones included.
+	t.Run("kaginashi-authorized-keys and kaginashi-agent authorized-keys agree", func(t *testing.T) {
+		t.Parallel()
+		k1, k2 := newKey(t), newKey(t)
+		push(t, root, a1.id, userA, k1)
+		push(t, root, a1.id, userA, k2)
+		for _, c := range [][2]string{
+			{userA, k1.fp}, {userA, ""}, {userB, k1.fp}, {"root", ""},
+			{userA, k1.fp + "\n" + k2.fp}, {userA + "\n" + userA, ""}, {"-" + userA, k1.fp}, {userA, `command="/bin/sh"`},
+		} {
+			small, smallCode := runAuthorizedKeys(t, world.akc, a1.dir, c[0], c[1])
+			whole, wholeCode := runAuthorizedKeys(t, world.agent, a1.dir, c[0], c[1])
+			if small != whole || smallCode != wholeCode {
+				t.Errorf("authorized-keys %q %q: kaginashi-authorized-keys exit %d %q, kaginashi-agent exit %d %q", c[0], c[1], smallCode, small, wholeCode, whole)
+			}
+		}
+		if out, _ := runAuthorizedKeys(t, world.akc, a1.dir, userA, ""); strings.Count(out, "\n") < 2 {
+			t.Errorf("both keys pushed for %s, served %q", userA, out)
+		}
+	})
+
 	t.Run("refused for another OS user", func(t *testing.T) {
 		t.Parallel()
 		k := newKey(t)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -23,6 +24,11 @@ var world struct {
 	// be able to reach) and the syslog sockets.
 	safe  string
 	agent string // safe/bin/kaginashi-agent
+	// akc is safe/bin/kaginashi-authorized-keys, the small
+	// AuthorizedKeysCommand binary setup-sshd picks when it sits next to
+	// the agent: the sshds run it, and setup-sshd's fallback to
+	// kaginashi-agent itself keeps its own test (setup_test.go).
+	akc string
 
 	userA, userB string // local users made for this run
 }
@@ -56,6 +62,13 @@ func run(m *testing.M) (int, error) {
 		return 0, err
 	}
 	defer os.RemoveAll(world.safe)
+	if err := harness.Build(filepath.Dir(world.agent), "./cmd/kaginashi-authorized-keys"); err != nil {
+		return 0, err
+	}
+	world.akc = filepath.Join(filepath.Dir(world.agent), "kaginashi-authorized-keys")
+	if err := os.Chmod(world.akc, 0o755); err != nil {
+		return 0, err
+	}
 
 	reapStaleUsers()
 	pid := strconv.Itoa(os.Getpid())

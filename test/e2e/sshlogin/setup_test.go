@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaginashi/kaginashi/internal/agent"
 	"github.com/kaginashi/kaginashi/internal/sshdsetup"
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
@@ -48,10 +49,25 @@ func testSetupSSHD(t *testing.T, s *harness.Server, a *hostAgent) {
 	}
 	root := s.EIC(s.Root)
 	userA := world.userA
+	// setup-sshd picks the small kaginashi-authorized-keys next to the
+	// agent binary; an agent with none next to it falls back to itself.
+	// One fixture each, so both lines sshd may get are logged in through.
+	alone := filepath.Join(world.safe, "agent-alone")
+	if err := os.Mkdir(alone, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	agentAlone := filepath.Join(alone, "kaginashi-agent")
+	b, err := os.ReadFile(world.agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, agentAlone, b, 0o755)
 	for _, tc := range []struct {
 		fixture string
 		dropIn  bool
-	}{{"debian-12", true}, {"debian-9", false}} {
+		agent   string // the kaginashi-agent that runs setup-sshd
+		command string // the AuthorizedKeysCommand binary it must pick
+	}{{"debian-12", true, world.agent, world.akc}, {"debian-9", false, agentAlone, agentAlone}} {
 		// One after the other: both record their state in the agent's
 		// data directory.
 		t.Run(tc.fixture, func(t *testing.T) {
@@ -73,11 +89,14 @@ func testSetupSSHD(t *testing.T, s *harness.Server, a *hostAgent) {
 			push(t, root, a.id, userA, k1)
 			sshd.wantRefused(t, userA, k1) // sshd does not ask kaginashi yet
 
-			out := runSetupSSHD(t, sshd, a.dir)
+			out := runSetupSSHD(t, tc.agent, sshd, a.dir)
+			if !strings.Contains(out, "AuthorizedKeysCommand: using "+tc.command+" (") {
+				t.Errorf("setup-sshd did not say it uses %s:\n%s", tc.command, out)
+			}
 			dropIn := filepath.Join(dir, "sshd_config.d", sshdsetup.DropInName)
 			after, _ := os.ReadFile(sshd.Config)
 			wantLines := []string{
-				"AuthorizedKeysCommand " + world.agent + " authorized-keys --data-dir " + a.dir + " %u %f",
+				"AuthorizedKeysCommand " + tc.command + " authorized-keys --data-dir " + a.dir + " %u %f",
 				"AuthorizedKeysCommandUser " + sshdsetup.DefaultUser,
 			}
 			where := after
@@ -97,7 +116,7 @@ func testSetupSSHD(t *testing.T, s *harness.Server, a *hostAgent) {
 			}
 			sshd.wantLogin(t, userA, k1)
 
-			out = runSetupSSHD(t, sshd, a.dir, "--remove")
+			out = runSetupSSHD(t, tc.agent, sshd, a.dir, "--remove")
 			restored, err := os.ReadFile(sshd.Config)
 			if err != nil {
 				t.Fatal(err)
@@ -131,15 +150,16 @@ func readFixture(t *testing.T, name string) string {
 	return string(b)
 }
 
-// runSetupSSHD runs setup-sshd (with args, e.g. --remove) on sshd's
-// configuration and waits for sshd to have reloaded it.
-func runSetupSSHD(t *testing.T, sshd *sshdProc, dataDir string, args ...string) string {
+// runSetupSSHD runs agentBin's setup-sshd (with args, e.g. --remove) on
+// sshd's configuration and waits for sshd to have reloaded it.
+func runSetupSSHD(t *testing.T, agentBin string, sshd *sshdProc, dataDir string, args ...string) string {
 	t.Helper()
 	listening := strings.Count(sshd.Output.String(), "Server listening on")
 	if systemdSSHD() {
 		t.Log("systemd runs this machine: calling sshdsetup with a Reload hook instead of the binary, which would reload the machine's own sshd")
+		pick := sshdsetup.PickCommand(context.Background(), agentBin, agent.Version)
 		o := sshdsetup.Options{
-			ConfigPath: sshd.Config, CommandPath: world.agent, CommandArgs: []string{"authorized-keys", "--data-dir", dataDir},
+			ConfigPath: sshd.Config, CommandPath: pick.Path, CommandArgs: []string{"authorized-keys", "--data-dir", dataDir},
 			StateDir: filepath.Join(dataDir, "sshd-setup"),
 			Reload: func(context.Context) error {
 				return sshd.Cmd.Process.Signal(syscall.SIGHUP)
@@ -156,9 +176,9 @@ func runSetupSSHD(t *testing.T, sshd *sshdProc, dataDir string, args ...string) 
 			t.Fatalf("sshdsetup %v: %v", args, err)
 		}
 		sshd.WaitListening(t, listening+1)
-		return rep.String()
+		return "AuthorizedKeysCommand: using " + pick.Path + " (" + pick.Why + ")\n" + rep.String()
 	}
-	cmd := exec.Command(world.agent, append([]string{"setup-sshd", "--sshd-config", sshd.Config, "--data-dir", dataDir}, args...)...)
+	cmd := exec.Command(agentBin, append([]string{"setup-sshd", "--sshd-config", sshd.Config, "--data-dir", dataDir}, args...)...)
 	cmd.Env = harness.BaseEnv()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -272,6 +292,6 @@ func syslogWrapper(t *testing.T, socket string) string {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, "authorized-keys")
-	writeFile(t, p, []byte("#!/bin/sh\nKAGINASHI_SYSLOG_SOCKET="+socket+" exec "+world.agent+` authorized-keys "$@"`+"\n"), 0o755)
+	writeFile(t, p, []byte("#!/bin/sh\nKAGINASHI_SYSLOG_SOCKET="+socket+" exec "+world.akc+` authorized-keys "$@"`+"\n"), 0o755)
 	return p
 }

@@ -57,18 +57,33 @@ func Main(ctx context.Context, args []string, stdio IO) int {
 	root.SetIn(stdio.In)
 	root.SetOut(stdio.Out)
 	root.SetErr(stdio.Err)
-	err := root.ExecuteContext(ctx)
+	return report(root.ExecuteContext(ctx), stdio.Err)
+}
+
+// report writes a command's error to w, as "kaginashi: ...", and returns
+// the exit code.
+func report(err error, w io.Writer) int {
 	if err == nil {
 		return ExitOK
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
+		// A command may wrap an error that was already told (an
+		// exitError without a message, e.g. a tunnel's close reason
+		// printed as it happened): it stays silent, not "exit 1".
+		for {
+			inner, ok := ee.err.(*exitError)
+			if !ok {
+				break
+			}
+			ee = inner
+		}
 		if ee.err != nil {
-			fmt.Fprintf(stdio.Err, "kaginashi: %v\n", ee.err)
+			fmt.Fprintf(w, "kaginashi: %v\n", ee.err)
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stdio.Err, "kaginashi: %v\n", err)
+	fmt.Fprintf(w, "kaginashi: %v\n", err)
 	return ExitUsage
 }
 

@@ -374,6 +374,11 @@ type Store interface {
 	SetDefaultPolicyVersion(ctx context.Context, arn, versionID string, now time.Time) error
 	// DeletePolicyVersion fails with ErrConflict for the default version.
 	DeletePolicyVersion(ctx context.Context, arn, versionID string) error
+	// TagPolicy adds tags to a managed policy, overwriting the values of
+	// existing keys; UntagPolicy removes tags by key (absent keys are no
+	// error). Both: ErrNotFound for a missing policy.
+	TagPolicy(ctx context.Context, arn string, tags []Tag) error
+	UntagPolicy(ctx context.Context, arn string, keys []string) error
 
 	AttachUserPolicy(ctx context.Context, user, policyARN string) error
 	DetachUserPolicy(ctx context.Context, user, policyARN string) error

@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UserPermissionsBoundary", testUserPermissionsBoundary},
 		{"AWSManagedPolicies", testAWSManagedPolicies},
 		{"PolicyEntities", testPolicyEntities},
+		{"PolicyTags", testPolicyTags},
 		{"IAMGeneration", testIAMGeneration},
 		{"HostileInput", testHostileInput},
 		{"Times", testTimes},

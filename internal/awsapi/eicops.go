@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"reflect"
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/connect"
@@ -23,7 +24,10 @@ func (c *call) decodeJSON(v any) error {
 	if err := dec.Decode(v); err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			return invalidf("Invalid input parameter: %s must be a %s", te.Field, te.Type)
+			if te.Field == "" {
+				return invalidf("The request body must be a JSON object, not a JSON %s", te.Value)
+			}
+			return invalidf("Invalid input parameter: %s must be a %s", te.Field, jsonTypeName(te.Type))
 		}
 		return invalidf("The request body is not valid JSON: %v", err)
 	}
@@ -31,6 +35,25 @@ func (c *call) decodeJSON(v any) error {
 		return invalidf("The request body has text after the JSON object")
 	}
 	return nil
+}
+
+// jsonTypeName names a Go type as the JSON a caller must send, for
+// messages: never a Go type name.
+func jsonTypeName(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	case reflect.Pointer:
+		return jsonTypeName(t.Elem())
+	}
+	return "JSON object"
 }
 
 type sendKeyInput struct {

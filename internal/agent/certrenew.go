@@ -13,18 +13,21 @@ import (
 
 // renewCert stores the client certificate the server sent with the answer
 // to the hello (during an agent CA rotation: one from the new CA), once it
-// checks that it certifies this agent's own key and instance: the agent
-// presents it from its next connection on. A certificate that does not
-// fit is refused and the old one kept.
-func (a *Agent) renewCert(b agentproto.Beat) {
+// checks that it certifies this agent's own key and instance, and reports
+// whether it did: the agent then reconnects at once to present it — the
+// server counts an agent as moved to the new CA only when it connects with
+// its certificate, and rotate-agent-ca --finish waits for that. A
+// certificate that does not fit is refused and the old one kept.
+func (a *Agent) renewCert(b agentproto.Beat) bool {
 	if b.Certificate == nil {
-		return
+		return false
 	}
 	if err := a.storeCert(b.Certificate); err != nil {
 		a.log.Error("refused the client certificate the server sent; keeping the current one", "err", err)
-		return
+		return false
 	}
-	a.log.Info("stored a new client certificate from the server's current agent CA; it is used from the next connection")
+	a.log.Info("stored a new client certificate from the server's current agent CA; reconnecting with it")
+	return true
 }
 
 func (a *Agent) storeCert(pemBytes []byte) error {

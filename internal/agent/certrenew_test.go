@@ -56,13 +56,17 @@ func TestRenewCert(t *testing.T) {
 		"server auth":      issue(id, pubKey(own), x509.ExtKeyUsageServerAuth),
 		"not PEM":          []byte("garbage"),
 	} {
-		a.renewCert(agentproto.Beat{Certificate: bad})
+		if a.renewCert(agentproto.Beat{Certificate: bad}) {
+			t.Fatalf("%s: reported stored", name)
+		}
 		if b, _ := os.ReadFile(a.paths.cert()); string(b) != "old" {
 			t.Fatalf("%s: identity.crt replaced", name)
 		}
 	}
 	good := issue(id, pubKey(own), x509.ExtKeyUsageClientAuth)
-	a.renewCert(agentproto.Beat{Certificate: good})
+	if !a.renewCert(agentproto.Beat{Certificate: good}) {
+		t.Fatal("a good certificate: not reported stored")
+	}
 	b, err := os.ReadFile(a.paths.cert())
 	if err != nil || !bytes.Equal(b, good) {
 		t.Fatalf("identity.crt after a good certificate: %v", err)

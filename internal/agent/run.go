@@ -114,6 +114,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.now().Sub(start) > 30*time.Second {
 			backoff = 100 * time.Millisecond // it had been up: retry soon
 		}
+		if errors.Is(err, errNewCert) {
+			backoff = 100 * time.Millisecond
+		}
 		a.setStatus(func(st *Status) {
 			st.Connected = false
 			if err != nil {
@@ -134,6 +137,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		backoff = min(backoff*2, a.MaxBackoff)
 	}
 }
+
+// errNewCert ends a session whose hello was answered with a new client
+// certificate: the agent reconnects at once, presenting it.
+var errNewCert = errors.New("reconnecting with the new client certificate")
 
 // fatalError stops Run: retrying cannot help (the identity was revoked).
 type fatalError struct{ err error }
@@ -273,7 +280,9 @@ func (a *Agent) session(ctx context.Context) error {
 	// Before any pushed record is read (acceptStreams starts below): a
 	// record signed with a new key must find it adopted.
 	a.rollover(beat)
-	a.renewCert(beat)
+	if a.renewCert(beat) {
+		return errNewCert
+	}
 	a.log.Info("connected to the server", "server", a.cfg.Server, "instance", a.cfg.InstanceID, "clockSkewMillis", a.skew())
 	a.setStatus(func(st *Status) {
 		st.Connected, st.LastError = true, ""

@@ -138,7 +138,7 @@ type Beat struct {
 	// Certificate (PEM), in the answer to a Hello during an agent CA
 	// rotation, is a new client certificate for the agent's own key and
 	// instance ID, from the new CA: the agent stores it as identity.crt
-	// and presents it from its next connection on.
+	// and reconnects at once, presenting it.
 	Certificate []byte `json:"certificate,omitempty"`
 }
 

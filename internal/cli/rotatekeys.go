@@ -165,8 +165,9 @@ Every server on the store must be stopped (all replicas), as for rotate-master-k
 Without --finish it makes a new CA (its key sealed with the master key) and keeps
 the old CA's certificate, still trusted, while its private key is deleted. Start
 the servers again: each agent that connects with a certificate of the old CA is
-given one from the new CA for the same key and instance, stores it, and uses it
-from its next connection. Hosts need nothing done by hand.
+given one from the new CA for the same key and instance, stores it, and reconnects
+with it at once. Hosts need nothing done by hand (agents older than this command
+ignore the new certificate: upgrade them first).
 
 With --finish (servers stopped again) the old CA is no longer trusted. It first
 counts the enrolled instances whose agents have not connected since the rotation

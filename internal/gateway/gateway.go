@@ -400,7 +400,11 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 		answer := g.helloAnswer(id, hello, now)
 		g.renewCert(s, &answer, now)
 		helloErr = c.Send(answer)
-		if helloErr == nil && answer.Certificate != nil {
+		if helloErr == nil && s.renew == nil && g.keys != nil && g.keys.PrevCA != nil {
+			// During an agent CA rotation: this agent connected with a
+			// certificate of the new CA (rotate-agent-ca --finish counts
+			// those that have not). Not when it is sent one: an older
+			// agent ignores it, and only its use proves it was stored.
 			g.recordAgentCA(ctx, id, now)
 		}
 	}

@@ -58,6 +58,11 @@ output ends with the token alone on its last line.`,
 			if ttl < time.Second || ttl%time.Second != 0 {
 				return usageErr("--ttl %v: want whole seconds, at least 1s (e.g. 90s, 1h)", ttl)
 			}
+			if maxUses < 1 {
+				// The API reads 0 as "not given" (1): say so rather
+				// than make a token other than the one asked for.
+				return usageErr("--max-uses %d: want 1 or more hosts", maxUses)
+			}
 			type tag struct{ Key, Value string }
 			in := struct {
 				TTLSeconds int   `json:"TtlSeconds"`

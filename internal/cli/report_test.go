@@ -2,7 +2,9 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -27,6 +29,25 @@ func TestReport(t *testing.T) {
 		var b bytes.Buffer
 		if code := report(tc.err, &b); code != tc.code || b.String() != tc.out {
 			t.Errorf("%s: report(%v) = %d, %q; want %d, %q", tc.name, tc.err, code, b.String(), tc.code, tc.out)
+		}
+	}
+}
+
+// TestAgentTokenCreateFlags: flags that make no token are refused before
+// any request (exit 2), rather than read as the default.
+func TestAgentTokenCreateFlags(t *testing.T) {
+	isolateAWSConfig(t)
+	t.Setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:1") // nothing may be asked
+	for _, args := range [][]string{
+		{"--max-uses", "0"},
+		{"--max-uses", "-3"},
+		{"--ttl", "0s"},
+		{"--tag", "novalue"},
+	} {
+		var out, errb bytes.Buffer
+		code := Main(context.Background(), append([]string{"agent-token", "create"}, args...), IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+		if code != ExitUsage || !strings.Contains(errb.String(), args[0]) {
+			t.Errorf("agent-token create %v: exit %d, %q; want exit %d naming %s", args, code, errb.String(), ExitUsage, args[0])
 		}
 	}
 }

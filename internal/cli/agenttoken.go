@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
 
 	"github.com/kaginashi/kaginashi/internal/client"
@@ -78,14 +79,14 @@ output ends with the token alone on its last line.`,
 			}
 			cfg, err := client.Load(cmd.Context(), flags)
 			if err != nil {
-				return err
+				return apiFailure(err, flags.EndpointURL)
 			}
 			var out struct {
 				Token     string    `json:"Token"`
 				JoinToken joinToken `json:"JoinToken"`
 			}
 			if err := client.CallJSON(cmd.Context(), cfg, kgService, kgTarget+"CreateJoinToken", in, &out); err != nil {
-				return err
+				return apiFailure(err, aws.ToString(cfg.BaseEndpoint))
 			}
 			pin := caPin(flags.CABundle)
 			if createOut.v == "json" {
@@ -118,13 +119,13 @@ output ends with the token alone on its last line.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := client.Load(cmd.Context(), flags)
 			if err != nil {
-				return err
+				return apiFailure(err, flags.EndpointURL)
 			}
 			var out struct {
 				JoinTokens []joinToken `json:"JoinTokens"`
 			}
 			if err := client.CallJSON(cmd.Context(), cfg, kgService, kgTarget+"ListJoinTokens", struct{}{}, &out); err != nil {
-				return err
+				return apiFailure(err, aws.ToString(cfg.BaseEndpoint))
 			}
 			if listOut.v == "json" {
 				return writeJSON(stdio.Out, map[string]any{"joinTokens": out.JoinTokens})
@@ -156,11 +157,11 @@ output ends with the token alone on its last line.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := client.Load(cmd.Context(), flags)
 			if err != nil {
-				return err
+				return apiFailure(err, flags.EndpointURL)
 			}
 			id, _, _ := strings.Cut(args[0], ".") // a whole token works too
 			if err := client.CallJSON(cmd.Context(), cfg, kgService, kgTarget+"RevokeJoinToken", map[string]string{"TokenId": id}, nil); err != nil {
-				return err
+				return apiFailure(err, aws.ToString(cfg.BaseEndpoint))
 			}
 			fmt.Fprintf(stdio.Out, "revoked %s\n", id)
 			return nil

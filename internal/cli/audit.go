@@ -77,7 +77,7 @@ from now (1h).`,
 			}
 			cfg, err := client.Load(cmd.Context(), *flags)
 			if err != nil {
-				return err
+				return apiFailure(err, flags.EndpointURL)
 			}
 			ct := cloudtrail.NewFromConfig(cfg)
 			in := &cloudtrail.LookupEventsInput{}
@@ -102,7 +102,7 @@ from now (1h).`,
 			for p := cloudtrail.NewLookupEventsPaginator(ct, in); p.HasMorePages() && len(events) < maxItems; {
 				page, err := p.NextPage(cmd.Context())
 				if err != nil {
-					return err
+					return apiFailure(err, aws.ToString(cfg.BaseEndpoint))
 				}
 				for _, e := range page.Events {
 					if filterUser != "" && aws.ToString(e.Username) != filterUser {

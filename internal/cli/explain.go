@@ -58,6 +58,13 @@ func codeOf(err error) (code, msg string, ok bool) {
 	return "", "", false
 }
 
+// apiFailure is a client command's failure to get its answer (no
+// configuration, the server unreachable or refusing): told as explain
+// tells it, exit status 1 (2 is for the caller's usage mistakes).
+func apiFailure(err error, endpoint string) error {
+	return &exitError{code: 1, err: explain(err, explainCtx{endpoint: endpoint})}
+}
+
 // explain turns an error of a client command into what went wrong and the
 // fix, without the SDK's wrapping (operation names, request IDs).
 func explain(err error, x explainCtx) error {
@@ -89,7 +96,10 @@ func explain(err error, x explainCtx) error {
 				p.fix = "the policy statement named above denies it: ask an administrator to change that statement, or use an OS user, host or port it does not cover"
 			case performRE.MatchString(msg):
 				action := performRE.FindStringSubmatch(msg)[1]
-				p.fix = "no policy allows it: ask an administrator to allow " + action + " for you (docs/POLICY.md; examples/seed-policy.json)"
+				p.fix = "no policy allows it: ask an administrator to allow " + action + " for you (docs/POLICY.md)"
+				if strings.HasPrefix(action, "ec2-instance-connect:") || strings.HasPrefix(action, "ec2:") {
+					p.fix = "no policy allows it: ask an administrator to allow " + action + " for you (docs/POLICY.md; examples/seed-policy.json)"
+				}
 				if m := endpointResourceRE.FindStringSubmatch(msg); m != nil && action == "ec2-instance-connect:OpenTunnel" {
 					// The seed article's policy lists OpenTunnel on
 					// instance/*, which never matches: OpenTunnel's

@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -48,6 +52,50 @@ func TestAgentTokenCreateFlags(t *testing.T) {
 		code := Main(context.Background(), append([]string{"agent-token", "create"}, args...), IO{In: strings.NewReader(""), Out: &out, Err: &errb})
 		if code != ExitUsage || !strings.Contains(errb.String(), args[0]) {
 			t.Errorf("agent-token create %v: exit %d, %q; want exit %d naming %s", args, code, errb.String(), ExitUsage, args[0])
+		}
+	}
+}
+
+// TestClientCommandFailures: agent-token and audit lookup tell a refused or
+// unreachable server as the other client commands do (what and the fix),
+// exit status 1, not 2 (the caller's usage mistake) with the SDK's text.
+func TestClientCommandFailures(t *testing.T) {
+	isolateAWSConfig(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		action := "kaginashi:ListJoinTokens"
+		if strings.Contains(r.Header.Get("X-Amz-Target"), "LookupEvents") {
+			action = "cloudtrail:LookupEvents"
+		}
+		_, _ = io.WriteString(w, `{"__type":"AccessDeniedException","Message":"User: arn:aws:iam::123456789012:user/a is not authorized to perform: `+action+` on resource: * because no identity-based policy allows the `+action+` action"}`)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"agent-token", "list"}, []string{"kaginashi: access denied: User:", "ask an administrator to allow kaginashi:ListJoinTokens for you (docs/POLICY.md)\n"}},
+		{[]string{"agent-token", "revoke", "jt-0123"}, []string{"kaginashi: access denied: User:"}},
+		{[]string{"audit", "lookup"}, []string{"kaginashi: access denied: User:", "allow cloudtrail:LookupEvents"}},
+		{[]string{"agent-token", "list", "--endpoint-url", "http://127.0.0.1:1"}, []string{"cannot reach http://127.0.0.1:1", "check --endpoint-url"}},
+	} {
+		var out, errb bytes.Buffer
+		args := tc.args
+		if !slices.Contains(args, "--endpoint-url") {
+			args = append(args, "--endpoint-url", srv.URL)
+		}
+		code := Main(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+		if code != 1 {
+			t.Errorf("%v: exit %d, want 1\n%s", tc.args, code, errb.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(errb.String(), w) {
+				t.Errorf("%v: stderr %q, want %q", tc.args, errb.String(), w)
+			}
+		}
+		if strings.Contains(errb.String(), "operation error") {
+			t.Errorf("%v: SDK noise in %q", tc.args, errb.String())
 		}
 	}
 }

@@ -240,7 +240,7 @@ func setupSSHD(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	marker := filepath.Join(*dataDir, "sshd-setup", "installed-command")
-	command := self
+	command, pending := self, false
 	if !*remove {
 		// The small kaginashi-authorized-keys when it sits next to this
 		// binary (same build), else this binary: same arguments, same keys.
@@ -258,6 +258,7 @@ func setupSSHD(args []string) error {
 			dst := filepath.Join(installDir, filepath.Base(command))
 			if *dryRun {
 				fmt.Printf("would install %s as %s (%v)\n", command, dst, perr)
+				pending = true
 			} else {
 				if err := installCopy(command, dst); err != nil {
 					return fmt.Errorf("installing %s where sshd accepts it: %w", filepath.Base(command), err)
@@ -272,7 +273,7 @@ func setupSSHD(args []string) error {
 	}
 	o := sshdsetup.Options{
 		ConfigPath: *config, CommandPath: command, CommandArgs: []string{"authorized-keys", "--data-dir", *dataDir},
-		StateDir: filepath.Join(*dataDir, "sshd-setup"), DryRun: *dryRun,
+		StateDir: filepath.Join(*dataDir, "sshd-setup"), DryRun: *dryRun, InstallPending: pending,
 	}
 	var rep *sshdsetup.Report
 	if *remove {

@@ -130,3 +130,24 @@ func TestSetupWithEitherCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestDryRunInstallPending: a dry run for a command setup-sshd would
+// install first plans the change with a warning instead of refusing over a
+// file that is not there yet; a real run still refuses it.
+func TestDryRunInstallPending(t *testing.T) {
+	tr := newTree(t, "debian-12")
+	o := tr.opts()
+	o.CommandPath = "/usr/local/libexec/kaginashi/" + AKCBinary
+	o.DryRun, o.InstallPending = true, true
+	before := tr.snapshot()
+	rep, err := Setup(context.Background(), o)
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if !strings.Contains(rep.Diff, o.CommandPath+" authorized-keys") || !strings.Contains(strings.Join(rep.Warnings, "\n"), "not installed yet") {
+		t.Errorf("dry run report:\n%s", rep)
+	}
+	sameSnapshot(t, "after a dry run", before, tr.snapshot())
+	o.DryRun = false
+	mustRefuse(t, tr, o, "cannot be resolved")
+}

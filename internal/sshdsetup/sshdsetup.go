@@ -88,7 +88,10 @@ type Options struct {
 	User        string   // AuthorizedKeysCommandUser; default "kaginashi"
 	StateDir    string   // where Setup records what it changed, so Remove can undo it byte for byte; default /var/lib/kaginashi-agent/setup-sshd
 	DryRun      bool     // report the plan and the diff, change nothing
-	SSHD        string   // sshd binary for `sshd -t` (default: found in /usr/sbin, PATH)
+	// InstallPending (with DryRun): CommandPath is where the caller would
+	// install the binary before a real run, so it need not exist yet.
+	InstallPending bool
+	SSHD           string // sshd binary for `sshd -t` (default: found in /usr/sbin, PATH)
 	// SSHDArgs are added to `sshd -t -f CONFIG` (tests: "-h", hostkey).
 	SSHDArgs []string
 	// Validate replaces `sshd -t` (tests). It gets the real path of the
@@ -612,11 +615,17 @@ func Setup(ctx context.Context, o Options) (*Report, error) {
 	for _, c := range a.conflicts {
 		refusals = append(refusals, c.Message)
 	}
-	pathWarnings, err := checkCommandPath(o.Root, o.CommandPath)
-	if err != nil {
-		refusals = append(refusals, err.Error())
+	if o.DryRun && o.InstallPending {
+		// The caller installs the binary there before a real run, and
+		// that run checks the path.
+		rep.Warnings = append(rep.Warnings, o.CommandPath+" is not installed yet (a real run installs it first); sshd's path rule is checked then")
+	} else {
+		pathWarnings, err := checkCommandPath(o.Root, o.CommandPath)
+		if err != nil {
+			refusals = append(refusals, err.Error())
+		}
+		rep.Warnings = append(rep.Warnings, pathWarnings...)
 	}
-	rep.Warnings = append(rep.Warnings, pathWarnings...)
 	if len(refusals) > 0 {
 		return rep, &RefusedError{Reasons: refusals}
 	}

@@ -1021,7 +1021,8 @@ func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string,
 		defer warm.Close()
 	}
 	x := explainCtx{endpoint: base, port: port, instance: target}
-	in, err := client.DescribeInstance(ctx, cfg, target)
+	// ssh lowercased the host name: a Name tag "Web" is asked for as web.
+	in, err := client.DescribeInstanceByHost(ctx, cfg, target)
 	if err != nil {
 		return sshFail(explain(err, x))
 	}

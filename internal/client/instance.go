@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
 // kaginashi's own JSON API: target prefix and signing name.
@@ -167,4 +169,60 @@ func (t Target) Label() string {
 		return t.InstanceID + " (" + t.Name + ")"
 	}
 	return t.InstanceID
+}
+
+// DescribeInstanceByHost is DescribeInstance for a Name that went through
+// ssh, which lowercases host names: `ssh web.kaginashi` for the instance
+// whose Name tag is "Web". When no Name matches exactly, the one Name
+// that matches but for case does (several: ambiguous, as usual).
+func DescribeInstanceByHost(ctx context.Context, cfg aws.Config, target string) (Instance, error) {
+	in, err := DescribeInstance(ctx, cfg, target)
+	var nf *NotFoundError
+	if err == nil || IsInstanceID(target) || !errors.As(err, &nf) {
+		return in, err
+	}
+	named, lerr := namedInstances(ctx, cfg)
+	if lerr != nil {
+		return in, err // not found says it best
+	}
+	var found []Target
+	for _, t := range named {
+		if strings.EqualFold(t.Name, target) {
+			found = append(found, t)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return in, err
+	case 1:
+		return DescribeInstance(ctx, cfg, found[0].InstanceID)
+	}
+	return Instance{}, &AmbiguousError{Name: target, Candidates: found}
+}
+
+// namedInstances lists the instances that have a Name tag, from
+// kaginashi's DescribeInstanceConnectInfo when it answers, else from
+// DescribeInstances.
+func namedInstances(ctx context.Context, cfg aws.Config) ([]Target, error) {
+	if aws.ToString(cfg.BaseEndpoint) != "" {
+		var out struct {
+			Instances []connectInfo `json:"Instances"`
+		}
+		in := struct {
+			Filters []filter `json:"Filters"`
+		}{Filters: []filter{{Name: "tag-key", Values: []string{"Name"}}}}
+		err := CallJSON(ctx, cfg, KaginashiService, KaginashiTarget+"DescribeInstanceConnectInfo", in, &out)
+		var ae *APIError
+		if err == nil {
+			var ts []Target
+			for _, i := range out.Instances {
+				ts = append(ts, Target{InstanceID: i.InstanceID, Name: i.Name, State: i.State, PrivateIP: i.PrivateIP})
+			}
+			return ts, nil
+		}
+		if !errors.As(err, &ae) || (ae.Code != "UnknownOperationException" && ae.Status != 404) {
+			return nil, err
+		}
+	}
+	return describeTargets(ctx, cfg, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String("tag-key"), Values: []string{"Name"}}}})
 }

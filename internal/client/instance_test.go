@@ -38,7 +38,8 @@ func fakeAPI(t *testing.T, knowsOp bool, instances []connectInfo) (*httptest.Ser
 			_ = json.Unmarshal(body, &in)
 			var out []connectInfo
 			for _, i := range instances {
-				if (len(in.InstanceIDs) > 0 && i.InstanceID == in.InstanceIDs[0]) || (len(in.Filters) > 0 && in.Filters[0].Name == "tag:Name" && i.Name == in.Filters[0].Values[0]) {
+				if (len(in.InstanceIDs) > 0 && i.InstanceID == in.InstanceIDs[0]) || (len(in.Filters) > 0 && in.Filters[0].Name == "tag:Name" && i.Name == in.Filters[0].Values[0]) ||
+					(len(in.Filters) > 0 && in.Filters[0].Name == "tag-key" && in.Filters[0].Values[0] == "Name" && i.Name != "") {
 					out = append(out, i)
 				}
 			}
@@ -109,5 +110,39 @@ func TestDescribeInstance(t *testing.T) {
 	}
 	if ec2Calls.Load() != 1 {
 		t.Errorf("%d EC2 calls, want 1", ec2Calls.Load())
+	}
+}
+
+// TestDescribeInstanceByHost: ssh lowercases host names, so
+// `ssh web.kaginashi` must reach the instance whose Name is "WebProd" when
+// no Name is exactly "webprod".
+func TestDescribeInstanceByHost(t *testing.T) {
+	ctx := context.Background()
+	prod := connectInfo{InstanceID: "i-0123456789abcdef0", Name: "WebProd", State: "running", DefaultUser: "admin"}
+	lower := connectInfo{InstanceID: "i-3333333333ccccccc", Name: "db", State: "running"}
+	upper := connectInfo{InstanceID: "i-4444444444ddddddd", Name: "DB", State: "running"}
+	twin1 := connectInfo{InstanceID: "i-1111111111aaaaaaa", Name: "Twin", State: "running"}
+	twin2 := connectInfo{InstanceID: "i-2222222222bbbbbbb", Name: "TWIN", State: "running"}
+	srv, _ := fakeAPI(t, true, []connectInfo{prod, lower, upper, twin1, twin2})
+	cfg := fakeConfig(srv.URL)
+
+	var nf *NotFoundError
+	if _, err := DescribeInstance(ctx, cfg, "webprod"); !errors.As(err, &nf) {
+		t.Fatalf("DescribeInstance matches Names exactly: %v", err)
+	}
+	in, err := DescribeInstanceByHost(ctx, cfg, "webprod")
+	if err != nil || in.InstanceID != prod.InstanceID || in.Name != "WebProd" || !in.Kaginashi || in.DefaultUser != "admin" {
+		t.Errorf("webprod: %+v, %v; want %s", in, err, prod.InstanceID)
+	}
+	// An exact match wins over one but for case.
+	if in, err := DescribeInstanceByHost(ctx, cfg, "db"); err != nil || in.InstanceID != lower.InstanceID {
+		t.Errorf("db: %+v, %v; want %s", in, err, lower.InstanceID)
+	}
+	var ae *AmbiguousError
+	if _, err := DescribeInstanceByHost(ctx, cfg, "twin"); !errors.As(err, &ae) || len(ae.Candidates) != 2 {
+		t.Errorf("twin: %v; want both Twin and TWIN", err)
+	}
+	if _, err := DescribeInstanceByHost(ctx, cfg, "nothing"); !errors.As(err, &nf) || !strings.Contains(err.Error(), `"nothing"`) {
+		t.Errorf("nothing: %v", err)
 	}
 }

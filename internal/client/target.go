@@ -26,22 +26,36 @@ type Target struct {
 // ResolveTarget finds an instance by ID (i-...) or by its Name tag. An
 // ambiguous name lists the candidates.
 func ResolveTarget(ctx context.Context, cfg aws.Config, target string) (Target, error) {
-	cl := ec2.NewFromConfig(cfg)
 	in := &ec2.DescribeInstancesInput{}
 	if IsInstanceID(target) {
 		in.InstanceIds = []string{target}
 	} else {
 		in.Filters = []ec2types.Filter{{Name: aws.String("tag:Name"), Values: []string{nameFilterValue(target)}}}
 	}
+	found, err := describeTargets(ctx, cfg, in)
+	if err != nil {
+		var ae smithy.APIError
+		if errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "InvalidInstanceID.NotFound") {
+			return Target{}, &NotFoundError{Target: target}
+		}
+		return Target{}, err
+	}
+	switch len(found) {
+	case 0:
+		return Target{}, &NotFoundError{Target: target}
+	case 1:
+		return found[0], nil
+	}
+	return Target{}, &AmbiguousError{Name: target, Candidates: found}
+}
+
+// describeTargets is DescribeInstances, every page, as Targets.
+func describeTargets(ctx context.Context, cfg aws.Config, in *ec2.DescribeInstancesInput) ([]Target, error) {
 	var found []Target
-	for p := ec2.NewDescribeInstancesPaginator(cl, in); p.HasMorePages(); {
+	for p := ec2.NewDescribeInstancesPaginator(ec2.NewFromConfig(cfg), in); p.HasMorePages(); {
 		out, err := p.NextPage(ctx)
 		if err != nil {
-			var ae smithy.APIError
-			if errors.As(err, &ae) && strings.HasPrefix(ae.ErrorCode(), "InvalidInstanceID.NotFound") {
-				return Target{}, &NotFoundError{Target: target}
-			}
-			return Target{}, err
+			return nil, err
 		}
 		for _, r := range out.Reservations {
 			for _, i := range r.Instances {
@@ -59,13 +73,7 @@ func ResolveTarget(ctx context.Context, cfg aws.Config, target string) (Target, 
 			}
 		}
 	}
-	switch len(found) {
-	case 0:
-		return Target{}, &NotFoundError{Target: target}
-	case 1:
-		return found[0], nil
-	}
-	return Target{}, &AmbiguousError{Name: target, Candidates: found}
+	return found, nil
 }
 
 // Endpoint finds the Instance Connect Endpoint to tunnel through: with a

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
 )
 
 // Flags are the aws CLI's global options that kaginashi client commands
@@ -30,7 +31,9 @@ type Flags struct {
 // Load returns the AWS configuration for the flags, falling back to the
 // environment and shared files like the aws CLI.
 func Load(ctx context.Context, f Flags) (aws.Config, error) {
-	var opts []func(*config.LoadOptions) error
+	// The SDK's own log lines ("SDK … WARN falling back to IMDSv1") are
+	// noise on a terminal: kaginashi says what went wrong itself.
+	opts := []func(*config.LoadOptions) error{config.WithLogger(logging.Nop{})}
 	if f.Profile != "" {
 		opts = append(opts, config.WithSharedConfigProfile(f.Profile))
 	}

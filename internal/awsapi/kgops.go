@@ -67,6 +67,12 @@ func kgOps() map[string]*op {
 		for _, t := range in.Tags {
 			tags = append(tags, store.Tag{Key: t.Key, Value: t.Value})
 		}
+		// They become the enrolled instance's tags: CreateTags' rules
+		// (no aws: or kaginashi: keys, EC2's lengths), checked now rather
+		// than found out when a host enrols.
+		if err := inventory.CheckTags(tags); err != nil {
+			return nil, err
+		}
 		if err := c.authorize("*", requestTags(tags)); err != nil {
 			return nil, err
 		}

@@ -175,10 +175,17 @@ func (w *Writer) Record(ctx context.Context, ev *Event) error {
 	if err != nil {
 		return fmt.Errorf("audit: encode event: %w", err)
 	}
+	// The user name LookupEvents shows and filters by: the IAM user's,
+	// and "root" for the account root, as CloudTrail does (userIdentity
+	// itself has no userName for root).
+	user := ev.UserIdentity.UserName
+	if user == "" && ev.UserIdentity.Type == "Root" {
+		user = "root"
+	}
 	p := &pending{
 		ev: store.AuditEvent{
 			ID: ev.EventID, Time: precise, Name: ev.EventName, Source: ev.EventSource,
-			UserName: ev.UserIdentity.UserName, AccessKeyID: ev.UserIdentity.AccessKeyID, ErrorCode: ev.ErrorCode, Record: raw,
+			UserName: user, AccessKeyID: ev.UserIdentity.AccessKeyID, ErrorCode: ev.ErrorCode, Record: raw,
 			RequestID: ev.RequestID,
 		},
 		err: make(chan error, 1),

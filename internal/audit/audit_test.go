@@ -112,3 +112,32 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestRootEventsByUserName: CloudTrail's LookupEvents shows the account
+// root's calls under the user name "root" and finds them by it (`kaginashi
+// audit lookup --user root`), though userIdentity has no userName.
+func TestRootEventsByUserName(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	w := NewWriter(st, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer w.Close()
+	ev := &Event{EventTime: time.Now(), EventSource: "iam.amazonaws.com", EventName: "ListUsers",
+		UserIdentity: Identity{Type: "Root", ARN: "arn:aws:iam::123456789012:root", AccountID: "123456789012", PrincipalID: "123456789012"}}
+	if err := w.Record(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, err := st.LookupAudit(ctx, store.AuditFilter{UserName: "root", Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].ID != ev.EventID || evs[0].UserName != "root" {
+		t.Fatalf("lookup by user root: %+v", evs)
+	}
+	if bytes.Contains(evs[0].Record, []byte(`"userName"`)) {
+		t.Errorf("the event itself keeps CloudTrail's userIdentity, with no userName for root: %s", evs[0].Record)
+	}
+}

@@ -114,6 +114,9 @@ func buildActions() []ActionInfo {
 	add("iam", pol, []string{"aws:ResourceTag/", "iam:ResourceTag/"},
 		"GetPolicy", "DeletePolicy", "CreatePolicyVersion", "GetPolicyVersion", "ListPolicyVersions",
 		"SetDefaultPolicyVersion", "DeletePolicyVersion", "ListEntitiesForPolicy")
+	add("iam", pol, keys(tagOnCreate, []string{"aws:ResourceTag/", "iam:ResourceTag/"}), "TagPolicy")
+	add("iam", pol, []string{"aws:TagKeys", "aws:ResourceTag/", "iam:ResourceTag/"}, "UntagPolicy")
+	add("iam", pol, []string{"aws:ResourceTag/", "iam:ResourceTag/"}, "ListPolicyTags")
 	add("iam", []string{"mfa"}, keys(tagOnCreate, []string{"aws:ResourceTag/", "iam:ResourceTag/"}), "CreateVirtualMFADevice", "DeleteVirtualMFADevice")
 	add("iam", nil, nil, "ListUsers", "ListPolicies", "ListGroups", "ListVirtualMFADevices", "SimulateCustomPolicy")
 

@@ -175,6 +175,24 @@ func (c *call) authorizeUser(name string, extra func(*policy.Context)) error {
 	})
 }
 
+// authorizePolicy authorizes the call's action on a managed policy, with
+// the policy's tags as aws:ResourceTag/* and iam:ResourceTag/* (the keys
+// the catalog says policy actions supply), so that attribute-based
+// policies on policies work. A policy that does not exist is authorized
+// without tags, so the answer does not tell whether it exists.
+func (c *call) authorizePolicy(arn string, extra func(*policy.Context)) error {
+	var tags []store.Tag
+	if p, err := c.h.deps.IAM.GetPolicy(c.ctx, arn); err == nil {
+		tags = p.Tags
+	}
+	return c.authorize(arn, func(rc *policy.Context) {
+		resourceTags(tags, "aws:ResourceTag/", "iam:ResourceTag/")(rc)
+		if extra != nil {
+			extra(rc)
+		}
+	})
+}
+
 // authorizeTargetUser is authorizeUser for targetUser: root's own keys
 // and profile are authorized on the root ARN.
 func (c *call) authorizeTargetUser(extra func(*policy.Context)) error {
@@ -231,7 +249,19 @@ func resourceTags(tags []store.Tag, prefixes ...string) func(*policy.Context) {
 func iamOps() map[string]*op {
 	ops := map[string]*op{}
 	add := func(name string, readOnly bool, run func(c *call) (any, error)) {
-		ops[name] = &op{name: name, action: "iam:" + name, readOnly: readOnly, run: run}
+		// The model's constraints first, before authorization, as AWS
+		// (iamvalidate.go); the operation's own decoding problems are
+		// ValidationErrors too.
+		model := iamModel[name]
+		ops[name] = &op{name: name, action: "iam:" + name, readOnly: readOnly, run: func(c *call) (any, error) {
+			if c.params != nil {
+				c.params.code = validationCode
+				if err := validateIAM(c.params.v, model); err != nil {
+					return nil, err
+				}
+			}
+			return run(c)
+		}}
 	}
 
 	// Users.
@@ -504,7 +534,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(arn, nil); err != nil {
+		if err := c.authorizePolicy(arn, nil); err != nil {
 			return nil, err
 		}
 		p, err := c.iamSvc().GetPolicy(c.ctx, arn)
@@ -546,10 +576,62 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(arn, nil); err != nil {
+		if err := c.authorizePolicy(arn, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeletePolicy(c.ctx, arn)
+	})
+	// Policy tags: as the user's, with the policy as the resource.
+	add("TagPolicy", false, func(c *call) (any, error) {
+		arn := c.params.req("PolicyArn")
+		tags := c.params.tags("Tags.member", 50)
+		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if len(tags) == 0 {
+			return nil, invalidf("Tags must name at least one tag")
+		}
+		if err := c.authorizePolicy(arn, requestTags(tags)); err != nil {
+			return nil, err
+		}
+		return nil, c.iamSvc().TagPolicy(c.ctx, arn, tags)
+	})
+	add("UntagPolicy", false, func(c *call) (any, error) {
+		arn := c.params.req("PolicyArn")
+		keys := c.params.members("TagKeys", 50)
+		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if err := c.authorizePolicy(arn, func(rc *policy.Context) {
+			if len(keys) > 0 {
+				rc.Set("aws:TagKeys", keys...)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		return nil, c.iamSvc().UntagPolicy(c.ctx, arn, keys)
+	})
+	add("ListPolicyTags", true, func(c *call) (any, error) {
+		arn := c.params.req("PolicyArn")
+		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if err := c.authorizePolicy(arn, nil); err != nil {
+			return nil, err
+		}
+		p, err := c.iamSvc().GetPolicy(c.ctx, arn)
+		if err != nil {
+			return nil, err
+		}
+		tags, truncated, marker, err := page(c, p.Tags)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			Tags        []xmlTag `xml:"Tags>member"`
+			IsTruncated bool     `xml:"IsTruncated"`
+			Marker      string   `xml:"Marker,omitempty"`
+		}{append([]xmlTag{}, tagsXML(tags)...), truncated, marker}, nil
 	})
 	add("ListEntitiesForPolicy", true, func(c *call) (any, error) {
 		arn := c.params.req("PolicyArn")
@@ -557,7 +639,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(arn, nil); err != nil {
+		if err := c.authorizePolicy(arn, nil); err != nil {
 			return nil, err
 		}
 		users, groups, err := c.iamSvc().ListEntitiesForPolicy(c.ctx, arn, entityFilter, usage, prefix)
@@ -610,7 +692,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(arn, nil); err != nil {
+		if err := c.authorizePolicy(arn, nil); err != nil {
 			return nil, err
 		}
 		v, err := c.iamSvc().CreatePolicyVersion(c.ctx, arn, doc, setDefault)
@@ -626,7 +708,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(arn, nil); err != nil {
+		if err := c.authorizePolicy(arn, nil); err != nil {
 			return nil, err
 		}
 		v, err := c.iamSvc().GetPolicyVersion(c.ctx, arn, version)
@@ -642,7 +724,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(arn, nil); err != nil {
+		if err := c.authorizePolicy(arn, nil); err != nil {
 			return nil, err
 		}
 		vs, err := c.iamSvc().ListPolicyVersions(c.ctx, arn)
@@ -668,7 +750,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(arn, nil); err != nil {
+		if err := c.authorizePolicy(arn, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().SetDefaultPolicyVersion(c.ctx, arn, version)
@@ -678,7 +760,7 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(arn, nil); err != nil {
+		if err := c.authorizePolicy(arn, nil); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeletePolicyVersion(c.ctx, arn, version)

@@ -18,6 +18,9 @@ import (
 type params struct {
 	v    url.Values
 	errs []string
+	// code is the wire code of decoding problems when the protocol has
+	// one of its own (IAM: ValidationError); "" is the kind's default.
+	code string
 }
 
 func newParams(v url.Values) *params { return &params{v: v} }
@@ -26,12 +29,12 @@ func (p *params) fail(format string, args ...any) {
 	p.errs = append(p.errs, fmt.Sprintf(format, args...))
 }
 
-// err returns the first decoding problem as an InvalidInput error.
+// err returns the decoding problems as one InvalidInput error.
 func (p *params) err() error {
 	if len(p.errs) == 0 {
 		return nil
 	}
-	return apierr.WithCode(apierr.InvalidInput, "", "%s", strings.Join(p.errs, "; "))
+	return apierr.WithCode(apierr.InvalidInput, p.code, "%s", strings.Join(p.errs, "; "))
 }
 
 // str returns an optional scalar.

@@ -104,7 +104,7 @@ func checkTags(tags []store.Tag) error {
 		case strings.HasPrefix(lk, "aws:"):
 			return invalid("tag keys starting with aws: are reserved")
 		case seen[lk]:
-			return invalid("duplicate tag key %q", t.Key)
+			return invalid("Duplicate tag keys found (%q). Please note that Tag keys are case insensitive.", t.Key)
 		}
 		seen[lk] = true
 	}
@@ -119,6 +119,16 @@ func (s *Service) ValidatePolicy(doc string) ([]policy.Finding, error) {
 	}
 	fs := policy.Validate([]byte(doc), policy.ValidateOptions{Region: s.region, AccountID: s.account})
 	if !policy.HasErrors(fs) {
+		// The API model's pattern for documents: tab, LF, CR and Latin-1
+		// only. Checked after the findings (which say more about a
+		// document with placeholders in another script); the code is the
+		// model's, ValidationError.
+		for _, r := range doc {
+			if r != '\t' && r != '\n' && r != '\r' && (r < 0x20 || r > 0xFF) {
+				return fs, apierr.WithCode(apierr.InvalidInput, "ValidationError",
+					"1 validation error detected: Value at 'policyDocument' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\u0009\\u000A\\u000D\\u0020-\\u00FF]+ (the document has %q; policy documents take Latin-1 characters only)", r)
+			}
+		}
 		return fs, nil
 	}
 	var msgs []string
@@ -196,40 +206,27 @@ func (s *Service) DeleteUser(ctx context.Context, name string) error {
 	return mapStore(err, "user")
 }
 
-// TagUser adds or overwrites a user's tags.
+// TagUser adds or overwrites a user's tags (mergeTags: IAM's limits, and
+// keys matched without regard to case).
 func (s *Service) TagUser(ctx context.Context, name string, tags []store.Tag) error {
 	u, err := s.GetUser(ctx, name)
 	if err != nil {
 		return err
 	}
-	merged := append([]store.Tag(nil), u.Tags...)
-	for _, t := range tags {
-		found := false
-		for i := range merged {
-			if strings.EqualFold(merged[i].Key, t.Key) {
-				merged[i] = t
-				found = true
-			}
-		}
-		if !found {
-			merged = append(merged, t)
-		}
-	}
-	if err := checkTags(tags); err != nil {
+	w, err := mergeTags(u.Tags, tags)
+	if err != nil {
 		return err
 	}
-	if err := checkTags(merged); err != nil {
-		return err
-	}
-	return mapStore(s.store.TagUser(ctx, name, tags), "user")
+	return mapStore(s.store.TagUser(ctx, name, w), "user")
 }
 
-// UntagUser removes tags by key.
+// UntagUser removes tags by key (in any case).
 func (s *Service) UntagUser(ctx context.Context, name string, keys []string) error {
-	if _, err := s.GetUser(ctx, name); err != nil {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
 		return err
 	}
-	return mapStore(s.store.UntagUser(ctx, name, keys), "user")
+	return mapStore(s.store.UntagUser(ctx, name, untagKeys(u.Tags, keys)), "user")
 }
 
 // PutUserPermissionsBoundary sets a user's permissions boundary to a

@@ -81,10 +81,20 @@ func kgOps() map[string]*op {
 			return nil, err
 		}
 		c.response = map[string]any{"tokenId": nt.ID, "expiresAt": isoTime(nt.ExpiresAt), "token": "HIDDEN_DUE_TO_SECURITY_REASONS"}
-		return struct {
+		out := struct {
 			Token     string  `json:"Token"`
 			JoinToken kgToken `json:"JoinToken"`
-		}{nt.Token, kgTokenOf(nt.JoinToken)}, nil
+			// ServerURL is the server's public URL (--public-url), which
+			// hosts enrol with; the admin may have reached it otherwise
+			// (https://localhost on the server itself).
+			ServerURL string `json:"ServerUrl,omitempty"`
+		}{Token: nt.Token, JoinToken: kgTokenOf(nt.JoinToken)}
+		if c.h.deps.Inventory != nil {
+			if ep, err := c.h.deps.Inventory.Endpoint(c.ctx); err == nil && ep.DNSName != "" {
+				out.ServerURL = "https://" + ep.DNSName
+			}
+		}
+		return out, nil
 	})
 	add("ListJoinTokens", true, func(c *call) (any, error) {
 		if err := c.decodeJSON(&struct{}{}); err != nil {

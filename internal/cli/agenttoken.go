@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -84,14 +86,16 @@ output ends with the token alone on its last line.`,
 			var out struct {
 				Token     string    `json:"Token"`
 				JoinToken joinToken `json:"JoinToken"`
+				ServerURL string    `json:"ServerUrl"`
 			}
 			if err := client.CallJSON(cmd.Context(), cfg, kgService, kgTarget+"CreateJoinToken", in, &out); err != nil {
 				return apiFailure(err, aws.ToString(cfg.BaseEndpoint))
 			}
 			pin := caPin(flags.CABundle)
 			if createOut.v == "json" {
+				server := hostServer(out.ServerURL, endpointOf(cfg.BaseEndpoint))
 				m := map[string]any{"token": out.Token, "expiresAt": out.JoinToken.ExpiresAt,
-					"tokenId": out.JoinToken.TokenID, "maxUses": out.JoinToken.MaxUses}
+					"tokenId": out.JoinToken.TokenID, "maxUses": out.JoinToken.MaxUses, "server": server}
 				if pin != "" {
 					m["caPin"] = pin
 				}
@@ -102,7 +106,7 @@ output ends with the token alone on its last line.`,
 				trust = "--ca-pin " + pin
 			}
 			fmt.Fprintf(stdio.Out, "Join token %s: enrolls %s, expires %s.\nOn each host, as root:\n  kaginashi-agent setup-sshd\n  kaginashi-agent install-service --server %s %s --join-token TOKEN\nToken (shown once):\n%s\n",
-				out.JoinToken.TokenID, plural(out.JoinToken.MaxUses, "host"), out.JoinToken.ExpiresAt, endpointOf(cfg.BaseEndpoint), trust, out.Token)
+				out.JoinToken.TokenID, plural(out.JoinToken.MaxUses, "host"), out.JoinToken.ExpiresAt, hostServer(out.ServerURL, endpointOf(cfg.BaseEndpoint)), trust, out.Token)
 			return nil
 		},
 	}
@@ -169,6 +173,23 @@ output ends with the token alone on its last line.`,
 	}
 	c.AddCommand(create, list, revoke)
 	return c
+}
+
+// hostServer is the URL hosts enrol with: the server's public URL, unless
+// it names this machine (localhost, the default without --public-url) —
+// then the URL the admin reached the server at, which another host may
+// reach too.
+func hostServer(public, used string) string {
+	u, err := url.Parse(public)
+	if public == "" || err != nil || u.Host == "" {
+		return used
+	}
+	if h := u.Hostname(); h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return used
+	} else if ip := net.ParseIP(h); ip != nil && ip.IsLoopback() {
+		return used
+	}
+	return public
 }
 
 func endpointOf(p *string) string {

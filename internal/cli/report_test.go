@@ -99,3 +99,33 @@ func TestClientCommandFailures(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentTokenHostCommand: the host command names the server's public
+// URL (--public-url), which hosts reach, not the localhost URL an admin on
+// the server itself used; a public URL that is only localhost (the
+// default) gives way to the admin's.
+func TestAgentTokenHostCommand(t *testing.T) {
+	isolateAWSConfig(t)
+	public := ""
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_, _ = io.WriteString(w, `{"Token":"jt-0123456789abcdef0.secret","JoinToken":{"TokenId":"jt-0123456789abcdef0","ExpiresAt":"2026-01-01T00:00:00Z","MaxUses":1},"ServerUrl":"`+public+`"}`)
+	}))
+	defer srv.Close()
+	for _, tc := range []struct{ public, want string }{
+		{"https://kaginashi.example:8443", "--server https://kaginashi.example:8443 "},
+		{"https://localhost:8443", "--server " + srv.URL + " "},
+		{"https://127.0.0.1:8443", "--server " + srv.URL + " "},
+		{"", "--server " + srv.URL + " "}, // an older server
+	} {
+		public = tc.public
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), []string{"agent-token", "create", "--endpoint-url", srv.URL}, IO{In: strings.NewReader(""), Out: &out, Err: &errb}); code != 0 {
+			t.Fatalf("exit %d: %s", code, errb.String())
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		if !strings.Contains(out.String(), tc.want) || lines[len(lines)-1] != "jt-0123456789abcdef0.secret" {
+			t.Errorf("public URL %q:\n%s\nwant %q, and the token alone on the last line", tc.public, out.String(), tc.want)
+		}
+	}
+}

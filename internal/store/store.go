@@ -268,6 +268,12 @@ type AuditEvent struct {
 	// record, committed together, so that a success event whose key
 	// record failed is left out (see SkippedEventsError).
 	RequestID string
+	// Replace marks the final version of a write-ahead event: it takes
+	// the place of the stored event with the same ID (its pending
+	// version, committed before the call ran), keeping its position in
+	// lookups, or is inserted when there is none. Without it, an event ID
+	// already stored is ErrExists.
+	Replace bool
 }
 
 // ErrKeyRecordFailed: AppendAudit left out a success event because the

@@ -38,14 +38,47 @@ func auditRow(e store.AuditEvent) []any {
 
 // appendAuditTx stores a batch of events in a transaction of its own.
 func (db *DB) appendAuditTx(ctx context.Context, events []store.AuditEvent) error {
-	rows := make([][]any, len(events))
-	for i, e := range events {
-		rows[i] = auditRow(e)
+	var rows [][]any
+	var finals []store.AuditEvent
+	for _, e := range events {
+		if e.Replace {
+			finals = append(finals, e)
+			continue
+		}
+		rows = append(rows, auditRow(e))
 	}
 	return db.writeTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditEventColumns, pgx.CopyFromRows(rows))
-		return err
+		if len(rows) > 0 {
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditEventColumns, pgx.CopyFromRows(rows)); err != nil {
+				return err
+			}
+		}
+		return upsertAudit(ctx, tx, finals)
 	})
+}
+
+// upsertAuditQuery writes an event's final version over its write-ahead
+// version (COPY cannot): the row keeps its seq, so a lookup paging with a
+// cursor neither repeats nor skips the event when it changes between
+// pages.
+const upsertAuditQuery = `INSERT INTO audit_events
+	(id, event_time, name, source, user_name, access_key_id, error_code, record)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	ON CONFLICT (id) DO UPDATE SET event_time = excluded.event_time, name = excluded.name,
+		source = excluded.source, user_name = excluded.user_name, access_key_id = excluded.access_key_id,
+		error_code = excluded.error_code, record = excluded.record`
+
+// upsertAudit writes final versions of write-ahead events in tx, sent in
+// one round trip.
+func upsertAudit(ctx context.Context, tx pgx.Tx, events []store.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	for _, e := range events {
+		b.Queue(upsertAuditQuery, auditRow(e)...)
+	}
+	return tx.SendBatch(ctx, &b).Close()
 }
 
 // auditCursor is where a page ended: the last event's time (in

@@ -111,9 +111,16 @@ var (
 // calls' audit events flush them).
 func (db *DB) commitGroup(ctx context.Context, batch []*groupcommit.Item) error {
 	var keys, events [][]any
+	var finals []store.AuditEvent // final versions of write-ahead events: upserted, not copied
+	audit := false
 	for _, it := range batch {
 		if it.IsAudit() {
+			audit = true
 			for _, e := range it.Events {
+				if e.Replace {
+					finals = append(finals, e)
+					continue
+				}
 				events = append(events, auditRow(e))
 			}
 			continue
@@ -121,11 +128,11 @@ func (db *DB) commitGroup(ctx context.Context, batch []*groupcommit.Item) error 
 		r := it.Record
 		keys = append(keys, []any{r.RequestID, r.InstanceID, r.OSUser, r.PublicKey, r.Fingerprint, r.CallerARN, r.CreatedAt, r.ExpiresAt})
 	}
-	if events == nil && len(keys) == 1 {
+	if !audit && len(keys) == 1 {
 		return db.putKeyRecord(ctx, batch[0].Record) // one round trip, no transaction
 	}
 	pool := db.async
-	if events != nil {
+	if audit {
 		pool = db.pool
 	}
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
@@ -139,7 +146,7 @@ func (db *DB) commitGroup(ctx context.Context, batch []*groupcommit.Item) error 
 				return err
 			}
 		}
-		return nil
+		return upsertAudit(ctx, tx, finals)
 	})
 }
 

@@ -17,6 +17,17 @@ const appendAuditQuery = `INSERT INTO audit_events
 	(id, event_time, name, source, user_name, access_key_id, error_code, record)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 
+// upsertAuditQuery writes an event's final version over its write-ahead
+// version. DO UPDATE (not INSERT OR REPLACE, which deletes and inserts)
+// keeps the row's seq, so a lookup paging with a cursor neither repeats
+// nor skips the event when it changes between pages.
+const upsertAuditQuery = `INSERT INTO audit_events
+	(id, event_time, name, source, user_name, access_key_id, error_code, record)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET event_time = excluded.event_time, name = excluded.name,
+		source = excluded.source, user_name = excluded.user_name, access_key_id = excluded.access_key_id,
+		error_code = excluded.error_code, record = excluded.record`
+
 // AppendAudit stores a batch of events in one transaction: one fsync for
 // the whole batch, shared with the key records and other batches queued
 // meanwhile (groupcommit, hot.go).
@@ -39,14 +50,24 @@ func (db *DB) appendAuditTx(ctx context.Context, events []store.AuditEvent) erro
 	return db.writeTx(ctx, func(tx *sql.Tx) error {
 		stmt := tx.StmtContext(ctx, ins) // prepared once on the writer connection
 		defer stmt.Close()
-		return insertAudit(ctx, stmt, events)
+		return insertAudit(ctx, tx, stmt, events)
 	})
 }
 
-func insertAudit(ctx context.Context, stmt *sql.Stmt, events []store.AuditEvent) error {
+// insertAudit writes events in tx: new ones with stmt (prepared once),
+// final versions of write-ahead events with the upsert, which is rare
+// enough (one per mutating call, none on the SendSSHPublicKey path) not to
+// need a prepared statement.
+func insertAudit(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, events []store.AuditEvent) error {
 	for _, e := range events {
-		if _, err := stmt.ExecContext(ctx, e.ID, micros(e.Time), e.Name, e.Source, e.UserName, e.AccessKeyID,
-			e.ErrorCode, nonNil(e.Record)); err != nil {
+		args := []any{e.ID, micros(e.Time), e.Name, e.Source, e.UserName, e.AccessKeyID, e.ErrorCode, nonNil(e.Record)}
+		var err error
+		if e.Replace {
+			_, err = tx.ExecContext(ctx, upsertAuditQuery, args...)
+		} else {
+			_, err = stmt.ExecContext(ctx, args...)
+		}
+		if err != nil {
 			if isUnique(err) {
 				return fmt.Errorf("event %s: %w", e.ID, store.ErrExists)
 			}

@@ -164,7 +164,7 @@ func writeItems(ctx context.Context, tx *sql.Tx, keyIns, eventIns *sql.Stmt, bat
 				events = tx.StmtContext(ctx, eventIns)
 				defer events.Close()
 			}
-			if err := insertAudit(ctx, events, it.Events); err != nil {
+			if err := insertAudit(ctx, tx, events, it.Events); err != nil {
 				return err
 			}
 			continue

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"JoinTokenRace", testJoinTokenRace},
 		{"Audit", testAudit},
 		{"AuditPaging", testAuditPaging},
+		{"AuditReplace", testAuditReplace},
 		{"DeleteAuditBefore", testDeleteAuditBefore},
 		{"ConcurrentAccessKeys", testConcurrentAccessKeys},
 		{"ConcurrentCreateUser", testConcurrentCreateUser},

@@ -42,7 +42,26 @@ type Event struct {
 	EventType           string         `json:"eventType"`
 	ManagementEvent     bool           `json:"managementEvent"`
 	RecipientAccountID  string         `json:"recipientAccountId"`
+
+	// WriteAhead marks the pending version of a mutating call's event,
+	// committed after the call is authorized and before it changes
+	// anything: additionalEventData gets "outcome": "pending", and the
+	// JSON-lines sink does not get it (it gets the final version, or
+	// this one if the final version cannot be committed).
+	WriteAhead bool `json:"-"`
+	// Completes is the committed write-ahead event this event is the
+	// final version of: it takes that event's ID and replaces it in the
+	// store, so that the call has one event.
+	Completes *Event `json:"-"`
+
+	// committed is the encoded record of a write-ahead event once it is
+	// durable: the sink's fallback if its final version fails.
+	committed []byte
 }
+
+// outcomePending is additionalEventData's mark on a write-ahead event
+// (the call's outcome is not known yet). Its final version has none.
+const outcomePending = "pending"
 
 // Identity is CloudTrail's userIdentity.
 type Identity struct {
@@ -128,6 +147,10 @@ type Writer struct {
 type pending struct {
 	ev  store.AuditEvent
 	err chan error
+	// toSink is what the JSON-lines sink gets once ev is committed (nil:
+	// nothing, for a write-ahead event), fallback what it gets if the
+	// commit fails (the committed write-ahead version of a final event).
+	toSink, fallback []byte
 }
 
 // maxBatch bounds one transaction.
@@ -147,7 +170,30 @@ var ErrClosed = errors.New("audit: writer closed")
 // Record fills the event's IDs and version, and returns once it is
 // committed. An error means the event is not durable: the caller must not
 // answer as if the request succeeded unseen.
-func (w *Writer) Record(ctx context.Context, ev *Event) error {
+//
+// A write-ahead event (WriteAhead) is committed the same way, and an
+// error means the call must not run. Its final version (Completes set)
+// replaces it; if that fails, the write-ahead version stays in the store,
+// and goes to the sink instead.
+func (w *Writer) Record(ctx context.Context, ev *Event) (err error) {
+	var fallback []byte
+	if ev.Completes != nil {
+		ev.EventID = ev.Completes.EventID
+		fallback = ev.Completes.committed
+		defer func() {
+			if err != nil && fallback != nil {
+				// Not queued (closed, cancelled, unencodable): the
+				// committed write-ahead version is the call's record.
+				w.writeSink(fallback)
+			}
+		}()
+	}
+	if ev.WriteAhead {
+		if ev.AdditionalEventData == nil {
+			ev.AdditionalEventData = map[string]any{}
+		}
+		ev.AdditionalEventData["outcome"] = outcomePending
+	}
 	if ev.EventID == "" {
 		// Version 7: time-ordered, so that the store's unique index on
 		// event IDs grows at its end — a batch of events dirties one
@@ -186,9 +232,13 @@ func (w *Writer) Record(ctx context.Context, ev *Event) error {
 		ev: store.AuditEvent{
 			ID: ev.EventID, Time: precise, Name: ev.EventName, Source: ev.EventSource,
 			UserName: user, AccessKeyID: ev.UserIdentity.AccessKeyID, ErrorCode: ev.ErrorCode, Record: raw,
-			RequestID: ev.RequestID,
+			RequestID: ev.RequestID, Replace: ev.Completes != nil,
 		},
-		err: make(chan error, 1),
+		err:      make(chan error, 1),
+		fallback: fallback,
+	}
+	if !ev.WriteAhead {
+		p.toSink = raw
 	}
 	w.enqueue.RLock()
 	if w.closed {
@@ -202,9 +252,16 @@ func (w *Writer) Record(ctx context.Context, ev *Event) error {
 		w.enqueue.RUnlock()
 		return fmt.Errorf("audit: %w", ctx.Err())
 	}
+	fallback = nil // the commit's fate decides, in commit
 	// Wait for the commit even if the request's context ends: the event
 	// is in a batch already, and the answer depends on its fate.
-	return <-p.err
+	if err := <-p.err; err != nil {
+		return err
+	}
+	if ev.WriteAhead {
+		ev.committed = raw
+	}
+	return nil
 }
 
 func (w *Writer) loop() {
@@ -253,28 +310,47 @@ func (w *Writer) commit(batch []*pending) {
 	if errors.As(err, &skipped) {
 		err = nil
 	}
+	// Each call reaches the sink once: its event, or its final version,
+	// or — when the final version fails — its committed write-ahead
+	// version (the change is audited, its outcome unknown).
+	var lines [][]byte
 	if err != nil {
 		w.log.Error("audit: committing events failed", "events", len(evs), "err", err)
 		err = fmt.Errorf("audit: commit: %w", err)
-	} else if w.sink != nil {
-		w.mu.Lock()
-		for _, e := range evs {
-			if skipped != nil && skipped.Skipped[e.ID] != nil {
-				continue
-			}
-			if _, serr := w.sink.Write(append(e.Record, '\n')); serr != nil {
-				w.log.Error("audit: writing the JSON-lines sink failed", "err", serr)
-				break
+		for _, p := range batch {
+			if p.fallback != nil {
+				lines = append(lines, p.fallback)
 			}
 		}
-		w.mu.Unlock()
+	} else {
+		for _, p := range batch {
+			if p.toSink != nil && (skipped == nil || skipped.Skipped[p.ev.ID] == nil) {
+				lines = append(lines, p.toSink)
+			}
+		}
 	}
+	w.writeSink(lines...)
 	for _, p := range batch {
 		if skipped != nil && skipped.Skipped[p.ev.ID] != nil {
 			p.err <- fmt.Errorf("audit: event left out: %w", skipped.Skipped[p.ev.ID])
 			continue
 		}
 		p.err <- err
+	}
+}
+
+// writeSink appends records to the JSON-lines sink, if any.
+func (w *Writer) writeSink(records ...[]byte) {
+	if w.sink == nil || len(records) == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range records {
+		if _, serr := w.sink.Write(append(r, '\n')); serr != nil {
+			w.log.Error("audit: writing the JSON-lines sink failed", "err", serr)
+			return
+		}
 	}
 }
 

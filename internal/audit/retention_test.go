@@ -126,7 +126,7 @@ func TestRetentionFailureIsRecorded(t *testing.T) {
 	}
 	evs, _, _ := st.LookupAudit(ctx, store.AuditFilter{EventName: "DeleteAuditEvents"})
 	if len(evs) != 1 || !strings.Contains(string(evs[0].Record), "disk on fire") {
-		t.Fatalf("the failed run's event: %d events %s", len(evs), evs)
+		t.Fatalf("the failed run's event: %d events %v", len(evs), evs)
 	}
 }
 

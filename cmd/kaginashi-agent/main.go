@@ -5,7 +5,7 @@
 //	kaginashi-agent run --server URL --join-token TOKEN --data-dir DIR [--ca-file F | --ca-pin sha256:HEX] [--tag KEY=VALUE ...]
 //	kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]
 //	kaginashi-agent setup-sshd [--sshd-config PATH] [--dry-run] [--remove]
-//	kaginashi-agent install-service [--data-dir DIR] [--dry-run]
+//	kaginashi-agent install-service [--data-dir DIR] [--dry-run] [--remove]
 //	kaginashi-agent version
 //
 // It uses the standard flag package and few dependencies on purpose: sshd
@@ -41,8 +41,8 @@ const usage = `kaginashi-agent: the kaginashi host agent
       sshd's AuthorizedKeysCommand (%u %f): print USER's active pushed keys
   kaginashi-agent setup-sshd [--sshd-config PATH] [--data-dir DIR] [--dry-run] [--remove]
       wire this host's sshd to kaginashi (and undo it with --remove)
-  kaginashi-agent install-service [--server URL --join-token TOKEN [--ca-file F | --ca-pin sha256:HEX]] [--data-dir DIR] [--dry-run]
-      (enroll, then) write and enable a systemd unit that runs the agent
+  kaginashi-agent install-service [--server URL --join-token TOKEN [--ca-file F | --ca-pin sha256:HEX]] [--data-dir DIR] [--dry-run] [--remove]
+      (enroll, then) write and enable a systemd unit that runs the agent (and undo it with --remove)
   kaginashi-agent doctor [--data-dir DIR] [--sshd-config PATH] [--output text|json]
       check this host: enrolled, connected, sshd wired to kaginashi, clock; each failure with its fix
   kaginashi-agent version
@@ -230,6 +230,14 @@ func setupSSHD(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("setup-sshd takes no arguments, got %q", fs.Args())}
+	}
+	// The configuration's path keys its record and its use of an installed
+	// copy, so it must name one file however the command is run.
+	if !filepath.IsAbs(*config) {
+		return usageError{fmt.Errorf("--sshd-config %q must be an absolute path", *config)}
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -239,50 +247,88 @@ func setupSSHD(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	marker := filepath.Join(*dataDir, "sshd-setup", "installed-command")
-	command, pending := self, false
-	if !*remove {
-		// The small kaginashi-authorized-keys when it sits next to this
-		// binary (same build), else this binary: same arguments, same keys.
-		pick := sshdsetup.PickCommand(ctx, self, agent.Version)
-		command = pick.Path
-		verb := "using"
-		if *dryRun {
-			verb = "would use"
-		}
-		fmt.Printf("AuthorizedKeysCommand: %s %s (%s)\n", verb, command, pick.Why)
-		// sshd runs an AuthorizedKeysCommand only from a root-owned path
-		// with no group- or world-writable component: when the binary is
-		// not in one (say, downloaded to /tmp), install a copy there.
-		if _, perr := sshdsetup.CheckCommandPath(command); perr != nil {
-			dst := filepath.Join(installDir, filepath.Base(command))
-			if *dryRun {
-				fmt.Printf("would install %s as %s (%v)\n", command, dst, perr)
-				pending = true
-			} else {
-				if err := installCopy(command, dst); err != nil {
-					return fmt.Errorf("installing %s where sshd accepts it: %w", filepath.Base(command), err)
-				}
-				if err := recordInstalled(marker, dst); err != nil {
-					return err
-				}
-				fmt.Printf("installed %s as %s (sshd refuses the original's path: %v)\n", command, dst, perr)
-			}
-			command = dst
-		}
-	}
+	stateDir := filepath.Join(*dataDir, "sshd-setup")
+	inst := installer(*dataDir)
+	use := sshdsetup.SSHDConfigUse(*config)
 	o := sshdsetup.Options{
-		ConfigPath: *config, CommandPath: command, CommandArgs: []string{"authorized-keys", "--data-dir", *dataDir},
-		StateDir: filepath.Join(*dataDir, "sshd-setup"), DryRun: *dryRun, InstallPending: pending,
+		ConfigPath: *config, CommandArgs: []string{"authorized-keys", "--data-dir", *dataDir},
+		StateDir: stateDir, DryRun: *dryRun,
 	}
-	var rep *sshdsetup.Report
 	if *remove {
-		rep, err = sshdsetup.Remove(ctx, o)
-		if err == nil && !*dryRun {
-			removeInstalled(marker)
+		o.CommandPath = self
+		rep, err := sshdsetup.Remove(ctx, o)
+		if err == nil {
+			// The copies go only when no other configuration (or the
+			// agent's unit) still runs them.
+			rel, rerr := inst.Release(use, *dryRun)
+			rep.Actions = append(rep.Actions, rel.Actions(*dryRun)...)
+			err = rerr
 		}
-	} else {
-		rep, err = sshdsetup.Setup(ctx, o)
+		if rep != nil {
+			fmt.Print(rep.String())
+		}
+		return err
+	}
+
+	// The small kaginashi-authorized-keys when it sits next to this binary
+	// (same build), else this binary: same arguments, same keys.
+	pick := sshdsetup.PickCommand(ctx, self, agent.Version)
+	command := pick.Path
+	verb := "using"
+	if *dryRun {
+		verb = "would use"
+	}
+	fmt.Printf("AuthorizedKeysCommand: %s %s (%s)\n", verb, command, pick.Why)
+	// sshd runs an AuthorizedKeysCommand only from a root-owned path with
+	// no group- or world-writable component: when the binary is not in one
+	// (say, downloaded to /tmp), a copy goes to /usr/local/libexec/kaginashi.
+	_, perr := sshdsetup.CheckCommandPath(command)
+	src := command
+	if perr != nil {
+		command = inst.Target(src)
+	}
+	o.CommandPath, o.InstallPending = command, perr != nil
+	if *dryRun {
+		if perr != nil {
+			fmt.Printf("would install %s as %s (%v)\n", src, command, perr)
+		}
+		rep, err := sshdsetup.Setup(ctx, o)
+		if rep != nil {
+			fmt.Print(rep.String())
+		}
+		return err
+	}
+	// Everything Setup refuses (a relative path, an administrator's own
+	// AuthorizedKeysCommand, ...) is refused before anything is installed.
+	pre := o
+	pre.DryRun = true
+	if rep, err := sshdsetup.Setup(ctx, pre); err != nil {
+		if rep != nil {
+			for _, w := range rep.Warnings {
+				fmt.Printf("warning: %s\n", w)
+			}
+		}
+		return err
+	}
+	var added bool
+	if perr != nil || inst.Owns(command) {
+		// Recorded even when the binary already runs from the install
+		// directory, so that undoing something else never deletes it.
+		if added, err = inst.Install(src, command, use); err != nil {
+			return fmt.Errorf("installing %s where sshd accepts it: %w", filepath.Base(src), err)
+		}
+		if perr != nil {
+			fmt.Printf("installed %s as %s (sshd refuses the original's path: %v)\n", src, command, perr)
+		}
+	}
+	o.InstallPending = false
+	rep, err := sshdsetup.Setup(ctx, o)
+	if err != nil && added {
+		// Nothing uses the copy after all: take it back (kept if another
+		// configuration or the unit runs it).
+		if rel, rerr := inst.Release(use, false); rerr == nil && rep != nil {
+			rep.Actions = append(rep.Actions, rel.Actions(false)...)
+		}
 	}
 	if rep != nil {
 		fmt.Print(rep.String())
@@ -290,96 +336,9 @@ func setupSSHD(args []string) error {
 	return err
 }
 
-// installDir is where setup-sshd installs the AuthorizedKeysCommand binary
-// when sshd would refuse to run it from where it is.
-const installDir = "/usr/local/libexec/kaginashi"
-
-// installable are the only files setup-sshd installs, and so the only
-// ones --remove deletes, whatever the marker file says.
-var installable = [...]string{installDir + "/" + sshdsetup.AgentBinary, installDir + "/" + sshdsetup.AKCBinary}
-
-// recordInstalled adds dst to the marker file (one path a line), for
-// --remove.
-func recordInstalled(marker, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(marker), 0o700); err != nil {
-		return err
-	}
-	have := installedPaths(marker)
-	for _, p := range have {
-		if p == dst {
-			return nil
-		}
-	}
-	return os.WriteFile(marker, []byte(strings.Join(append(have, dst), "\n")+"\n"), 0o600)
-}
-
-// installedPaths reads the marker: the copies setup-sshd installed (an
-// older agent wrote one line, the agent's copy).
-func installedPaths(marker string) []string {
-	b, err := os.ReadFile(marker)
-	if err != nil {
-		return nil
-	}
-	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
-		for _, ok := range installable {
-			if strings.TrimSpace(l) == ok {
-				out = append(out, ok)
-			}
-		}
-	}
-	return out
-}
-
-// removeInstalled deletes the copies setup-sshd installed, then their
-// directory if empty, then the marker.
-func removeInstalled(marker string) {
-	left := false
-	for _, p := range installedPaths(marker) {
-		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
-			left = true
-		}
-	}
-	if !left {
-		_ = os.Remove(installDir) // only if empty
-		_ = os.Remove(marker)
-	}
-}
-
-// installCopy copies the binary src to dst (root-owned, 0755, in a 0755
-// directory) through a temporary file and a rename, so sshd never runs a
-// half-written file.
-func installCopy(src, dst string) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	if err := os.Chmod(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), dst)
+// installer manages the copies under /usr/local/libexec/kaginashi that
+// setup-sshd and install-service share, with their use record.
+func installer(dataDir string) *sshdsetup.Installer {
+	stateDir := filepath.Join(dataDir, "sshd-setup")
+	return &sshdsetup.Installer{Record: filepath.Join(stateDir, "installed-command"), StateDir: stateDir}
 }

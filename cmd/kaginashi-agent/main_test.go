@@ -3,8 +3,6 @@ package main
 import (
 	"os"
 	"os/exec"
-	"path/filepath"
-	"slices"
 	"testing"
 )
 
@@ -45,27 +43,5 @@ func TestExitCodes(t *testing.T) {
 	}
 	if code := agentExit(t, "version"); code != 0 {
 		t.Errorf("version: exit %d", code)
-	}
-}
-
-// TestInstalledMarker: setup-sshd records the copies it installed, one a
-// line, and --remove deletes only paths it could have installed, whatever
-// the marker file says.
-func TestInstalledMarker(t *testing.T) {
-	marker := filepath.Join(t.TempDir(), "sshd-setup", "installed-command")
-	agentCopy, akcCopy := installDir+"/kaginashi-agent", installDir+"/kaginashi-authorized-keys"
-	for _, p := range []string{akcCopy, akcCopy, agentCopy} {
-		if err := recordInstalled(marker, p); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := installedPaths(marker); !slices.Equal(got, []string{akcCopy, agentCopy}) {
-		t.Errorf("installed %v", got)
-	}
-	// An older agent's marker (its copy alone), and lines that are not
-	// what setup-sshd installs.
-	os.WriteFile(marker, []byte(agentCopy+"\n/etc/passwd\n"+installDir+"/../../sbin/sshd\n"), 0o600)
-	if got := installedPaths(marker); !slices.Equal(got, []string{agentCopy}) {
-		t.Errorf("installed %v, want only %s", got, agentCopy)
 	}
 }

@@ -5,16 +5,30 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
+	"github.com/kaginashi/kaginashi/internal/sshdsetup"
 )
 
 // unitTemplate is the agent's systemd unit. The agent needs no privilege
 // at run time beyond writing its data directory and dialling out, so the
 // unit takes every capability away and makes the system read-only to it.
+//
+// AF_NETLINK is allowed because Go's net.Interfaces and InterfaceAddrs
+// read the interface and address lists with a netlink route dump (read
+// only): without it the inventory has no addresses (DescribeInstances'
+// privateIpAddress, and the EICE private-IP path, would be dead).
+//
+// ExecStart must name a binary the unit can see: ProtectHome=yes hides
+// /home, /root and /run/user, PrivateTmp=yes the host's /tmp and /var/tmp
+// (systemd would fail with 203/EXEC). install-service installs a copy under
+// /usr/local/libexec/kaginashi when the binary it was run from is there.
 const unitTemplate = `[Unit]
 Description=kaginashi host agent (keyless SSH: pushed keys for sshd)
 Documentation=https://github.com/kaginashi/kaginashi
@@ -35,7 +49,7 @@ PrivateDevices=yes
 ProtectKernelTunables=yes
 ProtectKernelModules=yes
 ProtectControlGroups=yes
-RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX
+RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX AF_NETLINK
 RestrictNamespaces=yes
 LockPersonality=yes
 MemoryDenyWriteExecute=yes
@@ -46,11 +60,41 @@ ReadWritePaths=%s
 WantedBy=multi-user.target
 `
 
+// unitName is the agent's systemd unit.
+const unitName = "kaginashi-agent.service"
+
+// unitText is the unit for the agent binary exe and data directory dir
+// (both absolute).
+func unitText(exe, dir string) string { return fmt.Sprintf(unitTemplate, exe, dir, dir) }
+
+// service installs and removes the agent's unit. Its fields are the
+// outside world, so tests run it without systemd.
+type service struct {
+	unitDir   string
+	inst      *sshdsetup.Installer
+	systemctl func(ctx context.Context, args ...string) error
+	out       io.Writer
+	// problem says why the unit must not run the binary from where it is
+	// (sshdsetup.ServiceBinaryProblem).
+	problem func(exe string) error
+}
+
+func (s *service) unitPath() string { return filepath.Join(s.unitDir, unitName) }
+
+func runSystemctl(ctx context.Context, args ...string) error {
+	out, err := exec.CommandContext(ctx, "systemctl", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("systemctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
 func installService(args []string) error {
 	fs := flag.NewFlagSet("install-service", flag.ContinueOnError)
 	dataDir := fs.String("data-dir", agent.DefaultDataDir, "agent state directory")
 	unitDir := fs.String("unit-dir", "/etc/systemd/system", "where to write the unit")
-	dryRun := fs.Bool("dry-run", false, "print the unit, change nothing")
+	dryRun := fs.Bool("dry-run", false, "print the plan and the unit, change nothing")
+	remove := fs.Bool("remove", false, "stop and disable the service, delete the unit (and the installed copy of the agent if nothing else uses it)")
 	server := fs.String("server", "", "enroll first with this server (with --join-token)")
 	token := fs.String("join-token", "", "join token to enroll with first")
 	caFile := fs.String("ca-file", "", "the server's CA certificate, for enrolling")
@@ -60,11 +104,31 @@ func installService(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("install-service takes no arguments, got %q", fs.Args())}
+	}
+	if *remove && *token != "" {
+		return usageError{errors.New("--remove and --join-token exclude each other")}
+	}
+	abs, err := filepath.Abs(*dataDir)
+	if err != nil {
+		return err
+	}
+	ud, err := filepath.Abs(*unitDir)
+	if err != nil {
+		return err
+	}
+	ctx := context.Background()
+	s := &service{unitDir: ud, inst: installer(abs), systemctl: runSystemctl, out: os.Stdout,
+		problem: func(exe string) error { return sshdsetup.ServiceBinaryProblem("", exe) }}
+	if *remove {
+		return s.remove(ctx, *dryRun)
+	}
 	if *token != "" && !*dryRun {
 		if *server == "" {
 			return usageError{errors.New("--join-token needs --server")}
 		}
-		cfg, err := agent.Enroll(context.Background(), agent.Paths{Dir: *dataDir}, agent.EnrollOptions{
+		cfg, err := agent.Enroll(ctx, agent.Paths{Dir: abs}, agent.EnrollOptions{
 			Server: *server, Token: *token, Trust: agent.Trust{CAFile: *caFile, Pin: *caPin}, Tags: tags})
 		if err != nil {
 			return err
@@ -78,27 +142,109 @@ func installService(args []string) error {
 	if self, err = filepath.EvalSymlinks(self); err != nil {
 		return err
 	}
-	abs, err := filepath.Abs(*dataDir)
-	if err != nil {
-		return err
+	return s.install(ctx, self, abs, *dryRun)
+}
+
+// execPath decides what the unit's ExecStart runs: self, or (when the unit
+// could not or should not run it from there) its copy in the install
+// directory; why is empty when self is used as it is.
+func (s *service) execPath(self string) (exe, why string) {
+	if err := s.problem(self); err != nil {
+		return s.inst.Target(self), err.Error()
 	}
-	unit := fmt.Sprintf(unitTemplate, self, abs, abs)
-	path := filepath.Join(*unitDir, "kaginashi-agent.service")
-	if *dryRun {
-		fmt.Printf("# %s\n%s", path, unit)
+	return self, ""
+}
+
+func (s *service) install(ctx context.Context, self, dataDir string, dryRun bool) error {
+	exe, why := s.execPath(self)
+	unit := unitText(exe, dataDir)
+	path := s.unitPath()
+	if dryRun {
+		fmt.Fprintln(s.out, "Dry run: nothing was changed. Plan:")
+		if why != "" {
+			fmt.Fprintf(s.out, "  - install %s as %s (%s)\n", self, exe, why)
+		}
+		fmt.Fprintf(s.out, "  - write %s\n  - systemctl daemon-reload; systemctl enable --now %s\n\n# %s\n%s", path, unitName, path, unit)
 		return nil
 	}
-	if _, err := os.Stat(filepath.Join(abs, "identity.crt")); err != nil {
-		return errors.New("enroll first: kaginashi-agent run --server URL --join-token TOKEN (then stop it and install the service)")
+	if !(agent.Paths{Dir: dataDir}).Enrolled() {
+		return errors.New("enroll first: kaginashi-agent install-service --server URL --join-token TOKEN (or kaginashi-agent run --server URL --join-token TOKEN, then stop it and install the service)")
 	}
-	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
-		return err
-	}
-	for _, c := range [][]string{{"systemctl", "daemon-reload"}, {"systemctl", "enable", "--now", "kaginashi-agent.service"}} {
-		if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
-			return fmt.Errorf("%v: %v: %s", c, err, out)
+	use := sshdsetup.UnitUse(path)
+	var added bool
+	if why != "" || s.inst.Owns(exe) {
+		// Recorded even when self is the copy, so that setup-sshd --remove
+		// never deletes what the unit runs.
+		var err error
+		if added, err = s.inst.Install(self, exe, use); err != nil {
+			return fmt.Errorf("installing the agent where its unit can run it: %w", err)
+		}
+		if why != "" {
+			fmt.Fprintf(s.out, "installed %s as %s: %s\n", self, exe, why)
 		}
 	}
-	fmt.Printf("installed %s and started kaginashi-agent.service\n", path)
+	old, oldErr := os.ReadFile(path)
+	undo := func(cause error) error {
+		// Put back what was there, so a failed install leaves no unit
+		// pointing at a copy that is gone.
+		if oldErr == nil {
+			os.WriteFile(path, old, 0o644)
+		} else {
+			os.Remove(path)
+		}
+		_ = s.systemctl(ctx, "daemon-reload")
+		if added {
+			s.inst.Release(use, false)
+		}
+		return cause
+	}
+	if err := os.WriteFile(path, []byte(unit), 0o644); err != nil {
+		return undo(err)
+	}
+	if err := s.systemctl(ctx, "daemon-reload"); err != nil {
+		return undo(err)
+	}
+	if err := s.systemctl(ctx, "enable", "--now", unitName); err != nil {
+		return undo(err)
+	}
+	fmt.Fprintf(s.out, "installed %s (ExecStart %s) and started %s\n", path, exe, unitName)
 	return nil
+}
+
+// remove is install-service's undo: stop and disable the unit, delete it,
+// and release the unit's use of the installed copy (deleted only when no
+// sshd configuration still runs it).
+func (s *service) remove(ctx context.Context, dryRun bool) error {
+	path := s.unitPath()
+	_, err := os.Stat(path)
+	exists := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if dryRun {
+		fmt.Fprintln(s.out, "Dry run: nothing was changed. Plan:")
+	}
+	if exists {
+		if dryRun {
+			fmt.Fprintf(s.out, "  - systemctl disable --now %s\n  - delete %s\n  - systemctl daemon-reload\n", unitName, path)
+		} else {
+			if err := s.systemctl(ctx, "disable", "--now", unitName); err != nil {
+				return err
+			}
+			if err := os.Remove(path); err != nil {
+				return err
+			}
+			if err := s.systemctl(ctx, "daemon-reload"); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.out, "stopped and disabled %s, deleted %s\n", unitName, path)
+		}
+	} else {
+		fmt.Fprintf(s.out, "  - %s does not exist: no unit to remove\n", path)
+	}
+	rel, err := s.inst.Release(sshdsetup.UnitUse(path), dryRun)
+	for _, a := range rel.Actions(dryRun) {
+		fmt.Fprintf(s.out, "  - %s\n", a)
+	}
+	return err
 }

@@ -88,7 +88,7 @@ func HoldServerLock(ctx context.Context, st store.Store) (release func() error, 
 	}
 	release, err = m.LockServer(ctx)
 	if errors.Is(err, store.ErrLocked) {
-		return nil, errors.New("a maintenance command (kaginashi server rotate-master-key) is running on this store: start the server once it has finished")
+		return nil, errors.New(store.LockedMessage(st))
 	}
 	if err != nil {
 		return nil, err

@@ -397,8 +397,40 @@ func TestRotateServerRunning(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer mr()
-			if _, err := HoldServerLock(ctx, d.st); err == nil || !strings.Contains(err.Error(), "rotate-master-key") {
+			if _, err := HoldServerLock(ctx, d.st); err == nil || !strings.Contains(err.Error(), "maintenance command (kaginashi server rotate-*)") {
 				t.Fatalf("a server starting during maintenance: %v", err)
+			}
+		})
+	}
+}
+
+// A second server on one SQLite database is refused with a message that
+// says why (it would hold none of the first one's agents); PostgreSQL
+// takes replicas.
+func TestSecondServerOnSQLite(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := t.Context()
+			d := newDeployment(t, e.open(t))
+			release, err := HoldServerLock(ctx, d.st)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer release()
+			r2, err := HoldServerLock(ctx, d.st)
+			if e.name != "sqlite" {
+				if err != nil {
+					t.Fatalf("a replica on %s: %v", e.name, err)
+				}
+				r2()
+				return
+			}
+			if err == nil {
+				r2()
+				t.Fatal("a second server on one SQLite database started")
+			}
+			if !strings.Contains(err.Error(), "SQLite serves one server at a time") {
+				t.Fatalf("second server on SQLite: %v", err)
 			}
 		})
 	}

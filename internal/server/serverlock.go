@@ -24,7 +24,7 @@ func holdServerLock(ctx context.Context, st store.Store, log *slog.Logger) (rele
 	}
 	release, held, err = k.KeepServerLock(ctx, log)
 	if errors.Is(err, store.ErrLocked) {
-		return nil, nil, errors.New("a maintenance command (kaginashi server rotate-master-key) is running on this store: start the server once it has finished")
+		return nil, nil, errors.New(store.LockedMessage(st))
 	}
 	return release, held, err
 }

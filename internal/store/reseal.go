@@ -12,6 +12,24 @@ import (
 // while a server starts.
 var ErrLocked = errors.New("locked by another process")
 
+// SingleServer is implemented by engines on which only one server may run
+// at a time (SQLite: a second process would hold no agent connections of
+// the first, so pushes to its hosts would fail): their LockServer is
+// exclusive, and answers ErrLocked while another server or maintenance
+// holds it.
+type SingleServer interface {
+	SingleServer() bool
+}
+
+// LockedMessage explains ErrLocked from LockServer to an operator.
+func LockedMessage(st any) string {
+	if s, ok := st.(SingleServer); ok && s.SingleServer() {
+		return "another kaginashi server, or a maintenance command (kaginashi server rotate-*), is using this SQLite database: " +
+			"SQLite serves one server at a time (use PostgreSQL, --store postgres://..., for replicas); start this one once the other has stopped"
+	}
+	return "a maintenance command (kaginashi server rotate-*) is running on this store: start the server once it has finished"
+}
+
 // SealedKind says where a sealed value lives, and so which owner it was
 // sealed for.
 type SealedKind int
@@ -55,9 +73,9 @@ type SealedValue struct {
 // start and the maintenance commands use it.
 //
 // The server lock keeps maintenance away from running servers: every
-// server holds it shared for as long as it runs (all replicas at once),
-// maintenance takes it exclusively. SQLite: flock(2) on the database
-// file; PostgreSQL: a session-level advisory lock on a connection of its
+// server holds it shared for as long as it runs (all replicas at once;
+// on a SingleServer engine, exclusively), maintenance takes it
+// exclusively. SQLite: flock(2) on the database file; PostgreSQL: a session-level advisory lock on a connection of its
 // own. The operating system or PostgreSQL drops it when the process dies.
 type Maintenance interface {
 	// LockServer takes the server lock shared, without waiting: ErrLocked

@@ -34,13 +34,19 @@ func (db *DB) file(ctx context.Context) (string, error) {
 	return "", errors.New("database file: not a file-backed database")
 }
 
-// LockServer takes a shared flock(2) on the database file. flock, not
-// SQLite's own fcntl locks: those come and go with transactions, while
-// this one lasts as long as the server — and flock and fcntl locks do not
-// interact on Linux, so SQLite is not disturbed.
+// LockServer takes an exclusive flock(2) on the database file: SQLite
+// serves one server at a time (see SingleServer). flock, not SQLite's own
+// fcntl locks: those come and go with transactions, while this one lasts
+// as long as the server — and flock and fcntl locks do not interact on
+// Linux, so SQLite is not disturbed.
 func (db *DB) LockServer(ctx context.Context) (func() error, error) {
-	return db.flock(ctx, false)
+	return db.flock(ctx, true)
 }
+
+// SingleServer: two server processes on one SQLite file would each hold
+// only their own agents' connections (a push reaching the other would
+// fail), and SQLite has one writer anyway; replicas use PostgreSQL.
+func (db *DB) SingleServer() bool { return true }
 
 // LockMaintenance takes an exclusive flock(2) on the database file.
 func (db *DB) LockMaintenance(ctx context.Context) (func() error, error) {

@@ -177,6 +177,10 @@ func testResealRollsBack(t *testing.T, s store.Store, m store.Maintenance) {
 
 func testServerLock(t *testing.T, _ store.Store, m store.Maintenance) {
 	ctx := ctxOf(t)
+	if s, ok := m.(store.SingleServer); ok && s.SingleServer() {
+		testSingleServerLock(t, m)
+		return
+	}
 	// Replicas: any number of servers at once.
 	r1, err := m.LockServer(ctx)
 	must(t, err)
@@ -200,6 +204,29 @@ func testServerLock(t *testing.T, _ store.Store, m store.Maintenance) {
 	r3, err := m.LockServer(ctx)
 	must(t, err)
 	must(t, r3())
+}
+
+// testSingleServerLock: one server at a time, and maintenance excluded
+// while it runs, as on any engine.
+func testSingleServerLock(t *testing.T, m store.Maintenance) {
+	ctx := ctxOf(t)
+	r1, err := m.LockServer(ctx)
+	must(t, err)
+	_, err = m.LockServer(ctx)
+	wantErr(t, err, store.ErrLocked, "LockServer while a server runs (single-server engine)")
+	_, err = m.LockMaintenance(ctx)
+	wantErr(t, err, store.ErrLocked, "LockMaintenance while a server runs")
+	must(t, r1())
+
+	mr, err := m.LockMaintenance(ctx)
+	must(t, err)
+	_, err = m.LockServer(ctx)
+	wantErr(t, err, store.ErrLocked, "LockServer during maintenance")
+	must(t, mr())
+
+	r2, err := m.LockServer(ctx)
+	must(t, err)
+	must(t, r2())
 }
 
 func sealedID(k store.SealedKind, owner string) string { return k.String() + " " + owner }

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestReport: what Main prints for a command's error, and its exit code.
@@ -126,6 +127,26 @@ func TestAgentTokenHostCommand(t *testing.T) {
 		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 		if !strings.Contains(out.String(), tc.want) || lines[len(lines)-1] != "jt-0123456789abcdef0.secret" {
 			t.Errorf("public URL %q:\n%s\nwant %q, and the token alone on the last line", tc.public, out.String(), tc.want)
+		}
+	}
+}
+
+// TestServerPublicURL: a --public-url hosts and clients cannot use is a
+// usage error at start, not a server that hands it out.
+func TestServerPublicURL(t *testing.T) {
+	for _, u := range []string{"ftp://x", "kaginashi.example:8443", "https://user:pw@kaginashi.example", "https://kaginashi.example/api", "https://kaginashi.example?x=1", "https://kaginashi.example:99999", "https://"} {
+		var out, errb bytes.Buffer
+		// A server that starts anyway stops when ctx ends, and exits 0.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		code := Main(ctx, []string{"server", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--public-url", u}, IO{In: strings.NewReader(""), Out: &out, Err: &errb})
+		cancel()
+		if code != ExitUsage || !strings.Contains(errb.String(), "--public-url") {
+			t.Errorf("--public-url %s: exit %d, %q; want exit %d naming --public-url", u, code, errb.String(), ExitUsage)
+		}
+	}
+	for _, u := range []string{"", "https://kaginashi.example", "https://kaginashi.example:8443/", "http://127.0.0.1:8080", "https://[::1]:8443"} {
+		if err := checkPublicURL(u); err != nil {
+			t.Errorf("--public-url %s: %v", u, err)
 		}
 	}
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"errors"
+	"net/url"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -29,6 +31,9 @@ Point the aws CLI at it:
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if o.DataDir == "" {
 				return usageErr("--data-dir is required")
+			}
+			if err := checkPublicURL(o.PublicURL); err != nil {
+				return usageErr("--public-url %q: %v", o.PublicURL, err)
 			}
 			o.NoConsole = !consoleOn
 			o.Stdout = stdio.Out
@@ -64,4 +69,43 @@ Point the aws CLI at it:
 	c.AddCommand(newRotateSigningKeyCmd(stdio))
 	c.AddCommand(newRotateAgentCACmd(stdio))
 	return c
+}
+
+// checkPublicURL accepts what clients and agents can be sent to:
+// https://HOST[:PORT] (http:// behind nothing, for tests), nothing after
+// the host. The server builds EICE DNS names, the console's links and the
+// hosts' --server from it, so a typo found now is not found later by
+// every agent.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		return errors.New("want https://HOST[:PORT]")
+	case u.Scheme != "https" && u.Scheme != "http":
+		return errors.New("want an https:// URL (https://HOST[:PORT])")
+	case u.User != nil:
+		return errors.New("no user name or password in it")
+	case (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "":
+		return errors.New("nothing after the host and port: the API, tunnels and console are served at the root")
+	case u.Port() != "" && !validPort(u.Port()):
+		return errors.New("the port must be 1 to 65535")
+	}
+	return nil
+}
+
+func validPort(p string) bool {
+	n := 0
+	for _, c := range p {
+		if c < '0' || c > '9' {
+			return false
+		}
+		n = n*10 + int(c-'0')
+		if n > 65535 {
+			return false
+		}
+	}
+	return n >= 1
 }

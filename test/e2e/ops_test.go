@@ -168,7 +168,7 @@ func TestAuditRetention(t *testing.T) {
 		names = append(names, e.Name)
 	}
 	if len(evs) != 1 || evs[0].Name != "DeleteAuditEvents" || !strings.Contains(string(evs[0].Record), `"deletedCount":3`) {
-		t.Fatalf("events after retention: %v\n%s", names, evs)
+		t.Fatalf("events after retention: %v\n%v", names, evs)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
@@ -163,12 +164,13 @@ func run(args []string) error {
 		}
 		log.Info("enrolled", "instance", cfg.InstanceID, "server", cfg.Server)
 	}
-	a, err := agent.New(p, agent.Options{Log: log, Inventory: inventory(*sshdConfig, *dataDir)})
+	collect := inventory(*sshdConfig, *dataDir, log)
+	a, err := agent.New(p, agent.Options{Log: log, Inventory: collect})
 	if err != nil {
 		return err
 	}
 	a.AllowedPorts = ports
-	inv := inventory(*sshdConfig, *dataDir)(ctx)
+	inv := collect(ctx)
 	// sshd before 7.7 rejects a key line with expiry-time="...": there
 	// the agent's own expiry check is the only one.
 	major, minor := sshdVersion(inv.SSHDVersion)
@@ -187,18 +189,39 @@ func sshdVersion(v string) (int, int) {
 	return major, minor
 }
 
-// inventory collects the host's facts for the server.
-func inventory(sshdConfig, dataDir string) func(context.Context) agentproto.Inventory {
+// inventory collects the host's facts for the server. A fact that could
+// not be collected is left empty and the rest is still sent; each new
+// failure is logged once (a failure to list addresses would otherwise be
+// silent: DescribeInstances would just show no privateIpAddress).
+func inventory(sshdConfig, dataDir string, log *slog.Logger) func(context.Context) agentproto.Inventory {
+	var mu sync.Mutex
+	lastErr := ""
 	return func(ctx context.Context) agentproto.Inventory {
 		info, err := hostinfo.Collect(ctx, hostinfo.Options{SSHDConfig: sshdConfig})
 		inv := agentproto.Inventory{}
-		if err == nil && info != nil {
+		if info != nil {
 			inv = agentproto.Inventory{
 				Hostname: info.Hostname, OSID: info.OSID, OSVersion: info.OSVersion, OSPrettyName: info.OSPrettyName,
 				Platform: info.Platform, DefaultUser: info.DefaultUser, DefaultUserExists: info.DefaultUserExists,
 				Kernel: info.Kernel, Architecture: info.Architecture, PrivateIP: info.PrivateIP, IPv4: info.IPv4, IPv6: info.IPv6,
 				HostKeys: info.HostKeys, SSHDVersion: info.SSHDVersion, SSHPort: info.SSHPort,
 			}
+		}
+		msg := ""
+		if err != nil && ctx.Err() == nil {
+			msg = err.Error()
+		}
+		mu.Lock()
+		changed := msg != lastErr
+		lastErr = msg
+		mu.Unlock()
+		if changed && msg != "" && log != nil {
+			attrs := []any{"err", msg}
+			if info != nil && info.AddressError != "" {
+				attrs = append(attrs, "fix", "the host's addresses could not be listed, so DescribeInstances shows no privateIpAddress: "+
+					"under systemd the unit needs RestrictAddressFamilies=... AF_NETLINK (kaginashi-agent install-service writes it; run it again)")
+			}
+			log.Warn("inventory incomplete", attrs...)
 		}
 		if st, err := sshdsetup.Inspect(sshdsetup.Options{ConfigPath: sshdConfig}); err == nil {
 			inv.SSHDConfigured = st.Configured

@@ -42,6 +42,7 @@ type HostOptions struct {
 	AgentDataDir string // default agent.DefaultDataDir
 	SSHDConfig   string // default /etc/ssh/sshd_config
 	SSHD         string // default /usr/sbin/sshd, else on PATH
+	UnitFile     string // the agent's systemd unit; default sshdsetup.DefaultUnitPath
 	Now          func() time.Time
 
 	// Seams (tests); nil: the real thing.
@@ -62,6 +63,9 @@ func (o *HostOptions) defaults() {
 	}
 	if o.SSHDConfig == "" {
 		o.SSHDConfig = sshdsetup.DefaultConfigPath
+	}
+	if o.UnitFile == "" {
+		o.UnitFile = sshdsetup.DefaultUnitPath
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -155,6 +159,8 @@ func Host(ctx context.Context, o HostOptions) []Check {
 
 	info, _ := o.HostInfo(ctx)
 	checks = append(checks, defaultUserCheck(info), osCheck(info))
+	checks = append(checks, addressCheck(info)...)
+	checks = append(checks, unitChecks(o.UnitFile)...)
 
 	// The server, reached as the agent reaches it; and the clock.
 	var serverTime time.Time

@@ -52,6 +52,10 @@ type Info struct {
 	// route's interface comes first.
 	IPv4, IPv6 []string
 	PrivateIP  string // the primary IPv4 (IPv4[0])
+	// AddressError says why the addresses could not be listed ("" when
+	// they were): under a systemd unit whose RestrictAddressFamilies lacks
+	// AF_NETLINK the kernel refuses the route dump package net needs.
+	AddressError string
 
 	HostKeys []string // sshd's host public keys, one "type base64" line each (comments dropped)
 	// SSHPort is the port sshd listens on, from its configuration (22
@@ -175,6 +179,9 @@ func Collect(ctx context.Context, o Options) (*Info, error) {
 
 	v4, v6, err := addresses(o)
 	note("addresses", err)
+	if err != nil {
+		info.AddressError = err.Error()
+	}
 	info.IPv4, info.IPv6 = v4, v6
 	if len(v4) > 0 {
 		info.PrivateIP = v4[0]

@@ -11,7 +11,9 @@ import (
 // forbids AF_NETLINK), Info says why instead of silently having no
 // addresses, and the other facts are still there.
 func TestAddressError(t *testing.T) {
-	refuse := func() ([]iface, error) { return nil, errors.New("route ip+net: netlinkrib: address family not supported by protocol") }
+	refuse := func() ([]iface, error) {
+		return nil, errors.New("route ip+net: netlinkrib: address family not supported by protocol")
+	}
 	info, err := Collect(context.Background(), Options{Root: t.TempDir(), interfaces: refuse})
 	if err == nil || !strings.Contains(info.AddressError, "address family not supported") || len(info.IPv4) != 0 {
 		t.Errorf("err %v, AddressError %q", err, info.AddressError)

@@ -207,6 +207,12 @@ func (s *service) install(ctx context.Context, self, dataDir string, dryRun bool
 	if err := s.systemctl(ctx, "enable", "--now", unitName); err != nil {
 		return undo(err)
 	}
+	if oldErr == nil && string(old) != unit {
+		// enable --now leaves a running agent on the old unit.
+		if err := s.systemctl(ctx, "try-restart", unitName); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(s.out, "installed %s (ExecStart %s) and started %s\n", path, exe, unitName)
 	return nil
 }

@@ -144,8 +144,16 @@ func TestInstallServiceKeepsCopySSHDUses(t *testing.T) {
 	if _, err := s.inst.Install(self, copyPath, sshdsetup.SSHDConfigUse("/etc/ssh/sshd_config")); err != nil {
 		t.Fatal(err)
 	}
+	// An older unit (no AF_NETLINK) is replaced and the running agent
+	// restarted on the new one.
+	os.WriteFile(s.unitPath(), []byte("[Service]\nExecStart=/root/kaginashi-agent run\nRestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n"), 0o644)
+	sc := &fakeSystemctl{}
+	s.systemctl = sc.run
 	if err := s.install(context.Background(), self, data, false); err != nil {
 		t.Fatal(err)
+	}
+	if want := [][]string{{"daemon-reload"}, {"enable", "--now", unitName}, {"try-restart", unitName}}; !slices.EqualFunc(sc.calls, want, slices.Equal) {
+		t.Errorf("systemctl calls %q", sc.calls)
 	}
 	if err := s.remove(context.Background(), false); err != nil {
 		t.Fatal(err)

@@ -121,6 +121,9 @@ func (in *Installer) read() (*useRecord, error) {
 		}
 	}
 	r.CreatedDirs = slices.DeleteFunc(r.CreatedDirs, func(d string) bool {
+		if !path.IsAbs(d) || path.Clean(d) != d || d == "/" {
+			return true
+		}
 		return d != in.dir() && !strings.HasPrefix(in.dir(), d+"/")
 	})
 	return r, nil
@@ -453,10 +456,6 @@ func installCopy(src, dst string) error {
 	return os.Rename(tmp.Name(), dst)
 }
 
-// serviceHidden are the directories the agent's unit cannot see
-// (ProtectHome=yes hides the first three, PrivateTmp=yes the next two).
-var serviceHidden = [...]string{"/home", "/root", "/run/user", "/tmp", "/var/tmp"}
-
 // ServiceBinaryProblem says why the agent's unit must not run the binary p
 // from where it is (nil: it may): under a directory the unit cannot see, or
 // not in a root-owned path without group- or world-writable components — a
@@ -466,7 +465,9 @@ func ServiceBinaryProblem(root, p string) error {
 	if !path.IsAbs(p) {
 		return fmt.Errorf("%s is not an absolute path", p)
 	}
-	for _, h := range serviceHidden {
+	// The directories the agent's unit cannot see: ProtectHome=yes hides
+	// the first three, PrivateTmp=yes the next two.
+	for _, h := range []string{"/home", "/root", "/run/user", "/tmp", "/var/tmp"} {
 		if p == h || strings.HasPrefix(p, h+"/") {
 			return fmt.Errorf("%s is under %s, which the unit cannot see (ProtectHome=yes, PrivateTmp=yes): systemd would fail with 203/EXEC", p, h)
 		}

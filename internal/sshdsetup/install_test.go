@@ -212,3 +212,34 @@ func TestServiceBinaryProblem(t *testing.T) {
 		t.Error("target")
 	}
 }
+
+// FuzzUseRecord: whatever the record file holds (JSON, an older agent's
+// lines, garbage), reading it never panics and yields only paths the
+// installer could have written and directories on the way to its own.
+func FuzzUseRecord(f *testing.F) {
+	f.Add([]byte(copyPath + "\n/etc/passwd\n"))
+	f.Add([]byte(`{"version":2,"copies":{"` + copyPath + `":["sshd_config /etc/ssh/sshd_config"],"/etc/shadow":null},"createdDirs":["/usr/local/libexec","/etc"]}`))
+	f.Add([]byte(`{"copies":null}`))
+	f.Add([]byte(`{"createdDirs":["","/","usr/local","/usr/local/../local/libexec"]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		in := &Installer{Root: dir, Record: "/rec"}
+		if err := os.WriteFile(dir+"/rec", data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r, err := in.read()
+		if err != nil {
+			return
+		}
+		for p := range r.Copies {
+			if !in.installable(p) {
+				t.Errorf("record yields %q", p)
+			}
+		}
+		for _, d := range r.CreatedDirs {
+			if d == "" || d == "/" || path.Clean(d) != d || (d != InstallDir && !strings.HasPrefix(InstallDir, d+"/")) {
+				t.Errorf("record yields directory %q", d)
+			}
+		}
+	})
+}

@@ -113,6 +113,11 @@ func (in *Installer) read() (*useRecord, error) {
 				r.Copies[l] = r.Copies[l]
 			}
 		}
+		if len(r.Copies) > 0 {
+			// The older setup-sshd removed its directory when empty;
+			// whether it made /usr/local/libexec is unknown, so that stays.
+			r.CreatedDirs = []string{in.dir()}
+		}
 	}
 	// Only what the installer could have written counts.
 	for p := range r.Copies {

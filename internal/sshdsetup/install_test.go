@@ -129,8 +129,14 @@ func TestReleaseStaleRecord(t *testing.T) {
 		t.Fatalf("the copy the unit runs was not kept: %+v", rel)
 	}
 	os.Remove(tr.real(defaultUnit))
+	// An older agent's marker again: its directory goes when empty, but
+	// not /usr/local/libexec, which it did not say it made.
+	tr.write(recordFile, []byte(copyPath+"\n"), 0o600)
 	if rel, err = in.Release(UnitUse(defaultUnit), false); err != nil || tr.exists(copyPath) {
 		t.Fatalf("the unit's release left the unused copy: %+v %v", rel, err)
+	}
+	if tr.exists(InstallDir) || !tr.exists("/usr/local/libexec") {
+		t.Errorf("after an older marker's copy went: %+v", rel)
 	}
 }
 

@@ -249,9 +249,12 @@ func (r *Record) Verify(pub ed25519.PublicKey, instanceID, user string, serverNo
 // carries expiry-time="YYYYMMDDHHMMSSZ", so sshd itself refuses it after
 // the expiry even if something served it later. serverToLocal shifts the
 // expiry from the server's clock to this host's, which is what sshd
-// compares with. The result holds only validated characters.
+// compares with. The result holds only validated characters, and nothing
+// but the option and the key: no comment (the issue's contract is "each
+// key with its expiry-time, nothing else"; the request ID is in the
+// syslog line that goes with it).
 func (r *Record) AuthorizedKeysLine(serverToLocal time.Duration, expiryOption bool) string {
-	line := r.PublicKey + " kaginashi:" + r.RequestID
+	line := r.PublicKey
 	if !expiryOption {
 		return line
 	}

@@ -105,7 +105,7 @@ func TestCheckRefusesInjection(t *testing.T) {
 func TestAuthorizedKeysLine(t *testing.T) {
 	r := sample(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
 	got := r.AuthorizedKeysLine(-30*time.Second, true)
-	want := `expiry-time="20261128120030Z" ` + r.PublicKey + " kaginashi:" + r.RequestID
+	want := `expiry-time="20261128120030Z" ` + r.PublicKey
 	if got != want {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}

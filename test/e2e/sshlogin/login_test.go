@@ -55,12 +55,12 @@ func TestSSHLogin(t *testing.T) {
 		// Success means the agent has the key: no waiting, no retry.
 		sshd1.wantLogin(t, userA, k)
 
-		// What sshd reads: one line, the key with sshd's own expiry check
-		// and the request ID as its comment, nothing else.
+		// What sshd reads: one line, the key with sshd's own expiry check,
+		// nothing else.
 		rec := recordOf(t, a1.dir, req)
 		out, code := authorizedKeys(t, a1.dir, userA, k.fp)
-		want := fmt.Sprintf(`expiry-time="%s" %s kaginashi:%s`+"\n",
-			time.Unix(rec.ExpiresAt, 0).UTC().Format("20060102150405Z"), strings.Join(strings.Fields(k.line)[:2], " "), req)
+		want := fmt.Sprintf(`expiry-time="%s" %s`+"\n",
+			time.Unix(rec.ExpiresAt, 0).UTC().Format("20060102150405Z"), strings.Join(strings.Fields(k.line)[:2], " "))
 		if code != 0 || out != want {
 			t.Errorf("authorized-keys %s %s: exit %d\n%q\nwant\n%q", userA, k.fp, code, out, want)
 		}

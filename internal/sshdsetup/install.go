@@ -75,8 +75,15 @@ func (in *Installer) installable(p string) bool {
 // InstallDir named kaginashi-agent or kaginashi-authorized-keys).
 func (in *Installer) Owns(p string) bool { return in.installable(p) }
 
-// Target is where a copy of src goes.
-func (in *Installer) Target(src string) string { return path.Join(in.dir(), filepath.Base(src)) }
+// Target is where a copy of src goes: kaginashi-authorized-keys keeps its
+// name; anything else is the agent, whatever its file is called (say,
+// kaginashi-agent-1.4 or a download with a suffix).
+func (in *Installer) Target(src string) string {
+	if filepath.Base(src) == AKCBinary {
+		return path.Join(in.dir(), AKCBinary)
+	}
+	return path.Join(in.dir(), AgentBinary)
+}
 
 // useRecord is the record's JSON form.
 type useRecord struct {

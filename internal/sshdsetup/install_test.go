@@ -214,8 +214,10 @@ func TestServiceBinaryProblem(t *testing.T) {
 			t.Errorf("%s: %v, want %q", p, err, want)
 		}
 	}
-	if (&Installer{}).Target("/tmp/x/"+AgentBinary) != path.Join(InstallDir, AgentBinary) {
-		t.Error("target")
+	for src, want := range map[string]string{"/tmp/x/" + AgentBinary: AgentBinary, "/tmp/kaginashi-agent-1.4": AgentBinary, "/tmp/y/" + AKCBinary: AKCBinary} {
+		if got := (&Installer{}).Target(src); got != path.Join(InstallDir, want) {
+			t.Errorf("Target(%s) = %s", src, got)
+		}
 	}
 }
 

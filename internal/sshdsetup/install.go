@@ -284,7 +284,9 @@ func (in *Installer) Release(use Use, dryRun bool) (Released, error) {
 	}
 	slices.Sort(paths)
 	for _, p := range paths {
-		users := slices.DeleteFunc(slices.Clone(r.Copies[p]), func(u Use) bool { return u == use })
+		// A recorded user whose file is gone or no longer runs the copy
+		// (undone by hand) does not keep it.
+		users := slices.DeleteFunc(slices.Clone(r.Copies[p]), func(u Use) bool { return u == use || in.stale(u, p) })
 		if len(users) == 0 {
 			// The safety net: whatever the record says, a copy that a
 			// configuration or unit still runs stays.
@@ -393,6 +395,29 @@ func (in *Installer) probes(r *useRecord) (configs, units []string) {
 		}
 	}
 	return configs, units
+}
+
+// stale says whether the recorded user u certainly no longer runs p: its
+// file is gone, or it reads fine and does not name p. A file that cannot be
+// read or parsed keeps the copy.
+func (in *Installer) stale(u Use, p string) bool {
+	kind, f := u.split()
+	if kind != "sshd_config" && kind != "systemd-unit" {
+		return false
+	}
+	if _, err := os.Stat(in.real(f)); errors.Is(err, fs.ErrNotExist) {
+		return true
+	}
+	if kind == "systemd-unit" {
+		if _, err := os.ReadFile(in.real(f)); err != nil {
+			return false
+		}
+		return !in.unitNames(f, p)
+	}
+	if _, err := parseConfig(rootFS{in.Root}, f); err != nil {
+		return false
+	}
+	return !in.configNames(f, p)
 }
 
 // configNames says whether the sshd configuration whose main file is cfg

@@ -140,6 +140,33 @@ func TestReleaseStaleRecord(t *testing.T) {
 	}
 }
 
+// TestReleaseDropsStaleUsers: a recorded configuration that no longer runs
+// the copy (its kaginashi lines removed by hand) or no longer exists does
+// not keep it.
+func TestReleaseDropsStaleUsers(t *testing.T) {
+	tr, in := twoConfigs(t)
+	setupWithCopy(t, tr, in, DefaultConfigPath)
+	setupWithCopy(t, tr, in, secondConf)
+	// The second configuration undone by hand: kaginashi's block cut out,
+	// setup-sshd's record deleted.
+	clean, n := removeBlocks(tr.read(secondConf))
+	if n == 0 {
+		t.Fatal("no block in " + secondConf)
+	}
+	tr.write(secondConf, clean, 0o644)
+	o := tr.opts()
+	o.ConfigPath, o.StateDir = secondConf, setupState
+	deleteRecord(&o)
+	// A unit that is gone.
+	if _, err := in.Install(tr.real(agentPath), copyPath, UnitUse("/etc/systemd/system/gone.service")); err != nil {
+		t.Fatal(err)
+	}
+	rel := removeAndRelease(t, tr, in, DefaultConfigPath)
+	if tr.exists(copyPath) || len(rel.Kept) != 0 {
+		t.Errorf("stale users kept the copy: %+v", rel)
+	}
+}
+
 // TestReleaseKeepsForeignFiles: directories setup-sshd created stay when
 // they hold someone else's files, and Release never deletes a path it could
 // not have installed, whatever the record says.

@@ -141,7 +141,9 @@ func TestInstallServiceKeepsCopySSHDUses(t *testing.T) {
 	self := filepath.Join(t.TempDir(), "kaginashi-agent")
 	os.WriteFile(self, []byte("agent"), 0o755)
 	copyPath := filepath.Join(s.inst.Dir, "kaginashi-agent")
-	if _, err := s.inst.Install(self, copyPath, sshdsetup.SSHDConfigUse("/etc/ssh/sshd_config")); err != nil {
+	conf := filepath.Join(t.TempDir(), "sshd_config")
+	os.WriteFile(conf, []byte("AuthorizedKeysCommand "+copyPath+" authorized-keys --data-dir "+data+" %u %f\nAuthorizedKeysCommandUser kaginashi\n"), 0o644)
+	if _, err := s.inst.Install(self, copyPath, sshdsetup.SSHDConfigUse(conf)); err != nil {
 		t.Fatal(err)
 	}
 	// An older unit (no AF_NETLINK) is replaced and the running agent

@@ -145,6 +145,9 @@ type call struct {
 	// is recorded, before the answer: SendSSHPublicKey's wait for its key
 	// record, queued to commit in the event's transaction.
 	afterRecord func() error
+	// writeAhead is the mutating call's committed pending event (see
+	// writeAheadEvent); the call's final event replaces it.
+	writeAhead *audit.Event
 }
 
 func newRequestID() string {
@@ -341,6 +344,36 @@ func (c *call) authorize(resource string, extra func(*policy.Context)) error {
 	if !d.Allowed {
 		return &apierr.Error{Kind: apierr.AccessDenied, Message: iam.DeniedMessage(c.auth.Principal, d)}
 	}
+	return c.writeAheadEvent()
+}
+
+// ownAudit are the mutating operations that make their change durable
+// with their event another way, so they take no write-ahead event:
+// SendSSHPublicKey's key record commits in its event's transaction, and
+// OpenTunnel's event is committed before any byte flows.
+var ownAudit = map[string]bool{"SendSSHPublicKey": true, "OpenTunnel": true}
+
+// writeAheadEvent commits the pending event of a mutating call, once it is
+// allowed and before it changes anything: with the store's change and
+// its event in two commits, a disk that fills in between would otherwise
+// leave a change without an event (an attacker can fill the disk: every
+// call, even a refused one, writes an event). If the pending event
+// cannot be committed, the call is refused and nothing changes; if the
+// final event (record, under the same event ID) cannot be, the pending
+// one stays: the change is audited, its outcome unknown.
+func (c *call) writeAheadEvent() error {
+	h := c.h
+	if h.deps.Audit == nil || c.op.readOnly || c.writeAhead != nil || (c.proto == protoEIC && ownAudit[c.op.name]) {
+		return nil
+	}
+	ev := h.event(c, nil)
+	ev.ResponseElements = nil // not known yet
+	ev.WriteAhead = true
+	if err := h.deps.Audit.Record(context.WithoutCancel(c.ctx), ev); err != nil {
+		h.deps.Log.Error("write-ahead audit event not recorded; the call is refused", "requestID", c.requestID, "op", opName(c), "err", err)
+		return apierr.Wrap(err, "recording the write-ahead audit event")
+	}
+	c.writeAhead = ev
 	return nil
 }
 
@@ -394,10 +427,26 @@ func opName(c *call) string {
 }
 
 // record writes the call's audit event; an error means it is not durable.
+// For a call with a write-ahead event, it is that event's final version.
 func (h *Handler) record(c *call, failure *apierr.Error) error {
 	if h.deps.Audit == nil {
 		return nil
 	}
+	ev := h.event(c, failure)
+	if c.writeAhead != nil {
+		ev.Completes, c.writeAhead = c.writeAhead, nil
+	}
+	err := h.deps.Audit.Record(context.WithoutCancel(c.ctx), ev)
+	if err != nil && ev.Completes != nil {
+		h.deps.Log.Error("final audit event not recorded; its write-ahead event stays, outcome pending",
+			"requestID", c.requestID, "op", opName(c), "eventID", ev.EventID, "err", err)
+	}
+	h.observe(c, ev.ErrorCode, failure, err)
+	return err
+}
+
+// event is the call's audit event as it stands.
+func (h *Handler) event(c *call, failure *apierr.Error) *audit.Event {
 	ev := &audit.Event{
 		EventTime:           c.info.Time,
 		EventSource:         eventSource[c.proto],
@@ -449,9 +498,7 @@ func (h *Handler) record(c *call, failure *apierr.Error) error {
 		ev.ErrorCode, ev.ErrorMessage = code, failure.Message
 		ev.ResponseElements = nil
 	}
-	err := h.deps.Audit.Record(context.WithoutCancel(c.ctx), ev)
-	h.observe(c, ev.ErrorCode, failure, err)
-	return err
+	return ev
 }
 
 // requireNoErrors returns the params' decoding error, if any.

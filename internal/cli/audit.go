@@ -131,6 +131,11 @@ from now (1h).`,
 				if code, _ := e["errorCode"].(string); code != "" {
 					result = code
 				}
+				// A write-ahead event whose final version could not be
+				// committed: the change may have happened.
+				if x, _ := e["additionalEventData"].(map[string]any); x["outcome"] == "pending" {
+					result = "pending"
+				}
 				who := str(e, "userIdentity", "userName")
 				if who == "" {
 					who = str(e, "userIdentity", "type")

@@ -120,4 +120,32 @@ func GroupCommit(t *testing.T, s store.Store, b Batcher) {
 	if len(evs) != 7 || got["e4"] || got["e7"] || !got["e5"] || !got["e6"] || !got["e8"] {
 		t.Fatalf("events stored: %v; want e0-e3, e5, e6, e8", got)
 	}
+
+	// A write-ahead event's final version (Replace) in a merged batch that
+	// fails (a duplicate): redone on its own, it still replaces its pending
+	// version rather than failing as a duplicate itself.
+	final := ev("e3")
+	final.Replace, final.ErrorCode, final.Record = true, "NoSuchEntity", []byte(`{"final":true}`)
+	errs = run(
+		func() error { return s.AppendAudit(ctx, []store.AuditEvent{final}) },
+		func() error { return s.AppendAudit(ctx, []store.AuditEvent{ev("e0")}) }, // a duplicate
+		func() error { return s.AppendAudit(ctx, []store.AuditEvent{ev("e9")}) },
+	)
+	if errs[0] != nil || !errors.Is(errs[1], store.ErrExists) || errs[2] != nil {
+		t.Fatalf("merged batch with a final version and a duplicate: %v, want nil, ErrExists, nil", errs)
+	}
+	evs, _, err = s.LookupAudit(ctx, store.AuditFilter{Limit: 100})
+	must(t, err)
+	n3 := 0
+	for _, e := range evs {
+		if e.ID == "e3" {
+			n3++
+			if e.ErrorCode != "NoSuchEntity" || string(e.Record) != `{"final":true}` {
+				t.Fatalf("e3 after its final version: %+v", e)
+			}
+		}
+	}
+	if len(evs) != 8 || n3 != 1 {
+		t.Fatalf("%d events, e3 %d times; want 8, once", len(evs), n3)
+	}
 }

@@ -142,6 +142,12 @@ export function auditPage(ctx: PageCtx): void {
 function outcome(ev: any): HTMLElement {
   const code = ev?.errorCode;
   if (code) return h('span', { class: 'decision decision-explicitDeny', title: ev?.errorMessage ?? '' }, code);
+  // A write-ahead event whose final version never committed (the server
+  // stopped or the disk filled after the change): the change may have
+  // happened, its result is unknown.
+  if (ev?.additionalEventData?.outcome === 'pending') {
+    return h('span', { class: 'decision state-pending', title: 'The call was allowed and may have changed something; its final result was never recorded.' }, 'Pending');
+  }
   const login = ev?.responseElements?.ConsoleLogin;
   if (login) return h('span', { class: login === 'Success' ? 'decision decision-allowed' : 'decision decision-explicitDeny' }, login);
   return h('span', { class: 'decision decision-allowed' }, 'Success');

@@ -1,30 +1,22 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
-	"os/user"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/kaginashi/kaginashi/internal/audit"
 	"github.com/kaginashi/kaginashi/internal/bootstrap"
 	"github.com/kaginashi/kaginashi/internal/seal"
-	"github.com/kaginashi/kaginashi/internal/server"
-	"github.com/kaginashi/kaginashi/internal/store"
 )
 
 // newRotateMasterKeyCmd is `kaginashi server rotate-master-key`: an
 // offline command beside the server (it needs the server's data directory
 // and store, and the server stopped), hence under `server`.
 func newRotateMasterKeyCmd(stdio IO) *cobra.Command {
-	var dataDir, storeURL, newKeyFile string
+	var mf maintenanceFlags
+	var newKeyFile string
 	c := &cobra.Command{
 		Use:   "rotate-master-key --data-dir DIR [--store URL] [--new-key-file F]",
 		Short: "Re-seal every stored secret under a new master key (the server stopped)",
@@ -45,37 +37,27 @@ With KAGINASHI_MASTER_KEY set, the new key stays in DIR/master.key.new: put it
 in the environment of every replica, then delete the file.`,
 		Args: exactArgs(0, "no positional arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if dataDir == "" {
-				return usageErr("--data-dir is required")
-			}
-			abs, err := filepath.Abs(dataDir)
-			if err != nil {
-				return usageErr("--data-dir: %v", err)
-			}
-			if storeURL == "" {
-				storeURL = "sqlite:" + filepath.Join(abs, "kaginashi.db")
-			}
-			o := bootstrap.RotateOptions{DataDir: abs}
+			ctx := cmd.Context()
+			var o bootstrap.RotateOptions
 			if newKeyFile != "" {
+				var err error
 				if o.NewKey, err = bootstrap.ReadKeyFile(newKeyFile); err != nil {
 					return usageErr("--new-key-file: %v", err)
 				}
 			}
-			// Opening a SQLite store creates it: a mistyped path must not
-			// leave an empty database behind.
-			if path, ok := strings.CutPrefix(storeURL, "sqlite:"); ok {
-				if _, err := os.Stat(strings.TrimPrefix(path, "//")); err != nil {
-					return usageErr("--store: no database here: %v", err)
-				}
-			}
-			ctx := cmd.Context()
-			st, err := server.OpenStore(ctx, storeURL)
+			st, abs, err := mf.open(ctx)
 			if err != nil {
-				return &exitError{code: ExitFindings, err: fmt.Errorf("store: %w", err)}
+				return err
 			}
 			defer st.Close()
+			o.DataDir = abs
 			res, err := bootstrap.RotateMasterKey(ctx, st, o)
-			if aerr := recordRotation(ctx, st, o, res, err); aerr != nil {
+			req := map[string]any{"newKeyGiven": o.NewKey != nil}
+			resp := map[string]any{
+				"resealedCount": res.Resealed, "keyInEnvironment": res.FromEnv, "finishedInterruptedRotation": res.Completed,
+				"keyFile": res.KeyFile, "oldKeyFile": res.OldKeyFile,
+			}
+			if aerr := recordKeyRotation(ctx, st, "RotateMasterKey", "rotate-master-key", abs, req, resp, err); aerr != nil {
 				fmt.Fprintf(stdio.Err, "kaginashi: warning: the rotation's audit event was not recorded: %v\n", aerr)
 			}
 			if err != nil {
@@ -84,14 +66,12 @@ in the environment of every replica, then delete the file.`,
 				}
 				return &exitError{code: ExitFindings, err: fmt.Errorf("rotate the master key: %w", err)}
 			}
-			printRotation(stdio, res, strings.HasPrefix(storeURL, "postgres"))
+			printRotation(stdio, res, strings.HasPrefix(mf.storeURL, "postgres"))
 			return nil
 		},
 	}
-	f := c.Flags()
-	f.StringVar(&dataDir, "data-dir", "", "the server's data directory (required)")
-	f.StringVar(&storeURL, "store", "", "the server's --store: sqlite:PATH (default DIR/kaginashi.db) or postgres://...")
-	f.StringVar(&newKeyFile, "new-key-file", "", "the new master key (base64 of 32 bytes, mode 0600) instead of a random one")
+	mf.register(c)
+	c.Flags().StringVar(&newKeyFile, "new-key-file", "", "the new master key (base64 of 32 bytes, mode 0600) instead of a random one")
 	return c
 }
 
@@ -117,52 +97,4 @@ func printRotation(stdio IO, res bootstrap.RotateResult, shared bool) {
 	if shared {
 		fmt.Fprintf(w, "Copy %s to the data directory of every other replica before starting them.\n", res.KeyFile)
 	}
-}
-
-// recordRotation puts the rotation, done or refused, in the audit trail
-// (eventName RotateMasterKey, as the retention's DeleteAuditEvents: an
-// event of the service itself): it changed, or tried to change, every
-// secret's ciphertext. Only the store's trail: the server's --audit-log
-// file is the server's.
-func recordRotation(ctx context.Context, st store.Store, o bootstrap.RotateOptions, res bootstrap.RotateResult, rerr error) error {
-	account, _, err := st.GetMeta(ctx, bootstrap.MetaAccountID)
-	if err != nil {
-		return err
-	}
-	region, _, err := st.GetMeta(ctx, bootstrap.MetaRegion)
-	if err != nil {
-		return err
-	}
-	operator := "unknown"
-	if u, err := user.Current(); err == nil {
-		operator = u.Username
-	}
-	ev := &audit.Event{
-		EventTime:          time.Now().UTC(),
-		EventSource:        "kaginashi",
-		EventName:          "RotateMasterKey",
-		EventType:          "AwsServiceEvent",
-		ManagementEvent:    true,
-		AWSRegion:          region,
-		RecipientAccountID: account,
-		SourceIPAddress:    "localhost",
-		UserAgent:          "kaginashi/" + Version + " server rotate-master-key",
-		UserIdentity:       audit.Identity{Type: "AWSService", PrincipalID: "kaginashi"},
-		RequestParameters: map[string]any{
-			"dataDir": o.DataDir, "newKeyGiven": o.NewKey != nil, "operatingSystemUser": operator,
-		},
-		ResponseElements: map[string]any{
-			"resealedCount": res.Resealed, "keyInEnvironment": res.FromEnv, "finishedInterruptedRotation": res.Completed,
-			"keyFile": res.KeyFile, "oldKeyFile": res.OldKeyFile,
-		},
-	}
-	if rerr != nil {
-		ev.ErrorCode, ev.ErrorMessage, ev.ResponseElements = "RotationFailed", rerr.Error(), nil
-		if errors.Is(rerr, bootstrap.ErrServerRunning) {
-			ev.ErrorCode = "ServerRunning"
-		}
-	}
-	w := audit.NewWriter(st, nil, slog.New(slog.DiscardHandler))
-	defer w.Close()
-	return w.Record(context.WithoutCancel(ctx), ev)
 }

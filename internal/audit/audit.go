@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -142,6 +143,47 @@ type Writer struct {
 	enqueue sync.RWMutex
 	closed  bool
 	mu      sync.Mutex // guards sink
+
+	now func() time.Time
+	// failing is set while the latest commit failed and none succeeded
+	// since (nil: healthy), read by Health without a lock: /healthz
+	// asks on every probe and must not contend with the commit loop.
+	failing atomic.Pointer[Failure]
+	// probe, when set, is how often the loop tries a commit of its own
+	// while commits fail: a replica that Health took out of a load
+	// balancer gets no calls, so without it nothing would ever commit
+	// and it would stay out for good.
+	probe           time.Duration
+	account, region string
+}
+
+// Failure is why the writer cannot commit: since when (the first failed
+// commit of the current streak) and the latest error.
+type Failure struct {
+	Since time.Time
+	Err   error
+}
+
+// WithRecoveryProbe makes the writer, while its commits fail, try every
+// interval to commit an event of its own (AuditStoreRecovered, naming
+// the failure it ends), so that Health recovers without traffic. Failed
+// tries leave nothing; the one that succeeds marks the gap in the trail.
+func WithRecoveryProbe(every time.Duration, account, region string) Option {
+	return func(w *Writer) {
+		w.probe, w.account, w.region = every, account, region
+	}
+}
+
+// Option adjusts a Writer.
+type Option func(*Writer)
+
+// WithClock sets the clock Health's Since is read from (default time.Now).
+func WithClock(now func() time.Time) Option {
+	return func(w *Writer) {
+		if now != nil {
+			w.now = now
+		}
+	}
 }
 
 type pending struct {
@@ -158,8 +200,11 @@ const maxBatch = 512
 
 // NewWriter starts a writer. sink, when not nil, receives each committed
 // event as one JSON line.
-func NewWriter(st store.Store, sink io.Writer, log *slog.Logger) *Writer {
-	w := &Writer{st: st, sink: sink, log: log, ch: make(chan *pending, maxBatch), done: make(chan struct{})}
+func NewWriter(st store.Store, sink io.Writer, log *slog.Logger, opts ...Option) *Writer {
+	w := &Writer{st: st, sink: sink, log: log, ch: make(chan *pending, maxBatch), done: make(chan struct{}), now: time.Now}
+	for _, o := range opts {
+		o(w)
+	}
 	go w.loop()
 	return w
 }
@@ -188,57 +233,9 @@ func (w *Writer) Record(ctx context.Context, ev *Event) (err error) {
 			}
 		}()
 	}
-	if ev.WriteAhead {
-		if ev.AdditionalEventData == nil {
-			ev.AdditionalEventData = map[string]any{}
-		}
-		ev.AdditionalEventData["outcome"] = outcomePending
-	}
-	if ev.EventID == "" {
-		// Version 7: time-ordered, so that the store's unique index on
-		// event IDs grows at its end — a batch of events dirties one
-		// index page, not one random page per event.
-		id, err := uuid.NewV7()
-		if err != nil {
-			return fmt.Errorf("audit: event ID: %w", err)
-		}
-		ev.EventID = id.String()
-	}
-	if ev.EventVersion == "" {
-		ev.EventVersion = "1.08"
-	}
-	if ev.EventType == "" {
-		ev.EventType = "AwsApiCall"
-	}
-	ev.ManagementEvent = true
-	ev.RequestParameters = Redact(ev.RequestParameters)
-	ev.ResponseElements = Redact(ev.ResponseElements)
-	precise := ev.EventTime.UTC()
-	ev.EventTime = precise.Truncate(time.Second) // CloudTrail's eventTime has whole seconds
-	// Sized for a typical event (about 1 KiB), so it is encoded into one
-	// allocation.
-	raw, err := appendEvent(make([]byte, 0, 1536), ev)
+	p, raw, err := prepare(ev, fallback)
 	if err != nil {
-		return fmt.Errorf("audit: encode event: %w", err)
-	}
-	// The user name LookupEvents shows and filters by: the IAM user's,
-	// and "root" for the account root, as CloudTrail does (userIdentity
-	// itself has no userName for root).
-	user := ev.UserIdentity.UserName
-	if user == "" && ev.UserIdentity.Type == "Root" {
-		user = "root"
-	}
-	p := &pending{
-		ev: store.AuditEvent{
-			ID: ev.EventID, Time: precise, Name: ev.EventName, Source: ev.EventSource,
-			UserName: user, AccessKeyID: ev.UserIdentity.AccessKeyID, ErrorCode: ev.ErrorCode, Record: raw,
-			RequestID: ev.RequestID, Replace: ev.Completes != nil,
-		},
-		err:      make(chan error, 1),
-		fallback: fallback,
-	}
-	if !ev.WriteAhead {
-		p.toSink = raw
+		return err
 	}
 	w.enqueue.RLock()
 	if w.closed {
@@ -264,11 +261,95 @@ func (w *Writer) Record(ctx context.Context, ev *Event) (err error) {
 	return nil
 }
 
+// prepare fills the event's IDs and version, redacts and encodes it, and
+// makes its batch entry; fallback is what the sink gets if its commit
+// fails.
+func prepare(ev *Event, fallback []byte) (*pending, []byte, error) {
+	if ev.WriteAhead {
+		if ev.AdditionalEventData == nil {
+			ev.AdditionalEventData = map[string]any{}
+		}
+		ev.AdditionalEventData["outcome"] = outcomePending
+	}
+	if ev.EventID == "" {
+		// Version 7: time-ordered, so that the store's unique index on
+		// event IDs grows at its end — a batch of events dirties one
+		// index page, not one random page per event.
+		id, err := uuid.NewV7()
+		if err != nil {
+			return nil, nil, fmt.Errorf("audit: event ID: %w", err)
+		}
+		ev.EventID = id.String()
+	}
+	if ev.EventVersion == "" {
+		ev.EventVersion = "1.08"
+	}
+	if ev.EventType == "" {
+		ev.EventType = "AwsApiCall"
+	}
+	ev.ManagementEvent = true
+	ev.RequestParameters = Redact(ev.RequestParameters)
+	ev.ResponseElements = Redact(ev.ResponseElements)
+	precise := ev.EventTime.UTC()
+	ev.EventTime = precise.Truncate(time.Second) // CloudTrail's eventTime has whole seconds
+	// Sized for a typical event (about 1 KiB), so it is encoded into one
+	// allocation.
+	raw, err := appendEvent(make([]byte, 0, 1536), ev)
+	if err != nil {
+		return nil, nil, fmt.Errorf("audit: encode event: %w", err)
+	}
+	// The user name LookupEvents shows and filters by: the IAM user's,
+	// and "root" for the account root, as CloudTrail does (userIdentity
+	// itself has no userName for root).
+	user := ev.UserIdentity.UserName
+	if user == "" && ev.UserIdentity.Type == "Root" {
+		user = "root"
+	}
+	p := &pending{
+		ev: store.AuditEvent{
+			ID: ev.EventID, Time: precise, Name: ev.EventName, Source: ev.EventSource,
+			UserName: user, AccessKeyID: ev.UserIdentity.AccessKeyID, ErrorCode: ev.ErrorCode, Record: raw,
+			RequestID: ev.RequestID, Replace: ev.Completes != nil,
+		},
+		err:      make(chan error, 1),
+		fallback: fallback,
+	}
+	if !ev.WriteAhead {
+		p.toSink = raw
+	}
+	return p, raw, nil
+}
+
 func (w *Writer) loop() {
+	var probe *time.Timer // running while commits fail and probing is on
+	defer func() {
+		if probe != nil {
+			probe.Stop()
+		}
+	}()
 	for {
+		var probeC <-chan time.Time
+		switch f := w.failing.Load(); {
+		case f == nil || w.probe <= 0:
+			if probe != nil {
+				probe.Stop()
+				probe = nil
+			}
+		case probe == nil:
+			probe = time.NewTimer(w.probe)
+			probeC = probe.C
+		default:
+			probeC = probe.C
+		}
 		var p *pending
 		select {
 		case p = <-w.ch:
+		case <-probeC:
+			probe = nil
+			if f := w.failing.Load(); f != nil {
+				w.commitProbe(f)
+			}
+			continue
 		case <-w.done:
 			// Drain what is queued, then stop.
 			for {
@@ -313,6 +394,7 @@ func (w *Writer) commit(batch []*pending) {
 	// Each call reaches the sink once: its event, or its final version,
 	// or — when the final version fails — its committed write-ahead
 	// version (the change is audited, its outcome unknown).
+	w.noteCommit(err)
 	var lines [][]byte
 	if err != nil {
 		w.log.Error("audit: committing events failed", "events", len(evs), "err", err)
@@ -338,6 +420,54 @@ func (w *Writer) commit(batch []*pending) {
 		p.err <- err
 	}
 }
+
+// commitProbe commits the writer's own event, which says since when
+// commits failed and why: if it commits, Health recovers.
+func (w *Writer) commitProbe(f *Failure) {
+	ev := &Event{
+		EventTime:          w.now(),
+		EventSource:        "kaginashi",
+		EventName:          "AuditStoreRecovered",
+		EventType:          "AwsServiceEvent",
+		AWSRegion:          w.region,
+		RecipientAccountID: w.account,
+		UserIdentity:       Identity{Type: "AWSService", PrincipalID: "kaginashi"},
+		RequestParameters: map[string]any{
+			"failingSince": f.Since.UTC().Format(time.RFC3339), "lastError": f.Err.Error(),
+		},
+	}
+	p, _, err := prepare(ev, nil)
+	if err != nil {
+		w.log.Error("audit: preparing the recovery probe failed", "err", err)
+		return
+	}
+	w.commit([]*pending{p})
+	if w.failing.Load() == nil {
+		w.log.Info("audit: commits work again", "failing_since", f.Since)
+	}
+}
+
+// noteCommit records a commit's fate for Health: a failure keeps the
+// streak's start and takes the latest error; a success ends the streak.
+func (w *Writer) noteCommit(err error) {
+	if err == nil {
+		w.failing.Store(nil)
+		return
+	}
+	since := w.now()
+	if prev := w.failing.Load(); prev != nil {
+		since = prev.Since
+	}
+	// Only the loop goroutine stores, so load-then-store does not race.
+	w.failing.Store(&Failure{Since: since, Err: err})
+}
+
+// Health reports whether events can be committed now: nil while the
+// latest commit succeeded (or none was tried yet), else since when
+// commits fail and the latest error. It reads memory only, so a health
+// probe can ask as often as it likes; every API call commits an event,
+// so the answer is as fresh as the traffic.
+func (w *Writer) Health() *Failure { return w.failing.Load() }
 
 // writeSink appends records to the JSON-lines sink, if any.
 func (w *Writer) writeSink(records ...[]byte) {

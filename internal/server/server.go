@@ -243,7 +243,7 @@ func Run(ctx context.Context, o Options) error {
 		defer fileSink.Close()
 		sink = fileSink
 	}
-	auditor := audit.NewWriter(st, sink, log)
+	auditor := audit.NewWriter(st, sink, log, audit.WithClock(o.Now), audit.WithRecoveryProbe(auditProbeEvery, id.Account, id.Region))
 	defer auditor.Close()
 	// recorder is what the API records through: the writer, timed when
 	// metrics are on.
@@ -287,14 +287,7 @@ func Run(ctx context.Context, o Options) error {
 	})
 
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		if err := r.Context().Err(); err != nil {
-			http.Error(w, "stopping", http.StatusServiceUnavailable)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain")
-		_, _ = io.WriteString(w, "ok\n")
-	})
+	mux.HandleFunc("GET /healthz", healthz(auditor.Health))
 	mux.Handle("POST /{$}", api)
 	if o.NoConsole {
 		mux.Handle("GET /{$}", api)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -97,8 +99,35 @@ func TestDiskFullEveryChangeAudited(t *testing.T) {
 	}
 	t.Logf("disk full: %d CreateUser answered 200, %d answered 500", len(ok), len(failed))
 
+	// A full disk takes the replica out of a load balancer: /healthz
+	// answers 503 while audit commits fail.
+	hc := p.HTTPClient(t)
+	healthz := func() (int, string) {
+		resp, err := hc.Get(p.URL() + "/healthz")
+		if err != nil {
+			t.Fatalf("GET /healthz: %v", err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := healthz(); code != 503 || !strings.HasPrefix(body, "audit store failing since ") {
+		t.Errorf("/healthz with a full disk: %d %q, want 503 audit store failing since …", code, body)
+	}
+
 	if out, err := exec.Command("mount", "-o", "remount,size=64m", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("remount bigger: %v: %s", err, out)
+	}
+	// Room again: /healthz recovers with no API call (a load balancer
+	// sends none to a replica it took out), by the writer's own probe.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		code, body := healthz()
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/healthz still %d %q 20 s after the disk has room again", code, body)
+		}
 	}
 	// Room again: writes work without a restart.
 	after := "after-remount"

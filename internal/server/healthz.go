@@ -1,0 +1,36 @@
+package server
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/audit"
+)
+
+// auditProbeEvery is how often a writer whose commits fail tries one of
+// its own, so that /healthz recovers with no traffic (a load balancer
+// sends none to a replica it took out).
+const auditProbeEvery = 5 * time.Second
+
+// healthz answers load balancers: 503 while the server stops, and while
+// the audit store fails (every API call would answer 500, since its event
+// cannot commit), 200 otherwise. It reads memory only — the audit
+// writer's latest commit outcome — so a probe costs no store round trip.
+func healthz(auditHealth func() *audit.Failure) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := r.Context().Err(); err != nil {
+			http.Error(w, "stopping", http.StatusServiceUnavailable)
+			return
+		}
+		if f := auditHealth(); f != nil {
+			// One line, whatever the error says.
+			msg := strings.Join(strings.Fields(f.Err.Error()), " ")
+			http.Error(w, "audit store failing since "+f.Since.UTC().Format(time.RFC3339)+": "+msg, http.StatusServiceUnavailable)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	}
+}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/agent"
 	"github.com/kaginashi/kaginashi/internal/agent/hostinfo"
+	"github.com/kaginashi/kaginashi/internal/agentmetrics"
 	"github.com/kaginashi/kaginashi/internal/agentproto"
 	"github.com/kaginashi/kaginashi/internal/authkeys"
 	"github.com/kaginashi/kaginashi/internal/sshdsetup"
@@ -36,13 +38,13 @@ import (
 
 const usage = `kaginashi-agent: the kaginashi host agent
 
-  kaginashi-agent run --server URL [--join-token TOKEN] [--data-dir DIR] [--ca-file F | --ca-pin sha256:HEX] [--tag KEY=VALUE ...] [--allow-port N ...]
+  kaginashi-agent run --server URL [--join-token TOKEN] [--data-dir DIR] [--ca-file F | --ca-pin sha256:HEX] [--tag KEY=VALUE ...] [--allow-port N ...] [--metrics-listen ADDR]
       enroll once (with a join token from 'kaginashi agent-token create'), then stay connected
   kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]
       sshd's AuthorizedKeysCommand (%u %f): print USER's active pushed keys
   kaginashi-agent setup-sshd [--sshd-config PATH] [--data-dir DIR] [--dry-run] [--remove]
       wire this host's sshd to kaginashi (and undo it with --remove)
-  kaginashi-agent install-service [--server URL --join-token TOKEN [--ca-file F | --ca-pin sha256:HEX]] [--data-dir DIR] [--dry-run] [--remove]
+  kaginashi-agent install-service [--server URL --join-token TOKEN [--ca-file F | --ca-pin sha256:HEX]] [--data-dir DIR] [--metrics-listen ADDR] [--dry-run] [--remove]
       (enroll, then) write and enable a systemd unit that runs the agent (and undo it with --remove)
   kaginashi-agent doctor [--data-dir DIR] [--sshd-config PATH] [--output text|json]
       check this host: enrolled, connected, sshd wired to kaginashi, clock; each failure with its fix
@@ -138,11 +140,15 @@ func run(args []string) error {
 	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable)")
 	ports := portsFlag{22}
 	fs.Var(&ports, "allow-port", "local port tunnels may reach (repeatable; 22 is always allowed)")
+	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics on plain-HTTP GET /metrics at this address, e.g. 127.0.0.1:9101 (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("run takes no arguments, got %q", fs.Args())}
+	}
+	if err := checkMetricsListen(*metricsListen); err != nil {
+		return usageError{err}
 	}
 	if *caFile != "" && *caPin != "" {
 		return usageError{errors.New("--ca-file and --ca-pin exclude each other")}
@@ -165,9 +171,25 @@ func run(args []string) error {
 		log.Info("enrolled", "instance", cfg.InstanceID, "server", cfg.Server)
 	}
 	collect := inventory(*sshdConfig, *dataDir, log)
-	a, err := agent.New(p, agent.Options{Log: log, Inventory: collect})
+	opts := agent.Options{Log: log, Inventory: collect}
+	// Without --metrics-listen nothing of the metrics exists: no registry,
+	// no listener, no goroutine (the idle agent's footprint is a goal).
+	var reg *agentmetrics.Registry
+	if *metricsListen != "" {
+		reg = agentmetrics.New(agent.Version)
+		opts.Metrics = reg
+	}
+	a, err := agent.New(p, opts)
 	if err != nil {
 		return err
+	}
+	if reg != nil {
+		reg.Watch(a.Stats)
+		addr, err := reg.Listen(ctx, *metricsListen, log)
+		if err != nil {
+			return usageError{err}
+		}
+		log.Info("serving metrics", "listen", addr.String())
 	}
 	a.AllowedPorts = ports
 	inv := collect(ctx)
@@ -364,4 +386,43 @@ func setupSSHD(args []string) error {
 func installer(dataDir string) *sshdsetup.Installer {
 	stateDir := filepath.Join(dataDir, "sshd-setup")
 	return &sshdsetup.Installer{Record: filepath.Join(stateDir, "installed-command"), StateDir: stateDir}
+}
+
+// checkMetricsListen accepts "" (no metrics) or HOST:PORT. It is strict
+// because install-service writes the address into the unit's ExecStart,
+// where a space, a newline, a '%' or a '$' would mean something to
+// systemd.
+func checkMetricsListen(addr string) error {
+	if addr == "" {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--metrics-listen %q: want HOST:PORT, e.g. 127.0.0.1:9101: %v", addr, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("--metrics-listen %q: the port must be a number from 0 to 65535", addr)
+	}
+	for _, c := range host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.ContainsRune(".-:", c)) {
+			return fmt.Errorf("--metrics-listen %q: the host may hold only letters, digits, '.', '-' and ':' (an IP address or a name)", addr)
+		}
+	}
+	return nil
+}
+
+// withMetricsListen adds --metrics-listen addr to the unit's ExecStart
+// line (addr already checked by checkMetricsListen).
+func withMetricsListen(unit, addr string) string {
+	if addr == "" {
+		return unit
+	}
+	lines := strings.SplitAfter(unit, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "ExecStart=") {
+			lines[i] = strings.TrimSuffix(l, "\n") + " --metrics-listen " + addr + "\n"
+			break
+		}
+	}
+	return strings.Join(lines, "")
 }

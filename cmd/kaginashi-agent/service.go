@@ -77,6 +77,8 @@ type service struct {
 	// problem says why the unit must not run the binary from where it is
 	// (sshdsetup.ServiceBinaryProblem).
 	problem func(exe string) error
+	// metricsListen is passed to the agent's run in ExecStart ("": none).
+	metricsListen string
 }
 
 func (s *service) unitPath() string { return filepath.Join(s.unitDir, unitName) }
@@ -101,7 +103,11 @@ func installService(args []string) error {
 	caPin := fs.String("ca-pin", "", "or the server CA's SHA-256 pin (sha256:HEX), for enrolling")
 	var tags tagsFlag
 	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable), for enrolling")
+	metricsListen := fs.String("metrics-listen", "", "add --metrics-listen ADDR to the unit's ExecStart: Prometheus metrics, e.g. 127.0.0.1:9101")
 	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	if err := checkMetricsListen(*metricsListen); err != nil {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
@@ -120,7 +126,7 @@ func installService(args []string) error {
 	}
 	ctx := context.Background()
 	s := &service{unitDir: ud, inst: installer(abs), systemctl: runSystemctl, out: os.Stdout,
-		problem: func(exe string) error { return sshdsetup.ServiceBinaryProblem("", exe) }}
+		problem: func(exe string) error { return sshdsetup.ServiceBinaryProblem("", exe) }, metricsListen: *metricsListen}
 	if *remove {
 		return s.remove(ctx, *dryRun)
 	}
@@ -157,7 +163,7 @@ func (s *service) execPath(self string) (exe, why string) {
 
 func (s *service) install(ctx context.Context, self, dataDir string, dryRun bool) error {
 	exe, why := s.execPath(self)
-	unit := unitText(exe, dataDir)
+	unit := withMetricsListen(unitText(exe, dataDir), s.metricsListen)
 	path := s.unitPath()
 	if dryRun {
 		fmt.Fprintln(s.out, "Dry run: nothing was changed. Plan:")

@@ -58,6 +58,7 @@ func (a *Agent) rollover(b agentproto.Beat) {
 		})
 		return
 	}
+	a.metrics.SigningKeyRotated()
 	a.log.Info("adopted the server's new record-signing key, endorsed by the pinned one",
 		"old", agentproto.KeyID(pinned), "new", agentproto.KeyID(pub.SigningKey), "links", len(path))
 	a.setStatus(func(st *Status) { st.SigningKey, st.SigningKeyError = agentproto.KeyID(pub.SigningKey), "" })

@@ -61,6 +61,9 @@ type Agent struct {
 
 	statusMu sync.Mutex
 	status   Status // what DIR/status.json says (see setStatus)
+
+	metrics     Metrics // nopMetrics unless Options.Metrics
+	tunnelsOpen atomic.Int64
 }
 
 // Options configure New.
@@ -68,6 +71,9 @@ type Options struct {
 	Log       *slog.Logger
 	Now       func() time.Time
 	Inventory func(context.Context) agentproto.Inventory
+	// Metrics receives the agent's events (kaginashi-agent run
+	// --metrics-listen); nil is none.
+	Metrics Metrics
 }
 
 // New loads an enrolled agent's state.
@@ -90,6 +96,10 @@ func New(p Paths, o Options) (*Agent, error) {
 		AllowedPorts: []int{22}, records: recs, public: pub}
 	if a.now == nil {
 		a.now = time.Now
+	}
+	a.metrics = o.Metrics
+	if a.metrics == nil {
+		a.metrics = nopMetrics{}
 	}
 	if a.inventory == nil {
 		a.inventory = func(context.Context) agentproto.Inventory { return agentproto.Inventory{AgentVersion: Version} }
@@ -238,6 +248,12 @@ func pemFirst(b []byte) []byte {
 
 // session runs one connection.
 func (a *Agent) session(ctx context.Context) error {
+	answered := false
+	defer func() {
+		if !answered && ctx.Err() == nil {
+			a.metrics.Connection(false)
+		}
+	}()
 	conn, br, err := a.dial(ctx)
 	if err != nil {
 		return err
@@ -276,6 +292,8 @@ func (a *Agent) session(ctx context.Context) error {
 	if err := c.Recv(&beat); err != nil {
 		return fmt.Errorf("no answer to hello: %w", err)
 	}
+	answered = true
+	a.metrics.Connection(true)
 	a.measure(beat, t0)
 	// Before any pushed record is read (acceptStreams starts below): a
 	// record signed with a new key must find it adopted.
@@ -406,6 +424,7 @@ func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) {
 			return
 		}
 		err := a.accept(kp.Record)
+		a.metrics.KeyRecord(RefusalReason(err))
 		ack := agentproto.Ack{OK: err == nil}
 		if err != nil {
 			ack.Error = err.Error()
@@ -418,6 +437,7 @@ func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) {
 			return
 		}
 		err := a.revoke(rv.RequestID)
+		a.metrics.Revoke()
 		ack := agentproto.Ack{OK: err == nil}
 		if err != nil {
 			ack.Error = err.Error()
@@ -445,7 +465,7 @@ func (a *Agent) accept(r keyrecord.Record) error {
 		return err
 	}
 	if isRevoked(a.revoked, r.RequestID, serverNow.Unix()) {
-		return errors.New("key record: withdrawn by the server (its push had timed out)")
+		return errWithdrawn
 	}
 	kept := a.records[:0:0]
 	for _, old := range a.records {
@@ -459,7 +479,7 @@ func (a *Agent) accept(r keyrecord.Record) error {
 		kept = kept[len(kept)-10000:]
 	}
 	if err := a.paths.saveAccepted(Records{Records: kept}); err != nil { // no fsync: see saveAccepted
-		return fmt.Errorf("persisting the key: %w", err)
+		return fmt.Errorf("%w: %w", errPersist, err)
 	}
 	a.records = kept
 	return nil
@@ -541,31 +561,39 @@ func (a *Agent) tunnel(ctx context.Context, st *yamux.Stream, c *agentproto.Conn
 	if !slices.Contains(allowed, port) {
 		_ = c.Send(agentproto.Ack{Error: fmt.Sprintf("port %d is not allowed by this host's agent (allowed: %v); add it with kaginashi-agent run --allow-port %d", port, allowed, port)})
 		a.log.Warn("refused a tunnel to a port that is not allowed", "port", port)
+		a.metrics.Tunnel(false)
 		return
 	}
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort("127.0.0.1", fmt.Sprint(port)))
 	if err != nil {
 		_ = c.Send(agentproto.Ack{Error: fmt.Sprintf("Unable to connect to target: nothing accepts connections on 127.0.0.1:%d of this host (%v)", port, err)})
+		a.metrics.Tunnel(false)
 		return
 	}
 	defer conn.Close()
 	if err := c.Send(agentproto.Ack{OK: true}); err != nil {
+		a.metrics.Tunnel(false)
 		return
 	}
+	a.metrics.Tunnel(true)
+	a.tunnelsOpen.Add(1)
+	defer a.tunnelsOpen.Add(-1)
+	out := func(n int) { a.metrics.TunnelBytes(false, n) }
+	in := func(n int) { a.metrics.TunnelBytes(true, n) }
 	_ = st.SetDeadline(time.Time{})
 	done := make(chan struct{})
 	go func() {
 		// host service → server, until the service closes its side.
 		defer close(done)
-		_ = relay(st, conn)
+		_ = relay(st, conn, out)
 		_ = st.Close()
 	}()
 	// server → host service, until the server ends the stream: then the
 	// tunnel is over (its protocol has no half-close) and the connection
 	// to the service closes, which ends the copy above; a write of that
 	// copy waiting for the server's window ends with the deadline.
-	_ = relay(conn, c.Reader())
+	_ = relay(conn, c.Reader(), in)
 	conn.Close()
 	_ = st.SetWriteDeadline(time.Now())
 	<-done
@@ -574,14 +602,20 @@ func (a *Agent) tunnel(ctx context.Context, st *yamux.Stream, c *agentproto.Conn
 // relay copies src to dst until src ends (nil) or either fails, with a
 // buffer as large as what is waiting (see bulkio.Adaptive): large writes
 // to the service and to the server while busy, little memory while idle.
-func relay(dst io.Writer, src io.Reader) error {
+// counted is told each chunk written (for the byte counters: per chunk,
+// so that a long tunnel's traffic shows while it lasts).
+func relay(dst io.Writer, src io.Reader, counted func(int)) error {
 	var buf bulkio.Adaptive
 	defer buf.Release()
 	for {
 		b := buf.Buf()
 		n, err := src.Read(b)
 		if n > 0 {
-			if _, werr := dst.Write(b[:n]); werr != nil {
+			w, werr := dst.Write(b[:n])
+			if w > 0 {
+				counted(w)
+			}
+			if werr != nil {
 				return werr
 			}
 		}

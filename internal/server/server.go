@@ -150,7 +150,7 @@ func (o *Options) defaults() error {
 	if o.CertCheckEvery <= 0 {
 		o.CertCheckEvery = time.Minute
 	}
-	return nil
+	return o.validate()
 }
 
 // OpenStore opens a store URL: sqlite:PATH or postgres://... .

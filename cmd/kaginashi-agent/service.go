@@ -79,6 +79,27 @@ type service struct {
 	problem func(exe string) error
 	// metricsListen is passed to the agent's run in ExecStart ("": none).
 	metricsListen string
+	// booted says whether the host runs systemd (systemdBooted).
+	booted func() bool
+}
+
+// systemdBooted is sd_booted(3)'s test under root: systemd creates
+// /run/systemd/system as a directory when it is the init system. A host
+// with systemctl installed but another init (a container, Alpine,
+// Devuan) has no such directory, and systemctl would fail there with
+// "System has not been booted with systemd".
+func systemdBooted(root string) bool {
+	fi, err := os.Lstat(filepath.Join(root, "run", "systemd", "system"))
+	return err == nil && fi.IsDir()
+}
+
+// needSystemd refuses to install on a host without systemd, before
+// anything is enrolled or written, and says what to do instead.
+func (s *service) needSystemd(dataDir string) error {
+	if s.booted() {
+		return nil
+	}
+	return fmt.Errorf("this host does not run systemd: run `kaginashi-agent run --data-dir %s` under your init system (the unit it would have written is printed with --dry-run)", dataDir)
 }
 
 func (s *service) unitPath() string { return filepath.Join(s.unitDir, unitName) }
@@ -126,9 +147,17 @@ func installService(args []string) error {
 	}
 	ctx := context.Background()
 	s := &service{unitDir: ud, inst: installer(abs), systemctl: runSystemctl, out: os.Stdout,
-		problem: func(exe string) error { return sshdsetup.ServiceBinaryProblem("", exe) }, metricsListen: *metricsListen}
+		problem: func(exe string) error { return sshdsetup.ServiceBinaryProblem("", exe) }, metricsListen: *metricsListen,
+		booted: func() bool { return systemdBooted("/") }}
 	if *remove {
 		return s.remove(ctx, *dryRun)
+	}
+	if !*dryRun {
+		// Before enrolling: a join token spent on a host that then
+		// cannot install the service would be left behind.
+		if err := s.needSystemd(abs); err != nil {
+			return err
+		}
 	}
 	if *token != "" && !*dryRun {
 		if *server == "" {
@@ -172,6 +201,9 @@ func (s *service) install(ctx context.Context, self, dataDir string, dryRun bool
 		}
 		fmt.Fprintf(s.out, "  - write %s\n  - systemctl daemon-reload; systemctl enable --now %s\n\n# %s\n%s", path, unitName, path, unit)
 		return nil
+	}
+	if err := s.needSystemd(dataDir); err != nil {
+		return err
 	}
 	if !(agent.Paths{Dir: dataDir}).Enrolled() {
 		return errors.New("enroll first: kaginashi-agent install-service --server URL --join-token TOKEN (or kaginashi-agent run --server URL --join-token TOKEN, then stop it and install the service)")

@@ -79,7 +79,53 @@ func testService(t *testing.T) (*service, *fakeSystemctl, *bytes.Buffer, string)
 	return &service{
 		unitDir: filepath.Join(base, "units"), inst: inst, systemctl: sc.run, out: out,
 		problem: func(exe string) error { return sshdsetup.ServiceBinaryProblem("", exe) },
+		booted:  func() bool { return true },
 	}, sc, out, data
+}
+
+// TestInstallServiceWithoutSystemd: on a host whose init is not systemd,
+// install-service says so and what to do instead, and changes nothing;
+// --dry-run still prints the unit.
+func TestInstallServiceWithoutSystemd(t *testing.T) {
+	s, sc, out, data := testService(t)
+	s.booted = func() bool { return false }
+	self := filepath.Join(t.TempDir(), "kaginashi-agent")
+	os.WriteFile(self, []byte("agent"), 0o755)
+	err := s.install(context.Background(), self, data, false)
+	want := "this host does not run systemd: run `kaginashi-agent run --data-dir " + data + "` under your init system (the unit it would have written is printed with --dry-run)"
+	if err == nil || err.Error() != want {
+		t.Fatalf("install = %v, want %q", err, want)
+	}
+	if len(sc.calls) > 0 {
+		t.Errorf("systemctl was called: %q", sc.calls)
+	}
+	for _, p := range []string{s.unitPath(), s.inst.Dir} {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s is left after a refused install", p)
+		}
+	}
+	if err := s.install(context.Background(), self, data, true); err != nil || !strings.Contains(out.String(), "ExecStart=") {
+		t.Errorf("--dry-run without systemd: %v\n%s", err, out)
+	}
+}
+
+// TestSystemdBooted is sd_booted(3)'s test: /run/systemd/system must be a
+// directory (not a file, not a symlink to one).
+func TestSystemdBooted(t *testing.T) {
+	root := t.TempDir()
+	if systemdBooted(root) {
+		t.Fatal("booted with no /run/systemd/system")
+	}
+	os.MkdirAll(filepath.Join(root, "run", "systemd"), 0o755)
+	os.WriteFile(filepath.Join(root, "run", "systemd", "system"), nil, 0o644)
+	if systemdBooted(root) {
+		t.Fatal("booted with /run/systemd/system a file")
+	}
+	os.Remove(filepath.Join(root, "run", "systemd", "system"))
+	os.Mkdir(filepath.Join(root, "run", "systemd", "system"), 0o755)
+	if !systemdBooted(root) {
+		t.Fatal("not booted with /run/systemd/system a directory")
+	}
 }
 
 // TestInstallServiceCopiesHiddenBinary: a binary under /tmp (where the

@@ -109,14 +109,18 @@ func buildActions() []ActionInfo {
 	group := []string{"group"}
 	add("iam", group, nil, "CreateGroup", "GetGroup", "DeleteGroup", "AddUserToGroup", "RemoveUserFromGroup", "ListAttachedGroupPolicies")
 	add("iam", group, []string{"iam:PolicyARN"}, "AttachGroupPolicy", "DetachGroupPolicy")
+	// The policy resource type has aws:ResourceTag/* only: iam:ResourceTag/*
+	// is the user's and role's (Service Authorization Reference, IAM's
+	// resource types table).
 	pol := []string{"policy"}
+	polResKeys := []string{"aws:ResourceTag/"}
 	add("iam", pol, tagOnCreate, "CreatePolicy")
-	add("iam", pol, []string{"aws:ResourceTag/", "iam:ResourceTag/"},
+	add("iam", pol, polResKeys,
 		"GetPolicy", "DeletePolicy", "CreatePolicyVersion", "GetPolicyVersion", "ListPolicyVersions",
 		"SetDefaultPolicyVersion", "DeletePolicyVersion", "ListEntitiesForPolicy")
-	add("iam", pol, keys(tagOnCreate, []string{"aws:ResourceTag/", "iam:ResourceTag/"}), "TagPolicy")
-	add("iam", pol, []string{"aws:TagKeys", "aws:ResourceTag/", "iam:ResourceTag/"}, "UntagPolicy")
-	add("iam", pol, []string{"aws:ResourceTag/", "iam:ResourceTag/"}, "ListPolicyTags")
+	add("iam", pol, keys(tagOnCreate, polResKeys), "TagPolicy")
+	add("iam", pol, keys([]string{"aws:TagKeys"}, polResKeys), "UntagPolicy")
+	add("iam", pol, polResKeys, "ListPolicyTags")
 	add("iam", []string{"mfa"}, keys(tagOnCreate, []string{"aws:ResourceTag/", "iam:ResourceTag/"}), "CreateVirtualMFADevice", "DeleteVirtualMFADevice")
 	add("iam", nil, nil, "ListUsers", "ListPolicies", "ListGroups", "ListVirtualMFADevices", "SimulateCustomPolicy")
 

@@ -71,6 +71,14 @@ func TestValidateRules(t *testing.T) {
 			typ: FindingWarning, code: CodeKeyNotApplicable, path: "Statement[0].Condition.StringEquals.ec2:osuser", msg: "never holds"},
 		{name: "key supplied by only some actions", doc: stmt(`{"Effect":"Allow","Action":["ec2-instance-connect:SendSSHPublicKey","ec2:DescribeInstances"],"Resource":"*","Condition":{"StringEquals":{"ec2:osuser":"ec2-user"}}}`),
 			typ: FindingSuggestion, code: CodeKeyPartlyApplicable, msg: "ec2:DescribeInstances"},
+		// IAM's resource types table: iam:ResourceTag/* is the user's and
+		// role's key; the policy resource type has aws:ResourceTag/* only.
+		{name: "iam:ResourceTag never holds for a policy", doc: stmt(`{"Effect":"Allow","Action":["iam:GetPolicy","iam:TagPolicy"],"Resource":"arn:aws:iam::123456789012:policy/*","Condition":{"StringEquals":{"iam:ResourceTag/team":"a"}}}`),
+			typ: FindingWarning, code: CodeKeyNotApplicable, path: "Statement[0].Condition.StringEquals.iam:ResourceTag/team", msg: "never holds"},
+		{name: "iam:ResourceTag holds for a user", doc: stmt(`{"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::123456789012:user/*","Condition":{"StringEquals":{"iam:ResourceTag/team":"a"}}}`),
+			typ: FindingWarning, code: CodeKeyNotApplicable, absent: true},
+		{name: "aws:ResourceTag holds for a policy", doc: stmt(`{"Effect":"Allow","Action":"iam:GetPolicy","Resource":"arn:aws:iam::123456789012:policy/*","Condition":{"StringEquals":{"aws:ResourceTag/team":"a"}}}`),
+			typ: FindingWarning, code: CodeKeyNotApplicable, absent: true},
 		{name: "global key applies everywhere", doc: stmt(`{"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*","Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}`),
 			typ: FindingWarning, code: CodeKeyNotApplicable, absent: true},
 		{name: "operator type mismatch", doc: stmt(`{"Effect":"Allow","Action":"ec2-instance-connect:OpenTunnel","Resource":"` + eice + `*","Condition":{"StringEquals":{"ec2-instance-connect:remotePort":"22"}}}`),

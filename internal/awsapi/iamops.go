@@ -176,17 +176,21 @@ func (c *call) authorizeUser(name string, extra func(*policy.Context)) error {
 }
 
 // authorizePolicy authorizes the call's action on a managed policy, with
-// the policy's tags as aws:ResourceTag/* and iam:ResourceTag/* (the keys
-// the catalog says policy actions supply), so that attribute-based
-// policies on policies work. A policy that does not exist is authorized
-// without tags, so the answer does not tell whether it exists.
+// the policy's tags as aws:ResourceTag/* only, so that attribute-based
+// policies on policies work. Not as iam:ResourceTag/*: AWS's Service
+// Authorization Reference gives that key to the user and role resource
+// types only ("the tags attached to an IAM entity (user or role)"); the
+// policy resource type has aws:ResourceTag/* alone, so a condition on
+// iam:ResourceTag/* never holds for a policy there, nor here. A policy
+// that does not exist is authorized without tags, so the answer does not
+// tell whether it exists.
 func (c *call) authorizePolicy(arn string, extra func(*policy.Context)) error {
 	var tags []store.Tag
 	if p, err := c.h.deps.IAM.GetPolicy(c.ctx, arn); err == nil {
 		tags = p.Tags
 	}
 	return c.authorize(arn, func(rc *policy.Context) {
-		resourceTags(tags, "aws:ResourceTag/", "iam:ResourceTag/")(rc)
+		resourceTags(tags, "aws:ResourceTag/")(rc)
 		if extra != nil {
 			extra(rc)
 		}

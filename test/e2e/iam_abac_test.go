@@ -14,8 +14,9 @@ import (
 
 // TestIAMABAC runs, on a server per engine, attribute-based control where
 // a managed policy is the resource (its tags as aws:ResourceTag/*, on
-// every policy action) and where tags are in the request (aws:RequestTag/*
-// and aws:TagKeys on CreateUser, CreatePolicy, TagUser, TagPolicy and the
+// every policy action; not as iam:ResourceTag/*, the user's and role's
+// key) and where tags are in the request (aws:RequestTag/* and
+// aws:TagKeys on CreateUser, CreatePolicy, TagUser, TagPolicy and the
 // untag calls), and IAM's model validation answered as ValidationError.
 func TestIAMABAC(t *testing.T) {
 	t.Parallel()
@@ -82,6 +83,18 @@ func testABACPolicyResourceTags(t *testing.T, e *env) {
 	denied("GetPolicy team=b", err)
 	_, err = c.ListPolicyTags(ctx, &iam.ListPolicyTagsInput{PolicyArn: pb})
 	denied("ListPolicyTags team=b", err)
+
+	// iam:ResourceTag/* is the user's and role's key, not the policy's
+	// (AWS's Service Authorization Reference gives the policy resource
+	// type aws:ResourceTag/* only): a grant conditioned on it never holds
+	// for a policy, however the policy is tagged.
+	iamKey := e.IAM(e.newUser(t, "pa-iamkey", `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":["iam:GetPolicy","iam:ListPolicyTags"],"Resource":"arn:aws:iam::*:policy/*",
+		 "Condition":{"StringEquals":{"iam:ResourceTag/team":"a"}}}]}`))
+	_, err = iamKey.GetPolicy(ctx, &iam.GetPolicyInput{PolicyArn: pa})
+	denied("GetPolicy team=a on iam:ResourceTag/team", err)
+	_, err = iamKey.ListPolicyTags(ctx, &iam.ListPolicyTagsInput{PolicyArn: pa})
+	denied("ListPolicyTags team=a on iam:ResourceTag/team", err)
 
 	// The version life cycle on team a's policy, allowed by its tag only.
 	v := harness.Must(c.CreatePolicyVersion(ctx, &iam.CreatePolicyVersionInput{PolicyArn: pa, PolicyDocument: aws.String(doc2)}))(t).PolicyVersion

@@ -3,7 +3,6 @@ package server
 import (
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/audit"
@@ -25,9 +24,10 @@ func healthz(auditHealth func() *audit.Failure) http.HandlerFunc {
 			return
 		}
 		if f := auditHealth(); f != nil {
-			// One line, whatever the error says.
-			msg := strings.Join(strings.Fields(f.Err.Error()), " ")
-			http.Error(w, "audit store failing since "+f.Since.UTC().Format(time.RFC3339)+": "+msg, http.StatusServiceUnavailable)
+			// Not the error itself: /healthz needs no credentials, and a
+			// store error can name files, hosts or users. The server's log
+			// has it ("committing events failed").
+			http.Error(w, "audit store failing since "+f.Since.UTC().Format(time.RFC3339)+" (the error is in the server's log)", http.StatusServiceUnavailable)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain")

@@ -24,11 +24,14 @@ func TestHealthzFollowsAuditHealth(t *testing.T) {
 		t.Fatalf("healthy: %d %q", code, body)
 	}
 	since := time.Date(2026, 11, 28, 20, 0, 0, 0, time.FixedZone("x", 3600))
-	failing = &audit.Failure{Since: since, Err: errors.New("audit: commit: database or disk is full\n(extra line)")}
+	failing = &audit.Failure{Since: since, Err: errors.New("audit: commit: open /secret/path/kaginashi.db: disk is full\n(extra line)")}
 	code, body := get(t.Context())
-	want := "audit store failing since 2026-11-28T19:00:00Z: audit: commit: database or disk is full (extra line)\n"
+	want := "audit store failing since 2026-11-28T19:00:00Z (the error is in the server's log)\n"
 	if code != http.StatusServiceUnavailable || body != want {
 		t.Fatalf("failing: %d %q, want 503 %q", code, body, want)
+	}
+	if strings.Contains(body, "/secret/path") {
+		t.Fatalf("an unauthenticated probe sees the store's error: %q", body)
 	}
 	if strings.Count(body, "\n") != 1 {
 		t.Fatalf("reason is not one line: %q", body)

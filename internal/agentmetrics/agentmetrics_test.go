@@ -1,6 +1,7 @@
 package agentmetrics
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -9,11 +10,60 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
 )
+
+// parse reads the exposition with Prometheus's own parser, which also
+// checks the format (names, escaping, one TYPE per family).
+func parse(t *testing.T, r *Registry) map[string]*dto.MetricFamily {
+	t.Helper()
+	var b bytes.Buffer
+	r.WriteText(&b)
+	p := expfmt.NewTextParser(model.LegacyValidation)
+	mfs, err := p.TextToMetricFamilies(&b)
+	if err != nil {
+		t.Fatalf("Prometheus's parser refuses the exposition: %v\n%s", err, b.String())
+	}
+	return mfs
+}
+
+// value is the series' value with these labels (pairs), -1 when absent.
+func value(mfs map[string]*dto.MetricFamily, name string, labels ...string) float64 {
+	mf, ok := mfs[name]
+	if !ok {
+		return -1
+	}
+next:
+	for _, m := range mf.GetMetric() {
+		for i := 0; i+1 < len(labels); i += 2 {
+			found := false
+			for _, lp := range m.GetLabel() {
+				found = found || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
+			}
+			if !found && !(labels[i+1] == "" && !hasLabel(m, labels[i])) {
+				continue next
+			}
+		}
+		if m.Counter != nil {
+			return m.Counter.GetValue()
+		}
+		return m.Gauge.GetValue()
+	}
+	return -1
+}
+
+func hasLabel(m *dto.Metric, name string) bool {
+	for _, lp := range m.GetLabel() {
+		if lp.GetName() == name {
+			return true
+		}
+	}
+	return false
+}
 
 func TestCountersAndBoundedReasons(t *testing.T) {
 	r := New("1.2.3")
@@ -23,42 +73,50 @@ func TestCountersAndBoundedReasons(t *testing.T) {
 	r.KeyRecord("alice's key AAAA: something new") // must not become a label
 	r.Connection(true)
 	r.Connection(false)
+	r.Connection(false)
 	r.Tunnel(true)
 	r.TunnelBytes(true, 10)
 	r.TunnelBytes(false, 7)
 	r.TunnelBytes(false, -1)
 	r.Revoke()
 	r.SigningKeyRotated()
+	mfs := parse(t, r)
 
-	want := `
-# HELP kaginashi_agent_key_records_total Key records the server pushed: accepted, or refused with a reason (signature, instance, user, expired, malformed, withdrawn, storage, other).
-# TYPE kaginashi_agent_key_records_total counter
-kaginashi_agent_key_records_total{reason="",result="accepted"} 1
-kaginashi_agent_key_records_total{reason="expired",result="refused"} 0
-kaginashi_agent_key_records_total{reason="instance",result="refused"} 0
-kaginashi_agent_key_records_total{reason="malformed",result="refused"} 0
-kaginashi_agent_key_records_total{reason="other",result="refused"} 1
-kaginashi_agent_key_records_total{reason="signature",result="refused"} 2
-kaginashi_agent_key_records_total{reason="storage",result="refused"} 0
-kaginashi_agent_key_records_total{reason="user",result="refused"} 0
-kaginashi_agent_key_records_total{reason="withdrawn",result="refused"} 0
-`
-	if err := testutil.GatherAndCompare(r.Gatherer(), strings.NewReader(want), "kaginashi_agent_key_records_total"); err != nil {
-		t.Error(err)
-	}
-	for name, v := range map[string]float64{
-		"kaginashi_agent_connections_total":           2,
-		"kaginashi_agent_tunnels_total":               1,
-		"kaginashi_agent_tunnel_bytes_total":          17,
-		"kaginashi_agent_revokes_total":               1,
-		"kaginashi_agent_signing_key_rotations_total": 1,
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"kaginashi_agent_key_records_total", []string{"result", "accepted"}, 1},
+		{"kaginashi_agent_key_records_total", []string{"result", "refused", "reason", "signature"}, 2},
+		{"kaginashi_agent_key_records_total", []string{"result", "refused", "reason", "other"}, 1},
+		{"kaginashi_agent_key_records_total", []string{"result", "refused", "reason", "expired"}, 0},
+		{"kaginashi_agent_connections_total", []string{"result", "ok"}, 1},
+		{"kaginashi_agent_connections_total", []string{"result", "error"}, 2},
+		{"kaginashi_agent_tunnels_total", []string{"result", "ok"}, 1},
+		{"kaginashi_agent_tunnels_total", []string{"result", "refused"}, 0},
+		{"kaginashi_agent_tunnel_bytes_total", []string{"direction", "in"}, 10},
+		{"kaginashi_agent_tunnel_bytes_total", []string{"direction", "out"}, 7},
+		{"kaginashi_agent_revokes_total", nil, 1},
+		{"kaginashi_agent_signing_key_rotations_total", nil, 1},
+		{"kaginashi_agent_build_info", []string{"version", "1.2.3"}, 1},
 	} {
-		if got := sum(t, r.Gatherer(), name); got != v {
-			t.Errorf("%s = %v, want %v", name, got, v)
+		if got := value(mfs, c.name, c.labels...); got != c.want {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, c.want)
 		}
 	}
-	if got := testutil.ToFloat64(r.bytesOut); got != 7 {
-		t.Errorf("bytes out = %v, want 7 (a negative count must not subtract)", got)
+	if n := len(mfs["kaginashi_agent_key_records_total"].GetMetric()); n != 1+len(agent.RefusalReasons) {
+		t.Errorf("key_records_total has %d series, want %d (accepted and each fixed reason)", n, 1+len(agent.RefusalReasons))
+	}
+	if mfs["kaginashi_agent_key_records_total"].GetType() != dto.MetricType_COUNTER || mfs["kaginashi_agent_build_info"].GetType() != dto.MetricType_GAUGE {
+		t.Error("wrong TYPE lines")
+	}
+	// Without Watch, no state gauges (rather than made-up zeros).
+	if _, ok := mfs["kaginashi_agent_connected"]; ok {
+		t.Error("state gauges without an agent to read")
+	}
+	if value(mfs, "process_resident_memory_bytes") <= 0 || value(mfs, "go_goroutines") <= 0 || value(mfs, "process_cpu_seconds_total") < 0 {
+		t.Error("no process metrics")
 	}
 }
 
@@ -66,11 +124,12 @@ func TestWatchReadsAgentAtScrape(t *testing.T) {
 	r := New("dev")
 	st := agent.Stats{}
 	r.Watch(func() agent.Stats { return st })
-	if got := sum(t, r.Gatherer(), "kaginashi_agent_connected"); got != 0 {
+	if got := value(parse(t, r), "kaginashi_agent_connected"); got != 0 {
 		t.Errorf("connected = %v before connecting", got)
 	}
-	beat := time.Unix(1_800_000_000, 500_000_000)
-	st = agent.Stats{Connected: true, LastBeat: beat, ClockSkew: -1500 * time.Millisecond, SigningKeyError: true, ActiveKeyRecords: 3, TunnelsOpen: 2}
+	st = agent.Stats{Connected: true, LastBeat: time.Unix(1_800_000_000, 500_000_000), ClockSkew: -1500 * time.Millisecond,
+		SigningKeyError: true, ActiveKeyRecords: 3, TunnelsOpen: 2}
+	mfs := parse(t, r)
 	for name, v := range map[string]float64{
 		"kaginashi_agent_connected":                        1,
 		"kaginashi_agent_last_heartbeat_timestamp_seconds": 1_800_000_000.5,
@@ -79,27 +138,19 @@ func TestWatchReadsAgentAtScrape(t *testing.T) {
 		"kaginashi_agent_active_key_records":               3,
 		"kaginashi_agent_tunnels_open":                     2,
 	} {
-		if got := sum(t, r.Gatherer(), name); got != v {
+		if got := value(mfs, name); got != v {
 			t.Errorf("%s = %v, want %v", name, got, v)
 		}
 	}
 }
 
-// TestOwnRegistry: nothing goes to the global default registry.
-func TestOwnRegistry(t *testing.T) {
-	r := New("dev")
-	r.Watch(func() agent.Stats { return agent.Stats{} })
-	mfs, err := prometheus.DefaultGatherer.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if strings.HasPrefix(mf.GetName(), "kaginashi_") {
-			t.Errorf("%s is in the default registry", mf.GetName())
-		}
-	}
-	if sum(t, r.Gatherer(), "kaginashi_agent_build_info") != 1 {
-		t.Error("no build info")
+// TestEscaping: a build version with quotes, backslashes or a newline
+// still makes a valid exposition with the exact value.
+func TestEscaping(t *testing.T) {
+	v := "1.0 \"x\" \\ \ny"
+	r := New(v)
+	if got := value(parse(t, r), "kaginashi_agent_build_info", "version", v); got != 1 {
+		t.Errorf("build_info with version %q: %v", v, got)
 	}
 }
 
@@ -117,42 +168,35 @@ func TestListenServesMetrics(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.Contains(string(body), `kaginashi_agent_build_info{goversion="`) || !strings.Contains(string(body), `version="9.9.9"`) {
-		t.Errorf("GET /metrics: %d\n%s", resp.StatusCode, body)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") ||
+		!strings.Contains(string(body), `kaginashi_agent_build_info{version="9.9.9",goversion="go`) {
+		t.Errorf("GET /metrics: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	if resp, err := http.Post("http://"+addr.String()+"/metrics", "text/plain", nil); err == nil {
+	for _, c := range []struct{ method, path string }{{"POST", "/metrics"}, {"GET", "/"}, {"GET", "/debug/pprof/"}} {
+		req, _ := http.NewRequest(c.method, "http://"+addr.String()+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusMethodNotAllowed {
-			t.Errorf("POST /metrics: %d, want 405", resp.StatusCode)
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("%s %s: 200, want refused", c.method, c.path)
 		}
 	}
 	if _, err := r.Listen(ctx, addr.String(), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "--metrics-listen") {
 		t.Errorf("a second listener on the same address: %v", err)
 	}
-}
-
-// sum adds a metric family's values (counters, gauges).
-func sum(t *testing.T, g prometheus.Gatherer, name string) float64 {
-	t.Helper()
-	mfs, err := g.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
+	cancel()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr.String() + "/metrics")
+		if err != nil {
+			break
 		}
-		total := 0.0
-		for _, m := range mf.GetMetric() {
-			switch {
-			case m.Counter != nil:
-				total += m.Counter.GetValue()
-			case m.Gauge != nil:
-				total += m.Gauge.GetValue()
-			}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the listener still serves after its context ended")
 		}
-		return total
+		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatalf("no metric %s", name)
-	return 0
 }

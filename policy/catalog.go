@@ -121,7 +121,8 @@ func buildActions() []ActionInfo {
 	add("iam", pol, keys(tagOnCreate, polResKeys), "TagPolicy")
 	add("iam", pol, keys([]string{"aws:TagKeys"}, polResKeys), "UntagPolicy")
 	add("iam", pol, polResKeys, "ListPolicyTags")
-	add("iam", []string{"mfa"}, keys(tagOnCreate, []string{"aws:ResourceTag/", "iam:ResourceTag/"}), "CreateVirtualMFADevice", "DeleteVirtualMFADevice")
+	// So has the mfa resource type.
+	add("iam", []string{"mfa"}, keys(tagOnCreate, polResKeys), "CreateVirtualMFADevice", "DeleteVirtualMFADevice")
 	add("iam", nil, nil, "ListUsers", "ListPolicies", "ListGroups", "ListVirtualMFADevices", "SimulateCustomPolicy")
 
 	add("sts", nil, nil, "GetCallerIdentity")

@@ -113,7 +113,7 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if d, err := c.iamSvc().GetVirtualMFADevice(c.ctx, serial); err == nil {
 			tags = d.Tags
 		}
-		if err := c.authorize(serial, resourceTags(tags, "aws:ResourceTag/", "iam:ResourceTag/")); err != nil {
+		if err := c.authorize(serial, resourceTags(tags, "aws:ResourceTag/")); err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteVirtualMFADevice(c.ctx, serial)

@@ -171,10 +171,12 @@ func testMFAPolicy(t *testing.T, e *env) {
 			"Condition": map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}},
 		},
 		map[string]any{
-			"Effect":    "Deny",
-			"Action":    "iam:DeleteVirtualMFADevice",
-			"Resource":  "*",
-			"Condition": map[string]any{"StringEquals": map[string]any{"iam:ResourceTag/protected": "true"}},
+			"Effect":   "Deny",
+			"Action":   "iam:DeleteVirtualMFADevice",
+			"Resource": "*",
+			// aws:ResourceTag: the mfa resource type has no iam:ResourceTag
+			// (AWS's Service Authorization Reference).
+			"Condition": map[string]any{"StringEquals": map[string]any{"aws:ResourceTag/protected": "true"}},
 		},
 	)
 	self := newUserWithPolicy(t, e, "mfa-self", doc)

@@ -354,57 +354,15 @@ func iamOps() map[string]*op {
 		}
 		return nil, c.iamSvc().DeleteUser(c.ctx, name)
 	})
-	add("TagUser", false, func(c *call) (any, error) {
-		name := c.params.req("UserName")
-		tags := c.params.tags("Tags.member", 50)
-		if err := c.decoded(); err != nil {
-			return nil, err
-		}
-		if len(tags) == 0 {
-			return nil, invalidf("Tags must name at least one tag")
-		}
-		if err := c.authorizeUser(name, requestTags(tags)); err != nil {
-			return nil, err
-		}
-		return nil, c.iamSvc().TagUser(c.ctx, name, tags)
-	})
-	add("UntagUser", false, func(c *call) (any, error) {
-		name := c.params.req("UserName")
-		keys := c.params.members("TagKeys", 50)
-		if err := c.decoded(); err != nil {
-			return nil, err
-		}
-		if err := c.authorizeUser(name, func(rc *policy.Context) {
-			if len(keys) > 0 {
-				rc.Set("aws:TagKeys", keys...)
-			}
-		}); err != nil {
-			return nil, err
-		}
-		return nil, c.iamSvc().UntagUser(c.ctx, name, keys)
-	})
-	add("ListUserTags", true, func(c *call) (any, error) {
-		name := c.params.req("UserName")
-		if err := c.decoded(); err != nil {
-			return nil, err
-		}
-		if err := c.authorizeUser(name, nil); err != nil {
-			return nil, err
-		}
-		u, err := c.iamSvc().GetUser(c.ctx, name)
-		if err != nil {
-			return nil, err
-		}
-		tags, truncated, marker, err := page(c, u.Tags)
-		if err != nil {
-			return nil, err
-		}
-		return struct {
-			Tags        []xmlTag `xml:"Tags>member"`
-			IsTruncated bool     `xml:"IsTruncated"`
-			Marker      string   `xml:"Marker,omitempty"`
-		}{append([]xmlTag{}, tagsXML(tags)...), truncated, marker}, nil
-	})
+	tagActions{
+		noun: "User", param: "UserName", authorize: (*call).authorizeUser,
+		tag:   func(c *call, name string, tags []store.Tag) error { return c.iamSvc().TagUser(c.ctx, name, tags) },
+		untag: func(c *call, name string, keys []string) error { return c.iamSvc().UntagUser(c.ctx, name, keys) },
+		tags: func(c *call, name string) ([]store.Tag, error) {
+			u, err := c.iamSvc().GetUser(c.ctx, name)
+			return u.Tags, err
+		},
+	}.register(add)
 
 	// Permissions boundaries.
 	add("PutUserPermissionsBoundary", false, func(c *call) (any, error) {
@@ -586,57 +544,15 @@ func iamOps() map[string]*op {
 		return nil, c.iamSvc().DeletePolicy(c.ctx, arn)
 	})
 	// Policy tags: as the user's, with the policy as the resource.
-	add("TagPolicy", false, func(c *call) (any, error) {
-		arn := c.params.req("PolicyArn")
-		tags := c.params.tags("Tags.member", 50)
-		if err := c.decoded(); err != nil {
-			return nil, err
-		}
-		if len(tags) == 0 {
-			return nil, invalidf("Tags must name at least one tag")
-		}
-		if err := c.authorizePolicy(arn, requestTags(tags)); err != nil {
-			return nil, err
-		}
-		return nil, c.iamSvc().TagPolicy(c.ctx, arn, tags)
-	})
-	add("UntagPolicy", false, func(c *call) (any, error) {
-		arn := c.params.req("PolicyArn")
-		keys := c.params.members("TagKeys", 50)
-		if err := c.decoded(); err != nil {
-			return nil, err
-		}
-		if err := c.authorizePolicy(arn, func(rc *policy.Context) {
-			if len(keys) > 0 {
-				rc.Set("aws:TagKeys", keys...)
-			}
-		}); err != nil {
-			return nil, err
-		}
-		return nil, c.iamSvc().UntagPolicy(c.ctx, arn, keys)
-	})
-	add("ListPolicyTags", true, func(c *call) (any, error) {
-		arn := c.params.req("PolicyArn")
-		if err := c.decoded(); err != nil {
-			return nil, err
-		}
-		if err := c.authorizePolicy(arn, nil); err != nil {
-			return nil, err
-		}
-		p, err := c.iamSvc().GetPolicy(c.ctx, arn)
-		if err != nil {
-			return nil, err
-		}
-		tags, truncated, marker, err := page(c, p.Tags)
-		if err != nil {
-			return nil, err
-		}
-		return struct {
-			Tags        []xmlTag `xml:"Tags>member"`
-			IsTruncated bool     `xml:"IsTruncated"`
-			Marker      string   `xml:"Marker,omitempty"`
-		}{append([]xmlTag{}, tagsXML(tags)...), truncated, marker}, nil
-	})
+	tagActions{
+		noun: "Policy", param: "PolicyArn", authorize: (*call).authorizePolicy,
+		tag:   func(c *call, arn string, tags []store.Tag) error { return c.iamSvc().TagPolicy(c.ctx, arn, tags) },
+		untag: func(c *call, arn string, keys []string) error { return c.iamSvc().UntagPolicy(c.ctx, arn, keys) },
+		tags: func(c *call, arn string) ([]store.Tag, error) {
+			p, err := c.iamSvc().GetPolicy(c.ctx, arn)
+			return p.Tags, err
+		},
+	}.register(add)
 	add("ListEntitiesForPolicy", true, func(c *call) (any, error) {
 		arn := c.params.req("PolicyArn")
 		entityFilter, usage, prefix := c.params.str("EntityFilter"), c.params.str("PolicyUsageFilter"), c.params.str("PathPrefix")
@@ -1222,4 +1138,70 @@ func simulate(c *call, in iam.SimulationInput) (any, error) {
 		out.Results = append(out.Results, x)
 	}
 	return out, nil
+}
+
+// tagActions are the three tag actions of a taggable IAM resource
+// (TagUser, UntagUser and ListUserTags; TagPolicy, …): the same parameters,
+// limits and condition keys, on a different resource.
+type tagActions struct {
+	noun      string // "User": TagUser, UntagUser, ListUserTags
+	param     string // the resource's parameter: "UserName"
+	authorize func(c *call, id string, extra func(*policy.Context)) error
+	tag       func(c *call, id string, tags []store.Tag) error
+	untag     func(c *call, id string, keys []string) error
+	tags      func(c *call, id string) ([]store.Tag, error)
+}
+
+func (t tagActions) register(add func(name string, readOnly bool, run func(c *call) (any, error))) {
+	add("Tag"+t.noun, false, func(c *call) (any, error) {
+		id := c.params.req(t.param)
+		tags := c.params.tags("Tags.member", 50)
+		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if len(tags) == 0 {
+			return nil, invalidf("Tags must name at least one tag")
+		}
+		if err := t.authorize(c, id, requestTags(tags)); err != nil {
+			return nil, err
+		}
+		return nil, t.tag(c, id, tags)
+	})
+	add("Untag"+t.noun, false, func(c *call) (any, error) {
+		id := c.params.req(t.param)
+		keys := c.params.members("TagKeys", 50)
+		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if err := t.authorize(c, id, func(rc *policy.Context) {
+			if len(keys) > 0 {
+				rc.Set("aws:TagKeys", keys...)
+			}
+		}); err != nil {
+			return nil, err
+		}
+		return nil, t.untag(c, id, keys)
+	})
+	add("List"+t.noun+"Tags", true, func(c *call) (any, error) {
+		id := c.params.req(t.param)
+		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if err := t.authorize(c, id, nil); err != nil {
+			return nil, err
+		}
+		all, err := t.tags(c, id)
+		if err != nil {
+			return nil, err
+		}
+		tags, truncated, marker, err := page(c, all)
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			Tags        []xmlTag `xml:"Tags>member"`
+			IsTruncated bool     `xml:"IsTruncated"`
+			Marker      string   `xml:"Marker,omitempty"`
+		}{append([]xmlTag{}, tagsXML(tags)...), truncated, marker}, nil
+	})
 }

@@ -268,7 +268,30 @@ func (s *service) remove(ctx context.Context, dryRun bool) error {
 	if dryRun {
 		fmt.Fprintln(s.out, "Dry run: nothing was changed. Plan:")
 	}
-	if exists {
+	switch {
+	case exists && !s.booted():
+		// No running systemd to stop or reload (a container, another init,
+		// a host image being prepared): systemctl would only fail with
+		// "System has not been booted with systemd". Take back what
+		// install-service wrote: the unit and the links enabling it.
+		links, _ := filepath.Glob(filepath.Join(s.unitDir, "*.wants", unitName))
+		if dryRun {
+			fmt.Fprintf(s.out, "  - this host does not run systemd: no systemctl\n  - delete %s\n", path)
+			for _, l := range links {
+				fmt.Fprintf(s.out, "  - delete %s\n", l)
+			}
+			break
+		}
+		for _, l := range links {
+			if err := os.Remove(l); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
+		if err := os.Remove(path); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "this host does not run systemd: deleted %s (and %d enabling link(s)) without systemctl\n", path, len(links))
+	case exists:
 		if dryRun {
 			fmt.Fprintf(s.out, "  - systemctl disable --now %s\n  - delete %s\n  - systemctl daemon-reload\n", unitName, path)
 		} else {
@@ -283,7 +306,7 @@ func (s *service) remove(ctx context.Context, dryRun bool) error {
 			}
 			fmt.Fprintf(s.out, "stopped and disabled %s, deleted %s\n", unitName, path)
 		}
-	} else {
+	default:
 		fmt.Fprintf(s.out, "  - %s does not exist: no unit to remove\n", path)
 	}
 	rel, err := s.inst.Release(sshdsetup.UnitUse(path), dryRun)

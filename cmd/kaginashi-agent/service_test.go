@@ -109,6 +109,43 @@ func TestInstallServiceWithoutSystemd(t *testing.T) {
 	}
 }
 
+// TestRemoveServiceWithoutSystemd: --remove on a host that does not run
+// systemd deletes the unit and the links enabling it without calling
+// systemctl (which would only fail there).
+func TestRemoveServiceWithoutSystemd(t *testing.T) {
+	s, sc, out, _ := testService(t)
+	s.booted = func() bool { return false }
+	if err := os.WriteFile(s.unitPath(), []byte(unitText("/usr/local/bin/kaginashi-agent", "/var/lib/kaginashi-agent")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wants := filepath.Join(s.unitDir, "multi-user.target.wants")
+	os.MkdirAll(wants, 0o755)
+	link := filepath.Join(wants, unitName)
+	if err := os.Symlink(s.unitPath(), link); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.remove(context.Background(), true); err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if _, err := os.Stat(s.unitPath()); err != nil {
+		t.Fatalf("the dry run deleted the unit: %v", err)
+	}
+	if err := s.remove(context.Background(), false); err != nil {
+		t.Fatalf("remove without systemd: %v\n%s", err, out)
+	}
+	if len(sc.calls) > 0 {
+		t.Errorf("systemctl was called without systemd: %q", sc.calls)
+	}
+	for _, p := range []string{s.unitPath(), link} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is left after --remove", p)
+		}
+	}
+	if !strings.Contains(out.String(), "does not run systemd") {
+		t.Errorf("the output does not say why systemctl was not used:\n%s", out)
+	}
+}
+
 // TestSystemdBooted is sd_booted(3)'s test: /run/systemd/system must be a
 // directory (not a file, not a symlink to one).
 func TestSystemdBooted(t *testing.T) {

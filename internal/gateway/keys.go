@@ -56,6 +56,10 @@ type Keys struct {
 	// Chain are the endorsements from the first signing key to Signer's,
 	// oldest first (empty until the first rotate-signing-key).
 	Chain []agentproto.KeyLink
+
+	// pool verifies agents' client certificates: CA and PrevCA, built
+	// once by LoadKeys (keys never change while a server runs).
+	pool *x509.CertPool
 }
 
 type sealedCA struct {
@@ -130,6 +134,11 @@ func LoadKeys(ctx context.Context, st store.Store, sealer *seal.Sealer, now time
 	if n := len(k.Chain); n > 0 && !bytes.Equal(k.Chain[n-1].New, k.Signer.Public().(ed25519.PublicKey)) {
 		return nil, errors.New("signing key: the endorsement chain does not end at the stored key; the store is inconsistent")
 	}
+	k.pool = x509.NewCertPool()
+	k.pool.AddCert(k.CA)
+	if k.PrevCA != nil {
+		k.pool.AddCert(k.PrevCA)
+	}
 	return k, nil
 }
 
@@ -176,14 +185,8 @@ func serial() *big.Int {
 }
 
 // CAPool is the pool that verifies agents' client certificates.
-func (k *Keys) CAPool() *x509.CertPool {
-	p := x509.NewCertPool()
-	p.AddCert(k.CA)
-	if k.PrevCA != nil {
-		p.AddCert(k.PrevCA)
-	}
-	return p
-}
+// It is built once, not per agent connection.
+func (k *Keys) CAPool() *x509.CertPool { return k.pool }
 
 // certLifetime: long, because an agent's standing is checked against the
 // store on every connection (its key fingerprint), not by expiry.

@@ -8,7 +8,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -102,7 +101,7 @@ func (e *env) safeAgentCopy() (string, error) {
 	}
 	inDir := filepath.Join(e.dir, "bin")
 	if sshdsetup.DirSafe(e.dir) {
-		if err := copyBinary(e.o.AgentBinary, inDir); err != nil {
+		if err := sshdsetup.InstallCopy(e.o.AgentBinary, filepath.Join(inDir, "kaginashi-agent")); err != nil {
 			return "", err
 		}
 		return filepath.Join(inDir, "kaginashi-agent"), nil
@@ -117,41 +116,10 @@ func (e *env) safeAgentCopy() (string, error) {
 		return "", err
 	}
 	e.addUndo("created "+run+" (a root-owned copy of kaginashi-agent for sshd)", func() error { return os.RemoveAll(run) })
-	if err := copyBinary(e.o.AgentBinary, run); err != nil {
+	if err := sshdsetup.InstallCopy(e.o.AgentBinary, filepath.Join(run, "kaginashi-agent")); err != nil {
 		return "", err
 	}
 	return filepath.Join(run, "kaginashi-agent"), nil
-}
-
-func copyBinary(src, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		return err
-	}
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	tmp, err := os.CreateTemp(dir, ".kaginashi-agent-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, in); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o755); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, "kaginashi-agent"))
 }
 
 // planUser: sshd runs as this user, who is the only one it can log in, and

@@ -201,7 +201,7 @@ func (in *Installer) Install(src, dst string, use Use) (added bool, err error) {
 			}
 			created = append([]string{d}, created...)
 		}
-		if err := installCopy(src, in.real(dst)); err != nil {
+		if err := InstallCopy(src, in.real(dst)); err != nil {
 			for i := len(created) - 1; i >= 0; i-- {
 				os.Remove(in.real(created[i]))
 			}
@@ -455,10 +455,10 @@ func (in *Installer) unitNames(f, p string) bool {
 	return false
 }
 
-// installCopy copies the binary src to dst (0755, in a 0755 directory)
+// InstallCopy copies the binary src to dst (0755, in a 0755 directory)
 // through a temporary file and a rename, so sshd or systemd never runs a
 // half-written file.
-func installCopy(src, dst string) error {
+func InstallCopy(src, dst string) error {
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}

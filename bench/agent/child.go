@@ -84,13 +84,14 @@ func childServer(ctx context.Context) error {
 	dir := os.Getenv(envData)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	return server.Run(ctx, server.Options{
-		DataDir:   dir,
-		Listen:    "127.0.0.1:0",
-		Region:    benchRegion,
-		AccountID: benchAccount,
-		RateLimit: -1, // the benchmark's pushes are not to be throttled
-		Stdout:    io.Discard,
-		Log:       log,
+		AuditLinger: server.DefaultAuditLinger,
+		DataDir:     dir,
+		Listen:      "127.0.0.1:0",
+		Region:      benchRegion,
+		AccountID:   benchAccount,
+		RateLimit:   -1, // the benchmark's pushes are not to be throttled
+		Stdout:      io.Discard,
+		Log:         log,
 		Ready: func(base string) {
 			_, port, _ := net.SplitHostPort(strings.TrimPrefix(base, "https://"))
 			fmt.Printf("READY https://localhost:%s\n", port)

@@ -141,16 +141,17 @@ func startKaginashi(ctx context.Context, name, dataDir, storeURL string, cfg kag
 	ready := make(chan string, 1)
 	errc := make(chan error, 1)
 	opts := server.Options{
-		DataDir:   dataDir,
-		Listen:    "127.0.0.1:0",
-		StoreURL:  storeURL,
-		Region:    benchRegion,
-		AccountID: benchAccount,
-		RateLimit: -1, // no throttling: the benchmark measures the server, not the bucket
-		Stdout:    io.Discard,
-		Log:       cfg.log,
-		Getenv:    func(k string) string { return env[k] },
-		Ready:     func(u string) { ready <- u },
+		AuditLinger: server.DefaultAuditLinger,
+		DataDir:     dataDir,
+		Listen:      "127.0.0.1:0",
+		StoreURL:    storeURL,
+		Region:      benchRegion,
+		AccountID:   benchAccount,
+		RateLimit:   -1, // no throttling: the benchmark measures the server, not the bucket
+		Stdout:      io.Discard,
+		Log:         cfg.log,
+		Getenv:      func(k string) string { return env[k] },
+		Ready:       func(u string) { ready <- u },
 	}
 	go pprof.Do(ctx, pprof.Labels("side", "server", "target", name), func(ctx context.Context) {
 		errc <- server.Run(ctx, opts)

@@ -130,6 +130,12 @@ type Recorder interface {
 	Record(ctx context.Context, ev *Event) error
 }
 
+// Expecter is a Recorder that commits in bigger batches when told which
+// calls will record an event soon (Writer does).
+type Expecter interface {
+	Expect() (arrived func())
+}
+
 // Writer commits events to the store in batches.
 type Writer struct {
 	st   store.Store
@@ -155,6 +161,12 @@ type Writer struct {
 	// and it would stay out for good.
 	probe           time.Duration
 	account, region string
+
+	// linger is how long a commit may wait for the events of calls
+	// already being served (expected) before it starts, so that a busy
+	// server commits many events per transaction; see Expect.
+	linger   time.Duration
+	expected atomic.Int64
 }
 
 // Failure is why the writer cannot commit: since when (the first failed
@@ -171,6 +183,29 @@ type Failure struct {
 func WithRecoveryProbe(every time.Duration, account, region string) Option {
 	return func(w *Writer) {
 		w.probe, w.account, w.region = every, account, region
+	}
+}
+
+// WithLinger lets a commit wait up to d for the events of calls that
+// are being served (Expect) before it starts.
+func WithLinger(d time.Duration) Option {
+	return func(w *Writer) { w.linger = d }
+}
+
+// Expect says that a call being served will record an event soon; the
+// returned function says that it has (or never will), and may be called
+// more than once. While calls are expected, a commit lingers for them.
+func (w *Writer) Expect() (arrived func()) {
+	if w.linger <= 0 {
+		return func() {}
+	}
+	w.expected.Add(1)
+	done := false
+	return func() {
+		if !done {
+			done = true
+			w.expected.Add(-1)
+		}
 	}
 }
 
@@ -322,6 +357,7 @@ func prepare(ev *Event, fallback []byte) (*pending, []byte, error) {
 
 func (w *Writer) loop() {
 	var probe *time.Timer // running while commits fail and probing is on
+	var lingerT *time.Timer
 	defer func() {
 		if probe != nil {
 			probe.Stop()
@@ -371,8 +407,34 @@ func (w *Writer) loop() {
 				break fill
 			}
 		}
+		batch = w.lingerFor(batch, &lingerT)
 		w.commit(batch)
 	}
+}
+
+// lingerFor adds to batch the events of the calls expected when it
+// starts, waiting for them at most the linger time.
+func (w *Writer) lingerFor(batch []*pending, t **time.Timer) []*pending {
+	want := len(batch) + int(w.expected.Load())
+	if w.linger <= 0 || len(batch) >= want {
+		return batch
+	}
+	want = min(want, maxBatch)
+	if *t == nil {
+		*t = time.NewTimer(w.linger)
+	} else {
+		(*t).Reset(w.linger)
+	}
+	for len(batch) < want {
+		select {
+		case q := <-w.ch:
+			batch = append(batch, q)
+		case <-(*t).C:
+			return batch
+		}
+	}
+	(*t).Stop()
+	return batch
 }
 
 func (w *Writer) commit(batch []*pending) {

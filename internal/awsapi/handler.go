@@ -124,8 +124,11 @@ type op struct {
 
 // call is one request on its way through the handler.
 type call struct {
-	ctx       context.Context
-	h         *Handler
+	ctx context.Context
+	h   *Handler
+	// arrived says the call's audit event is about to be recorded (nil
+	// without an expecting recorder).
+	arrived   func()
 	proto     protocol
 	op        *op
 	params    *params // Query protocols
@@ -178,6 +181,10 @@ func (h *Handler) clientIP(r *http.Request) string { return h.cfg.Proxies.IP(r) 
 // ServeHTTP handles POST / (and GET / with a signed query) for every API.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{ctx: r.Context(), h: h, requestID: newRequestID()}
+	if ex, ok := h.deps.Audit.(audit.Expecter); ok {
+		c.arrived = ex.Expect()
+		defer c.arrived()
+	}
 	c.info = iam.RequestInfo{SourceIP: h.clientIP(r), UserAgent: r.UserAgent(), Secure: h.cfg.Proxies.Secure(r), Time: h.now().UTC(), Region: h.cfg.Region}
 	c.proto = guessProtocol(r)
 
@@ -369,6 +376,7 @@ func (c *call) writeAheadEvent() error {
 	ev := h.event(c, nil)
 	ev.ResponseElements = nil // not known yet
 	ev.WriteAhead = true
+	c.auditArrived()
 	if err := h.deps.Audit.Record(context.WithoutCancel(c.ctx), ev); err != nil {
 		h.deps.Log.Error("write-ahead audit event not recorded; the call is refused", "requestID", c.requestID, "op", opName(c), "err", err)
 		return apierr.Wrap(err, "recording the write-ahead audit event")
@@ -436,6 +444,7 @@ func (h *Handler) record(c *call, failure *apierr.Error) error {
 	if c.writeAhead != nil {
 		ev.Completes, c.writeAhead = c.writeAhead, nil
 	}
+	c.auditArrived()
 	err := h.deps.Audit.Record(context.WithoutCancel(c.ctx), ev)
 	if err != nil && ev.Completes != nil {
 		h.deps.Log.Error("final audit event not recorded; its write-ahead event stays, outcome pending",
@@ -515,3 +524,10 @@ func invalidf(format string, args ...any) error {
 }
 
 func (c *call) String() string { return fmt.Sprintf("%s %s", serviceName[c.proto], opName(c)) }
+
+// auditArrived says the call's event is about to be recorded.
+func (c *call) auditArrived() {
+	if c.arrived != nil {
+		c.arrived()
+	}
+}

@@ -60,6 +60,7 @@ Point the aws CLI at it:
 	f.IntVar(&o.MaxTunnels, "max-tunnels", 1000, "tunnels open at once through this server")
 	f.BoolVar(&consoleOn, "console", true, "serve the web console (https://SERVER/) on the API's listener")
 	f.StringVar(&o.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (plain HTTP: bind to localhost or a private network; default off)")
+	f.DurationVar(&o.AuditLinger, "audit-commit-linger", server.DefaultAuditLinger, "under concurrent calls, let an audit commit wait up to this long for the events of calls being served, to commit them together (0: never wait; idle servers never wait)")
 	f.DurationVar(&o.AuditRetention, "audit-retention", 0, "delete audit events older than this from the store, hourly, e.g. 2160h for CloudTrail's 90 days (default 0: keep forever)")
 	f.StringVar(&o.PeerURL, "peer-url", "", "URL the other replicas reach this one at, with a PostgreSQL store (default: --listen's address, else this host's first non-loopback address, with the port)")
 	f.StringVar(&o.PeerCA, "peer-ca", "", "CA certificates (PEM) that verify the other replicas (default DIR/tls/ca.pem, or with --tls-cert the system's roots and that chain)")

@@ -419,7 +419,8 @@ func (e *env) startServer(ctx context.Context, cancel context.CancelCauseFunc) (
 		defer close(done)
 		defer logf.Close()
 		runErr = server.Run(ctx, server.Options{
-			DataDir: filepath.Join(e.dir, "server"), Listen: e.o.Listen, PublicURL: publicURL, Region: Region,
+			AuditLinger: server.DefaultAuditLinger,
+			DataDir:     filepath.Join(e.dir, "server"), Listen: e.o.Listen, PublicURL: publicURL, Region: Region,
 			Stdout: io.Discard, // the root credentials are in DIR/server/root-credentials
 			Log:    slog.New(slog.NewTextHandler(logf, nil)),
 			// The dev environment is self-contained: no root

@@ -204,6 +204,14 @@ type timedRecorder struct {
 	r    *Registry
 }
 
+// Expect passes the writer's batching hint on (see audit.Expecter).
+func (t timedRecorder) Expect() func() {
+	if e, ok := t.next.(audit.Expecter); ok {
+		return e.Expect()
+	}
+	return func() {}
+}
+
 func (t timedRecorder) Record(ctx context.Context, ev *audit.Event) error {
 	start := time.Now()
 	err := t.next.Record(ctx, ev)

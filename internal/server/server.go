@@ -301,7 +301,8 @@ func Run(ctx context.Context, o Options) error {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz(auditor.Health))
-	mux.Handle("POST /{$}", api)
+	// drainH2Body: HTTP/2 clients get the whole answer to an oversized body.
+	mux.Handle("POST /{$}", drainH2Body(api))
 	if o.NoConsole {
 		mux.Handle("GET /{$}", api)
 	} else {

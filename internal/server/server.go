@@ -183,6 +183,13 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	log := o.Log
+	// Listening needs no data dir: a port in use is refused before
+	// anything is created in it.
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", o.Listen, err)
+	}
+	defer ln.Close()
 	if err := bootstrap.EnsureDataDir(o.DataDir); err != nil {
 		return err
 	}
@@ -207,11 +214,6 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 
-	ln, err := net.Listen("tcp", o.Listen)
-	if err != nil {
-		return fmt.Errorf("listen %s: %w", o.Listen, err)
-	}
-	defer ln.Close()
 	scheme := "https"
 	if o.Insecure {
 		scheme = "http"

@@ -1,13 +1,19 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/kaginashi/kaginashi/internal/clientip"
 	"github.com/kaginashi/kaginashi/internal/iam"
@@ -60,8 +66,88 @@ func (o *Options) validate() error {
 	if o.MaxTunnels < 0 {
 		return errors.New("--max-tunnels must not be negative")
 	}
-	if o.MaxTunnelDuration < 0 {
-		return errors.New("--max-tunnel-duration must not be negative")
+	if d := o.MaxTunnelDuration; d < 0 || d > time.Hour || (d != 0 && (d < time.Second || d%time.Second != 0)) {
+		// It was silently cut to 1h; and the policy key
+		// ec2-instance-connect:maxTunnelDuration counts whole seconds.
+		return fmt.Errorf("--max-tunnel-duration %s: want whole seconds from 1s to 1h (the cap AWS has too)", d)
+	}
+	return o.checkFiles()
+}
+
+// checkFiles checks the files and addresses the options name outside the
+// data directory, without creating anything: each of these used to be
+// found only after master.key and the database had been written.
+func (o *Options) checkFiles() error {
+	if o.TLSCert != "" {
+		// Read again by the server (bootstrap.FileCerts); a start reads
+		// them twice, so that a bad pair is found before the data dir.
+		if _, err := tls.LoadX509KeyPair(o.TLSCert, o.TLSKey); err != nil {
+			return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+		}
+	}
+	if o.PeerCA != "" {
+		if _, err := peerRoots(&Options{PeerCA: o.PeerCA}, ""); err != nil {
+			return fmt.Errorf("--peer-ca: %w", err)
+		}
+	}
+	if o.AuditLog != "" {
+		if err := checkAppendable(o.AuditLog, o.DataDir); err != nil {
+			return fmt.Errorf("--audit-log %s: %w", o.AuditLog, err)
+		}
+	}
+	if o.MetricsListen != "" {
+		// Bound for real only once the server is up (metricslisten);
+		// a port in use is found now by binding it and letting go.
+		ln, err := net.Listen("tcp", o.MetricsListen)
+		if err != nil {
+			return fmt.Errorf("--metrics-listen: %w", err)
+		}
+		_ = ln.Close()
+	}
+	return nil
+}
+
+// checkAppendable says whether the server will be able to open path for
+// appending (audit.OpenFileSink), creating nothing: an existing file is
+// opened without O_CREATE and closed; for a new one, its directory must
+// exist and be writable — unless that directory is the data dir, which
+// the server creates.
+func checkAppendable(path, dataDir string) error {
+	fi, err := os.Stat(path)
+	switch {
+	case err == nil:
+		if fi.IsDir() {
+			return errors.New("is a directory; give a file name")
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return fmt.Errorf("cannot be opened for appending: %w", err)
+		}
+		return f.Close()
+	case !errors.Is(err, fs.ErrNotExist):
+		return err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(abs)
+	di, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && dir == dataDir:
+		return nil // made with the data dir, writable by the server
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("its directory %s does not exist", dir)
+	case err != nil:
+		return err
+	case !di.IsDir():
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	// access(2): the file would be created here. (A process with
+	// CAP_DAC_OVERRIDE passes except on a read-only file system.)
+	const wOK, xOK = 2, 1 // access(2)'s W_OK and X_OK (syscall names none)
+	if err := syscall.Access(dir, wOK|xOK); err != nil {
+		return fmt.Errorf("cannot create a file in %s: %w", dir, err)
 	}
 	return nil
 }

@@ -12,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/clientip"
@@ -143,10 +142,7 @@ func checkAppendable(path, dataDir string) error {
 	case !di.IsDir():
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	// access(2): the file would be created here. (A process with
-	// CAP_DAC_OVERRIDE passes except on a read-only file system.)
-	const wOK, xOK = 2, 1 // access(2)'s W_OK and X_OK (syscall names none)
-	if err := syscall.Access(dir, wOK|xOK); err != nil {
+	if err := canCreateIn(dir); err != nil {
 		return fmt.Errorf("cannot create a file in %s: %w", dir, err)
 	}
 	return nil

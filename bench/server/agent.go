@@ -37,11 +37,14 @@ import (
 type fakeAgent struct {
 	instanceID string
 	signingKey ed25519.PublicKey
+	// legacyPush: the hello lists no features, so the server opens a
+	// stream per push, as for agents before the key stream.
+	legacyPush bool
 }
 
 // enrollFakeAgent enrolls one agent through the server's enrollment
 // endpoint and keeps it connected until ctx ends.
-func enrollFakeAgent(ctx context.Context, base string, ca *x509.CertPool, token string, n int) (*fakeAgent, error) {
+func enrollFakeAgent(ctx context.Context, base string, ca *x509.CertPool, token string, n int, legacyPush bool) (*fakeAgent, error) {
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return nil, err
@@ -81,7 +84,7 @@ func enrollFakeAgent(ctx context.Context, base string, ca *x509.CertPool, token 
 	if len(er.SigningKey) != ed25519.PublicKeySize {
 		return nil, errors.New("enroll: no record signing key in the answer")
 	}
-	a := &fakeAgent{instanceID: er.InstanceID, signingKey: ed25519.PublicKey(er.SigningKey)}
+	a := &fakeAgent{instanceID: er.InstanceID, signingKey: ed25519.PublicKey(er.SigningKey), legacyPush: legacyPush}
 	tcfg = tcfg.Clone()
 	tcfg.Certificates = []tls.Certificate{cert}
 	connected := make(chan error, 1)
@@ -147,7 +150,8 @@ func (a *fakeAgent) session(ctx context.Context, host string, tcfg *tls.Config, 
 	if err := c.Send(agentproto.Header{Type: agentproto.TypeControl}); err != nil {
 		return fail(err)
 	}
-	if err := c.Send(agentproto.Hello{InstanceID: a.instanceID, Inventory: inv, LocalTime: time.Now().UnixMilli()}); err != nil {
+	if err := c.Send(agentproto.Hello{InstanceID: a.instanceID, Inventory: inv, LocalTime: time.Now().UnixMilli(),
+		Features: a.features()}); err != nil {
 		return fail(err)
 	}
 	var beat agentproto.Beat
@@ -169,6 +173,23 @@ func (a *fakeAgent) session(ctx context.Context, host string, tcfg *tls.Config, 
 			var h agentproto.Header
 			if sc.Recv(&h) != nil {
 				return
+			}
+			if h.Type == agentproto.TypeKeys {
+				// As the real agent: pushes one after the other on one
+				// stream, each acknowledged with its ID.
+				for {
+					var kp agentproto.KeyPush
+					if sc.Recv(&kp) != nil {
+						return
+					}
+					ack := agentproto.Ack{ID: kp.ID, OK: true}
+					if err := kp.Record.Verify(a.signingKey, a.instanceID, "", time.Now()); err != nil {
+						ack = agentproto.Ack{ID: kp.ID, Error: err.Error()}
+					}
+					if sc.Send(ack) != nil {
+						return
+					}
+				}
 			}
 			if h.Type != agentproto.TypeKey {
 				_ = sc.Send(agentproto.Ack{Error: "the benchmark agent takes keys only"})
@@ -194,3 +215,10 @@ type bufConn struct {
 }
 
 func (c bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (a *fakeAgent) features() []string {
+	if a.legacyPush {
+		return nil
+	}
+	return []string{agentproto.FeatureKeyStream}
+}

@@ -66,6 +66,7 @@ type config struct {
 	pprofAddr string
 	pgOpts    []string
 	verbose   bool
+	legacy    bool
 	quietWait time.Duration
 	noisy     float64
 	retries   int
@@ -85,12 +86,13 @@ func main() {
 	flag.IntVar(&cfg.instances, "instances", 8, "running instances the requests cycle through")
 	flag.StringVar(&cfg.policy, "policy", "examples/seed-policy-filled.json", "the users' policy (the seed policy, filled for ap-northeast-1 / 123456789012)")
 	flag.StringVar(&cfg.out, "o", "", "also write the results section (markdown) to this file")
-	flag.StringVar(&cfg.profile, "profile", "", "write CPU, block, mutex and goroutine profiles of each kaginashi window to this directory (skews the figures)")
+	flag.StringVar(&cfg.profile, "profile", "", "write CPU, block, mutex, allocation (start and end: diff with -diff_base) and goroutine profiles of each kaginashi window to this directory (skews the figures)")
 	flag.StringVar(&cfg.pprofAddr, "pprof", "", "serve net/http/pprof on this side address, e.g. 127.0.0.1:6060")
 	flag.StringVar(&pgOpts, "pg-opts", "", "extra PostgreSQL settings, comma-separated, e.g. synchronous_commit=off")
 	flag.DurationVar(&cfg.quietWait, "quiet-wait", 60*time.Second, "before each cell, wait up to this long for other processes to leave the CPU idle (0: don't)")
 	flag.Float64Var(&cfg.noisy, "noisy", 0.15, "other processes' CPU use (cores) above which a cell counts as disturbed")
 	flag.IntVar(&cfg.retries, "retries", 2, "measure a disturbed cell again up to this many times, keeping the least disturbed")
+	flag.BoolVar(&cfg.legacy, "legacy-push", false, "benchmark agents list no protocol features, so the server opens a stream per key push (agents before the key stream), for comparison")
 	flag.BoolVar(&cfg.verbose, "v", false, "log the servers' warnings and progress details")
 	flag.Parse()
 	for _, s := range strings.Split(clients, ",") {
@@ -178,7 +180,7 @@ func run(ctx context.Context, cfg config, argv []string) error {
 		level = slog.LevelWarn
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	setup := kaginashiSetup{users: cfg.users, instances: cfg.instances, policyPath: cfg.policy, log: logger}
+	setup := kaginashiSetup{users: cfg.users, instances: cfg.instances, policyPath: cfg.policy, log: logger, legacyPush: cfg.legacy}
 
 	var targets []*Target
 	var serverErrs []<-chan error
@@ -349,6 +351,7 @@ func profiler(dir, name string) func(bool) {
 		if start {
 			snapshot("block", "start")
 			snapshot("mutex", "start")
+			snapshot("allocs", "start")
 			var err error
 			cpu, err = os.Create(filepath.Join(dir, "cpu-"+name+".pb.gz"))
 			if err == nil {
@@ -387,6 +390,7 @@ func profiler(dir, name string) func(bool) {
 		}
 		snapshot("block", "end")
 		snapshot("mutex", "end")
+		snapshot("allocs", "end")
 	}
 }
 

@@ -125,6 +125,7 @@ func startBare(ctx context.Context, dir string, instances int) (*Target, error) 
 // kaginashiSetup is what startKaginashi creates.
 type kaginashiSetup struct {
 	users, instances int
+	legacyPush       bool
 	policyPath       string
 	log              *slog.Logger
 }
@@ -185,7 +186,7 @@ func startKaginashi(ctx context.Context, name, dataDir, storeURL string, cfg kag
 		return nil, nil, fmt.Errorf("%s: join token: %w", name, err)
 	}
 	for i := 0; i < cfg.instances; i++ {
-		a, err := enrollFakeAgent(ctx, base, pool, tok.Token, i)
+		a, err := enrollFakeAgent(ctx, base, pool, tok.Token, i, cfg.legacyPush)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%s: agent %d: %w", name, i, err)
 		}

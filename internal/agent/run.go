@@ -285,7 +285,8 @@ func (a *Agent) session(ctx context.Context) error {
 	if err := c.Send(agentproto.Header{Type: agentproto.TypeControl}); err != nil {
 		return err
 	}
-	if err := c.Send(agentproto.Hello{InstanceID: a.cfg.InstanceID, Inventory: inv, LocalTime: t0.UnixMilli(), SigningKey: a.pinnedKey()}); err != nil {
+	if err := c.Send(agentproto.Hello{InstanceID: a.cfg.InstanceID, Inventory: inv, LocalTime: t0.UnixMilli(), SigningKey: a.pinnedKey(),
+		Features: []string{agentproto.FeatureKeyStream}}); err != nil {
 		return err
 	}
 	var beat agentproto.Beat
@@ -423,14 +424,9 @@ func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) {
 		if err := c.Recv(&kp); err != nil {
 			return
 		}
-		err := a.accept(kp.Record)
-		a.metrics.KeyRecord(RefusalReason(err))
-		ack := agentproto.Ack{OK: err == nil}
-		if err != nil {
-			ack.Error = err.Error()
-			a.log.Warn("refused a key record", "request", kp.Record.RequestID, "err", err)
-		}
-		_ = c.Send(ack)
+		_ = c.Send(a.acceptPush(kp))
+	case agentproto.TypeKeys:
+		a.serveKeys(st, c)
 	case agentproto.TypeRevoke:
 		var rv agentproto.Revoke
 		if err := c.Recv(&rv); err != nil {
@@ -453,6 +449,38 @@ func (a *Agent) serveStream(ctx context.Context, st *yamux.Stream) {
 	default:
 		_ = c.Send(agentproto.Ack{Error: "unknown stream type"})
 	}
+}
+
+// serveKeys serves the server's long-lived key stream: pushes one after
+// the other, each answered with an ack carrying its ID, until the server
+// closes the stream or the session ends. (accept serializes them anyway.)
+func (a *Agent) serveKeys(st *yamux.Stream, c *agentproto.Conn) {
+	_ = st.SetDeadline(time.Time{})
+	for {
+		var kp agentproto.KeyPush
+		if err := c.Recv(&kp); err != nil {
+			return
+		}
+		// The write may wait for the server's window: bounded, so that a
+		// server that stopped reading does not hold this forever.
+		_ = st.SetWriteDeadline(time.Now().Add(10 * time.Second))
+		if err := c.Send(a.acceptPush(kp)); err != nil {
+			return
+		}
+	}
+}
+
+// acceptPush accepts a pushed record, counts and logs the outcome, and
+// makes the ack.
+func (a *Agent) acceptPush(kp agentproto.KeyPush) agentproto.Ack {
+	err := a.accept(kp.Record)
+	a.metrics.KeyRecord(RefusalReason(err))
+	ack := agentproto.Ack{ID: kp.ID, OK: err == nil}
+	if err != nil {
+		ack.Error = err.Error()
+		a.log.Warn("refused a key record", "request", kp.Record.RequestID, "err", err)
+	}
+	return ack
 }
 
 // accept verifies a pushed record against the pinned key (or a retired

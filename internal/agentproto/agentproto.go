@@ -4,8 +4,9 @@
 //
 // Every yamux stream begins with one JSON line naming what it carries. The
 // agent opens the control stream (hello, then heartbeats with clock
-// readings and inventory updates); the server opens a stream per key push
-// and per tunnel. An agent obeys exactly two things: key records signed by
+// readings and inventory updates); the server opens one long-lived stream
+// for key pushes (a stream per push for agents that predate it) and a
+// stream per tunnel. An agent obeys exactly two things: key records signed by
 // the server key it pinned at enrollment, and tunnels to local ports on its
 // own allow-list. Nothing here can make it run a command.
 //
@@ -90,6 +91,18 @@ const (
 	TypeKey     = "key"     // server → agent: one KeyPush, one Ack back
 	TypeTunnel  = "tunnel"  // server → agent: one TunnelOpen, one Ack, then raw bytes
 	TypeRevoke  = "revoke"  // server → agent: one Revoke, one Ack back
+	// TypeKeys is a long-lived stream of KeyPushes, each with an ID, that
+	// the agent answers with Acks carrying the same ID. The server opens
+	// it (once per session) only to agents whose Hello lists
+	// FeatureKeyStream; it saves a stream's open and close frames on
+	// every push, on both sides.
+	TypeKeys = "keys"
+)
+
+// Features an agent lists in its Hello.
+const (
+	// FeatureKeyStream: the agent serves TypeKeys streams.
+	FeatureKeyStream = "key-stream"
 )
 
 // Header opens a stream.
@@ -107,6 +120,19 @@ type Hello struct {
 	// from it to the current key (see Beat.SigningKeyChain). Agents
 	// before 2026-11-28 do not send it.
 	SigningKey []byte `json:"signingKey,omitempty"`
+	// Features are the optional parts of the protocol the agent speaks
+	// (Feature*). Agents before 2026-11-28 send none.
+	Features []string `json:"features,omitempty"`
+}
+
+// Has reports whether the hello lists a feature.
+func (h *Hello) Has(feature string) bool {
+	for _, f := range h.Features {
+		if f == feature {
+			return true
+		}
+	}
+	return false
 }
 
 // Heartbeat goes agent → server on the control stream, periodically; it
@@ -144,6 +170,9 @@ type Beat struct {
 
 // KeyPush carries one signed key record.
 type KeyPush struct {
+	// ID, on a TypeKeys stream, is what the Ack answering it carries
+	// (0 on a TypeKey stream).
+	ID     uint64           `json:"id,omitempty"`
 	Record keyrecord.Record `json:"record"`
 }
 
@@ -162,6 +191,8 @@ type TunnelOpen struct {
 
 // Ack answers a KeyPush or a TunnelOpen.
 type Ack struct {
+	// ID is the KeyPush's it answers, on a TypeKeys stream.
+	ID    uint64 `json:"id,omitempty"`
 	OK    bool   `json:"ok"`
 	Error string `json:"error,omitempty"`
 }

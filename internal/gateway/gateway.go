@@ -99,6 +99,11 @@ type session struct {
 	// renew is the agent's public key when its certificate is from the
 	// previous agent CA (see startSession).
 	renew any
+	// keyStreams: the agent serves a TypeKeys stream (its Hello said so);
+	// ks is that stream once opened, guarded by ksMu.
+	keyStreams bool
+	ksMu       sync.Mutex
+	ks         *keyStream
 }
 
 // New makes a gateway. Close stops it.
@@ -379,6 +384,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 	// replaced, instead of marking the instance stopped after this one
 	// marked it running.
 	s.since, s.ports, s.sshPort = now, clipPorts(hello.Inventory.AllowedPorts), clipPort(hello.Inventory.SSHPort)
+	s.keyStreams = hello.Has(agentproto.FeatureKeyStream)
 	g.mu.Lock()
 	old := g.sessions[id]
 	g.sessions[id] = s
@@ -673,15 +679,42 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.PushTimeout)
 	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- push(s.mux, kr) }()
+	var acks <-chan agentproto.Ack
+	var errc chan error
+	forget := func() {}
+	if s.keyStreams {
+		ks, err := s.keyStreamFor()
+		if err == nil {
+			acks, forget, err = ks.send(ctx, kr)
+		}
+		if err != nil {
+			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %v", rec.InstanceID, err)
+		}
+	} else {
+		errc = make(chan error, 1)
+		go func() { errc <- push(s.mux, kr) }()
+	}
 	select {
+	case ack := <-acks:
+		if ack.ID == 0 {
+			// The stream ended after the push went out: the agent may
+			// hold the key although the API answers failure. Withdraw it,
+			// as for a push that timed out.
+			g.addWithdrawal(rec.InstanceID, rec.RequestID, rec.ExpiresAt)
+			go g.revoke(s, rec.InstanceID, rec.RequestID)
+			return apierr.New(apierr.Unavailable, "The agent of instance %s did not acknowledge the key: %s", rec.InstanceID, ack.Error)
+		}
+		if !ack.OK {
+			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %s", rec.InstanceID, ack.Error)
+		}
+		return nil
 	case err := <-errc:
 		if err != nil {
 			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %v", rec.InstanceID, err)
 		}
 		return nil
 	case <-ctx.Done():
+		forget()
 		// The API is about to answer failure: the key must not work,
 		// even if the agent takes it after all. Withdraw it (the agent
 		// drops it, or refuses it when the push arrives later), and

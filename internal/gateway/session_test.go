@@ -92,6 +92,12 @@ type testAgent struct {
 // and says hello. keepalive: the agent's yamux ping interval, 0 for none.
 func connect(t *testing.T, g *Gateway, st store.Store, keepalive time.Duration, inv agentproto.Inventory) *testAgent {
 	t.Helper()
+	return connectWith(t, g, st, keepalive, inv, nil)
+}
+
+// connectWith is connect for an agent whose hello lists features.
+func connectWith(t *testing.T, g *Gateway, st store.Store, keepalive time.Duration, inv agentproto.Inventory, features []string) *testAgent {
+	t.Helper()
 	server, client := net.Pipe()
 	in, err := st.GetInstance(t.Context(), testID)
 	if err != nil {
@@ -119,7 +125,7 @@ func connect(t *testing.T, g *Gateway, st store.Store, keepalive time.Duration, 
 	if err := a.c.Send(agentproto.Header{Type: agentproto.TypeControl}); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.c.Send(agentproto.Hello{InstanceID: testID, Inventory: inv, LocalTime: time.Now().UnixMilli()}); err != nil {
+	if err := a.c.Send(agentproto.Hello{InstanceID: testID, Inventory: inv, LocalTime: time.Now().UnixMilli(), Features: features}); err != nil {
 		t.Fatal(err)
 	}
 	var b agentproto.Beat

@@ -1,0 +1,155 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/keyrecord"
+)
+
+// keyStream is a session's long-lived TypeKeys stream: pushes go out as
+// one frame each and their acks come back on it, matched by ID. A stream
+// per push costs six yamux frames (open, data and close, each way), each
+// a TLS record and a system call on both ends; this costs two.
+type keyStream struct {
+	st *yamux.Stream
+
+	wmu sync.Mutex // one writer at a time; the frame is written whole
+
+	mu      sync.Mutex
+	nextID  uint64
+	waiters map[uint64]chan agentproto.Ack
+	err     error // set once the stream is broken; no new pushes then
+}
+
+// errKeyStreamBroken is the fate of pushes waiting on a stream that ended.
+var errKeyStreamBroken = errors.New("the key stream to the agent ended")
+
+// openKeyStream opens the stream and starts reading acks from it.
+func openKeyStream(mux *yamux.Session) (*keyStream, error) {
+	st, err := mux.OpenStream()
+	if err != nil {
+		return nil, err
+	}
+	ks := &keyStream{st: st, waiters: map[uint64]chan agentproto.Ack{}}
+	go ks.readAcks()
+	return ks, nil
+}
+
+// readAcks hands each ack to its push until the stream ends, then fails
+// the pushes still waiting.
+func (ks *keyStream) readAcks() {
+	c := agentproto.NewConnSize(ks.st, 512)
+	var err error
+	for {
+		var ack agentproto.Ack
+		if err = c.Recv(&ack); err != nil {
+			break
+		}
+		ks.mu.Lock()
+		w := ks.waiters[ack.ID]
+		delete(ks.waiters, ack.ID)
+		ks.mu.Unlock()
+		if w != nil {
+			w <- ack // buffered
+		}
+	}
+	ks.fail(fmt.Errorf("%w: %w", errKeyStreamBroken, err))
+}
+
+// fail marks the stream broken, closes it, and fails every waiting push
+// with an ack of ID 0 (the agent's acks never have it): such a push went
+// out, and its fate on the agent is unknown.
+func (ks *keyStream) fail(err error) {
+	ks.mu.Lock()
+	if ks.err == nil {
+		ks.err = err
+	}
+	waiters := ks.waiters
+	ks.waiters = map[uint64]chan agentproto.Ack{}
+	ks.mu.Unlock()
+	_ = ks.st.Close()
+	for _, w := range waiters {
+		w <- agentproto.Ack{Error: err.Error()}
+	}
+}
+
+// broken reports whether the stream can take no more pushes.
+func (ks *keyStream) broken() bool {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return ks.err != nil
+}
+
+// send writes a push and returns the channel its ack arrives on, and
+// forget, which drops the wait (for a push the caller gave up on).
+func (ks *keyStream) send(ctx context.Context, kr keyrecord.Record) (ack <-chan agentproto.Ack, forget func(), err error) {
+	ch := make(chan agentproto.Ack, 1)
+	ks.mu.Lock()
+	if ks.err != nil {
+		ks.mu.Unlock()
+		return nil, nil, ks.err
+	}
+	ks.nextID++
+	id := ks.nextID
+	ks.waiters[id] = ch
+	ks.mu.Unlock()
+	forget = func() {
+		ks.mu.Lock()
+		delete(ks.waiters, id)
+		ks.mu.Unlock()
+	}
+	msg, err := json.Marshal(agentproto.KeyPush{ID: id, Record: kr})
+	if err != nil {
+		forget()
+		return nil, nil, err
+	}
+	msg = append(msg, '\n')
+	// A stalled agent (a full window) must not hold the writer past the
+	// push's own deadline: the next push waits on wmu meanwhile.
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(5 * time.Second)
+	}
+	ks.wmu.Lock()
+	_ = ks.st.SetWriteDeadline(deadline)
+	_, err = ks.st.Write(msg)
+	ks.wmu.Unlock()
+	if err != nil {
+		// A frame may be half written: nothing after it would parse.
+		ks.fail(fmt.Errorf("%w: %w", errKeyStreamBroken, err))
+		forget()
+		return nil, nil, err
+	}
+	return ch, forget, nil
+}
+
+// keyStreamFor returns the session's key stream, opening it (and sending
+// its header) on first use or after the previous one broke.
+func (s *session) keyStreamFor() (*keyStream, error) {
+	s.ksMu.Lock()
+	defer s.ksMu.Unlock()
+	if s.ks != nil && !s.ks.broken() {
+		return s.ks, nil
+	}
+	ks, err := openKeyStream(s.mux)
+	if err != nil {
+		return nil, err
+	}
+	_ = ks.st.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := ks.st.Write([]byte(keysStreamHeader)); err != nil {
+		ks.fail(err)
+		return nil, err
+	}
+	s.ks = ks
+	return ks, nil
+}
+
+const keysStreamHeader = `{"type":"` + agentproto.TypeKeys + `"}` + "\n"

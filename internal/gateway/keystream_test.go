@@ -1,0 +1,156 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/apierr"
+)
+
+// TestKeyStreamCarriesEveryPush: to an agent that lists the key-stream
+// feature, concurrent pushes go over one stream, and acks that come back
+// in another order than the pushes reach the right callers.
+func TestKeyStreamCarriesEveryPush(t *testing.T) {
+	g, st := newSigningGateway(t)
+	g.PushTimeout = 5 * time.Second
+	a := connectWith(t, g, st, 0, testInventory, []string{agentproto.FeatureKeyStream})
+
+	const n = 6
+	var streams atomic.Int32
+	go func() {
+		for {
+			s, err := a.mux.AcceptStream()
+			if err != nil {
+				return
+			}
+			streams.Add(1)
+			go func() {
+				defer s.Close()
+				c := agentproto.NewConn(s)
+				var h agentproto.Header
+				if c.Recv(&h) != nil || h.Type != agentproto.TypeKeys {
+					return
+				}
+				// Take all n pushes, then answer in reverse order; refuse
+				// the one for req-3.
+				var got []agentproto.KeyPush
+				for len(got) < n {
+					var kp agentproto.KeyPush
+					if c.Recv(&kp) != nil {
+						return
+					}
+					got = append(got, kp)
+				}
+				for i := len(got) - 1; i >= 0; i-- {
+					ack := agentproto.Ack{ID: got[i].ID, OK: true}
+					if got[i].Record.RequestID == "req-3" {
+						ack = agentproto.Ack{ID: got[i].ID, Error: "refused for the test"}
+					}
+					if c.Send(ack) != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = g.Deliver(t.Context(), testKeyRecord(t, fmt.Sprintf("req-%d", i)))
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i == 3 {
+			if err == nil || !strings.Contains(err.Error(), "refused for the test") {
+				t.Errorf("push %d: %v, want the agent's refusal", i, err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("push %d: %v", i, err)
+		}
+	}
+	if got := streams.Load(); got != 1 {
+		t.Fatalf("%d streams opened for %d pushes, want 1", got, n)
+	}
+}
+
+// TestKeyStreamBreakWithdraws: when the key stream ends after a push went
+// out and before its ack, the push fails and the key is withdrawn (the
+// agent may hold it); the next push opens a new stream.
+func TestKeyStreamBreakWithdraws(t *testing.T) {
+	g, st := newSigningGateway(t)
+	g.PushTimeout = 5 * time.Second
+	a := connectWith(t, g, st, 0, testInventory, []string{agentproto.FeatureKeyStream})
+
+	revoked := make(chan string, 4)
+	var keyStreams atomic.Int32
+	go func() {
+		for {
+			s, err := a.mux.AcceptStream()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer s.Close()
+				c := agentproto.NewConn(s)
+				var h agentproto.Header
+				if c.Recv(&h) != nil {
+					return
+				}
+				switch h.Type {
+				case agentproto.TypeKeys:
+					first := keyStreams.Add(1) == 1
+					for {
+						var kp agentproto.KeyPush
+						if c.Recv(&kp) != nil {
+							return
+						}
+						if first {
+							return // the stream ends, unanswered
+						}
+						if c.Send(agentproto.Ack{ID: kp.ID, OK: true}) != nil {
+							return
+						}
+					}
+				case agentproto.TypeRevoke:
+					var rv agentproto.Revoke
+					if c.Recv(&rv) != nil {
+						return
+					}
+					_ = c.Send(agentproto.Ack{OK: true})
+					revoked <- rv.RequestID
+				}
+			}()
+		}
+	}()
+
+	err := g.Deliver(t.Context(), testKeyRecord(t, "req-lost"))
+	if apierr.KindOf(err) != apierr.Unavailable {
+		t.Fatalf("a push whose stream ended: %v, want Unavailable", err)
+	}
+	select {
+	case id := <-revoked:
+		if id != "req-lost" {
+			t.Errorf("withdrew %q, want req-lost", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the unacknowledged key was not withdrawn")
+	}
+	if err := g.Deliver(t.Context(), testKeyRecord(t, "req-next")); err != nil {
+		t.Fatalf("the push after a broken stream: %v", err)
+	}
+	if got := keyStreams.Load(); got != 2 {
+		t.Fatalf("%d key streams, want 2 (the broken one and its replacement)", got)
+	}
+}

@@ -43,11 +43,23 @@ const certLifetime = 397 * 24 * time.Hour
 // first use and a server certificate whenever the current one is missing,
 // expiring within 30 days, or lacks one of the names. The CA is written to
 // DIR/tls/ca.pem for clients (AWS_CA_BUNDLE) and agents to trust.
+//
+// Replicas may share DIR/tls (one data dir on shared storage, or several
+// starting at once): checking and writing happen under an exclusive lock
+// on DIR/tls/.lock, so one of them creates the CA or re-issues the
+// certificate and the others, once they have the lock, find its files
+// valid and use them. Without it, two CAs or a certificate and key from
+// different callers could end up on disk.
 func EnsureTLS(dataDir string, names []string, now time.Time) (tls.Certificate, TLSFiles, error) {
 	f := tlsFiles(dataDir)
 	if err := os.MkdirAll(filepath.Dir(f.CA), 0o700); err != nil {
 		return tls.Certificate{}, f, fmt.Errorf("tls: %w", err)
 	}
+	unlock, err := lockFile(filepath.Join(filepath.Dir(f.CA), ".lock"))
+	if err != nil {
+		return tls.Certificate{}, f, fmt.Errorf("tls: %w", err)
+	}
+	defer unlock()
 	ca, caKey, err := loadOrCreateCA(f, now)
 	if err != nil {
 		return tls.Certificate{}, f, err
@@ -186,8 +198,9 @@ func writePEM(path, typ string, der []byte, mode os.FileMode) error {
 	return writeFileAtomic(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), mode)
 }
 
-// writeFileAtomic writes through a temporary file and a rename, so a crash
-// never leaves half a key.
+// writeFileAtomic writes through a temporary file, fsync, a rename and an
+// fsync of the directory, so a crash never leaves half a key nor loses
+// the rename.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
 	if err != nil {
@@ -209,5 +222,11 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := tmp.Close(); err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
-	return os.Rename(tmp.Name(), path)
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := syncRename(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
 }

@@ -40,6 +40,11 @@ const (
 // action="other".
 const maxChildren = 4096
 
+// DeprecatedEnrollments is the old name of
+// kaginashi_server_agent_enrollments_total, still served (the same count)
+// until the release after the one that renamed it.
+const DeprecatedEnrollments = "kaginashi_agent_enrollments_total"
+
 // latencyBuckets cover a cached SendSSHPublicKey (well under a
 // millisecond of server time) up to a slow store (seconds).
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -54,8 +59,8 @@ type Registry struct {
 	deny      prometheus.Counter
 	keys      prometheus.Counter
 	internal  prometheus.Counter
-	enrollOK  prometheus.Counter
-	enrollBad prometheus.Counter
+	enrollOK  [2]prometheus.Counter
+	enrollBad [2]prometheus.Counter
 	tunnelUp  prometheus.Counter
 	tunnelDn  prometheus.Counter
 	tunnels   prometheus.Counter
@@ -90,8 +95,16 @@ func New(version string) *Registry {
 	r.keys = f.counter("kaginashi_keys_pushed_total", "SSH public keys pushed to instances (successful SendSSHPublicKey calls).")
 	r.internal = f.counter("kaginashi_internal_errors_total",
 		"API calls answered with a server error: store failures and other internal faults (each is also logged at ERROR).")
-	enroll := f.counterVec("kaginashi_agent_enrollments_total", "Agent enrollment requests by outcome.", "outcome")
-	r.enrollOK, r.enrollBad = enroll.WithLabelValues("ok"), enroll.WithLabelValues("refused")
+	// kaginashi_agent_enrollments_total was this counter's first name, but
+	// kaginashi_agent_ is the host agents' own prefix (their metrics,
+	// docs/OPERATIONS.md): the server's is kaginashi_server_agent_….
+	// The old name stays, counting the same, for one release, so that
+	// dashboards and alerts can move; then it goes.
+	enroll := f.counterVec("kaginashi_server_agent_enrollments_total", "Agent enrollment requests to this server by outcome.", "outcome")
+	old := f.counterVec(DeprecatedEnrollments,
+		"Deprecated, removed in the next release: use kaginashi_server_agent_enrollments_total (the same count). Agent enrollment requests by outcome.", "outcome")
+	r.enrollOK = [2]prometheus.Counter{enroll.WithLabelValues("ok"), old.WithLabelValues("ok")}
+	r.enrollBad = [2]prometheus.Counter{enroll.WithLabelValues("refused"), old.WithLabelValues("refused")}
 	bytes := f.counterVec("kaginashi_tunnel_bytes_total", "Bytes carried by closed tunnels; up is client to host.", "direction")
 	r.tunnelUp, r.tunnelDn = bytes.WithLabelValues("up"), bytes.WithLabelValues("down")
 	r.tunnels = f.counter("kaginashi_tunnels_closed_total", "Tunnels that have closed.")
@@ -228,11 +241,12 @@ func (r *Registry) Enrollments(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, req *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next(sw, req)
+		c := r.enrollBad
 		if sw.status == http.StatusOK {
-			r.enrollOK.Inc()
-		} else {
-			r.enrollBad.Inc()
+			c = r.enrollOK
 		}
+		c[0].Inc()
+		c[1].Inc()
 	}
 }
 

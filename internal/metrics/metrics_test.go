@@ -138,8 +138,21 @@ func TestEnrollments(t *testing.T) {
 	for _, q := range []string{"?ok=1", "", "?ok=1"} {
 		h(httptest.NewRecorder(), httptest.NewRequest("POST", "/agent/v1/enroll"+q, nil))
 	}
-	if ok, bad := testutil.ToFloat64(r.enrollOK), testutil.ToFloat64(r.enrollBad); ok != 2 || bad != 1 {
-		t.Errorf("enrollments ok %v refused %v, want 2 and 1", ok, bad)
+	// The server's name, and the deprecated one (the agents' prefix)
+	// counting the same until it is removed.
+	want := `
+# HELP kaginashi_server_agent_enrollments_total Agent enrollment requests to this server by outcome.
+# TYPE kaginashi_server_agent_enrollments_total counter
+kaginashi_server_agent_enrollments_total{outcome="ok"} 2
+kaginashi_server_agent_enrollments_total{outcome="refused"} 1
+# HELP kaginashi_agent_enrollments_total Deprecated, removed in the next release: use kaginashi_server_agent_enrollments_total (the same count). Agent enrollment requests by outcome.
+# TYPE kaginashi_agent_enrollments_total counter
+kaginashi_agent_enrollments_total{outcome="ok"} 2
+kaginashi_agent_enrollments_total{outcome="refused"} 1
+`
+	if err := testutil.GatherAndCompare(r.Gatherer(), strings.NewReader(want),
+		"kaginashi_server_agent_enrollments_total", DeprecatedEnrollments); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -67,6 +67,7 @@ type config struct {
 	pgOpts    []string
 	verbose   bool
 	legacy    bool
+	split     bool
 	quietWait time.Duration
 	noisy     float64
 	retries   int
@@ -92,6 +93,7 @@ func main() {
 	flag.DurationVar(&cfg.quietWait, "quiet-wait", 60*time.Second, "before each cell, wait up to this long for other processes to leave the CPU idle (0: don't)")
 	flag.Float64Var(&cfg.noisy, "noisy", 0.15, "other processes' CPU use (cores) above which a cell counts as disturbed")
 	flag.IntVar(&cfg.retries, "retries", 2, "measure a disturbed cell again up to this many times, keeping the least disturbed")
+	flag.BoolVar(&cfg.split, "split", true, "after the cells, run one CPU-profiled window per target and report where the CPU went: server, benchmark agents, load generator, runtime (not with -profile)")
 	flag.BoolVar(&cfg.legacy, "legacy-push", false, "benchmark agents list no protocol features, so the server opens a stream per key push (agents before the key stream), for comparison")
 	flag.BoolVar(&cfg.verbose, "v", false, "log the servers' warnings and progress details")
 	flag.Parse()
@@ -308,10 +310,25 @@ func run(ctx context.Context, cfg config, argv []string) error {
 			}
 		}
 	}
+	var splits []*sideSplit
+	if cfg.split && cfg.profile == "" {
+		for _, t := range targets {
+			if cfg.quietWait > 0 {
+				waitQuiet(ctx, cfg.quietWait, cfg.noisy, t.PGPID)
+			}
+			progress("CPU split: %s, %d clients: %s warm-up + %s, profiled…", t.Name, cfg.clients[0], cfg.warmup, cfg.duration)
+			sp, err := measureSplit(ctx, t, cfg.clients[0], cfg.warmup, cfg.duration, sshKey)
+			if err != nil {
+				return err
+			}
+			splits = append(splits, sp)
+		}
+	}
 	loadAfter := loadAvg()
 
 	var sb strings.Builder
 	writeReport(&sb, cfg, argv, targets, results, loadBefore, loadAfter, pgSettings, pgStats)
+	writeSplit(&sb, cfg.clients[0], splits)
 	fmt.Print(sb.String())
 	if cfg.out != "" {
 		if err := os.WriteFile(cfg.out, []byte(sb.String()), 0o644); err != nil {

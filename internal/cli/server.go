@@ -23,6 +23,12 @@ ID, and root credentials (root-credentials, profile kaginashi-root, printed
 once) unless KAGINASHI_ROOT_ACCESS_KEY_ID / KAGINASHI_ROOT_SECRET_ACCESS_KEY
 are set. Later starts resume everything. SIGTERM or SIGINT stops it gracefully.
 
+Replicas sharing one PostgreSQL (--store postgres://..., the same master key
+and DIR/tls) forward key pushes and tunnels to the replica holding the host's
+agent, at its --peer-url. --peer-listen ADDR puts that traffic on a listener of
+its own, e.g. a private interface; the public listener then answers /_peer/
+with 404.
+
 Point the aws CLI at it:
   export AWS_ENDPOINT_URL=https://localhost:8443 AWS_CA_BUNDLE=DIR/tls/ca.pem
   export AWS_SHARED_CREDENTIALS_FILE=DIR/root-credentials AWS_PROFILE=kaginashi-root
@@ -62,7 +68,8 @@ Point the aws CLI at it:
 	f.StringVar(&o.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (plain HTTP: bind to localhost or a private network; default off)")
 	f.DurationVar(&o.AuditLinger, "audit-commit-linger", server.DefaultAuditLinger, "under concurrent calls, let an audit commit wait up to this long for the events of calls being served, to commit them together (0: never wait; idle servers never wait)")
 	f.DurationVar(&o.AuditRetention, "audit-retention", 0, "delete audit events older than this from the store, hourly, e.g. 2160h for CloudTrail's 90 days (default 0: keep forever)")
-	f.StringVar(&o.PeerURL, "peer-url", "", "URL the other replicas reach this one at, with a PostgreSQL store (default: --listen's address, else this host's first non-loopback address, with the port)")
+	f.StringVar(&o.PeerURL, "peer-url", "", "URL the other replicas reach this one at, with a PostgreSQL store (default: --peer-listen's address, else --listen's, or when that is a wildcard this host's first non-loopback address, with the port)")
+	f.StringVar(&o.PeerListen, "peer-listen", "", "serve the replicas' peer API (/_peer/...) and /healthz on this address of its own (e.g. a private interface), with the API's TLS; the API listener then answers /_peer/ with 404 (PostgreSQL stores only; default: the peer API is on --listen)")
 	f.StringVar(&o.PeerCA, "peer-ca", "", "CA certificates (PEM) that verify the other replicas (default DIR/tls/ca.pem, or with --tls-cert the system's roots and that chain)")
 	f.DurationVar(&o.KeyLifetime, "key-lifetime", 0, "shorten pushed keys' 60 s lifetime (tests of expiry only)")
 	_ = f.MarkHidden("key-lifetime")

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,8 +37,11 @@ type agentRouter interface {
 // newRouter puts the peer router in front of the gateway when the store is
 // PostgreSQL (the only engine replicas can share; with SQLite there is no
 // other replica to route to, and agents' connections cost no store write).
-// Its TLS roots are set by peerRoots once the TLS material exists.
-func newRouter(o *Options, ln net.Listener, scheme string, pub *url.URL, gw *gateway.Gateway, st store.Store, sealer *seal.Sealer,
+// Its TLS roots are set by peerRoots once the TLS material exists. ln is
+// the listener the peer API is served on (--peer-listen's, else the API's)
+// and listen the address it was asked for, which the default peer URL is
+// made from.
+func newRouter(o *Options, ln net.Listener, listen string, scheme string, pub *url.URL, gw *gateway.Gateway, st store.Store, sealer *seal.Sealer,
 	rec audit.Recorder, id bootstrap.Identity) (agentRouter, *peer.Router, error) {
 	sessions, ok := st.(store.AgentSessions)
 	if !ok || strings.HasPrefix(o.StoreURL, "sqlite:") {
@@ -49,7 +53,7 @@ func newRouter(o *Options, ln net.Listener, scheme string, pub *url.URL, gw *gat
 	peerURL := o.PeerURL
 	if peerURL == "" {
 		var err error
-		if peerURL, err = defaultPeerURL(scheme, ln.Addr().(*net.TCPAddr), o.Listen); err != nil {
+		if peerURL, err = defaultPeerURL(scheme, ln.Addr().(*net.TCPAddr), listen); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -141,4 +145,37 @@ func peerRoots(o *Options, caPath string) (*x509.CertPool, error) {
 		}
 	}
 	return pool, nil
+}
+
+// peerMux is what the --peer-listen listener serves: the peer API and
+// /healthz (for the private network's load balancers), nothing else — the
+// AWS APIs, console, agent enrolment and tunnels 404 there, so that the
+// private port is no second way in to them.
+func peerMux(health http.HandlerFunc, router *peer.Router) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", health)
+	if router != nil {
+		mux.Handle(peer.PathPrefix, router)
+	}
+	return mux
+}
+
+// peerURLPortDiffers says whether the peer URL names another port than the
+// peer listener's (a URL without a port names its scheme's default). That
+// is right behind NAT or a port mapping, and otherwise a mistake that only
+// shows when another replica fails to reach this one, so it is logged but
+// not refused. It returns the URL's port.
+func peerURLPortDiffers(peerURL string, port int) (string, bool) {
+	u, err := url.Parse(peerURL)
+	if err != nil {
+		return "", false // validate has refused it already
+	}
+	p := u.Port()
+	if p == "" {
+		p = "443"
+		if u.Scheme == "http" {
+			p = "80"
+		}
+	}
+	return p, p != strconv.Itoa(port)
 }

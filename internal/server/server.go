@@ -105,6 +105,12 @@ type Options struct {
 	// or with --tls-cert the system's roots and that chain).
 	PeerURL string
 	PeerCA  string
+	// PeerListen, when set, serves the peer API (/_peer/...) and /healthz
+	// on a listener of its own, with the API listener's TLS, and the API
+	// listener answers /_peer/... with 404: replica traffic can then stay
+	// on a private interface. The default peer URL is then made from this
+	// address. PostgreSQL stores only.
+	PeerListen string
 
 	Stdout io.Writer // where first-start credentials are printed
 	Log    *slog.Logger
@@ -190,6 +196,20 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("listen %s: %w", o.Listen, err)
 	}
 	defer ln.Close()
+	// The peer listener too, for the same reason.
+	var peerLn net.Listener
+	if o.PeerListen != "" {
+		if peerLn, err = net.Listen("tcp", o.PeerListen); err != nil {
+			return fmt.Errorf("--peer-listen %s: %w", o.PeerListen, err)
+		}
+		defer peerLn.Close()
+		if o.PeerURL != "" {
+			if p, differs := peerURLPortDiffers(o.PeerURL, peerLn.Addr().(*net.TCPAddr).Port); differs {
+				log.Warn("--peer-url names another port than --peer-listen's: right behind NAT or a port mapping, otherwise the other replicas will not reach this one",
+					"peerURL", o.PeerURL, "peerURLPort", p, "peerListen", peerLn.Addr().String())
+			}
+		}
+	}
 	if err := bootstrap.EnsureDataDir(o.DataDir); err != nil {
 		return err
 	}
@@ -281,7 +301,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	// Replicas sharing PostgreSQL route pushes and tunnels to the one
 	// holding the agent (peer.go).
-	agents, router, err := newRouter(&o, ln, scheme, pub, gw, st, sealer, auditor, id)
+	routeLn, routeListen := ln, o.Listen
+	if peerLn != nil {
+		routeLn, routeListen = peerLn, o.PeerListen
+	}
+	agents, router, err := newRouter(&o, routeLn, routeListen, scheme, pub, gw, st, sealer, auditor, id)
 	if err != nil {
 		return err
 	}
@@ -333,18 +357,17 @@ func Run(ctx context.Context, o Options) error {
 		mux.HandleFunc("POST "+agentproto.EnrollPath, gw.HandleEnroll)
 	}
 	mux.HandleFunc("GET "+agentproto.ConnectPath, gw.HandleConnect)
-	if router != nil {
+	// With --peer-listen the peer API is on its own listener only; here
+	// /_peer/... then matches nothing and gets the mux's plain 404, as
+	// any path that does not exist.
+	if router != nil && peerLn == nil {
 		mux.Handle(peer.PathPrefix, router)
 	}
 
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	srv := newHTTPServer(mux, log)
+	var peerSrv *http.Server
+	if peerLn != nil {
+		peerSrv = newHTTPServer(peerMux(healthz(auditor.Health), router), log)
 	}
 	caPath, caPin := "", ""
 	var certs *bootstrap.CertSource
@@ -374,6 +397,12 @@ func Run(ctx context.Context, o Options) error {
 		// (generated) or re-read (files) while the server runs.
 		srv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12,
 			ClientAuth: tls.VerifyClientCertIfGiven, ClientCAs: gwKeys.CAPool()}
+		if peerSrv != nil {
+			// The same certificate source, so renewals and replaced
+			// files reach both listeners. Replicas authenticate with
+			// the HMAC key, not certificates: none is asked for.
+			peerSrv.TLSConfig = &tls.Config{GetCertificate: certs.GetCertificate, MinVersion: tls.VersionTLS12}
+		}
 		go certs.Run(ctx, o.CertCheckEvery)
 	}
 	if router != nil {
@@ -419,21 +448,33 @@ func Run(ctx context.Context, o Options) error {
 	// answer also finds this line.
 	log.Info("kaginashi serving", "url", o.PublicURL, "listen", ln.Addr().String(), "account", id.Account, "region", id.Region,
 		"store", storeKind(o.StoreURL), "ca", caPath, "caPin", caPin, "rootAccessKeyId", rootKey)
-	errc := make(chan error, 1)
-	go func() {
+	if peerLn != nil {
+		log.Info("peer listener serving", "listen", peerLn.Addr().String(), "paths", peer.PathPrefix+" and /healthz")
+	}
+	errc := make(chan error, 2)
+	serve := func(srv *http.Server, ln net.Listener) {
 		if o.Insecure {
 			errc <- srv.Serve(ln)
 		} else {
 			// bulkio under TLS: the connections that become tunnels
-			// (agents', clients' WebSockets) switch to bulk transfer.
+			// (agents', clients' WebSockets, replicas' spliced tunnels)
+			// switch to bulk transfer.
 			errc <- srv.ServeTLS(bulkio.Listener{Listener: ln}, "", "")
 		}
-	}()
+	}
+	go serve(srv, ln)
+	if peerSrv != nil {
+		go serve(peerSrv, peerLn)
+	}
 	if o.Ready != nil {
 		o.Ready(fmt.Sprintf("%s://127.0.0.1:%d", scheme, port))
 	}
 	select {
 	case err := <-errc:
+		if peerSrv != nil {
+			_ = peerSrv.Close()
+		}
+		_ = srv.Close()
 		if !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)
 		}
@@ -447,10 +488,34 @@ func Run(ctx context.Context, o Options) error {
 	gw.Close()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	if peerSrv != nil {
+		// Concurrently: each may wait for its requests to end.
+		peerDone := make(chan error, 1)
+		go func() { peerDone <- peerSrv.Shutdown(shutdownCtx) }()
+		defer func() {
+			if err := <-peerDone; err != nil {
+				log.Warn("graceful stop of the peer listener timed out", "err", err)
+			}
+		}()
+	}
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("graceful stop timed out", "err", err)
 	}
 	return nil
+}
+
+// newHTTPServer is the API's and the peer listener's server: the same
+// limits on both.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
 }
 
 // certNames are the generated certificate's names: the loopback names, the

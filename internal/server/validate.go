@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -41,6 +42,11 @@ func (o *Options) validate() error {
 	if o.MetricsListen != "" {
 		if err := checkHostPort(o.MetricsListen); err != nil {
 			return fmt.Errorf("--metrics-listen %q: %w", o.MetricsListen, err)
+		}
+	}
+	if o.PeerListen != "" {
+		if err := o.checkPeerListen(); err != nil {
+			return err
 		}
 	}
 	if o.PublicURL != "" {
@@ -183,4 +189,80 @@ func checkStoreURL(s string) error {
 	// Only the scheme: whatever follows may hold a password.
 	scheme, _, _ := strings.Cut(s, ":")
 	return fmt.Errorf("--store: %q is not a store scheme: want sqlite:PATH or postgres://...", scheme)
+}
+
+// checkPeerListen refuses a --peer-listen that cannot work: not an
+// address, with a store no other replica can share, or the address of
+// --listen or --metrics-listen (the second listen would fail, and the
+// metrics one only after the data dir is written). A port in use is found
+// by Run, which opens the peer listener right after the API's.
+func (o *Options) checkPeerListen() error {
+	if err := checkHostPort(o.PeerListen); err != nil {
+		return fmt.Errorf("--peer-listen %q: %w", o.PeerListen, err)
+	}
+	if strings.HasPrefix(o.StoreURL, "sqlite:") {
+		return fmt.Errorf("--peer-listen %s: replicas route to each other only when they share a PostgreSQL store (--store postgres://...); with SQLite there is no other replica", o.PeerListen)
+	}
+	if sameListenAddr(o.PeerListen, o.Listen) {
+		return fmt.Errorf("--peer-listen %s: the same address as --listen %s; give the peer API a port (or interface) of its own", o.PeerListen, o.Listen)
+	}
+	if o.MetricsListen != "" && sameListenAddr(o.PeerListen, o.MetricsListen) {
+		return fmt.Errorf("--peer-listen %s: the same address as --metrics-listen %s", o.PeerListen, o.MetricsListen)
+	}
+	return nil
+}
+
+// sameListenAddr says whether two listen addresses (checked by
+// checkHostPort) would take the same port: the same port number, not 0
+// (any free port), on the same host or with either on every interface
+// (an empty host, 0.0.0.0 or ::). A host name counts as the addresses it
+// resolves to, as net.Listen resolves it (localhost and 127.0.0.1 are
+// one); a name that does not resolve is compared as written, and its
+// listen fails later anyway.
+func sameListenAddr(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil {
+		return false
+	}
+	na, errA := strconv.Atoi(pa)
+	nb, errB := strconv.Atoi(pb)
+	if errA != nil || errB != nil || na == 0 || na != nb {
+		return false
+	}
+	every := func(h string) bool {
+		ip := net.ParseIP(h)
+		return h == "" || (ip != nil && ip.IsUnspecified())
+	}
+	if every(ha) || every(hb) || strings.EqualFold(ha, hb) {
+		return true
+	}
+	ipsA, ipsB := hostIPs(ha), hostIPs(hb)
+	for _, x := range ipsA {
+		for _, y := range ipsB {
+			if x.Equal(y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hostIPs is a listen host's addresses: the IP it is, or what the name
+// resolves to (within 2 s; none when it does not).
+func hostIPs(h string) []net.IP {
+	if ip := net.ParseIP(h); ip != nil {
+		return []net.IP{ip}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, h)
+	if err != nil {
+		return nil
+	}
+	ips := make([]net.IP, len(addrs))
+	for i, a := range addrs {
+		ips[i] = a.IP
+	}
+	return ips
 }

@@ -6,9 +6,10 @@ import (
 )
 
 // maxDrain is how much of an HTTP/2 request body the server still reads,
-// and throws away, after the API handler answered without reading all of
-// it (a body over awsapi.MaxBody). A mistaken upload of a few MiB gets
-// its complete error answer; a larger one is cut (see drainH2Body).
+// and throws away, after a handler answered without reading all of it (a
+// body over awsapi.MaxBody, or one refused before it was read). A
+// mistaken upload of a few MiB gets its complete error answer; a larger
+// one is cut (see drainH2Body).
 const maxDrain = 8 << 20
 
 // drainH2Body reads, after h answered, what is left of an HTTP/2 request

@@ -327,8 +327,7 @@ func Run(ctx context.Context, o Options) error {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz(auditor.Health))
-	// drainH2Body: HTTP/2 clients get the whole answer to an oversized body.
-	mux.Handle("POST /{$}", drainH2Body(api))
+	mux.Handle("POST /{$}", api)
 	if o.NoConsole {
 		mux.Handle("GET /{$}", api)
 	} else {
@@ -364,7 +363,11 @@ func Run(ctx context.Context, o Options) error {
 		mux.Handle(peer.PathPrefix, router)
 	}
 
-	srv := newHTTPServer(mux, log)
+	// drainH2Body around every route: an HTTP/2 client gets the whole
+	// answer to a body the handler did not read to its end — the API's
+	// or the console's 413 over 1 MiB, and any answer given before the
+	// body was read (the console's 401 and 403, a refused enrolment).
+	srv := newHTTPServer(drainH2Body(mux), log)
 	var peerSrv *http.Server
 	if peerLn != nil {
 		peerSrv = newHTTPServer(peerMux(healthz(auditor.Health), router), log)

@@ -120,13 +120,21 @@ func (ks *keyStream) send(ctx context.Context, kr keyrecord.Record) (ack <-chan 
 	}
 	ks.wmu.Lock()
 	_ = ks.st.SetWriteDeadline(deadline)
-	_, err = ks.st.Write(msg)
+	n, err := ks.st.Write(msg)
 	ks.wmu.Unlock()
 	if err != nil {
 		// A frame may be half written: nothing after it would parse.
 		ks.fail(fmt.Errorf("%w: %w", errKeyStreamBroken, err))
-		forget()
-		return nil, nil, err
+		if n == 0 && (errors.Is(err, yamux.ErrStreamClosed) || errors.Is(err, yamux.ErrTimeout) || errors.Is(err, yamux.ErrConnectionReset)) {
+			forget() // refused before a byte went out
+			return nil, nil, err
+		}
+		// Part of the push went out (the rest of the line may be all
+		// but its newline, which the stream's end completes: the agent
+		// parses it), or all of it may yet go (yamux stops waiting for
+		// the connection, not the frame). fail gave ch an ack of ID 0:
+		// the caller withdraws the key.
+		return ch, forget, nil
 	}
 	return ch, forget, nil
 }

@@ -683,10 +683,8 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 	var errc chan error
 	forget := func() {}
 	if s.keyStreams {
-		ks, err := s.keyStreamFor()
-		if err == nil {
-			acks, forget, err = ks.send(ctx, kr)
-		}
+		var err error
+		acks, forget, err = s.sendKey(ctx, kr)
 		if err != nil {
 			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %v", rec.InstanceID, err)
 		}

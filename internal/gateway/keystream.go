@@ -161,3 +161,40 @@ func (s *session) keyStreamFor() (*keyStream, error) {
 }
 
 const keysStreamHeader = `{"type":"` + agentproto.TypeKeys + `"}` + "\n"
+
+// sendKey is keyStreamFor and send, given up when ctx ends (with no
+// error and no ack: the caller's timeout withdraws the key, which may
+// yet go out). Opening the stream and writing wait for the connection
+// with yamux's connection write timeout (10 s), not the push's: a
+// stalled connection would hold the API call that long, and every push
+// queued behind it on ksMu or wmu longer. (The stream per push ran in a
+// goroutine of its own too.)
+func (s *session) sendKey(ctx context.Context, kr keyrecord.Record) (<-chan agentproto.Ack, func(), error) {
+	type sent struct {
+		acks   <-chan agentproto.Ack
+		forget func()
+		err    error
+	}
+	sc := make(chan sent) // unbuffered: a result nobody takes is forgotten below
+	go func() {
+		var r sent
+		ks, err := s.keyStreamFor()
+		if err == nil {
+			r.acks, r.forget, err = ks.send(ctx, kr)
+		}
+		r.err = err
+		select {
+		case sc <- r:
+		case <-ctx.Done():
+			if r.forget != nil {
+				r.forget() // the push's caller gave up: no waiter left behind
+			}
+		}
+	}()
+	select {
+	case r := <-sc:
+		return r.acks, r.forget, r.err
+	case <-ctx.Done():
+		return nil, func() {}, nil
+	}
+}

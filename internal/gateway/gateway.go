@@ -751,6 +751,17 @@ func (g *Gateway) revoke(s *session, instanceID, requestID string) {
 		return nil
 	}()
 	if err != nil {
+		// The agent may have reconnected already, its new session's
+		// resendWithdrawals having run before this withdrawal was added
+		// (a push waiting on the old session's key stream fails only
+		// when the new session closes the old one): withdraw there.
+		g.mu.Lock()
+		cur := g.sessions[instanceID]
+		g.mu.Unlock()
+		if cur != nil && cur != s {
+			g.revoke(cur, instanceID, requestID)
+			return
+		}
 		g.log.Warn("withdrawing a key whose push timed out failed; trying again when the agent reconnects", "instance", instanceID, "request", requestID, "err", err)
 		return
 	}

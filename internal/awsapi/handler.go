@@ -181,10 +181,6 @@ func (h *Handler) clientIP(r *http.Request) string { return h.cfg.Proxies.IP(r) 
 // ServeHTTP handles POST / (and GET / with a signed query) for every API.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c := &call{ctx: r.Context(), h: h, requestID: newRequestID()}
-	if ex, ok := h.deps.Audit.(audit.Expecter); ok {
-		c.arrived = ex.Expect()
-		defer c.arrived()
-	}
 	c.info = iam.RequestInfo{SourceIP: h.clientIP(r), UserAgent: r.UserAgent(), Secure: h.cfg.Proxies.Secure(r), Time: h.now().UTC(), Region: h.cfg.Region}
 	c.proto = guessProtocol(r)
 
@@ -207,6 +203,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(body) > MaxBody {
 		h.fail(w, c, apierr.New(apierr.TooLarge, "The request body exceeds the maximum of %d bytes.", MaxBody))
 		return
+	}
+	// From here the call is the server's to finish: its event will come
+	// soon. Not while the client sends its body (slowly, for up to the
+	// server's ReadTimeout: any client can), or every audit commit would
+	// linger for it.
+	if ex, ok := h.deps.Audit.(audit.Expecter); ok {
+		c.arrived = ex.Expect()
+		defer c.arrived()
 	}
 
 	// Query protocols carry their parameters in the form body (POST) or

@@ -707,6 +707,13 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 		}
 		return nil
 	case err := <-errc:
+		var refused agentRefusal
+		if err != nil && !errors.As(err, &refused) {
+			// Not the agent's refusal: the push may have reached it
+			// (the session ended before its ack), so withdraw the key.
+			g.addWithdrawal(rec.InstanceID, rec.RequestID, rec.ExpiresAt)
+			go g.revoke(s, rec.InstanceID, rec.RequestID)
+		}
 		if err != nil {
 			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %v", rec.InstanceID, err)
 		}
@@ -848,10 +855,16 @@ func push(mux *yamux.Session, kr keyrecord.Record) error {
 		return err
 	}
 	if !ack.OK {
-		return errors.New(ack.Error)
+		return agentRefusal(ack.Error)
 	}
 	return nil
 }
+
+// agentRefusal is an agent's refusal of a pushed key, in its words: the
+// agent did not store it.
+type agentRefusal string
+
+func (e agentRefusal) Error() string { return string(e) }
 
 // agentConn is an agent's connection under yamux: it first returns what
 // the HTTP server had read ahead, and notes when the agent last sent

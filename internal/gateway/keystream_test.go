@@ -22,42 +22,31 @@ func TestKeyStreamCarriesEveryPush(t *testing.T) {
 
 	const n = 6
 	var streams atomic.Int32
-	go func() {
-		for {
-			s, err := a.mux.AcceptStream()
-			if err != nil {
+	go serveAgentStreams(a.mux, func(h agentproto.Header, c *agentproto.Conn) {
+		streams.Add(1)
+		if h.Type != agentproto.TypeKeys {
+			return
+		}
+		// Take all n pushes, then answer in reverse order; refuse the
+		// one for req-3.
+		var got []agentproto.KeyPush
+		for len(got) < n {
+			var kp agentproto.KeyPush
+			if c.Recv(&kp) != nil {
 				return
 			}
-			streams.Add(1)
-			go func() {
-				defer s.Close()
-				c := agentproto.NewConn(s)
-				var h agentproto.Header
-				if c.Recv(&h) != nil || h.Type != agentproto.TypeKeys {
-					return
-				}
-				// Take all n pushes, then answer in reverse order; refuse
-				// the one for req-3.
-				var got []agentproto.KeyPush
-				for len(got) < n {
-					var kp agentproto.KeyPush
-					if c.Recv(&kp) != nil {
-						return
-					}
-					got = append(got, kp)
-				}
-				for i := len(got) - 1; i >= 0; i-- {
-					ack := agentproto.Ack{ID: got[i].ID, OK: true}
-					if got[i].Record.RequestID == "req-3" {
-						ack = agentproto.Ack{ID: got[i].ID, Error: "refused for the test"}
-					}
-					if c.Send(ack) != nil {
-						return
-					}
-				}
-			}()
+			got = append(got, kp)
 		}
-	}()
+		for i := len(got) - 1; i >= 0; i-- {
+			ack := agentproto.Ack{ID: got[i].ID, OK: true}
+			if got[i].Record.RequestID == "req-3" {
+				ack = agentproto.Ack{ID: got[i].ID, Error: "refused for the test"}
+			}
+			if c.Send(ack) != nil {
+				return
+			}
+		}
+	})
 
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -95,45 +84,26 @@ func TestKeyStreamBreakWithdraws(t *testing.T) {
 
 	revoked := make(chan string, 4)
 	var keyStreams atomic.Int32
-	go func() {
-		for {
-			s, err := a.mux.AcceptStream()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer s.Close()
-				c := agentproto.NewConn(s)
-				var h agentproto.Header
-				if c.Recv(&h) != nil {
+	go serveAgentStreams(a.mux, func(h agentproto.Header, c *agentproto.Conn) {
+		switch h.Type {
+		case agentproto.TypeKeys:
+			first := keyStreams.Add(1) == 1
+			for {
+				var kp agentproto.KeyPush
+				if c.Recv(&kp) != nil {
 					return
 				}
-				switch h.Type {
-				case agentproto.TypeKeys:
-					first := keyStreams.Add(1) == 1
-					for {
-						var kp agentproto.KeyPush
-						if c.Recv(&kp) != nil {
-							return
-						}
-						if first {
-							return // the stream ends, unanswered
-						}
-						if c.Send(agentproto.Ack{ID: kp.ID, OK: true}) != nil {
-							return
-						}
-					}
-				case agentproto.TypeRevoke:
-					var rv agentproto.Revoke
-					if c.Recv(&rv) != nil {
-						return
-					}
-					_ = c.Send(agentproto.Ack{OK: true})
-					revoked <- rv.RequestID
+				if first {
+					return // the stream ends, unanswered
 				}
-			}()
+				if c.Send(agentproto.Ack{ID: kp.ID, OK: true}) != nil {
+					return
+				}
+			}
+		case agentproto.TypeRevoke:
+			acceptRevoke(c, revoked)
 		}
-	}()
+	})
 
 	err := g.Deliver(t.Context(), testKeyRecord(t, "req-lost"))
 	if apierr.KindOf(err) != apierr.Unavailable {
@@ -152,5 +122,62 @@ func TestKeyStreamBreakWithdraws(t *testing.T) {
 	}
 	if got := keyStreams.Load(); got != 2 {
 		t.Fatalf("%d key streams, want 2 (the broken one and its replacement)", got)
+	}
+}
+
+// acceptRevoke answers a withdrawal and reports its request ID.
+func acceptRevoke(c *agentproto.Conn, revoked chan<- string) {
+	var rv agentproto.Revoke
+	if c.Recv(&rv) != nil {
+		return
+	}
+	_ = c.Send(agentproto.Ack{OK: true})
+	revoked <- rv.RequestID
+}
+
+// TestLegacyPushLostWithdraws: to an agent without the key-stream
+// feature (a stream per push), a push whose stream ends before its ack is
+// withdrawn (the agent may hold the key); one the agent refuses is not.
+func TestLegacyPushLostWithdraws(t *testing.T) {
+	g, st := newSigningGateway(t)
+	g.PushTimeout = 5 * time.Second
+	a := connect(t, g, st, 0, testInventory)
+
+	revoked := make(chan string, 4)
+	go serveAgentStreams(a.mux, func(h agentproto.Header, c *agentproto.Conn) {
+		switch h.Type {
+		case agentproto.TypeKey:
+			var kp agentproto.KeyPush
+			if c.Recv(&kp) != nil {
+				return
+			}
+			if kp.Record.RequestID == "req-refused" {
+				_ = c.Send(agentproto.Ack{Error: "refused for the test"})
+			}
+			// Otherwise the stream ends, unanswered.
+		case agentproto.TypeRevoke:
+			acceptRevoke(c, revoked)
+		}
+	})
+
+	if err := g.Deliver(t.Context(), testKeyRecord(t, "req-lost")); apierr.KindOf(err) != apierr.Unavailable {
+		t.Fatalf("a push whose stream ended: %v, want Unavailable", err)
+	}
+	select {
+	case id := <-revoked:
+		if id != "req-lost" {
+			t.Fatalf("withdrew %q, want req-lost", id)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the unacknowledged key was not withdrawn")
+	}
+	err := g.Deliver(t.Context(), testKeyRecord(t, "req-refused"))
+	if err == nil || !strings.Contains(err.Error(), "refused for the test") {
+		t.Fatalf("a refused push: %v, want the agent's reason", err)
+	}
+	select {
+	case id := <-revoked:
+		t.Fatalf("withdrew %q, which the agent refused", id)
+	case <-time.After(300 * time.Millisecond):
 	}
 }

@@ -280,3 +280,24 @@ func TestKeyStreamHeader(t *testing.T) {
 		t.Fatalf("keyStreamHeader %q, want %q", keyStreamHeader, buf.String())
 	}
 }
+
+// serveAgentStreams is a stand-in agent's stream loop: each stream the
+// server opens is read up to its header and handed to handle, in a
+// goroutine of its own, and closed when handle returns.
+func serveAgentStreams(mux *yamux.Session, handle func(h agentproto.Header, c *agentproto.Conn)) {
+	for {
+		s, err := mux.AcceptStream()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer s.Close()
+			c := agentproto.NewConn(s)
+			var h agentproto.Header
+			if c.Recv(&h) != nil {
+				return
+			}
+			handle(h, c)
+		}()
+	}
+}

@@ -53,6 +53,13 @@ type Gateway struct {
 	// running and seen, all in one store write (see sweep). Set before the
 	// first session.
 	SeenEvery time.Duration
+	// WriteTimeout bounds each write to an agent's connection (default
+	// 30 s): an agent that stops reading its socket, while still sending
+	// so that the idle sweep keeps it, would otherwise hold the session's
+	// send loop, and every push and tunnel to it, until it disconnects.
+	// A write that times out ends the session. Set before the first
+	// session.
+	WriteTimeout time.Duration
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -109,7 +116,7 @@ type session struct {
 // New makes a gateway. Close stops it.
 func New(st store.Store, keys *Keys, tokens *Tokens, log *slog.Logger, now func() time.Time) *Gateway {
 	return &Gateway{store: st, keys: keys, tokens: tokens, log: log, now: now, PushTimeout: 1500 * time.Millisecond,
-		IdleTimeout: time.Minute, SeenEvery: 30 * time.Second,
+		IdleTimeout: time.Minute, WriteTimeout: 30 * time.Second, SeenEvery: 30 * time.Second,
 		sessions: map[string]*session{}, withdrawals: map[string]map[string]time.Time{}, epoch: time.Now(), stop: make(chan struct{})}
 }
 
@@ -890,6 +897,14 @@ func (c *agentConn) Read(p []byte) (int, error) {
 		c.s.lastRead.Store(int64(time.Since(c.g.epoch)))
 	}
 	return n, err
+}
+
+// Write bounds each write by WriteTimeout (see there).
+func (c *agentConn) Write(p []byte) (int, error) {
+	if t := c.g.WriteTimeout; t > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(t))
+	}
+	return c.Conn.Write(p)
 }
 
 // NetConn is the wrapped connection.

@@ -60,6 +60,9 @@ type Gateway struct {
 	// A write that times out ends the session. Set before the first
 	// session.
 	WriteTimeout time.Duration
+	// KeyStreamIdle is how long an agent's key stream stays open with no
+	// push (default 1 minute; 0: until the session ends).
+	KeyStreamIdle time.Duration
 
 	mu       sync.Mutex
 	sessions map[string]*session
@@ -116,7 +119,7 @@ type session struct {
 // New makes a gateway. Close stops it.
 func New(st store.Store, keys *Keys, tokens *Tokens, log *slog.Logger, now func() time.Time) *Gateway {
 	return &Gateway{store: st, keys: keys, tokens: tokens, log: log, now: now, PushTimeout: 1500 * time.Millisecond,
-		IdleTimeout: time.Minute, WriteTimeout: 30 * time.Second, SeenEvery: 30 * time.Second,
+		IdleTimeout: time.Minute, WriteTimeout: 30 * time.Second, KeyStreamIdle: time.Minute, SeenEvery: 30 * time.Second,
 		sessions: map[string]*session{}, withdrawals: map[string]map[string]time.Time{}, epoch: time.Now(), stop: make(chan struct{})}
 }
 
@@ -691,7 +694,7 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 	forget := func() {}
 	if s.keyStreams {
 		var err error
-		acks, forget, err = s.sendKey(ctx, kr)
+		acks, forget, err = s.sendKey(ctx, kr, g.KeyStreamIdle)
 		if err != nil {
 			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %v", rec.InstanceID, err)
 		}

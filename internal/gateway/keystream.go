@@ -26,11 +26,17 @@ type keyStream struct {
 	mu      sync.Mutex
 	nextID  uint64
 	waiters map[uint64]chan agentproto.Ack
-	err     error // set once the stream is broken; no new pushes then
+	err     error     // set once the stream is broken; no new pushes then
+	last    time.Time // when the latest push was queued
+	idle    *time.Timer
 }
 
 // errKeyStreamBroken is the fate of pushes waiting on a stream that ended.
 var errKeyStreamBroken = errors.New("the key stream to the agent ended")
+
+// errKeyStreamIdle closes a stream no push used for the idle time: a
+// push that finds it so, before queuing anything, opens a new one.
+var errKeyStreamIdle = errors.New("the key stream to the agent was idle")
 
 // openKeyStream opens the stream and starts reading acks from it.
 func openKeyStream(mux *yamux.Session) (*keyStream, error) {
@@ -100,6 +106,7 @@ func (ks *keyStream) send(ctx context.Context, kr keyrecord.Record) (ack <-chan 
 	ks.nextID++
 	id := ks.nextID
 	ks.waiters[id] = ch
+	ks.last = time.Now()
 	ks.mu.Unlock()
 	forget = func() {
 		ks.mu.Lock()
@@ -140,8 +147,9 @@ func (ks *keyStream) send(ctx context.Context, kr keyrecord.Record) (ack <-chan 
 }
 
 // keyStreamFor returns the session's key stream, opening it (and sending
-// its header) on first use or after the previous one broke.
-func (s *session) keyStreamFor() (*keyStream, error) {
+// its header) on first use, after the previous one broke, or after it was
+// closed for being idle longer than idle (0: never).
+func (s *session) keyStreamFor(idle time.Duration) (*keyStream, error) {
 	s.ksMu.Lock()
 	defer s.ksMu.Unlock()
 	if s.ks != nil && !s.ks.broken() {
@@ -157,7 +165,39 @@ func (s *session) keyStreamFor() (*keyStream, error) {
 		return nil, err
 	}
 	s.ks = ks
+	if idle > 0 {
+		// A stream costs the server a goroutine and buffers for as long
+		// as it is open: with thousands of agents, most pushed to once
+		// in a while, keep only the busy ones.
+		ks.mu.Lock()
+		ks.last = time.Now()
+		ks.idle = time.AfterFunc(idle, func() { s.closeIdleKeyStream(ks, idle) })
+		ks.mu.Unlock()
+	}
 	return ks, nil
+}
+
+// closeIdleKeyStream closes ks if no push used it for idle and none is
+// waiting for its ack; otherwise it looks again when that may be so.
+func (s *session) closeIdleKeyStream(ks *keyStream, idle time.Duration) {
+	s.ksMu.Lock()
+	defer s.ksMu.Unlock()
+	if s.ks != ks {
+		return
+	}
+	ks.mu.Lock()
+	broken, busy := ks.err != nil, len(ks.waiters) > 0
+	wait := idle - time.Since(ks.last)
+	if !broken && (busy || wait > 0) {
+		ks.idle.Reset(max(wait, idle/8))
+		ks.mu.Unlock()
+		return
+	}
+	ks.mu.Unlock()
+	s.ks = nil
+	if !broken {
+		ks.fail(errKeyStreamIdle) // nobody waits: this only closes it
+	}
 }
 
 const keysStreamHeader = `{"type":"` + agentproto.TypeKeys + `"}` + "\n"
@@ -169,7 +209,7 @@ const keysStreamHeader = `{"type":"` + agentproto.TypeKeys + `"}` + "\n"
 // stalled connection would hold the API call that long, and every push
 // queued behind it on ksMu or wmu longer. (The stream per push ran in a
 // goroutine of its own too.)
-func (s *session) sendKey(ctx context.Context, kr keyrecord.Record) (<-chan agentproto.Ack, func(), error) {
+func (s *session) sendKey(ctx context.Context, kr keyrecord.Record, idle time.Duration) (<-chan agentproto.Ack, func(), error) {
 	type sent struct {
 		acks   <-chan agentproto.Ack
 		forget func()
@@ -178,9 +218,18 @@ func (s *session) sendKey(ctx context.Context, kr keyrecord.Record) (<-chan agen
 	sc := make(chan sent) // unbuffered: a result nobody takes is forgotten below
 	go func() {
 		var r sent
-		ks, err := s.keyStreamFor()
-		if err == nil {
-			r.acks, r.forget, err = ks.send(ctx, kr)
+		var err error
+		for try := 0; try < 2; try++ {
+			var ks *keyStream
+			ks, err = s.keyStreamFor(idle)
+			if err == nil {
+				r.acks, r.forget, err = ks.send(ctx, kr)
+			}
+			if !errors.Is(err, errKeyStreamIdle) {
+				break
+			}
+			// Closed for idleness between keyStreamFor and send: nothing
+			// was queued; a new stream takes it.
 		}
 		r.err = err
 		select {

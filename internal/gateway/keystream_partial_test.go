@@ -122,7 +122,7 @@ func TestKeyStreamPartialWriteWithdraws(t *testing.T) {
 	g.mu.Lock()
 	s := g.sessions[testID]
 	g.mu.Unlock()
-	ks, err := s.keyStreamFor()
+	ks, err := s.keyStreamFor(0)
 	if err != nil {
 		t.Fatal(err)
 	}

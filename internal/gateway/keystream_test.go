@@ -181,3 +181,50 @@ func TestLegacyPushLostWithdraws(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+// TestKeyStreamIdleClosed: a key stream no push used for KeyStreamIdle
+// is closed (the agent sees its end), one in steady use is not, and the
+// push after an idle close opens a new one.
+func TestKeyStreamIdleClosed(t *testing.T) {
+	g, st := newSigningGateway(t)
+	g.PushTimeout = 5 * time.Second
+	g.KeyStreamIdle = 300 * time.Millisecond
+	a := connectWith(t, g, st, 0, testInventory, []string{agentproto.FeatureKeyStream})
+
+	var opened, ended atomic.Int32
+	go serveAgentStreams(a.mux, func(h agentproto.Header, c *agentproto.Conn) {
+		if h.Type != agentproto.TypeKeys {
+			return
+		}
+		opened.Add(1)
+		defer ended.Add(1)
+		for {
+			var kp agentproto.KeyPush
+			if c.Recv(&kp) != nil {
+				return
+			}
+			if c.Send(agentproto.Ack{ID: kp.ID, OK: true}) != nil {
+				return
+			}
+		}
+	})
+	push := func(id string) {
+		t.Helper()
+		if err := g.Deliver(t.Context(), testKeyRecord(t, id)); err != nil {
+			t.Fatalf("push %s: %v", id, err)
+		}
+	}
+	// Steady use, a push every 100 ms for a second: one stream throughout.
+	for i := 0; i < 10; i++ {
+		push(fmt.Sprintf("req-steady-%d", i))
+		time.Sleep(100 * time.Millisecond)
+	}
+	if o, e := opened.Load(), ended.Load(); o != 1 || e != 0 {
+		t.Fatalf("in steady use: %d streams opened, %d ended; want 1 and 0", o, e)
+	}
+	waitFor(t, "the idle stream's end", func() bool { return ended.Load() == 1 })
+	push("req-after-idle")
+	if o := opened.Load(); o != 2 {
+		t.Fatalf("%d streams opened, want 2 (a new one after the idle close)", o)
+	}
+}

@@ -16,28 +16,58 @@ import (
 
 // AuthHeader carries a peer request's authentication:
 //
-//	Kaginashi-Peer-Auth: v1 replica=ID ts=UNIXMILLIS nonce=HEX32 sig=HEX64
+//	Kaginashi-Peer-Auth: v2 replica=FROM to=TO ts=UNIXMILLIS nonce=HEX32 sig=HEX64
 //
 // sig is the HMAC-SHA256, under the key every replica derives from the
 // shared master key (seal.Sealer.DeriveKey(KeyPurpose)), of
 //
-//	kaginashi-peer-v1 \n METHOD \n REQUEST-URI \n replica \n ts \n nonce \n hex(SHA-256(body))
+//	kaginashi-peer-v2 \n METHOD \n REQUEST-URI \n FROM \n TO \n ts \n nonce \n hex(SHA-256(body))
 //
-// The timestamp bounds a request's life (MaxSkew either way) and the nonce,
-// remembered for that long, makes it single-use: a captured request cannot
-// be replayed, nor moved to another path or given another body.
+// (each field followed by a newline). FROM is the sending replica's ID, TO
+// the ID of the replica the request is for — the one the sender found in
+// the store's agent session record. The timestamp bounds a request's life
+// (MaxSkew either way) and the nonce, remembered for that long by the
+// replica it is for, makes it single-use; TO makes every other replica
+// refuse it, so a captured request can be replayed nowhere: not at its
+// target (nonce), not at another replica (TO), not at its target's
+// successor at the same peer URL after a restart (a new process has a new
+// replica ID, and its empty nonce cache is then no gap). Nor can it be
+// moved to another path or given another body.
+//
+// v1 (kaginashi before the target was bound) had no TO:
+//
+//	Kaginashi-Peer-Auth: v1 replica=FROM ts=UNIXMILLIS nonce=HEX32 sig=HEX64
+//	kaginashi-peer-v1 \n METHOD \n REQUEST-URI \n FROM \n ts \n nonce \n hex(SHA-256(body))
+//
+// This release signs v2 only and still accepts v1, so that replicas not
+// yet upgraded can reach upgraded ones during a rolling upgrade (the
+// router logs each v1 sender once, at WARN). The next release refuses v1.
+// Accepting it reopens nothing once every replica is upgraded: only an old
+// replica makes v1 requests, an upgraded one cannot be made to, and a v2
+// request cannot be turned into a v1 one without the key (the domain
+// strings differ); a v1 request captured before the last old replica went
+// away is past its window 30 s later. See docs/SECURITY.md.
 const AuthHeader = "Kaginashi-Peer-Auth"
 
-// KeyPurpose is the HKDF info string of the peer key.
+// KeyPurpose is the HKDF info string of the peer key. Unchanged by v2: the
+// key is the same, the MAC's input (its domain string) says the version.
 const KeyPurpose = "kaginashi peer auth v1"
 
 // MaxSkew is how far a request's timestamp may be from the verifier's
 // clock. Replicas' clocks must agree within it (NTP does far better).
 const MaxSkew = 30 * time.Second
 
+// Versions of AuthHeader.
 const (
-	authVersion = "v1"
-	nonceLen    = 16 // bytes
+	// V1 is the old form, without the target replica; accepted for one
+	// release, never signed.
+	V1 = "v1"
+	// V2 binds the target replica.
+	V2 = "v2"
+)
+
+const (
+	nonceLen = 16 // bytes
 	// maxNonces bounds the replay cache: at most this many requests per
 	// 2×MaxSkew are accepted; beyond it requests are refused (fail closed)
 	// rather than remembered in unbounded memory.
@@ -46,8 +76,11 @@ const (
 
 // Auth is a parsed AuthHeader.
 type Auth struct {
-	Replica string
+	Version string // V1 or V2
+	Replica string // the sender
+	To      string // the replica the request is for (V2; "" in V1)
 	Time    time.Time
+	TS      string // ts as sent: the MAC covers these digits, not a re-formatting of Time
 	Nonce   string // hex
 	Sig     []byte
 }
@@ -56,28 +89,39 @@ type Auth struct {
 // is logged, not told.
 var errAuth = errors.New("peer authentication failed")
 
-// ParseAuth parses an AuthHeader value. It accepts exactly the form Sign
-// writes: the four fields in order, each once, nothing else.
+// ParseAuth parses an AuthHeader value. It accepts exactly the forms Sign
+// writes (and v1's): the fields in order, each once, single spaces,
+// nothing else.
 func ParseAuth(v string) (Auth, error) {
 	if len(v) > 512 {
 		return Auth{}, errors.New("the peer auth header is too long")
 	}
 	parts := strings.Split(v, " ")
-	if len(parts) != 5 || parts[0] != authVersion {
-		return Auth{}, errors.New("the peer auth header is not 'v1 replica=… ts=… nonce=… sig=…'")
+	var names []string
+	switch {
+	case len(parts) == 6 && parts[0] == V2:
+		names = []string{"replica", "to", "ts", "nonce", "sig"}
+	case len(parts) == 5 && parts[0] == V1:
+		names = []string{"replica", "ts", "nonce", "sig"}
+	default:
+		return Auth{}, errors.New("the peer auth header is not 'v2 replica=… to=… ts=… nonce=… sig=…' (nor v1's 'v1 replica=… ts=… nonce=… sig=…')")
 	}
-	var a Auth
-	for i, name := range []string{"replica", "ts", "nonce", "sig"} {
+	a := Auth{Version: parts[0]}
+	for i, name := range names {
 		k, val, ok := strings.Cut(parts[i+1], "=")
 		if !ok || k != name || val == "" {
 			return Auth{}, fmt.Errorf("the peer auth header's field %d is not %s=…", i+1, name)
 		}
 		switch name {
-		case "replica":
+		case "replica", "to":
 			if !validReplicaID(val) {
-				return Auth{}, errors.New("the peer auth header's replica is not a replica ID")
+				return Auth{}, fmt.Errorf("the peer auth header's %s is not a replica ID", name)
 			}
-			a.Replica = val
+			if name == "replica" {
+				a.Replica = val
+			} else {
+				a.To = val
+			}
 		case "ts":
 			if len(val) > 15 || strings.TrimLeft(val, "0123456789") != "" {
 				return Auth{}, errors.New("the peer auth header's ts is not Unix milliseconds")
@@ -86,7 +130,7 @@ func ParseAuth(v string) (Auth, error) {
 			if err != nil {
 				return Auth{}, errors.New("the peer auth header's ts is not Unix milliseconds")
 			}
-			a.Time = time.UnixMilli(ms)
+			a.Time, a.TS = time.UnixMilli(ms), val
 		case "nonce":
 			b, err := hex.DecodeString(val)
 			if err != nil || len(b) != nonceLen || strings.ToLower(val) != val {
@@ -124,10 +168,16 @@ func NewReplicaID() string {
 	return hex.EncodeToString(b[:])
 }
 
-func mac(key []byte, method, requestURI, replica, ts, nonce string, body []byte) []byte {
+// mac is the signature of a request in form version. Each version has its
+// own domain string, so no input of one is an input of the other.
+func mac(key []byte, version, method, requestURI, from, to, ts, nonce string, body []byte) []byte {
 	sum := sha256.Sum256(body)
+	fields := []string{"kaginashi-peer-v2", method, requestURI, from, to, ts, nonce, hex.EncodeToString(sum[:])}
+	if version == V1 {
+		fields = []string{"kaginashi-peer-v1", method, requestURI, from, ts, nonce, hex.EncodeToString(sum[:])}
+	}
 	m := hmac.New(sha256.New, key)
-	for _, s := range []string{"kaginashi-peer-v1", method, requestURI, replica, ts, nonce, hex.EncodeToString(sum[:])} {
+	for _, s := range fields {
 		m.Write([]byte(s))
 		m.Write([]byte{'\n'})
 	}
@@ -141,68 +191,70 @@ type Signer struct {
 	Now     func() time.Time
 }
 
-// Sign sets r's AuthHeader for body (the bytes r will send; nil for none).
-func (s *Signer) Sign(r *http.Request, body []byte) {
+// Sign sets r's AuthHeader (v2) for the replica to and body (the bytes r
+// will send; nil for none). to is the target's replica ID, as the agent
+// session record names it.
+func (s *Signer) Sign(r *http.Request, to string, body []byte) error {
+	if !validReplicaID(to) {
+		return fmt.Errorf("signing a peer request: the target %q is not a replica ID", to)
+	}
 	var n [nonceLen]byte
 	_, _ = rand.Read(n[:])
 	nonce := hex.EncodeToString(n[:])
 	ts := strconv.FormatInt(s.Now().UnixMilli(), 10)
-	sig := mac(s.Key, r.Method, r.URL.RequestURI(), s.Replica, ts, nonce, body)
-	r.Header.Set(AuthHeader, authVersion+" replica="+s.Replica+" ts="+ts+" nonce="+nonce+" sig="+hex.EncodeToString(sig))
+	sig := mac(s.Key, V2, r.Method, r.URL.RequestURI(), s.Replica, to, ts, nonce, body)
+	r.Header.Set(AuthHeader, V2+" replica="+s.Replica+" to="+to+" ts="+ts+" nonce="+nonce+" sig="+hex.EncodeToString(sig))
+	return nil
 }
 
-// Verifier checks peers' requests: signature, time window, single use.
+// Verifier checks peers' requests for one replica: signature, target,
+// time window, single use.
 type Verifier struct {
-	key []byte
-	now func() time.Time
+	key  []byte
+	self string
+	now  func() time.Time
 
 	mu     sync.Mutex
 	nonces map[string]time.Time // nonce → when it may be forgotten
 }
 
-// NewVerifier makes a verifier for key with clock now.
-func NewVerifier(key []byte, now func() time.Time) *Verifier {
-	return &Verifier{key: key, now: now, nonces: map[string]time.Time{}}
+// NewVerifier makes the verifier of replica self for key with clock now.
+func NewVerifier(key []byte, self string, now func() time.Time) *Verifier {
+	return &Verifier{key: key, self: self, now: now, nonces: map[string]time.Time{}}
 }
 
 // Verify checks r's AuthHeader against the request and body and returns
-// the calling replica's ID. Every failure is errAuth wrapped with the
-// reason (for the log; the wire gets only errAuth's text).
-func (v *Verifier) Verify(r *http.Request, body []byte) (string, error) {
+// it parsed (Replica is the calling replica; Version says whether it still
+// signs v1). Every failure is errAuth wrapped with the reason (for the
+// log; the wire gets only errAuth's text).
+func (v *Verifier) Verify(r *http.Request, body []byte) (Auth, error) {
 	h := r.Header.Values(AuthHeader)
 	if len(h) != 1 {
-		return "", fmt.Errorf("%w: want one %s header, got %d", errAuth, AuthHeader, len(h))
+		return Auth{}, fmt.Errorf("%w: want one %s header, got %d", errAuth, AuthHeader, len(h))
 	}
 	a, err := ParseAuth(h[0])
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", errAuth, err)
+		return Auth{}, fmt.Errorf("%w: %v", errAuth, err)
 	}
 	now := v.now()
 	if d := now.Sub(a.Time); d > MaxSkew || d < -MaxSkew {
-		return "", fmt.Errorf("%w: the request's time is %s from this replica's clock (at most %s)", errAuth, d.Round(time.Millisecond), MaxSkew)
+		return Auth{}, fmt.Errorf("%w: the request's time is %s from this replica's clock (at most %s)", errAuth, d.Round(time.Millisecond), MaxSkew)
 	}
-	// The signed ts is the header's own digits (as sent), not a
-	// re-formatting of the parsed time.
-	ts := fieldValue(h[0], "ts")
-	want := mac(v.key, r.Method, r.URL.RequestURI(), a.Replica, ts, a.Nonce, body)
+	want := mac(v.key, a.Version, r.Method, r.URL.RequestURI(), a.Replica, a.To, a.TS, a.Nonce, body)
 	if !hmac.Equal(want, a.Sig) {
-		return "", fmt.Errorf("%w: wrong signature (another master key, or a changed request)", errAuth)
+		return Auth{}, fmt.Errorf("%w: wrong signature (another master key, or a changed request)", errAuth)
+	}
+	// The target is checked after the signature, so that only a request
+	// a replica really signed is reported as meant for another one.
+	if a.Version == V2 && a.To != v.self {
+		return Auth{}, fmt.Errorf("%w: the request from replica %s is for replica %s, not this one (%s): a stale agent session record, or a request replayed here", errAuth, a.Replica, a.To, v.self)
 	}
 	// Only a correctly signed request reaches the nonce cache, so the
 	// cache cannot be filled by anyone without the key.
 	if err := v.useNonce(a.Nonce, a.Time.Add(MaxSkew), now); err != nil {
-		return "", err
+		return Auth{}, err
 	}
-	return a.Replica, nil
-}
-
-func fieldValue(h, name string) string {
-	for _, p := range strings.Split(h, " ") {
-		if k, val, ok := strings.Cut(p, "="); ok && k == name {
-			return val
-		}
-	}
-	return ""
+	return a, nil
 }
 
 // useNonce remembers a nonce until forget; a second use is a replay.

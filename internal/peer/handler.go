@@ -29,11 +29,15 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 			return
 		}
 	}
-	from, err := r.verifier.Verify(req, body)
+	a, err := r.verifier.Verify(req, body)
 	if err != nil {
 		r.log.Warn("peer request refused", "remote", req.RemoteAddr, "path", req.URL.Path, "err", err)
 		writeErr(w, http.StatusUnauthorized, "Unauthenticated", errAuth.Error())
 		return
+	}
+	from := a.Replica
+	if a.Version == V1 {
+		r.sawV1(from)
 	}
 	switch {
 	case req.Method == http.MethodPost && req.URL.Path == pathDeliver:

@@ -76,7 +76,18 @@ type Router struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]cachedSession
+
+	// v1Mu guards what the router knows of replicas still signing v1.
+	v1Mu   sync.Mutex
+	v1Seen map[string]bool // sender replica IDs already warned about
+	v1Last time.Time       // when the last v1 request was accepted
 }
+
+// maxV1Senders bounds v1Seen. Only a key holder can add to it (a v1
+// request is counted once its signature checks), and every restart of an
+// old replica is a new ID; beyond the bound a sender is warned about again
+// rather than remembered.
+const maxV1Senders = 1024
 
 type cachedSession struct {
 	s    store.AgentSession
@@ -113,9 +124,10 @@ func New(cfg Config, gw *gateway.Gateway, st store.AgentSessions, rec audit.Reco
 	}
 	r := &Router{cfg: cfg, gw: gw, st: st, audit: rec, log: log, now: now,
 		signer:   &Signer{Key: cfg.Key, Replica: cfg.ReplicaID, Now: now},
-		verifier: NewVerifier(cfg.Key, now),
+		verifier: NewVerifier(cfg.Key, cfg.ReplicaID, now),
 		client:   &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		cache:    map[string]cachedSession{},
+		v1Seen:   map[string]bool{},
 	}
 	gw.SetSessionHook(r)
 	return r, nil
@@ -318,12 +330,12 @@ func (r *Router) Deliver(ctx context.Context, rec store.KeyRecord) error {
 	if err != nil {
 		return apierr.Wrap(err, "encoding a peer delivery")
 	}
-	status, perr, err := r.post(ctx, h.PeerURL, pathDeliver, body)
+	status, perr, err := r.post(ctx, h, pathDeliver, body)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// The holder may still get the agent's acknowledgement after
 		// this replica answers failure: withdraw the key there.
-		go r.revokeAt(h.PeerURL, rec.InstanceID, rec.RequestID)
+		go r.revokeAt(h, rec.InstanceID, rec.RequestID)
 		r.log.Warn("a forwarded key push timed out", "instance", rec.InstanceID, "replica", h.ReplicaID, "peerURL", h.PeerURL)
 		return apierr.New(apierr.Unavailable, "The agent of instance %s did not acknowledge the key in time. Try again later.", rec.InstanceID)
 	case err != nil:
@@ -331,30 +343,42 @@ func (r *Router) Deliver(ctx context.Context, rec store.KeyRecord) error {
 		return apierr.New(apierr.Unavailable, "The agent of instance %s is connected to another server replica, which does not answer; the agent reconnects to a live one shortly. Try again later.", rec.InstanceID)
 	case status == http.StatusOK:
 		return nil
+	case status == http.StatusUnauthorized:
+		r.refusedByPeer(h, rec.InstanceID)
+		return apierr.New(apierr.Unavailable, "The agent of instance %s is connected to another server replica, which refused this replica's request; the agent reconnects to a live one shortly. Try again later.", rec.InstanceID)
 	default:
 		return apierr.New(apierr.Unavailable, "%s", perr.Message)
 	}
 }
 
 // revokeAt asks the holder to withdraw a record, best effort.
-func (r *Router) revokeAt(peerURL, instanceID, requestID string) {
+func (r *Router) revokeAt(h store.AgentSession, instanceID, requestID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	body, _ := json.Marshal(map[string]string{"instanceId": instanceID, "requestId": requestID})
-	if _, _, err := r.post(ctx, peerURL, pathRevoke, body); err != nil {
+	if _, _, err := r.post(ctx, h, pathRevoke, body); err != nil {
 		r.log.Warn("asking the holding replica to withdraw a late key failed", "instance", instanceID, "request", requestID, "err", err)
 	}
 }
 
-// post sends a signed request and returns the status and, unless 200, the
-// error body.
-func (r *Router) post(ctx context.Context, peerURL, path string, body []byte) (int, peerError, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, peerURL+path, bytes.NewReader(body))
+// refusedByPeer logs a holder's refusal of this replica's authentication.
+// The holder logs why; from here the likely causes are named.
+func (r *Router) refusedByPeer(h store.AgentSession, instanceID string) {
+	r.log.Warn("the replica holding an agent refused this replica's peer authentication (its log says why: another master key, clocks more than 30 s apart, a stale agent session record naming a replica that restarted, or a replica too old for v2 peer authentication)",
+		"instance", instanceID, "replica", h.ReplicaID, "peerURL", h.PeerURL)
+}
+
+// post sends a request signed for the holder h and returns the status and,
+// unless 200, the error body.
+func (r *Router) post(ctx context.Context, h store.AgentSession, path string, body []byte) (int, peerError, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.PeerURL+path, bytes.NewReader(body))
 	if err != nil {
 		return 0, peerError{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	r.signer.Sign(req, body)
+	if err := r.signer.Sign(req, h.ReplicaID, body); err != nil {
+		return 0, peerError{}, err
+	}
 	resp, err := r.client.Do(req)
 	if err != nil {
 		return 0, peerError{}, err
@@ -392,8 +416,13 @@ func (r *Router) OpenTunnel(ctx context.Context, instanceID string, port int) (i
 	}
 	q := url.Values{"instanceId": {instanceID}, "port": {strconv.Itoa(port)}}
 	target := h.PeerURL + pathTunnel + "?" + q.Encode()
-	req, _ := http.NewRequest(http.MethodGet, target, nil)
-	r.signer.Sign(req, nil)
+	req, err := http.NewRequest(http.MethodGet, target, nil)
+	if err != nil {
+		return nil, fmt.Errorf("a peer tunnel request: %w", err)
+	}
+	if err := r.signer.Sign(req, h.ReplicaID, nil); err != nil {
+		return nil, err
+	}
 	wsURL := "wss" + strings.TrimPrefix(target, "https")
 	if strings.HasPrefix(target, "http://") {
 		wsURL = "ws" + strings.TrimPrefix(target, "http")
@@ -412,6 +441,9 @@ func (r *Router) OpenTunnel(ctx context.Context, instanceID string, port int) (i
 		if json.Unmarshal(b, &pe) != nil {
 			pe = peerError{Code: "Internal", Message: "the replica holding the agent answered " + resp.Status}
 		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			r.refusedByPeer(h, instanceID)
+		}
 		switch pe.Code {
 		case "NotConnected":
 			return nil, gateway.ErrNotConnected
@@ -421,6 +453,30 @@ func (r *Router) OpenTunnel(ctx context.Context, instanceID string, port int) (i
 		return nil, errors.New(pe.Message)
 	}
 	return ws, nil
+}
+
+// sawV1 notes an accepted v1 request from replica from: the first from
+// each sender is logged at WARN, and LastV1 tells the metrics.
+func (r *Router) sawV1(from string) {
+	r.v1Mu.Lock()
+	r.v1Last = r.now()
+	first := !r.v1Seen[from]
+	if first && len(r.v1Seen) < maxV1Senders {
+		r.v1Seen[from] = true
+	}
+	r.v1Mu.Unlock()
+	if first {
+		r.log.Warn("a replica still signs peer requests v1, which does not bind the replica a request is for: upgrade it (the next release refuses v1)",
+			"fromReplica", from)
+	}
+}
+
+// LastV1 is when this replica last accepted a v1 peer request (zero:
+// never since it started). kaginashi_peer_v1_last_accepted_timestamp_seconds.
+func (r *Router) LastV1() time.Time {
+	r.v1Mu.Lock()
+	defer r.v1Mu.Unlock()
+	return r.v1Last
 }
 
 // SetRootCAs sets the CAs that verify the peers' certificates; call it

@@ -430,6 +430,17 @@ func Run(ctx context.Context, o Options) error {
 
 	if reg != nil {
 		registerGauges(reg, gw, api, auditor, certs)
+		if router != nil {
+			// Nonzero while a replica not yet upgraded still signs peer
+			// requests v1 (peer/auth.go): alert on it after an upgrade.
+			reg.GaugeFunc("kaginashi_peer_v1_last_accepted_timestamp_seconds", "When this replica last accepted a peer request signed v1, by a replica not yet upgraded (Unix time; 0: none since start).",
+				func() float64 {
+					if t := router.LastV1(); !t.IsZero() {
+						return float64(t.Unix())
+					}
+					return 0
+				})
+		}
 		reg.GaugeFunc("kaginashi_server_lock_held", "1 while this server holds the store's server lock (shared), which keeps rotate-master-key away; 0 while it is taking it again after losing it.",
 			func() float64 {
 				if lockHeld() {

@@ -2,7 +2,9 @@ package peer
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/gateway"
+	"github.com/kaginashi/kaginashi/internal/store"
 )
 
 // syncBuffer is a log destination the handler may write from any goroutine.
@@ -37,10 +41,15 @@ func (s *syncBuffer) String() string {
 // before either would be asked.
 func replica(t *testing.T, id string, c *clock) (*Router, *syncBuffer) {
 	t.Helper()
+	return replicaWith(t, id, c, nil)
+}
+
+func replicaWith(t *testing.T, id string, c *clock, sessions store.AgentSessions) (*Router, *syncBuffer) {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	gw := gateway.New(nil, nil, nil, log, c.now)
-	r, err := New(Config{ReplicaID: id, PeerURL: "https://" + id + ".replicas.test:8443", Key: key}, gw, nil, nil, log, c.now)
+	r, err := New(Config{ReplicaID: id, PeerURL: "https://" + id + ".replicas.test:8443", Key: key}, gw, sessions, nil, log, c.now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,5 +140,70 @@ func TestServeHTTPV1(t *testing.T) {
 	serve(t, b, signed(t, sender, otherB, http.MethodPost, pathRevoke, body))
 	if !b.LastV1().Equal(before) {
 		t.Fatal("a v2 request moved LastV1")
+	}
+}
+
+// oneSession is the agent session table as a sender sees it: one record.
+// Only the lookup is used here (test/e2e/replicas runs the real table).
+type oneSession struct {
+	store.AgentSessions
+	mu sync.Mutex
+	s  store.AgentSession
+}
+
+func (o *oneSession) set(s store.AgentSession) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.s = s
+}
+
+func (o *oneSession) GetAgentSession(_ context.Context, id string) (store.AgentSession, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if id != o.s.InstanceID {
+		return store.AgentSession{}, store.ErrNotFound
+	}
+	return o.s, nil
+}
+
+// The sender signs for the replica its session record names. A record
+// naming a replica that is gone (B's predecessor at B's peer URL) gets a
+// refusal from B, which the sender tells the user as "try again", not as
+// an authentication failure; a record naming B is authenticated there.
+func TestSenderTarget(t *testing.T) {
+	c := &clock{time.Now()}
+	b, blog := replica(t, otherB, c)
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	sessions := &oneSession{}
+	a, alog := replicaWith(t, selfID, c, sessions)
+	const inst = "i-0123456789abcdef0"
+	rec := store.KeyRecord{RequestID: "req-1", InstanceID: inst, OSUser: "ec2-user", PublicKey: "ssh-ed25519 AAAA", CallerARN: "arn:aws:iam::123456789012:root"}
+
+	// Stale: the record names B's predecessor.
+	sessions.set(store.AgentSession{InstanceID: inst, ReplicaID: "dead00", PeerURL: srv.URL})
+	err := a.Deliver(context.Background(), rec)
+	if ae := apierr.As(err); ae.Kind != apierr.Unavailable || !strings.Contains(ae.Message, "refused this replica's request") {
+		t.Fatalf("Deliver through a stale record: %v", err)
+	}
+	if !strings.Contains(blog.String(), "is for replica dead00, not this one ("+otherB+")") {
+		t.Fatalf("B's log does not say why it refused:\n%s", blog)
+	}
+	if !strings.Contains(alog.String(), "refused this replica's peer authentication") || !strings.Contains(alog.String(), "replica=dead00") {
+		t.Fatalf("A's log does not name the refusal:\n%s", alog)
+	}
+	if _, err := a.OpenTunnel(context.Background(), inst, 22); err == nil || errors.Is(err, gateway.ErrNotConnected) || !strings.Contains(err.Error(), "refused this replica's request") {
+		t.Fatalf("OpenTunnel through a stale record: %v", err)
+	}
+
+	// Current: the record names B. B authenticates the requests and
+	// answers that the agent is not connected there.
+	sessions.set(store.AgentSession{InstanceID: inst, ReplicaID: otherB, PeerURL: srv.URL})
+	err = a.Deliver(context.Background(), rec)
+	if ae := apierr.As(err); ae.Kind != apierr.Unavailable || !strings.Contains(ae.Message, "is not connected") {
+		t.Fatalf("Deliver through B: %v", err)
+	}
+	if _, err := a.OpenTunnel(context.Background(), inst, 22); !errors.Is(err, gateway.ErrNotConnected) {
+		t.Fatalf("OpenTunnel through B: %v", err)
 	}
 }

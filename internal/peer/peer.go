@@ -443,6 +443,7 @@ func (r *Router) OpenTunnel(ctx context.Context, instanceID string, port int) (i
 		}
 		if resp.StatusCode == http.StatusUnauthorized {
 			r.refusedByPeer(h, instanceID)
+			return nil, errors.New("the server replica holding the agent refused this replica's request; try again later")
 		}
 		switch pe.Code {
 		case "NotConnected":

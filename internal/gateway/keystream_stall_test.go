@@ -3,14 +3,11 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/yamux"
 
 	"github.com/kaginashi/kaginashi/internal/agentproto"
 	"github.com/kaginashi/kaginashi/internal/apierr"
@@ -64,38 +61,7 @@ func connectGated(t *testing.T, g *Gateway, st store.Store) (*testAgent, *gatedC
 	open := make(chan struct{})
 	close(open)
 	gc := &gatedConn{Conn: client, open: open}
-	in, err := st.GetInstance(t.Context(), testID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := g.startSession(t.Context(), server, nil, testID, in, nil); err != nil {
-		t.Fatal(err)
-	}
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	cfg.EnableKeepAlive = false
-	mux, err := yamux.Client(gc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mux.Close() })
-	ctl, err := mux.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &testAgent{mux: mux, c: agentproto.NewConn(ctl)}
-	if err := a.c.Send(agentproto.Header{Type: agentproto.TypeControl}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.c.Send(agentproto.Hello{InstanceID: testID, Inventory: testInventory, LocalTime: time.Now().UnixMilli(),
-		Features: []string{agentproto.FeatureKeyStream}}); err != nil {
-		t.Fatal(err)
-	}
-	var b agentproto.Beat
-	if err := a.c.Recv(&b); err != nil || b.Error != "" {
-		t.Fatalf("hello: %v %q", err, b.Error)
-	}
-	return a, gc
+	return connectOver(t, g, st, server, gc, 0, testInventory, []string{agentproto.FeatureKeyStream}), gc
 }
 
 // TestKeyStreamStalledConnection: when the agent's connection stops

@@ -99,6 +99,13 @@ func connect(t *testing.T, g *Gateway, st store.Store, keepalive time.Duration, 
 func connectWith(t *testing.T, g *Gateway, st store.Store, keepalive time.Duration, inv agentproto.Inventory, features []string) *testAgent {
 	t.Helper()
 	server, client := net.Pipe()
+	return connectOver(t, g, st, server, client, keepalive, inv, features)
+}
+
+// connectOver is connectWith over a given pair of connection ends (the
+// agent's may be wrapped).
+func connectOver(t *testing.T, g *Gateway, st store.Store, server, client net.Conn, keepalive time.Duration, inv agentproto.Inventory, features []string) *testAgent {
+	t.Helper()
 	in, err := st.GetInstance(t.Context(), testID)
 	if err != nil {
 		t.Fatal(err)

@@ -3,7 +3,12 @@ package server
 import (
 	"io"
 	"net/http"
+	"time"
 )
+
+// readTimeout is the API and peer listeners' http.Server.ReadTimeout
+// (newHTTPServer), which drainH2Body also holds a drain to.
+const readTimeout = 60 * time.Second
 
 // maxDrain is how much of an HTTP/2 request body the server still reads,
 // and throws away, after a handler answered without reading all of it (a
@@ -28,13 +33,24 @@ const maxDrain = 8 << 20
 //
 // HTTP/1.1 is left alone: net/http answers there and closes the
 // connection, which every client handles. The drain is bounded by
-// maxDrain and, in time, by the server's ReadTimeout, which applies to
-// HTTP/2 streams too; a body already read to its end costs one read.
-func drainH2Body(h http.Handler) http.Handler {
+// maxDrain and, in time, by timeout from the request's start (the
+// server's ReadTimeout): the stream's read deadline is set to that again
+// before draining, because a handler may have lifted it for a long-lived
+// answer (the console's terminal and instance stream clear it before
+// they find out they cannot serve) and a client that keeps its body open
+// without sending would otherwise hold the stream, and this goroutine,
+// for as long as it likes. A request without a body (Content-Length 0,
+// as every GET without one is over HTTP/2) is not drained.
+func drainH2Body(h http.Handler, timeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
 		h.ServeHTTP(w, r)
-		if r.ProtoMajor == 2 && r.Body != nil && r.Body != http.NoBody {
-			_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
+		if r.ProtoMajor != 2 || r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+			return
 		}
+		// A deadline already past ends the body at once (a stream open
+		// longer than timeout is not drained at all).
+		_ = http.NewResponseController(w).SetReadDeadline(start.Add(timeout))
+		_, _ = io.Copy(io.Discard, io.LimitReader(r.Body, maxDrain))
 	})
 }

@@ -367,7 +367,7 @@ func Run(ctx context.Context, o Options) error {
 	// answer to a body the handler did not read to its end — the API's
 	// or the console's 413 over 1 MiB, and any answer given before the
 	// body was read (the console's 401 and 403, a refused enrolment).
-	srv := newHTTPServer(drainH2Body(mux), log)
+	srv := newHTTPServer(drainH2Body(mux, readTimeout), log)
 	var peerSrv *http.Server
 	if peerLn != nil {
 		peerSrv = newHTTPServer(peerMux(healthz(auditor.Health), router), log)
@@ -524,7 +524,7 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
+		ReadTimeout:       readTimeout,
 		WriteTimeout:      60 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,

@@ -43,6 +43,12 @@ func (o *Options) validate() error {
 		if err := checkHostPort(o.MetricsListen); err != nil {
 			return fmt.Errorf("--metrics-listen %q: %w", o.MetricsListen, err)
 		}
+		// checkFiles binds --metrics-listen before the API listener
+		// exists, so only this finds the two on one port before the
+		// data dir is written.
+		if sameListenAddr(o.MetricsListen, o.Listen) {
+			return fmt.Errorf("--metrics-listen %s: the same address as --listen %s; give the metrics a port (or interface) of their own", o.MetricsListen, o.Listen)
+		}
 	}
 	if o.PeerListen != "" {
 		if err := o.checkPeerListen(); err != nil {

@@ -5,6 +5,7 @@ package bootstrap
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 	"time"
@@ -21,8 +22,21 @@ const lockWait = time.Minute
 // file, so goroutines of one process exclude each other as processes do,
 // and Linux's NFS client maps it onto NFS byte-range locks for replicas
 // on shared storage.
+//
+// A DIR/tls this process cannot write to (a read-only mount of files made
+// elsewhere, such as a Kubernetes Secret) is still usable, as it was
+// before the lock: the lock is taken through a read-only open of the lock
+// file (flock needs no write access), and when there is no lock file and
+// none can be created, there is no lock to take — this process cannot
+// write in the directory either (a renewal fails at its write).
 func lockFile(path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if errors.Is(err, fs.ErrPermission) || errors.Is(err, syscall.EROFS) {
+		f, err = os.Open(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return func() {}, nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -38,8 +38,7 @@ func (db *DB) advisoryLock(ctx context.Context, query string) (func() error, err
 	if err != nil {
 		return nil, err
 	}
-	// Closing the connection drops the lock.
-	return func() error { return conn.Close(context.Background()) }, nil
+	return func() error { return unlockAndClose(conn) }, nil
 }
 
 // ResealSecrets rewrites every sealed value in one transaction. The rows

@@ -88,10 +88,22 @@ func (k *lockKeeper) release() error {
 	<-k.done
 	k.held.Store(false)
 	if k.conn != nil {
-		// Closing the connection drops the lock.
-		return k.conn.Close(context.Background())
+		return unlockAndClose(k.conn)
 	}
 	return nil
+}
+
+// unlockAndClose releases a lock connection's advisory locks, then closes
+// it. Closing alone drops them too, but only when the backend process
+// exits, after Close has returned: a lock tried right after (maintenance
+// as soon as a server stopped) could still find them held.
+func unlockAndClose(conn *pgx.Conn) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// An error here (a connection already broken) is no matter: its
+	// locks went with it.
+	_, _ = conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`)
+	return conn.Close(ctx)
 }
 
 func (k *lockKeeper) run() {

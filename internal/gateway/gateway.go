@@ -678,19 +678,21 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 		RequestID: rec.RequestID, InstanceID: rec.InstanceID, OSUser: rec.OSUser, PublicKey: rec.PublicKey,
 		Fingerprint: rec.Fingerprint, CallerARN: rec.CallerARN, IssuedAt: rec.CreatedAt.Unix(), ExpiresAt: rec.ExpiresAt.Unix(),
 	}
-	if err := kr.Sign(g.keys.Signer); err != nil {
-		return apierr.Wrap(err, "signing the key record")
-	}
 	g.mu.Lock()
 	s := g.sessions[rec.InstanceID]
 	g.mu.Unlock()
 	if s == nil {
 		return apierr.New(apierr.Unavailable, "The agent of instance %s is not connected; the host may be down or unable to reach the server. Try again later.", rec.InstanceID)
 	}
+	if err := kr.Sign(g.keys.Signer); err != nil {
+		return apierr.Wrap(err, "signing the key record")
+	}
 	ctx, cancel := context.WithTimeout(ctx, g.PushTimeout)
 	defer cancel()
+	// Both ways of pushing end in one ack: the agent's (OK, or its
+	// refusal), or one of ID 0 when the push may have reached the agent
+	// but no answer came back (its fate there is unknown).
 	var acks <-chan agentproto.Ack
-	var errc chan error
 	forget := func() {}
 	if s.keyStreams {
 		var err error
@@ -699,43 +701,32 @@ func (g *Gateway) Deliver(ctx context.Context, rec store.KeyRecord) error {
 			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %v", rec.InstanceID, err)
 		}
 	} else {
-		errc = make(chan error, 1)
-		go func() { errc <- push(s.mux, kr) }()
+		ch := make(chan agentproto.Ack, 1)
+		go func() { ch <- legacyAck(push(s.mux, kr)) }()
+		acks = ch
+	}
+	// The API is about to answer failure: the key must not work, even if
+	// the agent holds it or takes it after all. Withdraw it (the agent
+	// drops it, or refuses it when the push arrives later), and again
+	// when the agent reconnects if this does not reach it.
+	withdraw := func() {
+		g.addWithdrawal(rec.InstanceID, rec.RequestID, rec.ExpiresAt)
+		go g.revoke(s, rec.InstanceID, rec.RequestID)
 	}
 	select {
 	case ack := <-acks:
-		if ack.ID == 0 {
-			// The stream ended after the push went out: the agent may
-			// hold the key although the API answers failure. Withdraw it,
-			// as for a push that timed out.
-			g.addWithdrawal(rec.InstanceID, rec.RequestID, rec.ExpiresAt)
-			go g.revoke(s, rec.InstanceID, rec.RequestID)
+		switch {
+		case ack.OK:
+			return nil
+		case ack.ID == 0:
+			withdraw()
 			return apierr.New(apierr.Unavailable, "The agent of instance %s did not acknowledge the key: %s", rec.InstanceID, ack.Error)
-		}
-		if !ack.OK {
+		default:
 			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %s", rec.InstanceID, ack.Error)
 		}
-		return nil
-	case err := <-errc:
-		var refused agentRefusal
-		if err != nil && !errors.As(err, &refused) {
-			// Not the agent's refusal: the push may have reached it
-			// (the session ended before its ack), so withdraw the key.
-			g.addWithdrawal(rec.InstanceID, rec.RequestID, rec.ExpiresAt)
-			go g.revoke(s, rec.InstanceID, rec.RequestID)
-		}
-		if err != nil {
-			return apierr.New(apierr.Unavailable, "The agent of instance %s did not accept the key: %v", rec.InstanceID, err)
-		}
-		return nil
 	case <-ctx.Done():
 		forget()
-		// The API is about to answer failure: the key must not work,
-		// even if the agent takes it after all. Withdraw it (the agent
-		// drops it, or refuses it when the push arrives later), and
-		// again when the agent reconnects if this does not reach it.
-		g.addWithdrawal(rec.InstanceID, rec.RequestID, rec.ExpiresAt)
-		go g.revoke(s, rec.InstanceID, rec.RequestID)
+		withdraw()
 		return apierr.New(apierr.Unavailable, "The agent of instance %s did not acknowledge the key in time. Try again later.", rec.InstanceID)
 	}
 }
@@ -875,6 +866,21 @@ func push(mux *yamux.Session, kr keyrecord.Record) error {
 type agentRefusal string
 
 func (e agentRefusal) Error() string { return string(e) }
+
+// legacyAck is a stream-per-push outcome as the key stream's ack: OK, the
+// agent's refusal (ID 1: answered), or, for any other error, ID 0 — the
+// stream or session may have ended after the push arrived.
+func legacyAck(err error) agentproto.Ack {
+	var refused agentRefusal
+	switch {
+	case err == nil:
+		return agentproto.Ack{ID: 1, OK: true}
+	case errors.As(err, &refused):
+		return agentproto.Ack{ID: 1, Error: string(refused)}
+	default:
+		return agentproto.Ack{Error: err.Error()}
+	}
+}
 
 // agentConn is an agent's connection under yamux: it first returns what
 // the HTTP server had read ahead, and notes when the agent last sent

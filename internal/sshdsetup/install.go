@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 )
 
 // InstallDir is where setup-sshd and install-service install a copy of the
@@ -161,18 +160,7 @@ func (in *Installer) write(r *useRecord) error {
 // lock serializes installers on one host (setup-sshd and install-service
 // may run at once).
 func (in *Installer) lock() (func(), error) {
-	if err := os.MkdirAll(filepath.Dir(in.real(in.Record)), 0o700); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(in.real(in.Record)+".lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return func() { syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+	return lockFile(in.real(in.Record) + ".lock")
 }
 
 // Install copies src to dst (one of the installable paths) for use and

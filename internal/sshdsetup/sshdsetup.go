@@ -552,10 +552,16 @@ func deleteRecord(o *Options) error {
 
 // lock serializes Setup and Remove on one host.
 func lock(o *Options) (func(), error) {
-	if err := os.MkdirAll(o.real(o.StateDir), 0o700); err != nil {
+	return lockFile(o.real(path.Join(o.StateDir, "setup-sshd.lock")))
+}
+
+// lockFile takes an exclusive flock on the file at p (made, with its
+// directory, if missing) and returns its release.
+func lockFile(p string) (func(), error) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, err
 	}
-	f, err := os.OpenFile(o.real(path.Join(o.StateDir, "setup-sshd.lock")), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return nil, err
 	}

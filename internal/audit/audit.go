@@ -483,20 +483,22 @@ func (w *Writer) commit(batch []*pending) {
 	}
 }
 
+// serviceEvent is an event of kaginashi's own doing (not an API call),
+// shown as CloudTrail shows AWS service events.
+func serviceEvent(name string, at time.Time, region, account string) *Event {
+	return &Event{
+		EventTime: at, EventSource: "kaginashi", EventName: name, EventType: "AwsServiceEvent",
+		AWSRegion: region, RecipientAccountID: account,
+		UserIdentity: Identity{Type: "AWSService", PrincipalID: "kaginashi"},
+	}
+}
+
 // commitProbe commits the writer's own event, which says since when
 // commits failed and why: if it commits, Health recovers.
 func (w *Writer) commitProbe(f *Failure) {
-	ev := &Event{
-		EventTime:          w.now(),
-		EventSource:        "kaginashi",
-		EventName:          "AuditStoreRecovered",
-		EventType:          "AwsServiceEvent",
-		AWSRegion:          w.region,
-		RecipientAccountID: w.account,
-		UserIdentity:       Identity{Type: "AWSService", PrincipalID: "kaginashi"},
-		RequestParameters: map[string]any{
-			"failingSince": f.Since.UTC().Format(time.RFC3339), "lastError": f.Err.Error(),
-		},
+	ev := serviceEvent("AuditStoreRecovered", w.now(), w.region, w.account)
+	ev.RequestParameters = map[string]any{
+		"failingSince": f.Since.UTC().Format(time.RFC3339), "lastError": f.Err.Error(),
 	}
 	p, _, err := prepare(ev, nil)
 	if err != nil {

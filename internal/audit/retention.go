@@ -128,19 +128,11 @@ func (r *Retention) record(ctx context.Context, start, cutoff time.Time, n int, 
 	if r.Audit == nil {
 		return nil
 	}
-	ev := &Event{
-		EventTime:          start,
-		EventSource:        "kaginashi",
-		EventName:          "DeleteAuditEvents",
-		EventType:          "AwsServiceEvent",
-		AWSRegion:          r.Region,
-		RecipientAccountID: r.Account,
-		UserIdentity:       Identity{Type: "AWSService", PrincipalID: "kaginashi"},
-		RequestParameters: map[string]any{
-			"retention": r.Keep.String(), "deleteBefore": cutoff.UTC().Format(time.RFC3339),
-		},
-		ResponseElements: map[string]any{"deletedCount": n},
+	ev := serviceEvent("DeleteAuditEvents", start, r.Region, r.Account)
+	ev.RequestParameters = map[string]any{
+		"retention": r.Keep.String(), "deleteBefore": cutoff.UTC().Format(time.RFC3339),
 	}
+	ev.ResponseElements = map[string]any{"deletedCount": n}
 	if failure != nil {
 		ev.ErrorCode, ev.ErrorMessage = "InternalError", "stopped after deleting "+fmt.Sprint(n)+" events: "+failure.Error()
 	}

@@ -213,15 +213,47 @@ type Verifier struct {
 	key  []byte
 	self string
 	now  func() time.Time
+	// refuseV1 refuses v1 requests (--peer-auth-v1=false).
+	refuseV1 bool
 
 	mu     sync.Mutex
-	nonces map[string]time.Time // nonce → when it may be forgotten
+	nonces map[string]time.Time // nonce → its request's time + MaxSkew
+	// high is the latest reading of this replica's wall clock so far. A
+	// nonce is forgotten only once high is past its request's window, and
+	// a request older than high's window is refused: high never goes
+	// back, so a forgotten nonce's request is refused for ever after,
+	// even when the clock steps back (NTP after a suspend, an operator's
+	// date). Judged by the clock of the moment instead, a step back of S
+	// would reopen S of forgotten requests to replay. The price is
+	// failing closed: after a step back of more than MaxSkew, requests
+	// stamped by a clock that stepped with this one are refused until it
+	// has caught up with high (the step less MaxSkew).
+	high time.Time
 }
 
 // NewVerifier makes the verifier of replica self for key with clock now.
 func NewVerifier(key []byte, self string, now func() time.Time) *Verifier {
 	return &Verifier{key: key, self: self, now: now, nonces: map[string]time.Time{}}
 }
+
+// RefuseV1 makes the verifier refuse v1 requests from now on
+// (--peer-auth-v1=false): for a deployment whose replicas are all
+// upgraded, which need not accept for the rest of the release a form that
+// does not bind its target.
+func (v *Verifier) RefuseV1() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.refuseV1 = true
+}
+
+// errV1Refused is a refused v1 request's reason, for the router's log.
+var errV1Refused = errors.New("the request is signed v1 (kaginashi before v2 peer authentication), which this replica refuses (--peer-auth-v1=false): upgrade the sending replica")
+
+// wallNow is v.now without a monotonic reading: high must compare by the
+// wall clock (the one requests are stamped with and that steps); with
+// time.Now's monotonic reading, comparisons would follow the monotonic
+// clock, and a stepped-back wall time would become the new high.
+func (v *Verifier) wallNow() time.Time { return v.now().Round(0) }
 
 // Verify checks r's AuthHeader against the request and body and returns
 // it parsed (Replica is the calling replica; Version says whether it still
@@ -236,7 +268,7 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Auth, error) {
 	if err != nil {
 		return Auth{}, fmt.Errorf("%w: %v", errAuth, err)
 	}
-	now := v.now()
+	now := v.wallNow()
 	if d := now.Sub(a.Time); d > MaxSkew || d < -MaxSkew {
 		return Auth{}, fmt.Errorf("%w: the request's time is %s from this replica's clock (at most %s)", errAuth, d.Round(time.Millisecond), MaxSkew)
 	}
@@ -251,42 +283,63 @@ func (v *Verifier) Verify(r *http.Request, body []byte) (Auth, error) {
 	}
 	// Only a correctly signed request reaches the nonce cache, so the
 	// cache cannot be filled by anyone without the key.
-	if err := v.useNonce(a.Nonce, a.Time.Add(MaxSkew), now); err != nil {
+	if err := v.useNonce(a, now); err != nil {
 		return Auth{}, err
 	}
 	return a, nil
 }
 
-// useNonce remembers a nonce until forget; a second use is a replay.
-func (v *Verifier) useNonce(nonce string, forget, now time.Time) error {
+// advance moves high to now if now is later, and returns high. v.mu held.
+func (v *Verifier) advance(now time.Time) time.Time {
+	if now.After(v.high) {
+		v.high = now
+	}
+	return v.high
+}
+
+// useNonce remembers a's nonce until high is past its window; a second
+// use is a replay. The window is checked against high here, under the
+// lock that pruning holds, so that no request whose nonce was forgotten
+// can pass (see high).
+func (v *Verifier) useNonce(a Auth, now time.Time) error {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if _, seen := v.nonces[nonce]; seen {
+	if a.Version == V1 && v.refuseV1 {
+		return fmt.Errorf("%w: %w", errAuth, errV1Refused)
+	}
+	high := v.advance(now)
+	forget := a.Time.Add(MaxSkew)
+	if high.After(forget) {
+		return fmt.Errorf("%w: the request's time is %s before the latest time this replica's clock has shown (at most %s): its clock stepped back, or a replay", errAuth, high.Sub(a.Time).Round(time.Millisecond), MaxSkew)
+	}
+	if _, seen := v.nonces[a.Nonce]; seen {
 		return fmt.Errorf("%w: a replayed request (its nonce was used)", errAuth)
 	}
 	if len(v.nonces) >= maxNonces {
-		for n, t := range v.nonces {
-			if !now.Before(t) {
-				delete(v.nonces, n)
-			}
-		}
+		v.pruneLocked(high)
 		if len(v.nonces) >= maxNonces {
 			return fmt.Errorf("%w: too many peer requests in the replay window", errAuth)
 		}
 	}
-	v.nonces[nonce] = forget
+	v.nonces[a.Nonce] = forget
 	return nil
+}
+
+// pruneLocked forgets the nonces whose requests high refuses anyway.
+// v.mu held.
+func (v *Verifier) pruneLocked(high time.Time) {
+	for n, forget := range v.nonces {
+		if high.After(forget) {
+			delete(v.nonces, n)
+		}
+	}
 }
 
 // Prune forgets nonces whose requests are past the window anyway (their
 // timestamps would be refused). The router calls it periodically.
 func (v *Verifier) Prune() {
-	now := v.now()
+	now := v.wallNow()
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	for n, t := range v.nonces {
-		if !now.Before(t) {
-			delete(v.nonces, n)
-		}
-	}
+	v.pruneLocked(v.advance(now))
 }

@@ -31,7 +31,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	a, err := r.verifier.Verify(req, body)
 	if err != nil {
-		r.log.Warn("peer request refused", "remote", req.RemoteAddr, "path", req.URL.Path, "err", err)
+		r.refused(req, err)
 		writeErr(w, http.StatusUnauthorized, "Unauthenticated", errAuth.Error())
 		return
 	}

@@ -59,6 +59,10 @@ type Config struct {
 	ServerName string
 	// Account and Region fill the holder's audit events.
 	Account, Region string
+	// RefuseV1 refuses peer requests signed v1 (--peer-auth-v1=false),
+	// which this release otherwise accepts from replicas not yet
+	// upgraded (see AuthHeader).
+	RefuseV1 bool
 }
 
 // Router is the gateway as the API sees it: local sessions first, else
@@ -81,6 +85,9 @@ type Router struct {
 	v1Mu   sync.Mutex
 	v1Seen map[string]bool // sender replica IDs already warned about
 	v1Last time.Time       // when the last v1 request was accepted
+
+	// refusals rate-limits the WARN lines of refused peer requests.
+	refusals *refusalLog
 }
 
 // maxV1Senders bounds v1Seen. Only a key holder can add to it (a v1
@@ -128,6 +135,10 @@ func New(cfg Config, gw *gateway.Gateway, st store.AgentSessions, rec audit.Reco
 		client:   &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		cache:    map[string]cachedSession{},
 		v1Seen:   map[string]bool{},
+		refusals: newRefusalLog(),
+	}
+	if cfg.RefuseV1 {
+		r.verifier.RefuseV1()
 	}
 	gw.SetSessionHook(r)
 	return r, nil

@@ -13,6 +13,7 @@ import (
 func newServerCmd(stdio IO) *cobra.Command {
 	var o server.Options
 	consoleOn := true
+	peerAuthV1 := true
 	c := &cobra.Command{
 		Use:   "server --data-dir DIR [--listen ADDR] [--public-url URL] [--store URL] [--region R] [--account-id N] [--tls-cert F --tls-key F] [--insecure-http]",
 		Short: "Run the kaginashi server: AWS-compatible IAM, STS, EC2 and Instance Connect APIs",
@@ -42,6 +43,7 @@ Point the aws CLI at it:
 				return usageErr("--public-url %q: %v", o.PublicURL, err)
 			}
 			o.NoConsole = !consoleOn
+			o.RefusePeerAuthV1 = !peerAuthV1
 			o.Stdout = stdio.Out
 			o.Version = Version
 			o.Log = newLogger(stdio.Err)
@@ -70,6 +72,7 @@ Point the aws CLI at it:
 	f.DurationVar(&o.AuditRetention, "audit-retention", 0, "delete audit events older than this from the store, hourly, e.g. 2160h for CloudTrail's 90 days (default 0: keep forever)")
 	f.StringVar(&o.PeerURL, "peer-url", "", "URL the other replicas reach this one at, with a PostgreSQL store (default: --peer-listen's address, else --listen's, or when that is a wildcard this host's first non-loopback address, with the port)")
 	f.StringVar(&o.PeerListen, "peer-listen", "", "serve the replicas' peer API (/_peer/...) and /healthz on this address of its own (e.g. a private interface), with the API's TLS; the API listener then answers /_peer/ with 404 (PostgreSQL stores only; default: the peer API is on --listen)")
+	f.BoolVar(&peerAuthV1, "peer-auth-v1", true, "accept peer requests signed v1 by replicas not yet upgraded (false: refuse them once every replica runs this release; the next release refuses v1 always)")
 	f.StringVar(&o.PeerCA, "peer-ca", "", "CA certificates (PEM) that verify the other replicas (default DIR/tls/ca.pem, or with --tls-cert the system's roots and that chain)")
 	f.DurationVar(&o.KeyLifetime, "key-lifetime", 0, "shorten pushed keys' 60 s lifetime (tests of expiry only)")
 	_ = f.MarkHidden("key-lifetime")

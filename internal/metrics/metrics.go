@@ -136,6 +136,12 @@ func (r *Registry) GaugeFunc(name, help string, f func() float64) {
 	r.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
 }
 
+// CounterFunc registers a counter whose value is read at scrape time from
+// a count kept elsewhere (f must never decrease).
+func (r *Registry) CounterFunc(name, help string, f func() float64) {
+	r.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
+}
+
 // APICall counts one API call: its operation, the code answered ("OK" or
 // the error code), the authorization decision (DecisionNone when it did
 // not get that far), whether it was a server error, and how long it took.

@@ -62,11 +62,11 @@ func newRouter(o *Options, ln net.Listener, listen string, scheme string, pub *u
 		return nil, nil, err
 	}
 	r, err := peer.New(peer.Config{ReplicaID: peer.NewReplicaID(), PeerURL: peerURL, Key: key, ServerName: pub.Hostname(),
-		Account: id.Account, Region: id.Region}, gw, sessions, rec, o.Log, o.Now)
+		Account: id.Account, Region: id.Region, RefuseV1: o.RefusePeerAuthV1}, gw, sessions, rec, o.Log, o.Now)
 	if err != nil {
 		return nil, nil, err
 	}
-	o.Log.Info("routing between replicas", "peerURL", peerURL)
+	o.Log.Info("routing between replicas", "peerURL", peerURL, "acceptsPeerAuthV1", !o.RefusePeerAuthV1)
 	return r, r, nil
 }
 

@@ -111,6 +111,9 @@ type Options struct {
 	// on a private interface. The default peer URL is then made from this
 	// address. PostgreSQL stores only.
 	PeerListen string
+	// RefusePeerAuthV1 refuses peer requests signed v1 (--peer-auth-v1=false),
+	// which this release otherwise accepts from replicas not yet upgraded.
+	RefusePeerAuthV1 bool
 
 	Stdout io.Writer // where first-start credentials are printed
 	Log    *slog.Logger
@@ -440,6 +443,8 @@ func Run(ctx context.Context, o Options) error {
 					}
 					return 0
 				})
+			reg.CounterFunc("kaginashi_peer_requests_refused_total", "Peer requests (/_peer/...) this replica refused: failed authentication, or v1 with --peer-auth-v1=false. The log has the first per source address a minute at WARN.",
+				func() float64 { return float64(router.Refused()) })
 		}
 		reg.GaugeFunc("kaginashi_server_lock_held", "1 while this server holds the store's server lock (shared), which keeps rotate-master-key away; 0 while it is taking it again after losing it.",
 			func() float64 {

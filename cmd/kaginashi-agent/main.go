@@ -190,6 +190,11 @@ func run(args []string) error {
 			return usageError{err}
 		}
 		log.Info("serving metrics", "listen", addr.String())
+		// The AuthorizedKeysCommand reports its refusals here; without
+		// the socket the agent runs on, uncounted.
+		if err := reg.ServeRefusals(ctx, *dataDir, log); err != nil {
+			log.Warn("the AuthorizedKeysCommand's refusals will not be counted", "err", err)
+		}
 	}
 	a.AllowedPorts = ports
 	inv := collect(ctx)

@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
+	"github.com/kaginashi/kaginashi/internal/authkeys"
 	"github.com/kaginashi/kaginashi/internal/metricslisten"
 )
 
@@ -54,6 +55,9 @@ type Registry struct {
 	tunnelOK, tunnelNo atomic.Uint64
 	bytesIn, bytesOut  atomic.Uint64
 	rotations          atomic.Uint64
+	// akcRefused counts the AuthorizedKeysCommand's refusals, by
+	// authkeys.AKCReasons (ServeRefusals).
+	akcRefused [len(authkeys.AKCReasons)]atomic.Uint64
 
 	// stats reads the agent's state at scrape time (Watch); nil: the
 	// state gauges are left out.
@@ -154,7 +158,14 @@ func (r *Registry) families() []family {
 	for i, reason := range agent.RefusalReasons {
 		recs = append(recs, sample{labels: []string{"result", "refused", "reason", reason}, value: u(&r.refused[i])})
 	}
+	var akc []sample
+	for i, reason := range authkeys.AKCReasons {
+		akc = append(akc, sample{labels: []string{"reason", reason}, value: u(&r.akcRefused[i])})
+	}
 	fs := []family{
+		{"kaginashi_agent_authorized_keys_refusals_total", "counter",
+			"Key records sshd asked the AuthorizedKeysCommand about and it refused, by reason (signature, instance, user, expired, malformed; unreadable: the data directory could not be read). Counted when the command reports them to the agent's socket.",
+			akc},
 		{"kaginashi_agent_build_info", "gauge", "Build information; the value is always 1.",
 			[]sample{{labels: []string{"version", r.version, "goversion", runtime.Version()}, value: 1}}},
 		{"kaginashi_agent_connections_total", "counter",

@@ -3,9 +3,13 @@ package agentmetrics
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
+	"github.com/kaginashi/kaginashi/internal/authkeys"
 )
 
 // parse reads the exposition with Prometheus's own parser, which also
@@ -198,5 +203,82 @@ func TestListenServesMetrics(t *testing.T) {
 			t.Fatal("the listener still serves after its context ended")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeRefusals: the AuthorizedKeysCommand's datagrams count; junk
+// does not; a stale socket is replaced, anything else at its path is
+// left alone; the socket is writable by the command's unprivileged user
+// and gone when the agent stops.
+func TestServeRefusals(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sock := authkeys.RefusalSocketPath(dir)
+	// A stale socket from an agent that did not stop cleanly.
+	stale, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale.Close()
+	r := New("test")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := r.ServeRefusals(ctx, dir, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("ServeRefusals over a stale socket: %v", err)
+	}
+	if st, err := os.Stat(sock); err != nil || st.Mode().Perm() != 0o666 {
+		t.Fatalf("socket: %v %v, want mode 0666", st.Mode(), err)
+	}
+	sig := authkeys.Refusals{}
+	sig[0] = 2 // signature
+	authkeys.SendRefusals(dir, &sig)
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, junk := range []string{"akc1 alice=1", "akc1 signature=100001", "hello", "akc1 user=1 user=1"} {
+		c.Write([]byte(junk))
+	}
+	c.Write([]byte("akc1 user=1 unreadable=1"))
+	c.Close()
+	want := map[string]float64{"signature": 2, "user": 1, "unreadable": 1, "expired": 0, "instance": 0, "malformed": 0}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := map[string]float64{}
+		mfs := parse(t, r)
+		for _, m := range mfs["kaginashi_agent_authorized_keys_refusals_total"].GetMetric() {
+			got[m.GetLabel()[0].GetValue()] = m.GetCounter().GetValue()
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("refusals %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		if _, err := os.Lstat(sock); os.IsNotExist(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the socket outlived the agent")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// Something else at the path is not removed.
+	if err := os.WriteFile(sock, []byte("not a socket"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := New("test").ServeRefusals(context.Background(), dir, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "not a socket") {
+		t.Errorf("ServeRefusals over a regular file: %v", err)
+	}
+	if b, _ := os.ReadFile(sock); string(b) != "not a socket" {
+		t.Error("the regular file was replaced")
 	}
 }

@@ -214,15 +214,35 @@ func (p Public) VerifyRecord(r *keyrecord.Record, instanceID, user string, serve
 // and nothing is logged as a failure (AWS's agent exits non-zero there and
 // fills logs with "status 22").
 func AuthorizedKeys(dir, user, fingerprint string, now time.Time, w io.Writer, provided func(keyrecord.Record)) error {
+	return Serve(dir, user, fingerprint, now, w, provided, nil)
+}
+
+// Serve is AuthorizedKeys that also counts, in refused (when not nil),
+// the records sshd asked about that it refused, by reason (refusals.go):
+//
+//   - with a fingerprint (sshd's %f, what setup-sshd configures): each
+//     record of that key — pushed for another user ("user"), or failing
+//     verification (signature, instance, expired, malformed);
+//   - without one (sshd asks for all of the user's keys, whichever the
+//     client offered): the user's records failing verification, except
+//     the expired ones, which stay in records.json until the agent's next
+//     write and say nothing about this login;
+//   - a data directory that cannot be read counts once as "unreadable".
+func Serve(dir, user, fingerprint string, now time.Time, w io.Writer, provided func(keyrecord.Record), refused *Refusals) error {
+	if refused == nil {
+		refused = new(Refusals)
+	}
 	pub, err := LoadPublic(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil // not enrolled: no keys
 	}
 	if err != nil {
+		refused.add(AKCUnreadable)
 		return err
 	}
 	recs, err := LoadRecords(dir)
 	if err != nil {
+		refused.add(AKCUnreadable)
 		return err
 	}
 	skew := time.Duration(pub.ClockSkewMillis) * time.Millisecond
@@ -232,10 +252,19 @@ func AuthorizedKeys(dir, user, fingerprint string, now time.Time, w io.Writer, p
 		r := &recs[i]
 		// user and fingerprint come from the client (through sshd): they
 		// are only ever compared, never printed or logged.
-		if r.OSUser != user || (fingerprint != "" && r.Fingerprint != fingerprint) {
+		if fingerprint != "" && r.Fingerprint != fingerprint {
 			continue
 		}
-		if pub.VerifyRecord(r, pub.InstanceID, user, serverNow) != nil {
+		if r.OSUser != user {
+			if fingerprint != "" {
+				refused.add(AKCUser)
+			}
+			continue
+		}
+		if err := pub.VerifyRecord(r, pub.InstanceID, user, serverNow); err != nil {
+			if reason := refusalReason(err); fingerprint != "" || reason != AKCExpired {
+				refused.add(reason)
+			}
 			continue
 		}
 		if _, err := bw.WriteString(r.AuthorizedKeysLine(-skew, pub.ExpiryOption) + "\n"); err != nil {

@@ -61,12 +61,16 @@ func Run(args []string, env Env) int {
 		now = env.Now
 	}
 	var provided []keyrecord.Record
-	err = AuthorizedKeys(*dataDir, user, fp, now(), env.Stdout, func(r keyrecord.Record) {
+	var refused Refusals
+	err = Serve(*dataDir, user, fp, now(), env.Stdout, func(r keyrecord.Record) {
 		provided = append(provided, r)
-	})
+	}, &refused)
 	if err != nil {
 		io.WriteString(env.Stderr, env.Name+": "+err.Error()+"\n")
 	}
+	// Before the syslog lines, which may wait on a stalled syslog daemon;
+	// this never waits (SendRefusals).
+	SendRefusals(*dataDir, &refused)
 	tag := env.SyslogTag
 	if tag == "" {
 		tag = "kaginashi-agent"

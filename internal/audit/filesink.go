@@ -1,21 +1,45 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"sync"
+	"syscall"
 )
 
 // FileSink is the JSON-lines file (--audit-log): appended to, 0600, and
 // reopened by path on Reopen (SIGHUP), so that logrotate can move the file
 // away and the next event starts a new one without a restart.
+//
+// The server often runs as root, and opens this path with O_CREATE at
+// every start and every rotation. Whoever can write the file's directory
+// could otherwise put a symbolic or hard link there (after a rotation
+// moved the file away, say) and have the server create or append to a
+// file of their choice, or leave a file of their own there and read (and
+// edit) the audit trail. So each open (CheckPath, then the open itself)
+// refuses:
+//   - a path whose last component is a symbolic link (O_NOFOLLOW; a link
+//     among the directories above it is followed, and what it leads to is
+//     checked);
+//   - a directory that others than the server's user and root can write
+//     (group or other write permission, or another owner), and a
+//     directory above it that they can write unless it is sticky (/tmp:
+//     they cannot rename what is not theirs in it);
+//   - an existing regular file with another owner than the server's user
+//     or root, or with more than one link.
+//
+// Named pipes (a log shipper's) and devices are opened as they are.
 type FileSink struct {
 	path string
 	mu   sync.Mutex
 	f    *os.File
 }
 
-// OpenFileSink opens (creating, 0600) path for appending.
+// OpenFileSink opens (creating, 0600) path for appending, after the
+// checks above.
 func OpenFileSink(path string) (*FileSink, error) {
 	f, err := openAppend(path)
 	if err != nil {
@@ -24,10 +48,80 @@ func OpenFileSink(path string) (*FileSink, error) {
 	return &FileSink{path: path, f: f}, nil
 }
 
+// ErrUnsafePath is wrapped by every refusal of the path checks.
+var ErrUnsafePath = errors.New("refused as unsafe")
+
+// unsafe makes the refusal of path: it wraps ErrUnsafePath and says the
+// fix.
+func unsafe(path, format string, args ...any) error {
+	return fmt.Errorf("audit log %s: %w: "+format, append([]any{path, ErrUnsafePath}, args...)...)
+}
+
+// CheckPath checks path as OpenFileSink will (without opening or creating
+// anything), so that the server can refuse an unsafe --audit-log before it
+// creates its data directory. A directory of the path that does not exist
+// yet (the data dir the server is about to create, 0700) is not checked
+// here; the directories above it are, and OpenFileSink checks it all again.
+func CheckPath(path string) error {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return fmt.Errorf("audit log %s: %w", path, err)
+	}
+	fi, err := os.Lstat(abs)
+	switch {
+	case err == nil && fi.Mode()&fs.ModeSymlink != 0:
+		to, _ := os.Readlink(abs)
+		return unsafe(path, "it is a symbolic link (to %s): give the file's real path. The server opens its audit log without following a link, so that whoever can write the directory cannot point it at another file", to)
+	case err != nil && !errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("audit log %s: %w", path, err)
+	}
+	dir := filepath.Dir(abs)
+	// The nearest directory that exists: a missing one is made by the
+	// server (the data dir) or refused elsewhere.
+	leaf := true
+	for {
+		if _, err := os.Stat(dir); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil
+		}
+		dir, leaf = parent, false
+	}
+	resolved, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return fmt.Errorf("audit log %s: %w", path, err)
+	}
+	if err := checkDirs(path, resolved, leaf); err != nil {
+		return err
+	}
+	if fi != nil && fi.Mode().IsRegular() {
+		return checkFile(path, fi)
+	}
+	return nil
+}
+
 func openAppend(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err := CheckPath(path); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow, 0o600)
+	if errors.Is(err, syscall.ELOOP) {
+		// A link that appeared since CheckPath.
+		return nil, unsafe(path, "it is a symbolic link: give the file's real path")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", path, err)
+	}
+	// What was opened, not what the path named a moment ago.
+	fi, err := f.Stat()
+	if err == nil && fi.Mode().IsRegular() {
+		err = checkFile(path, fi)
+	}
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
 	return f, nil
 }
@@ -43,8 +137,8 @@ func (s *FileSink) Write(b []byte) (int, error) {
 }
 
 // Reopen opens the path afresh and closes the old file. When the path
-// cannot be opened, the old file is kept, so no event is lost to the
-// rotation, and the error says why.
+// cannot be opened (or is refused by the checks), the old file is kept, so
+// no event is lost to the rotation, and the error says why.
 func (s *FileSink) Reopen() error {
 	f, err := openAppend(s.path)
 	if err != nil {

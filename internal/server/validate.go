@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kaginashi/kaginashi/internal/audit"
 	"github.com/kaginashi/kaginashi/internal/clientip"
 	"github.com/kaginashi/kaginashi/internal/iam"
 )
@@ -102,6 +103,11 @@ func (o *Options) checkFiles() error {
 		}
 	}
 	if o.AuditLog != "" {
+		// Who could redirect the file (a link at its path, a directory
+		// others can write): refused at every open too (audit.FileSink).
+		if err := audit.CheckPath(o.AuditLog); err != nil {
+			return fmt.Errorf("--audit-log: %w", err)
+		}
 		if err := checkAppendable(o.AuditLog, o.DataDir); err != nil {
 			return fmt.Errorf("--audit-log %s: %w", o.AuditLog, err)
 		}

@@ -46,6 +46,22 @@ func TestRefusedStartLeavesNothing(t *testing.T) {
 		want string
 	}
 	more := []refusal{}
+	// An audit log that others could redirect (audit.CheckPath).
+	auditLink := filepath.Join(fx, "audit-link.jsonl")
+	if err := os.Symlink(aFile, auditLink); err != nil {
+		t.Fatal(err)
+	}
+	openDir := filepath.Join(fx, "open")
+	if err := os.Mkdir(openDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(openDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	more = append(more,
+		refusal{"audit log a symlink", func(o *Options) { o.AuditLog = auditLink }, "--audit-log: audit log " + auditLink + ": refused as unsafe: it is a symbolic link"},
+		refusal{"audit log in a world-writable directory", func(o *Options) { o.AuditLog = filepath.Join(openDir, "audit.jsonl") }, "is writable by others than its owner"},
+	)
 	if os.Geteuid() != 0 {
 		// root may write any file: this one needs an ordinary user.
 		readOnly := filepath.Join(fx, "read-only.jsonl")

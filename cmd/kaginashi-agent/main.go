@@ -192,8 +192,10 @@ func run(args []string) error {
 		log.Info("serving metrics", "listen", addr.String())
 		// The AuthorizedKeysCommand reports its refusals here; without
 		// the socket the agent runs on, uncounted.
-		if err := reg.ServeRefusals(ctx, *dataDir, log); err != nil {
+		if stopRefusals, err := reg.ServeRefusals(ctx, *dataDir, log); err != nil {
 			log.Warn("the AuthorizedKeysCommand's refusals will not be counted", "err", err)
+		} else {
+			defer stopRefusals() // the socket is removed before the process exits
 		}
 	}
 	a.AllowedPorts = ports

@@ -225,7 +225,7 @@ func TestServeRefusals(t *testing.T) {
 	r := New("test")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := r.ServeRefusals(ctx, dir, slog.New(slog.DiscardHandler)); err != nil {
+	if _, err := r.ServeRefusals(ctx, dir, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("ServeRefusals over a stale socket: %v", err)
 	}
 	if st, err := os.Stat(sock); err != nil || st.Mode().Perm() != 0o666 {
@@ -275,7 +275,7 @@ func TestServeRefusals(t *testing.T) {
 	if err := os.WriteFile(sock, []byte("not a socket"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := New("test").ServeRefusals(context.Background(), dir, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "not a socket") {
+	if _, err := New("test").ServeRefusals(context.Background(), dir, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Errorf("ServeRefusals over a regular file: %v", err)
 	}
 	if b, _ := os.ReadFile(sock); string(b) != "not a socket" {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"sync"
 
 	"github.com/kaginashi/kaginashi/internal/authkeys"
 )
@@ -24,41 +25,45 @@ func (r *Registry) AddRefusals(ref *authkeys.Refusals) {
 // ServeRefusals binds the AuthorizedKeysCommand's refusal socket of the
 // data directory dir (authkeys.RefusalSocketPath; internal/authkeys'
 // refusals.go says why a datagram socket) and counts what arrives on it
-// until ctx ends, when it closes and removes the socket. It returns once
-// the socket is bound, or why it could not be: the agent then runs
-// without these counts.
+// until ctx ends or stop is called (stop also waits for the socket to be
+// removed: call it before the process exits). It returns once the socket
+// is bound, or why it could not be: the agent then runs without these
+// counts.
 //
 // The socket is mode 0666: sshd runs the command as an unprivileged user
 // (AuthorizedKeysCommandUser), which needs write permission to send. Only
 // the agent (root) can create files in keys/, so nobody else can put a
 // socket of their own in its place. What arrives is parsed strictly
 // (authkeys.ParseRefusals) and anything else is dropped.
-func (r *Registry) ServeRefusals(ctx context.Context, dir string, log *slog.Logger) error {
+func (r *Registry) ServeRefusals(ctx context.Context, dir string, log *slog.Logger) (stop func(), err error) {
 	path := authkeys.RefusalSocketPath(dir)
 	// A socket left by an agent that did not stop cleanly is replaced;
 	// anything else at that path is not ours to remove.
 	if st, err := os.Lstat(path); err == nil {
 		if st.Mode().Type() != fs.ModeSocket {
-			return fmt.Errorf("refusal socket %s: exists and is not a socket", path)
+			return nil, fmt.Errorf("refusal socket %s: exists and is not a socket", path)
 		}
 		if err := os.Remove(path); err != nil {
-			return fmt.Errorf("refusal socket: removing a stale one: %w", err)
+			return nil, fmt.Errorf("refusal socket: removing a stale one: %w", err)
 		}
 	}
 	c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
-		return fmt.Errorf("refusal socket: %w", err)
+		return nil, fmt.Errorf("refusal socket: %w", err)
 	}
 	if err := os.Chmod(path, 0o666); err != nil {
 		c.Close()
 		os.Remove(path)
-		return fmt.Errorf("refusal socket: %w", err)
+		return nil, fmt.Errorf("refusal socket: %w", err)
 	}
-	go func() {
-		<-ctx.Done()
-		c.Close()
-		os.Remove(path)
-	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			c.Close()
+			os.Remove(path)
+		})
+	}
+	context.AfterFunc(ctx, stop)
 	go func() {
 		buf := make([]byte, 512)
 		for {
@@ -79,5 +84,5 @@ func (r *Registry) ServeRefusals(ctx context.Context, dir string, log *slog.Logg
 			r.AddRefusals(&ref)
 		}
 	}()
-	return nil
+	return stop, nil
 }

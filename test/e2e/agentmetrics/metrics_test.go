@@ -39,9 +39,15 @@ type site struct {
 
 func startSite(t *testing.T, allow int, agentArgs ...string) *site {
 	t.Helper()
-	dir := t.TempDir()
+	return startSiteIn(t, filepath.Join(t.TempDir(), "agent"), allow, agentArgs...)
+}
+
+// startSiteIn is startSite with the agent's data directory dataDir.
+func startSiteIn(t *testing.T, dataDir string, allow int, agentArgs ...string) *site {
+	t.Helper()
+	dir := filepath.Dir(dataDir)
 	s := harness.StartServer(t, "sqlite", "--rate-limit=-1")
-	st := &site{Server: s, dataDir: filepath.Join(dir, "agent")}
+	st := &site{Server: s, dataDir: dataDir}
 	args := s.AgentArgs(st.dataDir, append([]string{"--join-token", s.JoinToken(t, 1), "--allow-port", strconv.Itoa(allow)}, agentArgs...)...)
 	st.agent = harness.Spawn(t, "agent", append(harness.BaseEnv(), "HOME="+dir), agentBin, args...)
 	st.agent.WaitOutput(t, harness.AgentConnected, 1, bound(30*time.Second))

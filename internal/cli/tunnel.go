@@ -257,10 +257,15 @@ func listenTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelP
 				return
 			}
 			defer conn.Close()
-			done := make(chan struct{}, 2)
-			go func() { _, _ = io.Copy(conn, lc); done <- struct{}{} }()
-			go func() { _, _ = io.Copy(lc, conn); done <- struct{}{} }()
-			<-done
+			done := make(chan error, 2)
+			go func() { _, err := io.Copy(conn, lc); done <- err }()
+			go func() { _, err := io.Copy(lc, conn); done <- err }()
+			// A tunnel the server ended with a reason (its maximum
+			// duration, the target lost) is told, as in the stdio mode:
+			// the local client sees only its connection end.
+			if reason := client.CloseReason(<-done); reason != "" {
+				fmt.Fprintf(stdio.Err, "kaginashi: %s\n", reason)
+			}
 		}()
 	}
 }

@@ -213,8 +213,22 @@ func Run(ctx context.Context, o Options) error {
 			}
 		}
 	}
-	if err := bootstrap.EnsureDataDir(o.DataDir); err != nil {
-		return err
+	// PostgreSQL is reached, and the server lock taken, before the data
+	// dir is made: an unreachable store, or maintenance running, refuses
+	// the start with nothing made. SQLite's file needs the directory
+	// first. A start refused later, while a data dir it made is still
+	// empty, removes it again (makeDataDir).
+	storeFirst := !strings.HasPrefix(o.StoreURL, "sqlite:")
+	undoDataDir, serving := func() {}, false
+	defer func() {
+		if !serving {
+			undoDataDir()
+		}
+	}()
+	if !storeFirst {
+		if undoDataDir, err = makeDataDir(o.DataDir); err != nil {
+			return err
+		}
 	}
 	st, err := OpenStore(ctx, o.StoreURL)
 	if err != nil {
@@ -228,6 +242,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	defer unlock()
+	if storeFirst {
+		if undoDataDir, err = makeDataDir(o.DataDir); err != nil {
+			return err
+		}
+	}
 	sealer, err := bootstrap.OpenSealer(ctx, st, filepath.Join(o.DataDir, "master.key"), log)
 	if err != nil {
 		return err
@@ -481,6 +500,7 @@ func Run(ctx context.Context, o Options) error {
 			errc <- srv.ServeTLS(bulkio.Listener{Listener: ln}, "", "")
 		}
 	}
+	serving = true
 	go serve(srv, ln)
 	if peerSrv != nil {
 		go serve(peerSrv, peerLn)

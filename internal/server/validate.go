@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/audit"
+	"github.com/kaginashi/kaginashi/internal/bootstrap"
 	"github.com/kaginashi/kaginashi/internal/clientip"
 	"github.com/kaginashi/kaginashi/internal/iam"
 )
@@ -287,4 +288,38 @@ func hostIPs(h string) []net.IP {
 		ips[i] = a.IP
 	}
 	return ips
+}
+
+// makeDataDir makes the data dir (bootstrap.EnsureDataDir) and returns
+// undo, which removes what this call made — the directory and any missing
+// parents it made with it — as long as it is still empty: Run calls it
+// when a start is refused after the data dir was made (a new replica's
+// DIR without the master key its PostgreSQL's secrets are sealed with,
+// an --account-id the store disagrees with), so that such a start leaves
+// nothing either. os.Remove removes only an empty directory: nothing
+// written in it is ever taken.
+func makeDataDir(dir string) (undo func(), err error) {
+	top := ""
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		top = d
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	if err := bootstrap.EnsureDataDir(dir); err != nil {
+		return func() {}, err
+	}
+	if top == "" {
+		return func() {}, nil // it was there before
+	}
+	return func() {
+		for d := dir; ; d = filepath.Dir(d) {
+			if os.Remove(d) != nil || d == top {
+				return
+			}
+		}
+	}, nil
 }

@@ -41,7 +41,8 @@ import (
 //
 // This release signs v2 only and still accepts v1, so that replicas not
 // yet upgraded can reach upgraded ones during a rolling upgrade (the
-// router logs each v1 sender once, at WARN). The next release refuses v1.
+// router logs each v1 sender once, at WARN). The next release refuses v1;
+// --peer-auth-v1=false (Config.RefuseV1) refuses it now.
 // Accepting it reopens nothing once every replica is upgraded: only an old
 // replica makes v1 requests, an upgraded one cannot be made to, and a v2
 // request cannot be turned into a v1 one without the key (the domain

@@ -94,6 +94,11 @@ func explain(err error, x explainCtx) error {
 			switch {
 			case strings.Contains(msg, "explicit deny"):
 				p.fix = "the policy statement named above denies it: ask an administrator to change that statement, or use an OS user, host or port it does not cover"
+				if strings.Contains(msg, "perform: ec2-instance-connect:OpenTunnel ") {
+					// A tunnel has no OS user; its own condition keys are
+					// the port and the duration.
+					p.fix = "the policy statement named above denies it: ask an administrator to change that statement, or open a tunnel it does not cover (another port, a shorter --max-tunnel-duration)"
+				}
 			case performRE.MatchString(msg):
 				action := performRE.FindStringSubmatch(msg)[1]
 				p.fix = "no policy allows it: ask an administrator to allow " + action + " for you (docs/POLICY.md)"
@@ -105,8 +110,17 @@ func explain(err error, x explainCtx) error {
 					// instance/*, which never matches: OpenTunnel's
 					// resource is the endpoint. Say so, or the hint sends
 					// people back to the very policy they hold.
+					// A statement on the endpoint whose conditions do not
+					// match this tunnel (NumericEquals remotePort 22 for
+					// port 5432) refuses it just the same: name the keys
+					// and this tunnel's values too.
+					port := ""
+					if x.port > 0 {
+						port = fmt.Sprintf(" %d", x.port)
+					}
 					p.fix = "no policy allows it: ask an administrator to allow ec2-instance-connect:OpenTunnel on " + m[1] +
-						"* for you; it is granted on the endpoint, not instance/* (a statement on instance/*, like the seed article's, grants no tunnel; docs/POLICY.md)"
+						"* for you, with any conditions matching this tunnel (ec2-instance-connect:remotePort" + port +
+						", ec2-instance-connect:maxTunnelDuration: the server's maximum, 3600, unless --max-tunnel-duration; ec2-instance-connect:privateIpAddress); it is granted on the endpoint, not instance/* (a statement on instance/*, like the seed article's, grants no tunnel; docs/POLICY.md)"
 				}
 			default:
 				p.fix = "ask an administrator for a policy that allows it (docs/POLICY.md)"

@@ -131,3 +131,39 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// TestExplainOpenTunnelConditions: a tunnel refused although the user
+// holds an OpenTunnel statement on the endpoint — its condition on
+// remotePort or maxTunnelDuration did not match — is told with those
+// condition keys and this tunnel's values, not only the instance/* hint
+// (which sent such a user to look for a statement they already have);
+// an explicit deny of a tunnel suggests another port or a shorter
+// duration, not "an OS user".
+func TestExplainOpenTunnelConditions(t *testing.T) {
+	x := explainCtx{instance: "i-0123456789abcdef0 (db)", port: 5432}
+	const prefix = "User: arn:aws:iam::123456789012:user/a is not authorized to perform: ec2-instance-connect:OpenTunnel on resource: arn:aws:ec2:us-east-1:123456789012:instance-connect-endpoint/eice-0123456789abcdef0 "
+	implicit := &client.TunnelError{Status: 403, Code: "AccessDeniedException", Message: prefix + "because no identity-based policy allows the ec2-instance-connect:OpenTunnel action"}
+	explicit := &client.TunnelError{Status: 403, Code: "AccessDeniedException", Message: prefix + "with an explicit deny in an identity-based policy (tunnels Statement[2] Sid NoLongTunnels)"}
+	for _, tc := range []struct {
+		err        error
+		wants, not []string
+	}{
+		{implicit, []string{"ec2-instance-connect:remotePort 5432", "ec2-instance-connect:maxTunnelDuration", "--max-tunnel-duration", "not instance/*"}, nil},
+		{explicit, []string{"(tunnels Statement[2] Sid NoLongTunnels)", "another port", "--max-tunnel-duration"}, []string{"OS user"}},
+	} {
+		got := explain(tc.err, x).Error()
+		for _, w := range tc.wants {
+			if !strings.Contains(got, w) {
+				t.Errorf("explain(%v) =\n%s\nwant %q", tc.err, got, w)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(got, w) {
+				t.Errorf("explain(%v) =\n%s\nwant no %q", tc.err, got, w)
+			}
+		}
+		if strings.Count(got, "\n") > 1 {
+			t.Errorf("explain(%v) = %q: more than two lines", tc.err, got)
+		}
+	}
+}

@@ -176,7 +176,7 @@ func pushAndFindEndpoint(ctx context.Context, cfg aws.Config, in client.Instance
 	case in.EndpointID != "" && base != "":
 		epURL, epID = base, in.EndpointID // kaginashi said which
 	default:
-		epURL, epID, err = client.Endpoint(ctx, cfg, "")
+		epURL, epID, err = client.EndpointFor(ctx, cfg, "", in.Target)
 	}
 	wg.Wait()
 	if pushErr != nil {
@@ -662,7 +662,7 @@ func tunnelTo(in client.Instance, base string, port, maxDuration int, warm *clie
 		p := client.TunnelParams{Endpoint: base, EndpointID: in.EndpointID, InstanceID: in.InstanceID, PrivateIP: in.PrivateIP, RemotePort: port, MaxDuration: maxDuration}
 		if in.EndpointID == "" || base == "" {
 			var err error
-			if p.Endpoint, p.EndpointID, err = client.Endpoint(ctx, cfg, ""); err != nil {
+			if p.Endpoint, p.EndpointID, err = client.EndpointFor(ctx, cfg, "", in.Target); err != nil {
 				return nil, err
 			}
 		}

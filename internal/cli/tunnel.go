@@ -128,20 +128,29 @@ func tunnelParams(ctx context.Context, flags client.Flags, tf tunnelFlags) (p cl
 		warm = client.PrewarmTunnel(ctx, cfg, base)
 	}
 	p = client.TunnelParams{InstanceID: tf.instanceID, RemotePort: tf.remotePort, MaxDuration: tf.maxDuration, PrivateIP: tf.privateIP}
-	// The two look-ups are independent: at the same time.
+	// The two look-ups go on at the same time, but on AWS (below).
 	var (
 		wg     sync.WaitGroup
 		ipErr  error
 		target client.Target
 	)
-	if p.PrivateIP == "" {
+	base := aws.ToString(cfg.BaseEndpoint)
+	// On AWS the endpoint is chosen by the instance's VPC and subnet (an
+	// endpoint reaches only its own VPC): the instance is looked up first.
+	byVPC := base == "" && tf.endpointID == ""
+	if p.PrivateIP == "" || byVPC {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			target, ipErr = client.ResolveTarget(ctx, cfg, tf.instanceID)
 		}()
 	}
-	if tf.endpointID != "" && tf.dnsName != "" {
+	if byVPC {
+		wg.Wait()
+		if ipErr == nil {
+			p.Endpoint, p.EndpointID, err = client.EndpointFor(ctx, cfg, "", target)
+		}
+	} else if tf.endpointID != "" && tf.dnsName != "" {
 		// Given both, as `kaginashi ssh` does: no lookup. A kaginashi
 		// server is the endpoint at its own URL.
 		p.EndpointID, p.Endpoint = tf.endpointID, "https://"+tf.dnsName

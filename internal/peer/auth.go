@@ -228,7 +228,8 @@ type Verifier struct {
 	// would reopen S of forgotten requests to replay. The price is
 	// failing closed: after a step back of more than MaxSkew, requests
 	// stamped by a clock that stepped with this one are refused until it
-	// has caught up with high (the step less MaxSkew).
+	// has caught up with high (the step less MaxSkew). A restart ends
+	// that: a new process is a new replica ID, its empty cache no gap.
 	high time.Time
 }
 

@@ -102,8 +102,10 @@ type Stats struct {
 	LastBeat time.Time
 	// ClockSkew is server time minus host time, as last measured.
 	ClockSkew time.Duration
-	// SigningKeyError: the server signs with a key the agent cannot trust,
-	// so every pushed record is refused until that is solved.
+	// SigningKeyError: a signing-key problem makes logins with pushed
+	// keys fail (keyhealth.go): the server signs with a key the agent
+	// cannot trust, the AuthorizedKeysCommand cannot read the pinned key,
+	// or pushed records keep failing their signature check.
 	SigningKeyError bool
 	// ActiveKeyRecords are the held records not yet expired.
 	ActiveKeyRecords int
@@ -116,7 +118,7 @@ func (a *Agent) Stats() Stats {
 	a.statusMu.Lock()
 	st := a.status
 	a.statusMu.Unlock()
-	s := Stats{Connected: st.Connected, LastBeat: st.LastBeat, SigningKeyError: st.SigningKeyError != "",
+	s := Stats{Connected: st.Connected, LastBeat: st.LastBeat, SigningKeyError: a.signingKeyProblem() != "",
 		TunnelsOpen: int(a.tunnelsOpen.Load())}
 	serverNow := a.now().Add(time.Duration(a.skew()) * time.Millisecond).Unix()
 	a.mu.Lock()

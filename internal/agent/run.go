@@ -62,6 +62,11 @@ type Agent struct {
 	statusMu sync.Mutex
 	status   Status // what DIR/status.json says (see setStatus)
 
+	// Signing-key health (keyhealth.go).
+	keyMu          sync.Mutex
+	diskKeyProblem string // checkDiskKey's last finding
+	sigStreak      int    // pushes refused for their signature since the last accepted one
+
 	metrics     Metrics // nopMetrics unless Options.Metrics
 	tunnelsOpen atomic.Int64
 }
@@ -281,12 +286,13 @@ func (a *Agent) session(ctx context.Context) error {
 	}
 	c := agentproto.NewConn(ctl)
 	inv := a.collect(ctx)
+	a.refreshKeyHealth()
 	t0 := a.now()
 	if err := c.Send(agentproto.Header{Type: agentproto.TypeControl}); err != nil {
 		return err
 	}
 	if err := c.Send(agentproto.Hello{InstanceID: a.cfg.InstanceID, Inventory: inv, LocalTime: t0.UnixMilli(), SigningKey: a.pinnedKey(),
-		Features: []string{agentproto.FeatureKeyStream}}); err != nil {
+		Features: []string{agentproto.FeatureKeyStream}, SigningKeyProblem: a.signingKeyProblem()}); err != nil {
 		return err
 	}
 	var beat agentproto.Beat
@@ -321,7 +327,10 @@ func (a *Agent) session(ctx context.Context) error {
 			return errors.New("the connection closed")
 		case <-tick.C:
 		}
-		hb := agentproto.Heartbeat{ClockSkewMillis: a.skew()}
+		// A few small reads every Heartbeat: a key the login path cannot
+		// read is found within one, and reported with it.
+		a.refreshKeyHealth()
+		hb := agentproto.Heartbeat{ClockSkewMillis: a.skew(), SigningKeyProblem: a.signingKeyProblem()}
 		if a.now().Sub(lastInv) >= a.InventoryEvery {
 			inv := a.collect(ctx)
 			hb.Inventory = &inv
@@ -475,6 +484,7 @@ func (a *Agent) serveKeys(st *yamux.Stream, c *agentproto.Conn) {
 func (a *Agent) acceptPush(kp agentproto.KeyPush) agentproto.Ack {
 	err := a.accept(kp.Record)
 	a.metrics.KeyRecord(RefusalReason(err))
+	a.noteSignature(RefusalReason(err))
 	ack := agentproto.Ack{ID: kp.ID, OK: err == nil}
 	if err != nil {
 		ack.Error = err.Error()

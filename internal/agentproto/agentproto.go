@@ -123,7 +123,12 @@ type Hello struct {
 	// Features are the optional parts of the protocol the agent speaks
 	// (Feature*). Agents before 2026-11-28 send none.
 	Features []string `json:"features,omitempty"`
+	// SigningKeyProblem: see Heartbeat.SigningKeyProblem.
+	SigningKeyProblem string `json:"signingKeyProblem,omitempty"`
 }
+
+// MaxSigningKeyProblem bounds SigningKeyProblem; the server cuts longer ones.
+const MaxSigningKeyProblem = 512
 
 // Has reports whether the hello lists a feature.
 func (h *Hello) Has(feature string) bool {
@@ -143,6 +148,15 @@ type Heartbeat struct {
 	// ClockSkewMillis is the agent's latest estimate of server minus host
 	// time, reported for the inventory.
 	ClockSkewMillis int64 `json:"clockSkewMillis"`
+	// SigningKeyProblem says why logins with pushed keys fail on this
+	// host because of the record-signing key, as the agent sees it, or
+	// is empty: the server signs with a key the agent cannot trust, the
+	// AuthorizedKeysCommand cannot read the pinned key, or pushed records
+	// keep failing their signature check. Sent with the hello and every
+	// heartbeat, so that a problem and its end reach the server within a
+	// heartbeat; plain text, at most MaxSigningKeyProblem bytes. Agents
+	// before 2026-11-29 do not send it.
+	SigningKeyProblem string `json:"signingKeyProblem,omitempty"`
 }
 
 // Beat answers a Hello or a Heartbeat with the server's clock, so the agent

@@ -173,6 +173,7 @@ type instanceJSON struct {
 	PrivateIP         string            `json:"privateIp"`
 	IPv6              string            `json:"ipv6"`
 	AgentVersion      string            `json:"agentVersion"`
+	SigningKeyProblem string            `json:"signingKeyProblem,omitempty"` // why logins with pushed keys fail there, as the connected agent reports it
 	LastSeen          string            `json:"lastSeen"`
 	LaunchTime        string            `json:"launchTime"`
 	Tags              map[string]string `json:"tags"`
@@ -199,6 +200,7 @@ func (c *Console) instanceList(r *http.Request) ([]instanceJSON, error) {
 		if c.deps.Tunnels != nil {
 			j.Connected = c.deps.Tunnels.Connected(in.ID)
 			j.SSHPort = c.reportedSSHPort(in.ID)
+			j.SigningKeyProblem = c.signingKeyProblem(in.ID)
 		}
 		for _, t := range in.Tags {
 			j.Tags[t.Key] = t.Value

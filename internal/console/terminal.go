@@ -288,7 +288,7 @@ func (t *terminal) run(ctx context.Context) {
 		case errors.As(err, &hk):
 			t.fail(ctx, &endError{"HostKeyMismatch", closeFailure, fmt.Sprintf("The host presented key %s, which is not among the host keys its agent reported for %s: refusing to connect (a man in the middle, or a changed host key).", hk.fingerprint, t.instanceID)})
 		case strings.Contains(err.Error(), "unable to authenticate"):
-			t.fail(ctx, &endError{"AuthenticationFailed", closeFailure, "The host's sshd refused the key for " + t.osUser + ": does the user exist there, and does sshd use kaginashi-agent's AuthorizedKeysCommand?"})
+			t.fail(ctx, &endError{"AuthenticationFailed", closeFailure, authFailedMessage(t.osUser, t.instanceID, t.c.signingKeyProblem(t.instanceID))})
 		default:
 			t.fail(ctx, &endError{"ConnectionFailed", closeFailure, "The SSH connection failed: " + err.Error()})
 		}
@@ -509,6 +509,32 @@ func (t *terminal) input(ctx context.Context, s *ssh.Session, stdin io.Writer, r
 			}
 		}
 	}
+}
+
+// keyProblemReporter knows the signing-key problem a host's agent reports
+// (gateway.Gateway, peer.Router).
+type keyProblemReporter interface {
+	SigningKeyProblem(instanceID string) string
+}
+
+// signingKeyProblem is what the instance's agent reports, "" if nothing.
+func (c *Console) signingKeyProblem(instanceID string) string {
+	if r, ok := c.deps.Tunnels.(keyProblemReporter); ok {
+		return r.SigningKeyProblem(instanceID)
+	}
+	return ""
+}
+
+// authFailedMessage is the terminal's words when the host's sshd refused
+// the one-time key: the agent's signing-key problem when it reports one
+// (the likely cause, and one the user cannot fix: it names it for the
+// operator), else the usual suspects.
+func authFailedMessage(osUser, instanceID, keyProblem string) string {
+	if keyProblem != "" {
+		return "The host's sshd refused the key for " + osUser + ": the agent of " + instanceID +
+			" reports a problem with the key that signs pushed keys, so no pushed key works there until an administrator solves it: " + keyProblem
+	}
+	return "The host's sshd refused the key for " + osUser + ": does the user exist there, and does sshd use kaginashi-agent's AuthorizedKeysCommand?"
 }
 
 // --- host keys ---------------------------------------------------------------

@@ -70,3 +70,15 @@ func TestCloseReason(t *testing.T) {
 		t.Error("a short reason changed")
 	}
 }
+
+func TestAuthFailedMessage(t *testing.T) {
+	plain := authFailedMessage("alice", "i-0123456789abcdef0", "")
+	if !strings.Contains(plain, "does the user exist") {
+		t.Errorf("without a problem: %q", plain)
+	}
+	p := "keys/identity.json is mode 0600"
+	m := authFailedMessage("alice", "i-0123456789abcdef0", p)
+	if !strings.HasSuffix(m, p) || !strings.Contains(m, "i-0123456789abcdef0") || strings.Contains(m, "does the user exist") {
+		t.Errorf("with a problem: %q", m)
+	}
+}

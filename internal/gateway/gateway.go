@@ -114,6 +114,9 @@ type session struct {
 	keyStreams bool
 	ksMu       sync.Mutex
 	ks         *keyStream
+	// keyProblem is the agent's latest SigningKeyProblem (keyproblem.go;
+	// guarded by Gateway.mu).
+	keyProblem string
 }
 
 // New makes a gateway. Close stops it.
@@ -408,6 +411,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 		s.claim = g.hook.SessionStarted(ctx, id)
 	}
 	go g.resendWithdrawals(s, id)
+	g.noteKeyProblem(s, hello.SigningKeyProblem)
 	helloErr := g.store.PutInstance(ctx, in)
 	if helloErr != nil {
 		g.log.Error("recording a connected agent failed", "instance", id, "err", helloErr)
@@ -433,6 +437,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 			break
 		}
 		now := g.now().UTC()
+		g.noteKeyProblem(s, hb.SigningKeyProblem)
 		// A plain heartbeat writes nothing: sweep records every host
 		// heard from, in one write. An inventory is written now.
 		if hb.Inventory != nil {

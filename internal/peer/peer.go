@@ -280,6 +280,13 @@ func (r *Router) SSHPort(instanceID string) (int, bool) {
 	return 0, false
 }
 
+// SigningKeyProblem is the signing-key problem the instance's agent
+// reports (gateway.Gateway.SigningKeyProblem), when it is connected to
+// this replica; "" otherwise (each replica logs and counts its own agents').
+func (r *Router) SigningKeyProblem(instanceID string) string {
+	return r.gw.SigningKeyProblem(instanceID)
+}
+
 // AllowedPorts is the agent's reported tunnel ports, like SSHPort.
 func (r *Router) AllowedPorts(instanceID string) ([]int, bool) {
 	if p, ok := r.gw.AllowedPorts(instanceID); ok || r.gw.Connected(instanceID) {

@@ -18,6 +18,9 @@ import (
 // nothing on the paths they describe.
 func registerGauges(reg *metrics.Registry, gw *gateway.Gateway, api *awsapi.Handler, auditor *audit.Writer, certs *bootstrap.CertSource) {
 	reg.GaugeFunc("kaginashi_agents_connected", "Agents connected to this server process.", func() float64 { return float64(gw.Count()) })
+	reg.GaugeFunc("kaginashi_agents_signing_key_problem",
+		"Agents connected to this server process that report a signing-key problem: logins with keys pushed to their hosts fail until it is solved (the server's log names each instance and the problem).",
+		func() float64 { return float64(gw.SigningKeyProblems()) })
 	reg.GaugeFunc("kaginashi_tunnels_open", "Tunnels open through this server process.", func() float64 { return float64(api.OpenTunnels()) })
 	reg.GaugeFunc("kaginashi_audit_queue_depth", "Audit events waiting for the next group commit.", func() float64 { return float64(auditor.Queued()) })
 	if certs != nil {

@@ -197,7 +197,7 @@ func (r *Registry) families() []family {
 			family{"kaginashi_agent_last_heartbeat_timestamp_seconds", "gauge",
 				"When the server last answered the agent's hello or heartbeat (Unix seconds; 0 before the first).", one(beat)},
 			family{"kaginashi_agent_signing_key_error", "gauge",
-				"1 while the server signs key records with a key this agent cannot trust (every push is refused until solved; see kaginashi-agent doctor), else 0.",
+				"1 while a signing-key problem makes logins with pushed keys fail (the server signs with a key this agent cannot trust, the AuthorizedKeysCommand cannot read the pinned key, or pushes keep failing their signature check; the agent's log and the server say which), else 0.",
 				one(b2f(s.SigningKeyError))},
 			family{"kaginashi_agent_tunnels_open", "gauge", "Tunnels being carried now.", one(float64(s.TunnelsOpen))},
 		)

@@ -373,11 +373,37 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   console.log(`       (user name was prefilled with "${prefilled}")`);
 });
 
+await step('a terminal link from elsewhere asks before it connects', async () => {
+  // Still signed in as alice. A link or redirect from another site lands
+  // here without the Connect button's intent: no key may be pushed and no
+  // session opened until the user says so.
+  const term = await context.newPage();
+  const sockets = [];
+  term.on('websocket', (ws) => sockets.push(ws.url()));
+  await term.goto(URL_ + `/console/terminal?instanceId=${INSTANCE}&osUser=${OS_USER}&port=${SSH_PORT}`);
+  const ask = term.locator('.term-banner .notice-warning');
+  await ask.waitFor({ timeout: 10_000 });
+  await term.waitForTimeout(1500);
+  assert(sockets.length === 0, `the page connected without being asked: ${sockets.join(', ')}`);
+  // A forged intent is no better than none.
+  await term.goto(URL_ + `/console/terminal?instanceId=${INSTANCE}&osUser=${OS_USER}&port=${SSH_PORT}&intent=${'0'.repeat(32)}`);
+  await ask.waitFor({ timeout: 10_000 });
+  await term.waitForTimeout(1000);
+  assert(sockets.length === 0, `a forged intent connected: ${sockets.join(', ')}`);
+  await ask.getByRole('button', { name: 'Connect' }).click();
+  await term.locator('.term-status-ok', { hasText: 'Connected' }).waitFor({ timeout: 30_000 });
+  assert(sockets.length === 1 && sockets[0].includes('/console/api/terminal'), `sockets: ${sockets.join(', ')}`);
+  await collectCSP(term);
+  await term.close();
+});
+
 await step('a denied connect shows the deciding statement', async () => {
   await signOut();
   await signIn('carol', PW.carol);
   const term = await context.newPage();
   await term.goto(URL_ + `/console/terminal?instanceId=${INSTANCE}&osUser=${OS_USER}&port=${SSH_PORT}`);
+  // Opened by URL, not by the Connect button: the page asks first.
+  await term.locator('.term-banner .notice-warning').getByRole('button', { name: 'Connect' }).click();
   const banner = term.locator('.term-banner .notice-error');
   await banner.waitFor({ timeout: 20_000 });
   const text = await banner.innerText();
@@ -395,7 +421,12 @@ await step('audit shows the connect and the sign-ins', async () => {
   await user.fill('alice');
   await page.getByLabel('Event name').fill('SendSSHPublicKey');
   await page.getByRole('button', { name: 'Search' }).click();
-  const row = page.locator('tr[data-event-name="SendSSHPublicKey"]').first();
+  // alice's row: until the search answers, the page still lists the
+  // unfiltered events, newest first — carol's denied connect on top.
+  const row = page
+    .locator('tr[data-event-name="SendSSHPublicKey"]')
+    .filter({ has: page.getByRole('cell', { name: 'alice', exact: true }) })
+    .first();
   await row.waitFor();
   await row.getByRole('button').click();
   const raw = page.locator('pre.raw-event');

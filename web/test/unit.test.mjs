@@ -20,6 +20,7 @@ export { get, str, list, listOf, tagMap, tagParams, memberParams, policyDocument
 export { safeNext } from ${JSON.stringify(path.join(web, 'src/app.ts'))};
 export { base32Seed } from ${JSON.stringify(path.join(web, 'src/pages/mfa.ts'))};
 export { policyType } from ${JSON.stringify(path.join(web, 'src/policytype.ts'))};
+export { putIntent, takeIntent, INTENT_TTL_MS } from ${JSON.stringify(path.join(web, 'src/intent.ts'))};
 `;
 await esbuild.build({
   stdin: { contents: entry, resolveDir: web, loader: 'ts' },
@@ -156,4 +157,56 @@ test('policyType tells AWS managed policies from the account\'s own, by ARN', ()
   assert.equal(m.policyType('arn:aws:iam::123456789012:policy/AdministratorAccess'), 'Customer managed');
   assert.equal(m.policyType('arn:aws:iam::123456789012:policy/aws/x'), 'Customer managed');
   assert.equal(m.policyType(''), 'Customer managed');
+});
+
+// A Map-backed stand-in for window.localStorage.
+function memStorage() {
+  const m = new Map();
+  return {
+    getItem: (k) => (m.has(k) ? m.get(k) : null),
+    setItem: (k, v) => void m.set(k, String(v)),
+    removeItem: (k) => void m.delete(k),
+    get length() {
+      return m.size;
+    },
+    key: (i) => [...m.keys()][i] ?? null,
+    size: () => m.size,
+  };
+}
+
+test('terminal intents: only the Connect button\'s own, once, for the same target, recently', () => {
+  const s = memStorage();
+  const t = { instanceId: 'i-0123456789abcdef0', osUser: 'alice', port: '22' };
+  const now = 1_700_000_000_000;
+  const id = m.putIntent(s, t, now);
+  assert.match(id, /^[0-9a-f]{32}$/);
+  assert.equal(m.takeIntent(s, id, t, now + 1000), true);
+  assert.equal(m.takeIntent(s, id, t, now + 1000), false, 'an intent is good once');
+  // A link made elsewhere has no intent, or one that is not in storage.
+  assert.equal(m.takeIntent(s, null, t, now), false);
+  assert.equal(m.takeIntent(s, '', t, now), false);
+  assert.equal(m.takeIntent(s, '0'.repeat(32), t, now), false);
+  // An intent for another target does not open this one (and is spent).
+  for (const other of [
+    { ...t, instanceId: 'i-0fffffffffffffff0' },
+    { ...t, osUser: 'root' },
+    { ...t, port: '2222' },
+    { ...t, port: '' },
+  ]) {
+    const x = m.putIntent(s, t, now);
+    assert.equal(m.takeIntent(s, x, other, now), false, JSON.stringify(other));
+    assert.equal(m.takeIntent(s, x, t, now), false, 'a mismatched take spends the intent');
+  }
+  // Too old, or from the future.
+  const old = m.putIntent(s, t, now);
+  assert.equal(m.takeIntent(s, old, t, now + m.INTENT_TTL_MS + 1), false);
+  const fut = m.putIntent(s, t, now + 60_000);
+  assert.equal(m.takeIntent(s, fut, t, now), false);
+  // Stale intents (tabs that never opened) are cleaned up.
+  m.putIntent(s, t, now);
+  m.putIntent(s, t, now + 10 * m.INTENT_TTL_MS);
+  assert.equal(s.size(), 1);
+  // A forged value under a real-looking key is refused.
+  s.setItem('kaginashi.terminalIntent.' + 'a'.repeat(32), 'not json');
+  assert.equal(m.takeIntent(s, 'a'.repeat(32), t, now + 10 * m.INTENT_TTL_MS), false);
 });

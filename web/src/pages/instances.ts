@@ -5,6 +5,7 @@
 import { type Instance, describeError } from '../api';
 import type { PageCtx } from '../app';
 import { h, field, notice, replace, table, ago, formatTime, uid } from '../dom';
+import { browserStorage, putIntent } from '../intent';
 
 export function instancesPage(ctx: PageCtx): void {
   let instances: Instance[] = [];
@@ -149,7 +150,10 @@ export function instancesPage(ctx: PageCtx): void {
         port.focus();
         return;
       }
-      const url = `/console/terminal?instanceId=${encodeURIComponent(i.instanceId)}&osUser=${encodeURIComponent(u)}&port=${p}`;
+      // The intent proves to the new tab that this button opened it (intent.ts).
+      const store = browserStorage();
+      const intent = store ? putIntent(store, { instanceId: i.instanceId, osUser: u, port: String(p) }) : '';
+      const url = `/console/terminal?instanceId=${encodeURIComponent(i.instanceId)}&osUser=${encodeURIComponent(u)}&port=${p}${intent ? `&intent=${intent}` : ''}`;
       // A new tab, as the article's console does; noopener so it cannot
       // reach this page. The session cookie signs it in.
       // (With noopener, window.open answers null even when the tab opened.)

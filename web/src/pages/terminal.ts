@@ -5,6 +5,7 @@
 import type { PageCtx } from '../app';
 import { h, button, notice, replace } from '../dom';
 import { newTerminal } from '../term';
+import { browserStorage, takeIntent } from '../intent';
 
 const CLOSE_REASONS: Record<number, string> = {
   1000: 'The session ended.',
@@ -192,7 +193,36 @@ export function terminalPage(ctx: PageCtx): void {
     setStatus(title, 'bad');
   }
 
-  connect();
+  // Connect at once only when this console's Connect button opened the
+  // tab; a link from anywhere else asks first (intent.ts).
+  const store = browserStorage();
+  if (store && takeIntent(store, ctx.query.get('intent'), { instanceId, osUser, port })) {
+    connect();
+  } else {
+    setStatus('Not connected', 'bad');
+    const go = button(
+      'Connect',
+      () => {
+        go.disabled = true;
+        connect();
+      },
+      { class: 'primary' },
+    );
+    replace(
+      banner,
+      notice(
+        'warning',
+        h('strong', null, 'Connect to this host? '),
+        'This terminal was opened by a link, not by the console’s Connect button. Connecting pushes a key as you and opens an SSH session as ',
+        h('code', null, osUser),
+        ' on ',
+        h('code', null, instanceId),
+        port ? [' (port ', h('code', null, port), ')'] : null,
+        '. Connect only if you meant to.',
+        h('p', null, go),
+      ),
+    );
+  }
   ctx.onLeave(() => {
     ro.disconnect();
     ws?.close(1000);

@@ -213,25 +213,39 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer c.arrived()
 	}
 
+	// spoken is the API the request is written for by its own markers (a
+	// JSON API's X-Amz-Target, a Query API's Version), whatever its
+	// credential scope says; see the scope check after authentication.
+	spoken := protoUnknown
+	if target != "" {
+		spoken = jsonProtocolOf(target)
+	}
 	// Query protocols carry their parameters in the form body (POST) or
 	// the query string (GET); decode before authenticating so that the
-	// protocol is known for error shapes, but act on nothing yet.
+	// protocol is known for error shapes, but act on nothing yet. A JSON
+	// request signed for a Query API is not decoded: it is refused below.
 	var form url.Values
-	if !isJSON(c.proto) {
+	if target == "" || (!isJSON(c.proto) && !isJSON(spoken)) {
 		form, err = url.ParseQuery(string(body))
 		if r.Method == http.MethodGet {
 			form, err = url.ParseQuery(r.URL.RawQuery)
 		}
-		// Without a credential scope (an unsigned request), the form's
-		// Version tells the Query APIs apart, for EC2's and STS's shapes.
-		if scopeService(r) == "" {
-			c.proto = queryProtocolOf(form.Get("Version"), c.proto)
+		if target == "" {
+			spoken = queryProtocolOf(form.Get("Version"), protoUnknown)
 		}
-		if err != nil {
-			h.fail(w, c, apierr.New(apierr.InvalidInput, "The request body is not a valid form."))
-			return
+		if !isJSON(c.proto) {
+			// Without a credential scope naming an API served here (an
+			// unsigned request, or one signed for s3), the form's Version
+			// tells the Query APIs apart, for EC2's and STS's shapes.
+			if protocolOf(scopeService(r)) == protoUnknown && spoken != protoUnknown {
+				c.proto = spoken
+			}
+			if err != nil {
+				h.fail(w, c, apierr.New(apierr.InvalidInput, "The request body is not a valid form."))
+				return
+			}
+			c.name = form.Get("Action")
 		}
-		c.name = form.Get("Action")
 	}
 
 	auth, err := h.deps.Auth.Authenticate(c.ctx, r, body)
@@ -243,6 +257,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.info.Region = auth.Region
 	if p := protocolOf(auth.Service); p != protoUnknown {
 		c.proto = p
+	}
+	// One listener serves every API, so the scope's service picks the API.
+	// A request written for another of them (an STS call signed for iam,
+	// an Instance Connect call signed for ec2) was signed for the wrong
+	// service: AWS's endpoint for the API the client speaks refuses that
+	// as a scope error, in that API's shape, which its SDK can parse. Left
+	// to the scope's API it would be an unknown Version or operation in a
+	// shape the client cannot read.
+	if spoken != protoUnknown && spoken != c.proto {
+		signed := auth.Service
+		c.proto = spoken
+		if isJSON(spoken) {
+			c.name = target[strings.LastIndexByte(target, '.')+1:]
+		} else {
+			c.name = form.Get("Action")
+		}
+		h.fail(w, c, apierr.New(apierr.SignatureMismatch, "Credential should be scoped to correct service: '%s', not '%s'.", signingName(spoken), signed))
+		return
 	}
 	if h.deps.Limiter != nil && !h.deps.Limiter.Allow(auth.Principal.AccessKeyID) {
 		h.fail(w, c, apierr.New(apierr.Throttled, "Rate exceeded"))

@@ -67,6 +67,33 @@ func protocolOf(service string) protocol {
 	return protoUnknown
 }
 
+// signingName is the SigV4 signing name of the API p serves (protocolOf's
+// inverse).
+func signingName(p protocol) string {
+	for _, svc := range []string{"iam", "sts", "ec2", "ec2-instance-connect", "cloudtrail", "kaginashi"} {
+		if protocolOf(svc) == p {
+			return svc
+		}
+	}
+	return ""
+}
+
+// jsonProtocolOf is the JSON protocol an X-Amz-Target belongs to, or
+// protoUnknown. botocore sends the Smithy namespace too:
+// com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents.
+func jsonProtocolOf(target string) protocol {
+	prefix := ""
+	if i := strings.LastIndexByte(target, '.'); i > 0 {
+		prefix = target[:i]
+	}
+	for _, p := range []protocol{protoEIC, protoCT, protoKG} {
+		if prefix == targetPrefix[p] || strings.HasSuffix(prefix, "."+targetPrefix[p]) {
+			return p
+		}
+	}
+	return protoUnknown
+}
+
 // queryProtocolOf is the Query protocol whose API version is version, or
 // def.
 func queryProtocolOf(version string, def protocol) protocol {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -165,5 +166,146 @@ func TestExplainOpenTunnelConditions(t *testing.T) {
 		if strings.Count(got, "\n") > 1 {
 			t.Errorf("explain(%v) = %q: more than two lines", tc.err, got)
 		}
+	}
+}
+
+// recordingListener keeps the connections it accepts, to cut them.
+type recordingListener struct {
+	net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+}
+
+func (l *recordingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.mu.Lock()
+		l.conns = append(l.conns, c)
+		l.mu.Unlock()
+	}
+	return c, err
+}
+
+func (l *recordingListener) cut() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.conns {
+		c.Close()
+	}
+}
+
+// TestStdioTunnelServerLost: when the connection to the endpoint is lost
+// mid-tunnel (the server killed, a network cut: no close frame), the
+// stdio mode says so and exits 1; before, it exited 0 without a word, as
+// after a clean end, and a script could not tell.
+func TestStdioTunnelServerLost(t *testing.T) {
+	accepted := make(chan struct{}, 1)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := wstunnel.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		accepted <- struct{}{}
+		_, _ = io.Copy(io.Discard, ws)
+	}))
+	rl := &recordingListener{Listener: srv.Listener}
+	srv.Listener = rl
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	cfg := aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAEXAMPLEEXAMPLE01", "secretsecretsecretsecretsecretsecret0000", ""),
+		HTTPClient:  srv.Client(),
+	}
+	p := client.TunnelParams{Endpoint: srv.URL, EndpointID: "eice-0123456789abcdef0", InstanceID: "i-0123456789abcdef0", RemotePort: 22}
+
+	stdin, stdinW := io.Pipe() // stays open: only the server's side ends
+	defer stdinW.Close()
+	var stderr lockedBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- stdioTunnel(context.Background(), IO{In: stdin, Out: io.Discard, Err: &stderr}, cfg, p, nil)
+	}()
+	select {
+	case <-accepted:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the tunnel did not open")
+	}
+	rl.cut()
+	var err error
+	select {
+	case err = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("open-tunnel still runs 5 s after its connection to the endpoint was lost")
+	}
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != 1 {
+		t.Errorf("open-tunnel returned %v, want exit status 1", err)
+	}
+	if want := "the connection to the endpoint was lost"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr %q does not say %q", stderr.String(), want)
+	}
+}
+
+// TestOpenTunnelUnreachableNamesServer: with the server's URL from
+// AWS_ENDPOINT_URL (not --endpoint-url), an unreachable server is named
+// as such, in both modes; before, open-tunnel said "cannot reach AWS".
+func TestOpenTunnelUnreachableNamesServer(t *testing.T) {
+	isolateAWSConfig(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + ln.Addr().String()
+	ln.Close()
+	t.Setenv("AWS_ENDPOINT_URL", dead)
+	t.Setenv("AWS_MAX_ATTEMPTS", "1")
+
+	var stderr lockedBuffer
+	code := Main(context.Background(), []string{"open-tunnel", "--instance-id", "i-0123456789abcdef0"}, IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
+	if code != 1 || !strings.Contains(stderr.String(), "cannot reach "+dead) || strings.Contains(stderr.String(), "AWS:") {
+		t.Errorf("open-tunnel: exit %d, stderr %q; want exit 1 and %q", code, stderr.String(), "cannot reach "+dead)
+	}
+
+	// --local-port: the look-ups go to a server that answers; the tunnel
+	// goes to the dead one.
+	srv := fakeEC2(t, true)
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	p := client.TunnelParams{Endpoint: dead, EndpointID: "eice-0123456789abcdef0", InstanceID: "i-0123456789abcdef0", RemotePort: 22}
+	cfg, err := client.Load(context.Background(), client.Flags{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.BaseEndpoint = aws.String(dead)
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	stderr = lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- listenTunnel(ctx, IO{Err: &stderr}, cfg, p, tunnelFlags{localPort: port, maxConns: 1}) }()
+	defer func() { cancel(); <-done }()
+	var c net.Conn
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		if c, err = net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.ReadAll(c)
+	c.Close()
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(stderr.String(), "cannot reach") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := stderr.String(); !strings.Contains(got, "cannot reach "+dead) {
+		t.Errorf("--local-port: stderr %q; want %q", got, "cannot reach "+dead)
 	}
 }

@@ -66,6 +66,9 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
 			x := explainCtx{instance: tf.instanceID, port: tf.remotePort, endpoint: flags.EndpointURL}
 			params, cfg, warm, err := tunnelParams(ctx, flags, tf)
 			defer warm.Close()
+			if base := aws.ToString(cfg.BaseEndpoint); base != "" {
+				x.endpoint = base // also from AWS_ENDPOINT_URL or the profile
+			}
 			if err != nil {
 				return &exitError{code: 1, err: explain(err, x)}
 			}
@@ -262,7 +265,7 @@ func listenTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelP
 			defer cancel()
 			conn, err := client.DialTunnel(tctx, cfg, p)
 			if err != nil {
-				fmt.Fprintf(stdio.Err, "kaginashi: %v\n", explain(err, explainCtx{instance: p.InstanceID, port: p.RemotePort}))
+				fmt.Fprintf(stdio.Err, "kaginashi: %v\n", explain(err, explainCtx{instance: p.InstanceID, port: p.RemotePort, endpoint: aws.ToString(cfg.BaseEndpoint)}))
 				return
 			}
 			defer conn.Close()

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -248,6 +249,11 @@ func CloseReason(err error) string {
 	var pe *wstunnel.ProtocolError
 	if errors.As(err, &pe) {
 		return "the tunnel was closed: " + pe.Error()
+	}
+	// No close frame: the server went away mid-tunnel (killed, a network
+	// cut). Not a clean end, though the copy just stops: say so.
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) {
+		return "the tunnel was closed: the connection to the endpoint was lost (no close from the server: it stopped, or the network failed)"
 	}
 	return ""
 }

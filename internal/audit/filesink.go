@@ -31,7 +31,9 @@ import (
 //   - an existing regular file with another owner than the server's user
 //     or root, or with more than one link.
 //
-// Named pipes (a log shipper's) and devices are opened as they are.
+// Named pipes (a log shipper's) and devices are opened as they are, and so
+// is a symbolic link to one in a directory only root and the server's
+// user can write (/dev/stdout, under a container runtime).
 type FileSink struct {
 	path string
 	mu   sync.Mutex
@@ -63,17 +65,31 @@ func unsafe(path, format string, args ...any) error {
 // yet (the data dir the server is about to create, 0700) is not checked
 // here; the directories above it are, and OpenFileSink checks it all again.
 func CheckPath(path string) error {
+	_, err := checkPath(path)
+	return err
+}
+
+// checkPath is CheckPath, and also says whether the open must follow a
+// symbolic link at the path: one that only root or the server's user
+// could have put there (its directory passes the checks) and that leads
+// to a stream rather than a file (a pipe, a character device, a socket),
+// as /dev/stdout does under a container runtime. Nothing is created or
+// appended to through such a link, so it cannot be used to reach a file.
+func checkPath(path string) (follow bool, err error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return fmt.Errorf("audit log %s: %w", path, err)
+		return false, fmt.Errorf("audit log %s: %w", path, err)
 	}
 	fi, err := os.Lstat(abs)
 	switch {
 	case err == nil && fi.Mode()&fs.ModeSymlink != 0:
 		to, _ := os.Readlink(abs)
-		return unsafe(path, "it is a symbolic link (to %s): give the file's real path. The server opens its audit log without following a link, so that whoever can write the directory cannot point it at another file", to)
+		if err := checkStreamLink(path, abs); err != nil {
+			return false, unsafe(path, "it is a symbolic link (to %s) %s: give the file's real path. The server opens its audit log without following a link, so that whoever can write the directory cannot point it at another file", to, err)
+		}
+		return true, nil
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("audit log %s: %w", path, err)
+		return false, fmt.Errorf("audit log %s: %w", path, err)
 	}
 	dir := filepath.Dir(abs)
 	// The nearest directory that exists: a missing one is made by the
@@ -85,26 +101,66 @@ func CheckPath(path string) error {
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
-			return nil
+			return false, nil
 		}
 		dir, leaf = parent, false
 	}
 	resolved, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return fmt.Errorf("audit log %s: %w", path, err)
+		return false, fmt.Errorf("audit log %s: %w", path, err)
 	}
 	if err := checkDirs(path, resolved, leaf); err != nil {
-		return err
+		return false, err
 	}
 	if fi != nil && fi.Mode().IsRegular() {
-		return checkFile(path, fi)
+		return false, checkFile(path, fi)
+	}
+	return false, nil
+}
+
+// checkStreamLink says why the symbolic link at abs may not be followed,
+// or nil when it leads to a stream and sits in a directory that only root
+// and the server's user can write.
+func checkStreamLink(path, abs string) error {
+	target, err := os.Stat(abs)
+	if err != nil {
+		return errors.New("that does not lead to an existing pipe or device")
+	}
+	if !isStream(target.Mode()) {
+		return errors.New("to a file, not to a pipe or character device")
+	}
+	dir, err := filepath.EvalSymlinks(filepath.Dir(abs))
+	if err != nil {
+		return err
+	}
+	if err := checkDirs(path, dir, true); err != nil {
+		return errors.New("in a directory others can write")
 	}
 	return nil
 }
 
+// isStream says whether m is a pipe, a character device or a socket:
+// what a log shipper or a container runtime hands a process as its log.
+func isStream(m fs.FileMode) bool {
+	return m&(fs.ModeNamedPipe|fs.ModeCharDevice|fs.ModeSocket) != 0
+}
+
 func openAppend(path string) (*os.File, error) {
-	if err := CheckPath(path); err != nil {
+	follow, err := checkPath(path)
+	if err != nil {
 		return nil, err
+	}
+	if follow {
+		// Through the link, to a stream only: nothing is created.
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return nil, fmt.Errorf("audit log %s: %w", path, err)
+		}
+		if fi, err := f.Stat(); err != nil || !isStream(fi.Mode()) {
+			f.Close()
+			return nil, unsafe(path, "it is a symbolic link that no longer leads to a pipe or device: give the file's real path")
+		}
+		return f, nil
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|noFollow, 0o600)
 	if errors.Is(err, syscall.ELOOP) {

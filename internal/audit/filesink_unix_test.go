@@ -206,3 +206,71 @@ func TestFileSinkNamedPipe(t *testing.T) {
 		t.Fatalf("the reader got %q", b)
 	}
 }
+
+// A symbolic link to a stream, in a directory only root and the server's
+// user can write, is followed: /dev/stdout under a container runtime (a
+// link to /proc/self/fd/1, a pipe), or a link to a log shipper's pipe.
+// Before, every link was refused, /dev/stdout too. The same link in a
+// directory others can write is still refused, and so is a link to a file.
+func TestFileSinkFollowsLinkToStream(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "shipper.pipe")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	link := filepath.Join(dir, "audit.jsonl")
+	if err := os.Symlink(fifo, link); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo)
+		got <- string(b)
+	}()
+	s, err := OpenFileSink(link)
+	if err != nil {
+		t.Fatalf("a link to a pipe: %v", err)
+	}
+	if _, err := s.Write([]byte("{\"x\":1}\n")); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if b := <-got; b != "{\"x\":1}\n" {
+		t.Fatalf("the reader got %q", b)
+	}
+
+	// A link to a character device (/dev/null) too.
+	null := filepath.Join(dir, "null.jsonl")
+	if err := os.Symlink(os.DevNull, null); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckPath(null); err != nil {
+		t.Fatalf("a link to %s: %v", os.DevNull, err)
+	}
+
+	// The same link where others can write: refused.
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	planted := filepath.Join(open, "audit.jsonl")
+	if err := os.Symlink(os.DevNull, planted); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenFileSink(planted)
+	unsafeRefused(t, "a link to a device in a directory others can write", err, "in a directory others can write")
+
+	// A link to a regular file: refused, however safe its directory.
+	file := filepath.Join(dir, "real.jsonl")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	toFile := filepath.Join(dir, "tofile.jsonl")
+	if err := os.Symlink(file, toFile); err != nil {
+		t.Fatal(err)
+	}
+	unsafeRefused(t, "a link to a file", CheckPath(toFile), "to a file, not to a pipe")
+}

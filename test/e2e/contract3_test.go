@@ -3,13 +3,19 @@ package e2e
 import (
 	"context"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
+	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
@@ -23,6 +29,113 @@ func TestContract3(t *testing.T) {
 	t.Run("credential scope names another service", func(t *testing.T) {
 		testScopedToAnotherService(t, e)
 	})
+	t.Run("README server quick start", func(t *testing.T) {
+		testReadmeServerQuickStart(t, e)
+	})
+}
+
+// testReadmeServerQuickStart: §6 "README quick start: start the server,
+// point aws at it, create a user, attach the seed's policy (filled in),
+// push a key". README's block is run as written, by bash with the aws CLI,
+// in a directory laid out as after `make build` and the README's `kaginashi
+// server --data-dir ./kd`, with three substitutions: the server's port for
+// 8443, an instance (with a stand-in agent) for i-…, and no ssh login (a
+// real sshd's logins are test/e2e/sshlogin's). The key must be pushed as
+// alice, whom the policy is for — not as root, who may do anything — and
+// the closing audit lookup must work.
+func testReadmeServerQuickStart(t *testing.T, e *env) {
+	if _, err := exec.LookPath("aws"); err != nil {
+		t.Fatalf("the aws CLI is not installed: %v", err)
+	}
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(readme), "In another terminal, as the account root:\n\n```sh\n")
+	block, _, ok2 := strings.Cut(after, "```")
+	if !ok || !ok2 {
+		t.Fatal("README.md: no sh block after \"In another terminal, as the account root:\"")
+	}
+
+	// The instance the key goes to, with a stand-in agent for it.
+	const id = "i-0e2e0000000000a11"
+	now := time.Now().UTC().Truncate(time.Second)
+	st := e.OpenStore(t)
+	if err := st.PutInstance(context.Background(), store.Instance{ID: id, State: store.StateRunning, LaunchTime: now, LastSeen: now,
+		Hostname: "web", PrivateIP: "10.0.0.21", OSID: "debian", OSVersion: "12", Platform: "Linux/UNIX", Architecture: "x86_64", DefaultUser: "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	e.ConnectFakeAgent(t, st, id)
+
+	script := block
+	for _, r := range [][2]string{{"https://localhost:8443", e.URL()}, {"i-…", id}} {
+		if !strings.Contains(script, r[0]) {
+			t.Fatalf("README.md's block no longer has %q:\n%s", r[0], block)
+		}
+		script = strings.ReplaceAll(script, r[0], r[1])
+	}
+	var lines []string
+	for _, l := range strings.Split(script, "\n") {
+		if !strings.HasPrefix(l, "ssh ") {
+			lines = append(lines, l)
+		}
+	}
+	script = strings.Join(lines, "\n")
+
+	dir := t.TempDir()
+	home := filepath.Join(dir, "home")
+	for _, d := range []string{filepath.Join(home, ".ssh"), filepath.Join(dir, "bin"), filepath.Join(dir, "examples")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), []byte(harness.Ed25519Key(t)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "examples", "seed-policy.json"), []byte(harness.RawSeedPolicy(t)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range [][2]string{{e.Cfg.DataDir, filepath.Join(dir, "kd")}, {harness.Kaginashi, filepath.Join(dir, "bin", "kaginashi")}} {
+		if err := os.Symlink(l[0], l[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var env []string
+	for _, k := range []string{"PYENV_ROOT", "PYENV_VERSION", "VIRTUAL_ENV", "LANG", "LC_ALL", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	env = append(env, "PATH="+os.Getenv("PATH"), "HOME="+home, "AWS_CONFIG_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-x", "-c", script)
+	cmd.Dir, cmd.Env = dir, env
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("README.md's block: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "SendSSHPublicKey") {
+		t.Errorf("the closing audit lookup shows no SendSSHPublicKey:\n%s", out)
+	}
+
+	// Who pushed the key: alice, as the README says.
+	evs := harness.Must(e.CT(e.Root).LookupEvents(context.Background(), &cloudtrail.LookupEventsInput{
+		LookupAttributes: []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyEventName, AttributeValue: aws.String("SendSSHPublicKey")}},
+	}))(t)
+	var who []string
+	for _, ev := range evs.Events {
+		if strings.Contains(aws.ToString(ev.CloudTrailEvent), id) {
+			who = append(who, aws.ToString(ev.Username))
+		}
+	}
+	if len(who) != 1 || who[0] != "alice" {
+		t.Errorf("SendSSHPublicKey was called by %q, want once by alice\n%s", who, out)
+	}
 }
 
 // serviceSigner signs every request for one SigV4 service name, whatever

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
@@ -34,6 +35,7 @@ func TestRedTeamOpenFindings(t *testing.T) {
 		"DeleteAllTagsHonoursTagKeysDeny":  "internal/awsapi: DeleteTags without Tag.N sets no aws:TagKeys, yet deletes every tag",
 		"TagKeyCaseDoesNotShadowTag":       "internal/awsapi, internal/inventory: tags differing in case only; ec2:ResourceTag/K takes the last one",
 		"PresignedTunnelURLLivesOneMinute": "internal/sigv4 or internal/awsapi: /openTunnel accepts X-Amz-Expires up to 7 days (docs/SECURITY.md says 60 s)",
+		"TunnelPrivateIPIsAnAddress":       "internal/awsapi: /openTunnel's privateIpAddress is an EC2 filter value (wildcards) but the condition key gets it raw",
 	}
 	e := newEnv(t, "sqlite")
 	ctx := context.Background()
@@ -137,6 +139,70 @@ func TestRedTeamOpenFindings(t *testing.T) {
 		}
 	})
 
+	// openTunnel makes a WebSocket handshake to /openTunnel as c with the
+	// query q, presigned at signedAt for expires seconds, and returns the
+	// status and error code (101: the tunnel opened).
+	openTunnel := func(t *testing.T, c harness.Creds, q url.Values, signedAt time.Time, expires int) (int, string) {
+		t.Helper()
+		q.Set("X-Amz-Expires", strconv.Itoa(expires))
+		u := url.URL{Scheme: "https", Host: "127.0.0.1:" + strconv.Itoa(e.Port), Path: "/openTunnel", RawQuery: q.Encode()}
+		req := harness.Must(http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil))(t)
+		signed, _, err := v4.NewSigner().PresignHTTP(ctx, aws.Credentials{AccessKeyID: c.ID, SecretAccessKey: c.Secret}, req,
+			"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "ec2-instance-connect", e.Region, signedAt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hreq := harness.Must(http.NewRequestWithContext(ctx, http.MethodGet, signed, nil))(t)
+		hreq.Header.Set("Connection", "Upgrade")
+		hreq.Header.Set("Upgrade", "websocket")
+		hreq.Header.Set("Sec-WebSocket-Version", "13")
+		hreq.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		resp, err := e.HTTP.Do(hreq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ ErrorCode string }
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.ErrorCode
+	}
+	endpointID := func(t *testing.T) string {
+		t.Helper()
+		eps := harness.Must(e.EC2(e.Root).DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{}))(t)
+		if len(eps.InstanceConnectEndpoints) != 1 {
+			t.Fatalf("endpoints: %+v", eps.InstanceConnectEndpoints)
+		}
+		return aws.ToString(eps.InstanceConnectEndpoints[0].InstanceConnectEndpointId)
+	}
+
+	// A Deny on one host's address (ec2-instance-connect:privateIpAddress,
+	// an IpAddress condition) protects it from tunnels. /openTunnel finds
+	// the target with DescribeInstances' private-ip-address filter, which
+	// takes wildcards, and puts the parameter in the request context as it
+	// came: "10.0.0.1?" reaches 10.0.0.11 while the Deny, which cannot read
+	// "10.0.0.1?" as an address, does not apply.
+	run("TunnelPrivateIPIsAnAddress", func(t *testing.T) {
+		c := e.newUser(t, "rt-wild", harness.Doc(
+			map[string]any{"Effect": "Allow", "Action": "ec2-instance-connect:OpenTunnel", "Resource": "*",
+				"Condition": map[string]any{"NumericEquals": map[string]any{"ec2-instance-connect:remotePort": "22"}}},
+			map[string]any{"Effect": "Deny", "Action": "ec2-instance-connect:OpenTunnel", "Resource": "*",
+				"Condition": map[string]any{"IpAddress": map[string]any{"ec2-instance-connect:privateIpAddress": prod.PrivateIP + "/32"}}},
+		))
+		ep := endpointID(t)
+		q := func(ip string) url.Values {
+			return url.Values{"instanceConnectEndpointId": {ep}, "remotePort": {"22"}, "privateIpAddress": {ip}}
+		}
+		if st, code := openTunnel(t, c, q(prod.PrivateIP), time.Now(), 60); st != http.StatusForbidden {
+			t.Fatalf("the protected address itself: %d %s, want 403", st, code)
+		}
+		for _, ip := range []string{prod.PrivateIP[:len(prod.PrivateIP)-1] + "?", "10.0.0.*", "*"} {
+			st, code := openTunnel(t, c, q(ip), time.Now(), 60)
+			if st != http.StatusForbidden && !(st == http.StatusBadRequest && code == "InvalidParameter") {
+				t.Errorf("privateIpAddress=%q: %d %s, want 403 or 400 InvalidParameter (not an address)", ip, st, code)
+			}
+		}
+	})
+
 	// docs/SECURITY.md: "Presigned tunnel URLs last 60 seconds". The
 	// server takes X-Amz-Expires as the signer chose it, up to seven days,
 	// and a URL is a bearer token (logs, history): one signed two minutes
@@ -146,34 +212,12 @@ func TestRedTeamOpenFindings(t *testing.T) {
 			map[string]any{"Effect": "Allow", "Action": "ec2-instance-connect:OpenTunnel", "Resource": "*"},
 			map[string]any{"Effect": "Allow", "Action": "ec2:DescribeInstanceConnectEndpoints", "Resource": "*"},
 		))
-		eps := harness.Must(e.EC2(c).DescribeInstanceConnectEndpoints(ctx, &ec2.DescribeInstanceConnectEndpointsInput{}))(t)
-		if len(eps.InstanceConnectEndpoints) != 1 {
-			t.Fatalf("endpoints: %+v", eps.InstanceConnectEndpoints)
+		q := func() url.Values {
+			return url.Values{"instanceConnectEndpointId": {endpointID(t)}, "remotePort": {"22"}, "instanceId": {dev.ID}}
 		}
-		epID := aws.ToString(eps.InstanceConnectEndpoints[0].InstanceConnectEndpointId)
 		open := func(signedAt time.Time, expires int) int {
-			t.Helper()
-			q := url.Values{"instanceConnectEndpointId": {epID}, "remotePort": {"22"}, "instanceId": {dev.ID}, "X-Amz-Expires": {strconv.Itoa(expires)}}
-			u := url.URL{Scheme: "https", Host: "127.0.0.1:" + strconv.Itoa(e.Port), Path: "/openTunnel", RawQuery: q.Encode()}
-			req := harness.Must(http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil))(t)
-			signed, _, err := v4.NewSigner().PresignHTTP(ctx, aws.Credentials{AccessKeyID: c.ID, SecretAccessKey: c.Secret}, req,
-				"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "ec2-instance-connect", e.Region, signedAt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// A WebSocket handshake: 101 means the tunnel opened (the fake
-			// agent answers no tunnel, so anything after that is moot).
-			hreq := harness.Must(http.NewRequestWithContext(ctx, http.MethodGet, signed, nil))(t)
-			hreq.Header.Set("Connection", "Upgrade")
-			hreq.Header.Set("Upgrade", "websocket")
-			hreq.Header.Set("Sec-WebSocket-Version", "13")
-			hreq.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
-			resp, err := e.HTTP.Do(hreq)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
-			return resp.StatusCode
+			st, _ := openTunnel(t, c, q(), signedAt, expires)
+			return st
 		}
 		// The control: a fresh 60 s URL passes authentication and
 		// authorization (whatever the fake agent then does with it).

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -307,5 +308,89 @@ func TestOpenTunnelUnreachableNamesServer(t *testing.T) {
 	}
 	if got := stderr.String(); !strings.Contains(got, "cannot reach "+dead) {
 		t.Errorf("--local-port: stderr %q; want %q", got, "cannot reach "+dead)
+	}
+}
+
+// TestStdioTunnelClosesCleanly: when standard input closes while the
+// host is still sending (ssh's last packets, a service that keeps
+// talking), open-tunnel's close reaches the server as a close frame
+// answered before the connection drops. Before, it dropped the
+// connection at once with data unread: the reset lost the close frame
+// or the server's writes failed, and the audit's CloseTunnel said
+// "client connection lost" for an ordinary logout.
+func TestStdioTunnelClosesCleanly(t *testing.T) {
+	ended := make(chan error, 1)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := wstunnel.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		writeErr := make(chan error, 1)
+		go func() { // the host keeps talking
+			chunk := make([]byte, 32<<10)
+			for {
+				if _, err := ws.Write(chunk); err != nil {
+					writeErr <- err
+					return
+				}
+			}
+		}()
+		_, err = io.Copy(io.Discard, ws) // until the client's close
+		select {
+		case werr := <-writeErr:
+			if err == nil && !errors.Is(werr, net.ErrClosed) {
+				err = fmt.Errorf("a write to the client failed before its close: %w", werr)
+			}
+		default:
+		}
+		ended <- err
+	}))
+	t.Cleanup(srv.Close)
+	cfg := aws.Config{
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIAEXAMPLEEXAMPLE01", "secretsecretsecretsecretsecretsecret0000", ""),
+		HTTPClient:  srv.Client(),
+	}
+	p := client.TunnelParams{Endpoint: srv.URL, EndpointID: "eice-0123456789abcdef0", InstanceID: "i-0123456789abcdef0", RemotePort: 22}
+	for i := 0; i < 3; i++ {
+		stdin, stdinW := io.Pipe()
+		out, outW := io.Pipe() // read slowly: data stays unread in the socket
+		go func() {
+			buf := make([]byte, 16<<10)
+			for {
+				if _, err := out.Read(buf); err != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}()
+		done := make(chan error, 1)
+		go func() {
+			done <- stdioTunnel(context.Background(), IO{In: stdin, Out: outW, Err: io.Discard}, cfg, p, nil)
+		}()
+		time.Sleep(100 * time.Millisecond) // the host's data piles up
+		stdinW.Close()
+		start := time.Now()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("open-tunnel: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("open-tunnel still runs 5 s after its stdin closed")
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("open-tunnel took %v to exit after its stdin closed", d)
+		}
+		out.Close()
+		select {
+		case err := <-ended:
+			if err != nil {
+				t.Fatalf("round %d: the server saw %v, want the client's close frame (a clean end)", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the server's side did not end")
+		}
 	}
 }

@@ -807,20 +807,26 @@ func runHandoff(stdio IO, bin string, argv []string, h handoffRun, x explainCtx,
 // (the tunnel has no half-close), then closes both. It returns the
 // reason of a tunnel that ended abnormally, for the user.
 func carry(tunnel, local net.Conn) string {
-	done := make(chan error, 2)
+	up, down := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, err := io.Copy(tunnel, local)
-		done <- err
+		up <- err
 	}()
 	go func() {
 		_, err := io.Copy(local, tunnel)
-		done <- err
+		down <- err
 	}()
-	err := <-done
-	tunnel.Close()
-	local.Close()
-	<-done
-	return client.CloseReason(err)
+	select {
+	case <-up: // ssh is done: a close the server answers, not a reset
+		local.Close()
+		client.EndTunnel(tunnel, down)
+		return ""
+	case err := <-down:
+		tunnel.Close()
+		local.Close()
+		<-up
+		return client.CloseReason(err)
+	}
 }
 
 // sshMayOutlive says why ssh may go on after the process this command

@@ -210,16 +210,21 @@ func stdioTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelPa
 // and closes it, as stdioTunnel.
 func carryStdio(stdio IO, conn net.Conn) error {
 	defer conn.Close()
-	done := make(chan error, 2)
+	up, down := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, err := io.Copy(conn, stdio.In)
-		done <- err
+		up <- err
 	}()
 	go func() {
 		_, err := io.Copy(stdio.Out, conn)
-		done <- err
+		down <- err
 	}()
-	err := <-done
+	var err error
+	select {
+	case <-up: // standard input closed: the tunnel ends here
+		client.EndTunnel(conn, down)
+	case err = <-down:
+	}
 	if reason := client.CloseReason(err); reason != "" {
 		fmt.Fprintln(stdio.Err, "kaginashi: "+reason)
 		return &exitError{code: 1}
@@ -269,14 +274,19 @@ func listenTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelP
 				return
 			}
 			defer conn.Close()
-			done := make(chan error, 2)
-			go func() { _, err := io.Copy(conn, lc); done <- err }()
-			go func() { _, err := io.Copy(lc, conn); done <- err }()
-			// A tunnel the server ended with a reason (its maximum
-			// duration, the target lost) is told, as in the stdio mode:
-			// the local client sees only its connection end.
-			if reason := client.CloseReason(<-done); reason != "" {
-				fmt.Fprintf(stdio.Err, "kaginashi: %s\n", reason)
+			up, down := make(chan error, 1), make(chan error, 1)
+			go func() { _, err := io.Copy(conn, lc); up <- err }()
+			go func() { _, err := io.Copy(lc, conn); down <- err }()
+			select {
+			case <-up: // the local client closed: the tunnel ends here
+				client.EndTunnel(conn, down)
+			case err := <-down:
+				// A tunnel the server ended with a reason (its maximum
+				// duration, the target lost) is told, as in the stdio
+				// mode: the local client sees only its connection end.
+				if reason := client.CloseReason(err); reason != "" {
+					fmt.Fprintf(stdio.Err, "kaginashi: %s\n", reason)
+				}
 			}
 		}()
 	}

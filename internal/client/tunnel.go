@@ -239,6 +239,39 @@ func parseTunnelError(b []byte, te *TunnelError) {
 	}
 }
 
+// closeLinger bounds how long EndTunnel waits for the server's answering
+// close: the server answers at once, so this is one round trip unless it
+// is stuck.
+const closeLinger = time.Second
+
+// EndTunnel ends a tunnel from this side (standard input or the local
+// connection ended) while reader — the copy from the tunnel, which
+// reports on the channel when it ends — may still run. It sends a normal
+// close, lets the server's answer arrive (reading what comes before it),
+// and only then drops the connection: dropping it with the server's data
+// unread resets it, and the reset can destroy the close frame or fail the
+// server's writes, and the server then records "client connection lost"
+// for an ordinary end.
+func EndTunnel(conn net.Conn, reader <-chan error) {
+	defer conn.Close()
+	sc, ok := conn.(interface{ SendClose(int, string) bool })
+	if !ok {
+		return
+	}
+	sc.SendClose(wstunnel.StatusNormalClosure, "")
+	timer := time.NewTimer(closeLinger)
+	defer timer.Stop()
+	select {
+	case <-reader:
+	case <-timer.C:
+		return
+	}
+	// The reader may have stopped because its own output failed (ssh
+	// gone): read on to the server's close, within the same bound.
+	_ = conn.SetReadDeadline(time.Now().Add(closeLinger))
+	_, _ = io.Copy(io.Discard, conn)
+}
+
 // CloseReason explains a tunnel that ended with a close code other than
 // normal, or a broken WebSocket: the server's reason, shown to the user.
 func CloseReason(err error) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
@@ -35,6 +36,7 @@ func TestRedTeamOpenFindings(t *testing.T) {
 		"DeleteAllTagsHonoursTagKeysDeny":  "internal/awsapi: DeleteTags without Tag.N sets no aws:TagKeys, yet deletes every tag",
 		"TagKeyCaseDoesNotShadowTag":       "internal/awsapi, internal/inventory: tags differing in case only; ec2:ResourceTag/K takes the last one",
 		"PresignedTunnelURLLivesOneMinute": "internal/sigv4 or internal/awsapi: /openTunnel accepts X-Amz-Expires up to 7 days (docs/SECURITY.md says 60 s)",
+		"IAMNameCaseDoesNotDodgeDeny":      "internal/awsapi: authorizeUser and groupARN build the ARN from the caller's spelling; the store finds the user or group whatever the case",
 		"TunnelPrivateIPIsAnAddress":       "internal/awsapi: /openTunnel's privateIpAddress is an EC2 filter value (wildcards) but the condition key gets it raw",
 	}
 	e := newEnv(t, "sqlite")
@@ -68,6 +70,40 @@ func TestRedTeamOpenFindings(t *testing.T) {
 		}
 		return m
 	}
+
+	// IAM user and group names are unique whatever their case, and the
+	// store finds "ADMIN" as "admin"; but the resource ARN a call is
+	// authorized on is built from the name as the caller spelled it, so a
+	// Deny on user/rt-admin or group/rt-admins (ARN matching is
+	// case-sensitive) does not stop a call naming RT-ADMIN: a user may
+	// mint the protected user's access key or join the protected group.
+	run("IAMNameCaseDoesNotDodgeDeny", func(t *testing.T) {
+		root := e.IAM(e.Root)
+		harness.Must(root.CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("rt-admin")}))(t)
+		harness.Must(root.CreateGroup(ctx, &iam.CreateGroupInput{GroupName: aws.String("rt-admins")}))(t)
+		c := e.newUser(t, "rt-climber", harness.Doc(
+			map[string]any{"Effect": "Allow", "Action": "iam:CreateAccessKey", "Resource": "arn:aws:iam::" + e.Account + ":user/*"},
+			map[string]any{"Effect": "Allow", "Action": "iam:AddUserToGroup", "Resource": "arn:aws:iam::" + e.Account + ":group/*"},
+			map[string]any{"Effect": "Deny", "Action": "iam:*", "Resource": []string{
+				"arn:aws:iam::" + e.Account + ":user/rt-admin", "arn:aws:iam::" + e.Account + ":group/rt-admins"}},
+		))
+		for _, name := range []string{"rt-admin", "RT-ADMIN", "Rt-Admin"} {
+			out, err := e.IAM(c).CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(name)})
+			if err == nil {
+				t.Errorf("CreateAccessKey UserName=%s: made key %s for the user the Deny protects", name, aws.ToString(out.AccessKey.AccessKeyId))
+				continue
+			}
+			harness.WantCode(t, err, "AccessDenied", 403)
+		}
+		for _, name := range []string{"rt-admins", "RT-ADMINS"} {
+			_, err := e.IAM(c).AddUserToGroup(ctx, &iam.AddUserToGroupInput{GroupName: aws.String(name), UserName: aws.String("rt-climber")})
+			if err == nil {
+				t.Errorf("AddUserToGroup GroupName=%s: joined the group the Deny protects", name)
+				continue
+			}
+			harness.WantCode(t, err, "AccessDenied", 403)
+		}
+	})
 
 	// A Deny that protects prod hosts from retagging: on AWS, CreateTags
 	// and DeleteTags are authorized with the instance's own tags

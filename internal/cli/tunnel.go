@@ -7,8 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
@@ -210,6 +212,14 @@ func stdioTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelPa
 // and closes it, as stdioTunnel.
 func carryStdio(stdio IO, conn net.Conn) error {
 	defer conn.Close()
+	// OpenSSH sends its ProxyCommand SIGHUP as it exits, often before the
+	// end of standard input is seen here: the same end, not a death that
+	// resets the tunnel. (Under nohup it stays ignored.)
+	hup := make(chan os.Signal, 1)
+	if !signal.Ignored(syscall.SIGHUP) {
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	up, down := make(chan error, 1), make(chan error, 1)
 	go func() {
 		_, err := io.Copy(conn, stdio.In)
@@ -222,6 +232,8 @@ func carryStdio(stdio IO, conn net.Conn) error {
 	var err error
 	select {
 	case <-up: // standard input closed: the tunnel ends here
+		client.EndTunnel(conn, down)
+	case <-hup:
 		client.EndTunnel(conn, down)
 	case err = <-down:
 	}

@@ -145,8 +145,13 @@ func explain(err error, x explainCtx) error {
 			return &problem{what: msg, fix: "check the ID or Name, the region (--region) and the server (--endpoint-url)"}
 		case "EC2InstanceStateInvalidException", "IncorrectInstanceState":
 			return &problem{what: fmt.Sprintf("%s cannot take a login now: %s", inst, msg), fix: "start the instance (or its agent) and try again"}
+		case "ExpiredToken", "ExpiredTokenException":
+			// Temporary credentials (STS, an SSO session) that ran out:
+			// new ones, not another key.
+			return &problem{what: fmt.Sprintf("your credentials have expired (%s: %s)", code, msg),
+				fix: "get new ones (aws sso login --profile P, or new STS credentials) and try again"}
 		case "InvalidClientTokenId", "UnrecognizedClientException", "AuthFailure", "InvalidSignatureException", "SignatureDoesNotMatch",
-			"IncompleteSignatureException", "MissingAuthenticationTokenException", "ExpiredToken", "RequestExpired":
+			"IncompleteSignatureException", "MissingAuthenticationTokenException", "RequestExpired":
 			return &problem{what: fmt.Sprintf("the server does not accept your credentials (%s: %s)", code, msg),
 				fix: "check the access key (AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY), the region and the system clock"}
 		}

@@ -394,3 +394,17 @@ func TestStdioTunnelClosesCleanly(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainExpiredCredentials: expired temporary credentials (AWS's
+// ExpiredToken, an SSO session run out) are told as such, with the way
+// to new ones, not as a wrong access key.
+func TestExplainExpiredCredentials(t *testing.T) {
+	for _, code := range []string{"ExpiredToken", "ExpiredTokenException"} {
+		got := explain(apiErr{code, "The security token included in the request is expired"}, explainCtx{}).Error()
+		for _, w := range []string{"your credentials have expired", "aws sso login"} {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q, want %q", code, got, w)
+			}
+		}
+	}
+}

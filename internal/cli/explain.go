@@ -31,6 +31,10 @@ type explainCtx struct {
 	instance string // "i-... (Name)"
 	port     int
 	endpoint string // the server URL, "" on AWS
+	// portFlag is how the command at hand is given another port:
+	// "--remote-port" (open-tunnel: any service), "ssh's -p" (ssh-proxy);
+	// "" is kaginashi ssh's --ssh-port.
+	portFlag string
 }
 
 var (
@@ -134,7 +138,14 @@ func explain(err error, x explainCtx) error {
 			if strings.Contains(msg, "not allowed") && !strings.Contains(msg, "--allow-port") {
 				p.fix = fmt.Sprintf("on the host, let the agent reach the port: kaginashi-agent run --allow-port %d", x.port)
 			} else if strings.Contains(msg, "nothing accepts connections") {
-				p.fix = fmt.Sprintf("start the service on the host (is sshd listening on port %d?), or pick the port with --ssh-port", x.port)
+				switch x.portFlag {
+				case "":
+					p.fix = fmt.Sprintf("start the service on the host (is sshd listening on port %d?), or pick the port with --ssh-port", x.port)
+				case "--remote-port":
+					p.fix = fmt.Sprintf("start the service on the host (does anything listen on 127.0.0.1:%d there?), or pick the port with --remote-port", x.port)
+				default:
+					p.fix = fmt.Sprintf("start the service on the host (is sshd listening on port %d?), or pick the port with %s", x.port, x.portFlag)
+				}
 			}
 			return p
 		case "TargetUnreachable":

@@ -408,3 +408,24 @@ func TestExplainExpiredCredentials(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainNothingListening: "nothing accepts connections" names the
+// flag of the command at hand — open-tunnel has --remote-port, ssh-proxy
+// takes ssh's port — not kaginashi ssh's --ssh-port, and does not ask
+// about sshd for a tunnel to another service.
+func TestExplainNothingListening(t *testing.T) {
+	err := &client.TunnelError{Code: "TargetRefused", Message: "Unable to connect to target: nothing accepts connections on 127.0.0.1:5432 of this host"}
+	for _, tc := range []struct {
+		x         explainCtx
+		want, not string
+	}{
+		{explainCtx{port: 5432}, "--ssh-port", ""},
+		{explainCtx{port: 5432, portFlag: "--remote-port"}, "--remote-port", "sshd"},
+		{explainCtx{port: 5432, portFlag: "ssh's -p"}, "ssh's -p", "--ssh-port"},
+	} {
+		got := explain(err, tc.x).Error()
+		if !strings.Contains(got, tc.want) || (tc.not != "" && strings.Contains(got, tc.not)) {
+			t.Errorf("portFlag %q: %q, want %q and no %q", tc.x.portFlag, got, tc.want, tc.not)
+		}
+	}
+}

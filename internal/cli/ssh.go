@@ -1026,7 +1026,7 @@ func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string,
 		warm = client.PrewarmTunnel(ctx, cfg, base)
 		defer warm.Close()
 	}
-	x := explainCtx{endpoint: base, port: port, instance: target}
+	x := explainCtx{endpoint: base, port: port, instance: target, portFlag: "ssh's -p (Port)"}
 	// ssh lowercased the host name: a Name tag "Web" is asked for as web.
 	in, err := client.DescribeInstanceByHost(ctx, cfg, target)
 	if err != nil {

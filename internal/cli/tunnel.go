@@ -65,7 +65,7 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
 				return usageErr("--instance-connect-endpoint-dns-name needs --instance-connect-endpoint-id")
 			}
 			ctx := cmd.Context()
-			x := explainCtx{instance: tf.instanceID, port: tf.remotePort, endpoint: flags.EndpointURL}
+			x := explainCtx{instance: tf.instanceID, port: tf.remotePort, endpoint: flags.EndpointURL, portFlag: "--remote-port"}
 			params, cfg, warm, err := tunnelParams(ctx, flags, tf)
 			defer warm.Close()
 			if base := aws.ToString(cfg.BaseEndpoint); base != "" {
@@ -282,7 +282,7 @@ func listenTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelP
 			defer cancel()
 			conn, err := client.DialTunnel(tctx, cfg, p)
 			if err != nil {
-				fmt.Fprintf(stdio.Err, "kaginashi: %v\n", explain(err, explainCtx{instance: p.InstanceID, port: p.RemotePort, endpoint: aws.ToString(cfg.BaseEndpoint)}))
+				fmt.Fprintf(stdio.Err, "kaginashi: %v\n", explain(err, explainCtx{instance: p.InstanceID, port: p.RemotePort, endpoint: aws.ToString(cfg.BaseEndpoint), portFlag: "--remote-port"}))
 				return
 			}
 			defer conn.Close()

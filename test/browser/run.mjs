@@ -59,7 +59,10 @@ async function step(name, fn) {
     console.log(`${t0()} ok   ${name} (${Date.now() - s} ms)`);
   } catch (e) {
     results.push({ name, ok: false, err: e });
-    console.log(`${t0()} FAIL ${name}\n       ${String(e?.stack ?? e).split('\n').slice(0, 6).join('\n       ')}`);
+    // The whole message (a terminal's text is many lines: cut to a few,
+    // it once made a shown prompt look missing), then where it was thrown.
+    const where = String(e?.stack ?? '').split('\n').filter((l) => /^\s+at /.test(l)).slice(0, 3);
+    console.log(`${t0()} FAIL ${name}\n       ${[String(e?.message ?? e), ...where.map((l) => l.trim())].join('\n').split('\n').join('\n       ')}`);
     let i = 0;
     for (const p of context.pages()) await shot(p, `FAIL-${name.replace(/\W+/g, '-')}-${i++}`).catch(() => {});
   }
@@ -152,6 +155,16 @@ async function waitTermLine(p, re, timeout = 15_000) {
     await p.waitForTimeout(100);
   }
   throw new Error(`no terminal line matching ${re} within ${timeout} ms; the terminal shows:\n${last}`);
+}
+
+/**
+ * Waits for the shell's prompt on a line of its own ("$ ", the test user's
+ * /bin/sh), before typing a command: keys typed before the shell has
+ * started are echoed by the terminal at once, and the command's output then
+ * follows the first prompt on its line ("$ ok"), which /^ok$/ never matches.
+ */
+async function waitPrompt(p) {
+  return waitTermLine(p, /^\$$/);
 }
 
 const PW = { alice: 'Alice-pw-' + Date.now(), bob: 'Bob-pw-' + Date.now(), carol: 'Carol-pw-' + Date.now() };
@@ -332,6 +345,7 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   await term.waitForURL(/\/console\/terminal\?/);
   await term.locator('.xterm-rows').waitFor();
   await term.locator('.term-status-ok').waitFor({ timeout: 30_000 });
+  await waitPrompt(term);
   await term.locator('.xterm-helper-textarea').focus();
   await term.keyboard.type('echo ok\n');
   await waitTermLine(term, /^ok$/);
@@ -364,6 +378,8 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   assert((await term.locator('.term-status').innerText()) !== 'Connected', 'the status still says Connected after the drop');
   await reconnect.click();
   await term.locator('.term-status-ok', { hasText: 'Connected' }).waitFor({ timeout: 30_000 });
+  // The first session's prompts all hold a command: this is the new one's.
+  await waitPrompt(term);
   await term.keyboard.type('echo again-ok\n');
   await waitTermLine(term, /^again-ok$/);
   await term.keyboard.type('exit\n');

@@ -121,6 +121,14 @@ func startSSHD(t *testing.T, dataDir string) {
 			"AuthorizedKeysCommand " + world.agent + " authorized-keys --data-dir " + dataDir + " %u %f",
 			"AuthorizedKeysCommandUser nobody",
 			"PermitRootLogin no",
+			// The MOTD, then the shell half a second later, as on a host
+			// with slow login scripts: keys typed in between are echoed at
+			// once and the command's output lands after the first prompt,
+			// on its line ("$ ok"). The browser steps wait for the prompt
+			// (run.mjs waitPrompt); before they did, this failed them every
+			// time, and a loaded machine failed them now and then. (A
+			// command makes sshd skip its own MOTD: cat prints it.)
+			"ForceCommand cat /etc/motd; sleep 0.5; exec /bin/sh -l",
 		},
 	})
 	world.sshdConfig, world.sshPort = d.Config, d.Port

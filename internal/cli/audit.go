@@ -81,6 +81,16 @@ from now (1h).`,
 			}
 			ct := cloudtrail.NewFromConfig(cfg)
 			in := &cloudtrail.LookupEventsInput{}
+			// The table names events service:Name (iam:CreateUser), and
+			// people copy that; CloudTrail's EventName is the bare name.
+			// With a service, this side keeps that service's events only.
+			filterService := ""
+			if svc, name, ok := strings.Cut(eventName, ":"); ok {
+				filterService, eventName = svc, name
+				if svc == "" || name == "" {
+					return usageErr("--event-name %q: want an API operation, e.g. SendSSHPublicKey or ec2-instance-connect:SendSSHPublicKey", svc+":"+name)
+				}
+			}
 			if eventName != "" {
 				in.LookupAttributes = []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyEventName, AttributeValue: aws.String(eventName)}}
 			}
@@ -112,6 +122,9 @@ from now (1h).`,
 					if err := json.Unmarshal([]byte(aws.ToString(e.CloudTrailEvent)), &rec); err != nil {
 						rec = map[string]any{"eventName": aws.ToString(e.EventName), "eventId": aws.ToString(e.EventId)}
 					}
+					if filterService != "" && eventService(rec) != filterService {
+						continue
+					}
 					events = append(events, rec)
 					if len(events) >= maxItems {
 						break
@@ -136,23 +149,35 @@ from now (1h).`,
 				if x, _ := e["additionalEventData"].(map[string]any); x["outcome"] == "pending" {
 					result = "pending"
 				}
+				// The column shows what --user takes: the user name, root
+				// for the account root (as CloudTrail's event history shows
+				// it), else the identity's type (Unknown: not authenticated).
 				who := str(e, "userIdentity", "userName")
 				if who == "" {
 					who = str(e, "userIdentity", "type")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", str(e, "eventTime"), strings.TrimSuffix(str(e, "eventSource"), ".amazonaws.com")+":"+str(e, "eventName"), who, str(e, "sourceIPAddress"), result)
+				if who == "Root" {
+					who = "root"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", str(e, "eventTime"), eventService(e)+":"+str(e, "eventName"), who, str(e, "sourceIPAddress"), result)
 			}
 			return tw.Flush()
 		},
 	}
 	out.register(c, "table", "json")
 	f := c.Flags()
-	f.StringVar(&eventName, "event-name", "", "only events of this API operation (e.g. SendSSHPublicKey)")
-	f.StringVar(&user, "user", "", "only events by this IAM user")
+	f.StringVar(&eventName, "event-name", "", "only events of this API operation, as SendSSHPublicKey or as the table shows it (ec2-instance-connect:SendSSHPublicKey)")
+	f.StringVar(&user, "user", "", "only events by this IAM user (root: the account root)")
 	f.StringVar(&since, "since", "", "only events at or after this time, or this long ago (1h)")
 	f.StringVar(&until, "until", "", "only events before this time")
 	f.IntVar(&maxItems, "max-items", 100, "at most this many events")
 	return c
+}
+
+// eventService is the service part of the table's service:Name: the
+// event source without .amazonaws.com.
+func eventService(e map[string]any) string {
+	return strings.TrimSuffix(str(e, "eventSource"), ".amazonaws.com")
 }
 
 // str digs a string out of nested JSON maps.

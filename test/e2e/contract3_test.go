@@ -14,6 +14,7 @@ import (
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
@@ -32,6 +33,63 @@ func TestContract3(t *testing.T) {
 	t.Run("README server quick start", func(t *testing.T) {
 		testReadmeServerQuickStart(t, e)
 	})
+	t.Run("audit lookup takes what its table shows", func(t *testing.T) {
+		testAuditLookupTable(t, e)
+	})
+}
+
+// testAuditLookupTable: §4 `kaginashi audit lookup [--event-name N]
+// [--user U]`. Its table names events service:Name and users by name; a
+// person copies those into --event-name and --user and must get those
+// events, not an empty table: iam:CreateUser, and root for the account
+// root (the column said Root, which --user did not take).
+func testAuditLookupTable(t *testing.T, e *env) {
+	ctx := context.Background()
+	harness.Must(e.IAM(e.Root).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String("table-user")}))(t)
+	dir := t.TempDir()
+	writeCredentials(t, filepath.Join(dir, "credentials"), map[string]harness.Creds{"kaginashi-root": e.Root})
+	env := e.cliEnv(t, dir, "AWS_PROFILE=kaginashi-root", "AWS_ENDPOINT_URL="+e.URL(), "AWS_CA_BUNDLE="+e.CAPath())
+	table := func(args ...string) [][]string {
+		t.Helper()
+		r := run(t, env, harness.Kaginashi, append([]string{"audit", "lookup", "--max-items", "1000"}, args...)...)
+		if r.code != 0 {
+			t.Fatalf("kaginashi audit lookup %v: exit %d\n%s", args, r.code, r.stderr)
+		}
+		var rows [][]string
+		for _, l := range strings.Split(strings.TrimSpace(r.stdout), "\n")[1:] {
+			rows = append(rows, strings.Fields(l))
+		}
+		return rows
+	}
+	var create []string
+	for _, row := range table() {
+		if len(row) == 5 && strings.HasSuffix(row[1], ":CreateUser") && row[4] == "ok" {
+			create = row
+		}
+	}
+	if create == nil {
+		t.Fatal("the table shows no CreateUser")
+	}
+	for _, args := range [][]string{{"--event-name", create[1]}, {"--user", create[2]}, {"--event-name", create[1], "--user", create[2]}} {
+		rows := table(args...)
+		found := false
+		for _, row := range rows {
+			if (args[0] == "--event-name" && row[1] != create[1]) || (args[len(args)-2] == "--user" && row[2] != create[2]) {
+				t.Errorf("kaginashi audit lookup %v: row %v", args, row)
+			}
+			found = found || (row[0] == create[0] && row[1] == create[1])
+		}
+		if !found {
+			t.Errorf("kaginashi audit lookup %v: %d rows, not the CreateUser %v", args, len(rows), create)
+		}
+	}
+	// Another service's name is not this one's events.
+	if rows := table("--event-name", "ec2:CreateUser"); len(rows) != 0 {
+		t.Errorf("--event-name ec2:CreateUser: %v", rows)
+	}
+	if r := run(t, env, harness.Kaginashi, "audit", "lookup", "--event-name", "iam:"); r.code != 2 || !strings.Contains(r.stderr, "--event-name") {
+		t.Errorf("--event-name iam: exit %d\n%s", r.code, r.stderr)
+	}
 }
 
 // testReadmeServerQuickStart: §6 "README quick start: start the server,

@@ -156,19 +156,40 @@ func page[T any](c *call, items []T) (out []T, truncated bool, marker string, er
 
 func (c *call) iamSvc() *iam.Service { return c.h.deps.IAM }
 
-// authorizeUser authorizes the call's action on a user: the ARN with the
-// user's real path, and the user's tags as aws:ResourceTag/* and
-// iam:ResourceTag/*, so that attribute-based policies work. A user that
-// does not exist is authorized as arn:...:user/NAME without tags, so the
-// answer does not tell whether it exists.
-func (c *call) authorizeUser(name string, extra func(*policy.Context)) error {
-	path := "/"
-	var tags []store.Tag
-	if u, err := c.h.deps.IAM.GetUser(c.ctx, name); err == nil {
-		path, tags = u.Path, u.Tags
+// lookupUser finds the user an IAM call names. IAM names are unique
+// without regard to case and the store finds "DEV" as "dev", so what the
+// call is authorized on, acts on and answers with is the stored user: its
+// name as stored, its path and tags. A user that does not exist is the
+// name as given, under "/", without tags (found false). A failing store is
+// an error, not a missing user: authorizing without the user's tags could
+// dodge a Deny conditioned on them.
+func (c *call) lookupUser(name string) (u store.User, found bool, err error) {
+	u, err = c.h.deps.IAM.GetUser(c.ctx, name)
+	switch {
+	case err == nil:
+		return u, true, nil
+	case apierr.KindOf(err) == apierr.NotFound:
+		return store.User{Name: name, Path: "/"}, false, nil
+	default:
+		return store.User{}, false, err
 	}
-	return c.authorize(iam.UserARN(c.h.cfg.Account, path, name), func(rc *policy.Context) {
-		resourceTags(tags, "aws:ResourceTag/", "iam:ResourceTag/")(rc)
+}
+
+// authorizeUser authorizes the call's action on a user: the stored user's
+// ARN (its real path, and its name as stored — never the caller's
+// spelling, which would slip past a Deny on user/dev as user/DEV), and the
+// user's tags as aws:ResourceTag/* and iam:ResourceTag/*, so that
+// attribute-based policies work. A user that does not exist is authorized
+// as arn:...:user/NAME without tags, so the answer does not tell whether
+// it exists (AccessDenied before NoSuchEntity, as IAM). It returns the
+// name to act on and answer with: the stored one when the user exists.
+func (c *call) authorizeUser(name string, extra func(*policy.Context)) (string, error) {
+	u, _, err := c.lookupUser(name)
+	if err != nil {
+		return name, err
+	}
+	return u.Name, c.authorize(iam.UserARN(c.h.cfg.Account, u.Path, u.Name), func(rc *policy.Context) {
+		resourceTags(u.Tags, "aws:ResourceTag/", "iam:ResourceTag/")(rc)
 		if extra != nil {
 			extra(rc)
 		}
@@ -198,21 +219,31 @@ func (c *call) authorizePolicy(arn string, extra func(*policy.Context)) error {
 }
 
 // authorizeTargetUser is authorizeUser for targetUser: root's own keys
-// and profile are authorized on the root ARN.
-func (c *call) authorizeTargetUser(extra func(*policy.Context)) error {
+// and profile are authorized on the root ARN (the name returned is then
+// "").
+func (c *call) authorizeTargetUser(extra func(*policy.Context)) (string, error) {
 	u := c.targetUser()
 	if u == "" {
-		return c.authorize(iam.RootARN(c.h.cfg.Account), extra)
+		return "", c.authorize(iam.RootARN(c.h.cfg.Account), extra)
 	}
 	return c.authorizeUser(u, extra)
 }
 
-func (c *call) groupARN(name string) string {
+// authorizeGroup authorizes the call's action on a group, as authorizeUser
+// does on a user: the stored group's ARN (its name as stored, whatever
+// the caller's spelling, and its path), or arn:...:group/NAME for a group
+// that does not exist, so that a denied caller learns nothing of it. It
+// returns the name to act on and answer with.
+func (c *call) authorizeGroup(name string, extra func(*policy.Context)) (string, error) {
 	path := "/"
-	if g, _, err := c.h.deps.IAM.GetGroup(c.ctx, name); err == nil {
-		path = g.Path
+	g, _, err := c.h.deps.IAM.GetGroup(c.ctx, name)
+	switch {
+	case err == nil:
+		name, path = g.Name, g.Path
+	case apierr.KindOf(err) != apierr.NotFound:
+		return name, err
 	}
-	return iam.GroupARN(c.h.cfg.Account, path, name)
+	return name, c.authorize(iam.GroupARN(c.h.cfg.Account, path, name), extra)
 }
 
 // targetUser is the UserName parameter, or the caller's own user when it
@@ -306,7 +337,8 @@ func iamOps() map[string]*op {
 				User xmlUser `xml:"User"`
 			}{xmlUser{Path: "/", UserID: c.h.cfg.Account, ARN: iam.RootARN(c.h.cfg.Account), CreateDate: isoTime(time.Unix(0, 0))}}, nil
 		}
-		if err := c.authorizeUser(name, nil); err != nil {
+		name, err := c.authorizeUser(name, nil)
+		if err != nil {
 			return nil, err
 		}
 		u, err := c.iamSvc().GetUser(c.ctx, name)
@@ -349,7 +381,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(name, nil); err != nil {
+		name, err := c.authorizeUser(name, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteUser(c.ctx, name)
@@ -370,7 +403,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(name, func(rc *policy.Context) { rc.Set("iam:PermissionsBoundary", boundary) }); err != nil {
+		name, err := c.authorizeUser(name, func(rc *policy.Context) { rc.Set("iam:PermissionsBoundary", boundary) })
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().PutUserPermissionsBoundary(c.ctx, name, boundary)
@@ -386,11 +420,12 @@ func iamOps() map[string]*op {
 		if u, err := c.iamSvc().GetUser(c.ctx, name); err == nil {
 			current = u.PermissionsBoundary
 		}
-		if err := c.authorizeUser(name, func(rc *policy.Context) {
+		name, err := c.authorizeUser(name, func(rc *policy.Context) {
 			if current != "" {
 				rc.Set("iam:PermissionsBoundary", current)
 			}
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteUserPermissionsBoundary(c.ctx, name)
@@ -408,7 +443,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeTargetUser(nil); err != nil {
+		user, err := c.authorizeTargetUser(nil)
+		if err != nil {
 			return nil, err
 		}
 		k, err := c.iamSvc().CreateAccessKey(c.ctx, user)
@@ -425,7 +461,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeTargetUser(nil); err != nil {
+		user, err := c.authorizeTargetUser(nil)
+		if err != nil {
 			return nil, err
 		}
 		ks, err := c.iamSvc().ListAccessKeys(c.ctx, user)
@@ -452,7 +489,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeTargetUser(nil); err != nil {
+		user, err := c.authorizeTargetUser(nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().UpdateAccessKey(c.ctx, user, id, status)
@@ -462,7 +500,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeTargetUser(nil); err != nil {
+		user, err := c.authorizeTargetUser(nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteAccessKey(c.ctx, user, id)
@@ -545,7 +584,12 @@ func iamOps() map[string]*op {
 	})
 	// Policy tags: as the user's, with the policy as the resource.
 	tagActions{
-		noun: "Policy", param: "PolicyArn", authorize: (*call).authorizePolicy,
+		noun: "Policy", param: "PolicyArn",
+		// A policy ARN is matched exactly (not without regard to case),
+		// so the ARN as given is the policy's own.
+		authorize: func(c *call, arn string, extra func(*policy.Context)) (string, error) {
+			return arn, c.authorizePolicy(arn, extra)
+		},
 		tag:   func(c *call, arn string, tags []store.Tag) error { return c.iamSvc().TagPolicy(c.ctx, arn, tags) },
 		untag: func(c *call, arn string, keys []string) error { return c.iamSvc().UntagPolicy(c.ctx, arn, keys) },
 		tags: func(c *call, arn string) ([]store.Tag, error) {
@@ -710,7 +754,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, policyARNKey(arn)); err != nil {
+		user, err := c.authorizeUser(user, policyARNKey(arn))
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().AttachUserPolicy(c.ctx, user, arn)
@@ -720,7 +765,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, policyARNKey(arn)); err != nil {
+		user, err := c.authorizeUser(user, policyARNKey(arn))
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DetachUserPolicy(c.ctx, user, arn)
@@ -730,7 +776,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		ps, err := c.iamSvc().ListAttachedUserPolicies(c.ctx, user)
@@ -744,7 +791,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.groupARN(group), policyARNKey(arn)); err != nil {
+		group, err := c.authorizeGroup(group, policyARNKey(arn))
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().AttachGroupPolicy(c.ctx, group, arn)
@@ -754,7 +802,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.groupARN(group), policyARNKey(arn)); err != nil {
+		group, err := c.authorizeGroup(group, policyARNKey(arn))
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DetachGroupPolicy(c.ctx, group, arn)
@@ -764,7 +813,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.groupARN(group), nil); err != nil {
+		group, err := c.authorizeGroup(group, nil)
+		if err != nil {
 			return nil, err
 		}
 		ps, err := c.iamSvc().ListAttachedGroupPolicies(c.ctx, group)
@@ -780,7 +830,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().PutUserPolicy(c.ctx, user, name, doc)
@@ -790,7 +841,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		p, err := c.iamSvc().GetUserPolicy(c.ctx, user, name)
@@ -808,7 +860,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		ns, err := c.iamSvc().ListUserPolicies(c.ctx, user)
@@ -830,7 +883,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteUserPolicy(c.ctx, user, name)
@@ -877,7 +931,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.groupARN(name), nil); err != nil {
+		name, err := c.authorizeGroup(name, nil)
+		if err != nil {
 			return nil, err
 		}
 		g, us, err := c.iamSvc().GetGroup(c.ctx, name)
@@ -918,7 +973,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.groupARN(name), nil); err != nil {
+		name, err := c.authorizeGroup(name, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteGroup(c.ctx, name)
@@ -928,7 +984,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.groupARN(group), nil); err != nil {
+		group, err := c.authorizeGroup(group, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().AddUserToGroup(c.ctx, group, user)
@@ -938,7 +995,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorize(c.groupARN(group), nil); err != nil {
+		group, err := c.authorizeGroup(group, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().RemoveUserFromGroup(c.ctx, group, user)
@@ -948,7 +1006,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		gs, err := c.iamSvc().ListGroupsForUser(c.ctx, user)
@@ -969,7 +1028,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		p, err := c.iamSvc().CreateLoginProfile(c.ctx, user, pw, reset)
@@ -985,7 +1045,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeTargetUser(nil); err != nil {
+		user, err := c.authorizeTargetUser(nil)
+		if err != nil {
 			return nil, err
 		}
 		p, err := c.iamSvc().GetLoginProfile(c.ctx, user)
@@ -1011,7 +1072,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().UpdateLoginProfile(c.ctx, user, pw, reset)
@@ -1021,7 +1083,8 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().DeleteLoginProfile(c.ctx, user)
@@ -1038,13 +1101,26 @@ func iamOps() map[string]*op {
 		if err != nil {
 			return nil, err
 		}
+		// Authorized on the stored user's ARN when the user exists (the
+		// store finds the name whatever its case, so the ARN as given
+		// could slip past a Deny on the user's own); else on the ARN as
+		// given, so that a denied caller learns nothing of it.
+		u, found, err := c.lookupUser(user)
+		if err != nil {
+			return nil, err
+		}
+		if found {
+			source = iam.UserARN(c.h.cfg.Account, u.Path, u.Name)
+		}
 		if err := c.authorize(source, nil); err != nil {
 			return nil, err
 		}
-		if _, err := c.iamSvc().GetUser(c.ctx, user); err != nil {
-			return nil, err
+		if !found {
+			if _, err := c.iamSvc().GetUser(c.ctx, user); err != nil {
+				return nil, err
+			}
 		}
-		in.User = user
+		in.User = u.Name
 		return simulate(c, in)
 	})
 	add("SimulateCustomPolicy", true, func(c *call) (any, error) {
@@ -1144,9 +1220,11 @@ func simulate(c *call, in iam.SimulationInput) (any, error) {
 // (TagUser, UntagUser and ListUserTags; TagPolicy, …): the same parameters,
 // limits and condition keys, on a different resource.
 type tagActions struct {
-	noun      string // "User": TagUser, UntagUser, ListUserTags
-	param     string // the resource's parameter: "UserName"
-	authorize func(c *call, id string, extra func(*policy.Context)) error
+	noun  string // "User": TagUser, UntagUser, ListUserTags
+	param string // the resource's parameter: "UserName"
+	// authorize authorizes the action on the resource id names and
+	// returns the id to act on: the stored name (see authorizeUser).
+	authorize func(c *call, id string, extra func(*policy.Context)) (string, error)
 	tag       func(c *call, id string, tags []store.Tag) error
 	untag     func(c *call, id string, keys []string) error
 	tags      func(c *call, id string) ([]store.Tag, error)
@@ -1162,7 +1240,8 @@ func (t tagActions) register(add func(name string, readOnly bool, run func(c *ca
 		if len(tags) == 0 {
 			return nil, invalidf("Tags must name at least one tag")
 		}
-		if err := t.authorize(c, id, requestTags(tags)); err != nil {
+		id, err := t.authorize(c, id, requestTags(tags))
+		if err != nil {
 			return nil, err
 		}
 		return nil, t.tag(c, id, tags)
@@ -1173,11 +1252,12 @@ func (t tagActions) register(add func(name string, readOnly bool, run func(c *ca
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := t.authorize(c, id, func(rc *policy.Context) {
+		id, err := t.authorize(c, id, func(rc *policy.Context) {
 			if len(keys) > 0 {
 				rc.Set("aws:TagKeys", keys...)
 			}
-		}); err != nil {
+		})
+		if err != nil {
 			return nil, err
 		}
 		return nil, t.untag(c, id, keys)
@@ -1187,7 +1267,8 @@ func (t tagActions) register(add func(name string, readOnly bool, run func(c *ca
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := t.authorize(c, id, nil); err != nil {
+		id, err := t.authorize(c, id, nil)
+		if err != nil {
 			return nil, err
 		}
 		all, err := t.tags(c, id)

@@ -34,11 +34,11 @@ type xmlMFADevice struct {
 	EnableDate   string `xml:"EnableDate"`
 }
 
-// mfaUser is the user an MFA operation names: UserName, or the caller's
-// own user when it is omitted (DeactivateMFADevice, ListMFADevices). The
-// account root has no MFA devices in kaginashi.
-func (c *call) mfaUser() (string, error) {
-	u := c.targetUser()
+// mfaUser checks the user an MFA operation names (UserName, or the
+// caller's own user when it is omitted: DeactivateMFADevice,
+// ListMFADevices), as authorizeTargetUser returned it. The account root
+// has no MFA devices in kaginashi.
+func mfaUser(u string) (string, error) {
 	if u == "" {
 		return "", apierr.New(apierr.InvalidInput, "UserName is required: the account root has no MFA devices here")
 	}
@@ -82,7 +82,8 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeUser(user, nil); err != nil {
+		user, err := c.authorizeUser(user, nil)
+		if err != nil {
 			return nil, err
 		}
 		return nil, c.iamSvc().EnableMFADevice(c.ctx, user, serial, code1, code2)
@@ -92,10 +93,11 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeTargetUser(nil); err != nil {
+		user, err := c.authorizeTargetUser(nil)
+		if err != nil {
 			return nil, err
 		}
-		user, err := c.mfaUser()
+		user, err = mfaUser(user)
 		if err != nil {
 			return nil, err
 		}
@@ -108,10 +110,16 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		}
 		// The device's tags are resource tags for conditions; an unknown
 		// device has none (its answer comes after authorization, so that
-		// a denied caller learns nothing about it).
+		// a denied caller learns nothing about it). The store finds a
+		// serial number without regard to case, so a device that exists
+		// is authorized on its own serial number (its ARN), not on the
+		// caller's spelling of it, which would slip past a Deny on it.
 		var tags []store.Tag
-		if d, err := c.iamSvc().GetVirtualMFADevice(c.ctx, serial); err == nil {
-			tags = d.Tags
+		switch d, err := c.iamSvc().GetVirtualMFADevice(c.ctx, serial); {
+		case err == nil:
+			serial, tags = d.SerialNumber, d.Tags
+		case apierr.KindOf(err) != apierr.NotFound:
+			return nil, err
 		}
 		if err := c.authorize(serial, resourceTags(tags, "aws:ResourceTag/")); err != nil {
 			return nil, err
@@ -122,11 +130,12 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		if err := c.authorizeTargetUser(nil); err != nil {
+		user, err := c.authorizeTargetUser(nil)
+		if err != nil {
 			return nil, err
 		}
 		var ds []store.MFADevice
-		if user := c.targetUser(); user != "" {
+		if user != "" {
 			var err error
 			if ds, err = c.iamSvc().ListMFADevices(c.ctx, user); err != nil {
 				return nil, err

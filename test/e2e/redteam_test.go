@@ -36,7 +36,6 @@ func TestRedTeamOpenFindings(t *testing.T) {
 		"DeleteAllTagsHonoursTagKeysDeny":  "internal/awsapi: DeleteTags without Tag.N sets no aws:TagKeys, yet deletes every tag",
 		"TagKeyCaseDoesNotShadowTag":       "internal/awsapi, internal/inventory: tags differing in case only; ec2:ResourceTag/K takes the last one",
 		"PresignedTunnelURLLivesOneMinute": "internal/sigv4 or internal/awsapi: /openTunnel accepts X-Amz-Expires up to 7 days (docs/SECURITY.md says 60 s)",
-		"IAMNameCaseDoesNotDodgeDeny":      "internal/awsapi: authorizeUser and groupARN build the ARN from the caller's spelling; the store finds the user or group whatever the case",
 		"TunnelPrivateIPIsAnAddress":       "internal/awsapi: /openTunnel's privateIpAddress is an EC2 filter value (wildcards) but the condition key gets it raw",
 	}
 	e := newEnv(t, "sqlite")

@@ -429,3 +429,30 @@ func TestExplainNothingListening(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenTunnelLocalPort: --local-port out of range is a usage error
+// before any look-up; a port already in use is said so, with the fix,
+// exit status 1.
+func TestOpenTunnelLocalPort(t *testing.T) {
+	isolateAWSConfig(t)
+	for _, bad := range []string{"99999", "-1"} {
+		var stderr lockedBuffer
+		code := Main(context.Background(), []string{"open-tunnel", "--instance-id", "i-0123456789abcdef0", "--local-port", bad}, IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
+		if code != 2 || !strings.Contains(stderr.String(), "--local-port "+bad+": want 1 to 65535") {
+			t.Errorf("--local-port %s: exit %d, %q; want exit 2 and the range", bad, code, stderr.String())
+		}
+	}
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := busy.Addr().(*net.TCPAddr).Port
+	var stderr lockedBuffer
+	srv := fakeEC2(t, true)
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	code := Main(context.Background(), []string{"open-tunnel", "--instance-id", "i-0123456789abcdef0", "--local-port", strconv.Itoa(port)}, IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
+	if want := fmt.Sprintf("127.0.0.1:%d is in use", port); code != 1 || !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), "another --local-port") {
+		t.Errorf("a busy --local-port: exit %d, %q; want exit 1, %q and the fix", code, stderr.String(), want)
+	}
+}

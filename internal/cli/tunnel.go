@@ -61,6 +61,9 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
 			if tf.maxDuration < 0 || tf.maxDuration > 3600 {
 				return usageErr("--max-tunnel-duration %d: want 1 to 3600 seconds", tf.maxDuration)
 			}
+			if tf.localPort < 0 || tf.localPort > 65535 {
+				return usageErr("--local-port %d: want 1 to 65535", tf.localPort)
+			}
 			if tf.dnsName != "" && tf.endpointID == "" {
 				return usageErr("--instance-connect-endpoint-dns-name needs --instance-connect-endpoint-id")
 			}
@@ -247,7 +250,11 @@ func carryStdio(stdio IO, conn net.Conn) error {
 func listenTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelParams, tf tunnelFlags) error {
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(tf.localPort)))
 	if err != nil {
-		return err
+		p := &problem{what: fmt.Sprintf("cannot listen on 127.0.0.1:%d: %v", tf.localPort, err)}
+		if errors.Is(err, syscall.EADDRINUSE) {
+			p = &problem{what: fmt.Sprintf("127.0.0.1:%d is in use by another program", tf.localPort), fix: "pick another --local-port"}
+		}
+		return &exitError{code: 1, err: p}
 	}
 	defer ln.Close()
 	fmt.Fprintf(stdio.Err, "Listening on %s for %s:%d; Ctrl-C to stop.\n", ln.Addr(), p.InstanceID, p.RemotePort)

@@ -38,6 +38,10 @@ type Auth struct {
 	Principal *iam.Principal
 	Service   string // the SigV4 signing name: iam, sts, ec2, ec2-instance-connect
 	Region    string
+	// SignedAt is X-Amz-Date; Presigned says the signature came in the
+	// query (a presigned URL, a bearer token until it expires).
+	SignedAt  time.Time
+	Presigned bool
 }
 
 // Authenticator verifies a request's signature.

@@ -76,7 +76,7 @@ func (a *SigV4) Authenticate(ctx context.Context, r *http.Request, body []byte) 
 		}
 		return nil, err
 	}
-	return &Auth{Principal: p, Service: id.Service, Region: id.Region}, nil
+	return &Auth{Principal: p, Service: id.Service, Region: id.Region, SignedAt: id.SignedAt, Presigned: id.Presigned}, nil
 }
 
 // scopeRegion reads the region from the credential scope.

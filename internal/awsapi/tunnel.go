@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -82,6 +83,18 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "InvalidSignatureException", apierr.New(apierr.SignatureMismatch, "Credential should be scoped to correct service: 'ec2-instance-connect', not '%s'.", auth.Service))
 		return
 	}
+	if auth.Presigned {
+		// A presigned URL is a bearer token wherever it is written down
+		// (shell history, proxy logs): whatever X-Amz-Expires says, it
+		// opens tunnels for a minute, the AWS CLI's own choice.
+		if age := h.now().Sub(auth.SignedAt); age > TunnelURLLifetime {
+			e := apierr.New(apierr.ExpiredSignature, "Signature expired: the open-tunnel URL was signed at %s, %s ago; open-tunnel URLs are valid for %s whatever X-Amz-Expires says. Sign a new one right before connecting (and check this machine's clock).",
+				auth.SignedAt.UTC().Format(time.RFC3339), age.Truncate(time.Second), TunnelURLLifetime)
+			code, status, _ := errorCode(protoEIC, apierr.As(e))
+			refuse(status, code, e)
+			return
+		}
+	}
 	if h.deps.Limiter != nil && !h.deps.Limiter.Allow(auth.Principal.AccessKeyID) {
 		refuse(http.StatusTooManyRequests, "ThrottlingException", apierr.New(apierr.Throttled, "Rate exceeded"))
 		return
@@ -126,6 +139,17 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		invalid("Give privateIpAddress (or kaginashi's instanceId) to say which instance to reach.")
 		return
 	}
+	if ip != "" {
+		// An address, as the condition key's IpAddress operators read it:
+		// not an EC2 filter value, whose wildcards would find a host that
+		// a Deny on its address was meant to protect.
+		a, err := netip.ParseAddr(ip)
+		if err != nil || a.Zone() != "" {
+			invalid("privateIpAddress %q is not an IP address: give the target's address, such as 10.0.1.12.", truncate(ip, 64))
+			return
+		}
+		ip = a.Unmap().String()
+	}
 	if instanceID != "" {
 		if err := inventory.ValidInstanceID(instanceID); err != nil {
 			invalid("%v", apierr.As(err).Message)
@@ -137,6 +161,7 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 	// but reveal nothing about it until the caller is allowed.
 	var target *store.Instance
 	var lookupErr error
+	sharing := 0 // instances found at the address
 	if instanceID != "" {
 		in, err := h.deps.Inventory.Instance(ctx, instanceID)
 		if err == nil && (ip == "" || in.PrivateIP == ip) {
@@ -146,8 +171,11 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		lookupErr = err
 	} else {
 		pg, err := h.deps.Inventory.Describe(ctx, nil, []inventory.Filter{{Name: "private-ip-address", Values: []string{ip}}}, 0, "")
-		if err == nil && len(pg.Instances) > 0 {
-			target = &pg.Instances[0]
+		if err == nil {
+			sharing = len(pg.Instances)
+			if sharing == 1 {
+				target = &pg.Instances[0]
+			}
 		}
 		lookupErr = err
 	}
@@ -167,6 +195,12 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		resourceTags(ep.Tags, "aws:ResourceTag/", "ec2:ResourceTag/")(rc)
 	}); err != nil {
 		refuse(http.StatusForbidden, "AccessDeniedException", err)
+		return
+	}
+	if target == nil && sharing > 1 {
+		// Not the first of them: a policy may allow one and not the other,
+		// and they cannot be told apart by address.
+		invalid("%d instances report private IP address %s; give instanceId (kaginashi's extension) to say which one to reach.", sharing, ip)
 		return
 	}
 	if target == nil {
@@ -218,6 +252,12 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 	up, down, reason := splice(ws, stream, maxDur)
 	h.recordClose(c, target.ID, start, up, down, reason)
 }
+
+// TunnelURLLifetime is how long after its X-Amz-Date a presigned
+// open-tunnel URL opens tunnels, however long its X-Amz-Expires (the AWS
+// CLI signs for 60 s; Go's PresignHTTP sets none, whose default window is
+// longer for other presigned calls).
+const TunnelURLLifetime = 60 * time.Second
 
 // closeLinger is how long the server waits, after its close frame, for
 // the client's answering close before it drops the connection: closing

@@ -35,8 +35,6 @@ func TestRedTeamOpenFindings(t *testing.T) {
 		"CreateTagsHonoursResourceTagDeny": "internal/awsapi: CreateTags/DeleteTags set no ec2:ResourceTag/* of the tagged resource",
 		"DeleteAllTagsHonoursTagKeysDeny":  "internal/awsapi: DeleteTags without Tag.N sets no aws:TagKeys, yet deletes every tag",
 		"TagKeyCaseDoesNotShadowTag":       "internal/awsapi, internal/inventory: tags differing in case only; ec2:ResourceTag/K takes the last one",
-		"PresignedTunnelURLLivesOneMinute": "internal/sigv4 or internal/awsapi: /openTunnel accepts X-Amz-Expires up to 7 days (docs/SECURITY.md says 60 s)",
-		"TunnelPrivateIPIsAnAddress":       "internal/awsapi: /openTunnel's privateIpAddress is an EC2 filter value (wildcards) but the condition key gets it raw",
 	}
 	e := newEnv(t, "sqlite")
 	ctx := context.Background()

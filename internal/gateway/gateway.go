@@ -91,6 +91,8 @@ type Gateway struct {
 
 type session struct {
 	instanceID string
+	// agentKey is the fingerprint of the key the agent connected with.
+	agentKey string
 	mux        *yamux.Session
 	since      time.Time
 	// ports are the local ports the agent lets tunnels reach, as its
@@ -226,19 +228,31 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	now := g.now().UTC()
 	in := store.Instance{State: store.StatePending, LaunchTime: now, LastSeen: now, Hostname: host, AgentKey: KeyFingerprint(req.PublicKey)}
-	if oldID, _, _, ok := g.agentCert(r); ok {
-		if old, err := g.store.GetInstance(r.Context(), oldID); err == nil {
+	if oldID, oldKey, _, ok := g.agentCert(r); ok {
+		old, err := g.store.GetInstance(r.Context(), oldID)
+		switch {
+		case err == nil && old.AgentKey == oldKey:
 			in = old
 			in.AgentKey, in.LastSeen = KeyFingerprint(req.PublicKey), now
 			if host != "" {
 				in.Hostname = host
 			}
+		case err == nil:
+			// A certificate the instance's latest enrollment replaced: it
+			// no longer speaks for the instance (HandleConnect refuses it
+			// too), so with a token it buys a new instance, not this one.
+			g.log.Warn("agent enrollment with a replaced certificate: enrolled as a new instance", "replaced", oldID, "remote", r.RemoteAddr, "hostname", host)
 		}
 	}
 	if in.ID == "" {
 		in.ID = inventory.NewInstanceID()
 	}
-	in.Tags = mergeTags(in.Tags, jt.Tags, req.Tags)
+	var dropped []string
+	in.Tags, dropped = mergeTags(in.Tags, jt.Tags, req.Tags)
+	if len(dropped) > 0 {
+		g.log.Warn("enrollment tags whose keys differ only in case from a tag the host already has were not applied; the existing ones stay",
+			"instance", in.ID, "token", jt.ID, "keys", dropped)
+	}
 	if err := inventory.CheckTags(in.Tags); err != nil {
 		refuse(w, http.StatusBadRequest, err.Error())
 		return
@@ -254,19 +268,45 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g.recordAgentCA(r.Context(), in.ID, now)
+	// The agent whose identity this enrollment replaced may still be
+	// connected here: its certificate no longer speaks for the instance.
+	g.endSession(in.ID, in.AgentKey)
 	g.log.Info("agent enrolled", "instance", in.ID, "hostname", host, "token", jt.ID, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, agentproto.EnrollResponse{
 		InstanceID: in.ID, Certificate: cert, SigningKey: g.keys.Signer.Public().(ed25519.PublicKey), ServerTime: now.UnixMilli(),
 	})
 }
 
+// endSession ends the session of an instance's agent here unless it
+// connected with the key whose fingerprint is agentKey (the instance's
+// current one).
+func (g *Gateway) endSession(id, agentKey string) {
+	g.mu.Lock()
+	s := g.sessions[id]
+	g.mu.Unlock()
+	if s != nil && s.agentKey != agentKey {
+		g.log.Info("ended the session of an agent whose identity a new enrollment replaced", "instance", id)
+		s.mux.Close()
+	}
+}
+
 // mergeTags overlays token tags and then the agent's own on the existing.
-func mergeTags(existing, fromToken []store.Tag, fromAgent []agentproto.Tag) []store.Tag {
-	out := append([]store.Tag(nil), existing...)
+// A tag whose key differs only in case from one already there (Team over
+// team) is not applied and its key is returned in dropped: condition keys
+// ignore case, so a host with both would leave ec2:ResourceTag/Team to
+// whichever came last (inventory.CheckTagKeyCase; CreateTags refuses the
+// same). The existing one stays: a host's own claim, or a token's, does
+// not get to change what an administrator set under another spelling.
+func mergeTags(existing, fromToken []store.Tag, fromAgent []agentproto.Tag) (out []store.Tag, dropped []string) {
+	out = append([]store.Tag(nil), existing...)
 	set := func(k, v string) {
 		for i := range out {
 			if out[i].Key == k {
 				out[i].Value = v
+				return
+			}
+			if strings.EqualFold(out[i].Key, k) {
+				dropped = append(dropped, k)
 				return
 			}
 		}
@@ -281,7 +321,7 @@ func mergeTags(existing, fromToken []store.Tag, fromAgent []agentproto.Tag) []st
 		}
 		set(t.Key, t.Value)
 	}
-	return out
+	return out, dropped
 }
 
 // HandleConnect takes an agent's connection: mTLS identity, HTTP upgrade,
@@ -353,7 +393,7 @@ func (g *Gateway) startSession(ctx context.Context, conn net.Conn, early []byte,
 	// bounds the streams the server may be opening to the agent at once,
 	// unacknowledged; the agent opens only the control stream.
 	cfg.AcceptBacklog = 16
-	s := &session{instanceID: id, renew: renew}
+	s := &session{instanceID: id, agentKey: in.AgentKey, renew: renew}
 	mux, err := yamux.Server(agentproto.CoalesceFrames(&agentConn{Conn: conn, early: early, g: g, s: s}), cfg)
 	if err != nil {
 		return err

@@ -93,8 +93,8 @@ type session struct {
 	instanceID string
 	// agentKey is the fingerprint of the key the agent connected with.
 	agentKey string
-	mux        *yamux.Session
-	since      time.Time
+	mux      *yamux.Session
+	since    time.Time
 	// ports are the local ports the agent lets tunnels reach, as its
 	// latest inventory says (guarded by Gateway.mu).
 	ports []int

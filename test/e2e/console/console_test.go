@@ -173,7 +173,9 @@ func TestConsole(t *testing.T) {
 
 	t.Run("terminal", func(t *testing.T) {
 		tm := openTerminal(t, alice, h, "root")
-		tm.until(t, "the shell's prompt", func() bool { return tm.status("Connected.") && tm.out.Len() > 0 })
+		// The prompt itself: keys typed before it are echoed at once and
+		// the output lands after the prompt, on its line ("# ok").
+		tm.until(t, "the shell's prompt", func() bool { return tm.status("Connected.") && tm.prompt() })
 		tm.send(t, "echo ok\n")
 		tm.until(t, "ok", func() bool { return tm.line("ok") })
 		tm.send(t, "echo 鍵なし\n")
@@ -369,6 +371,13 @@ func (tm *terminal) close(t *testing.T) websocket.StatusCode {
 func (tm *terminal) line(s string) bool {
 	out := tm.out.String()
 	return strings.Contains(out, "\n"+s+"\r\n") || strings.Contains(out, "\r"+s+"\r\n")
+}
+
+// prompt reports whether the output ends with a shell's prompt ("# " or
+// "$ ").
+func (tm *terminal) prompt() bool {
+	out := tm.out.String()
+	return strings.HasSuffix(out, "# ") || strings.HasSuffix(out, "$ ")
 }
 
 func (tm *terminal) status(msg string) bool {

@@ -24,13 +24,14 @@ type host struct {
 	hostKey string
 	sshd    *harness.SSHD
 	agent   *harness.Process
+	dataDir string // the agent's
 }
 
 func startHost(t *testing.T, s *harness.Server) *host {
 	t.Helper()
 	dataDir := harness.AgentDataDir(t, world.safe, "host")
 	t.Cleanup(func() { os.RemoveAll(filepath.Dir(dataDir)) })
-	h := &host{}
+	h := &host{dataDir: dataDir}
 	// The agent reads the .pub next to each HostKey of --sshd-config.
 	h.sshd = harness.StartSSHD(t, harness.SSHDOptions{Bin: world.sshd, PublishHostKey: true, Lines: []string{
 		"AuthorizedKeysFile none",

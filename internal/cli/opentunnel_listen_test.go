@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -454,5 +455,28 @@ func TestOpenTunnelLocalPort(t *testing.T) {
 	code := Main(context.Background(), []string{"open-tunnel", "--instance-id", "i-0123456789abcdef0", "--local-port", strconv.Itoa(port)}, IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
 	if want := fmt.Sprintf("127.0.0.1:%d is in use", port); code != 1 || !strings.Contains(stderr.String(), want) || !strings.Contains(stderr.String(), "another --local-port") {
 		t.Errorf("a busy --local-port: exit %d, %q; want exit 1, %q and the fix", code, stderr.String(), want)
+	}
+}
+
+// TestSSHProxyPortNotAllowed: ssh-proxy refusing a port the host's agent
+// does not let tunnels reach says how to pick another port the way
+// ssh-proxy is given one — ssh's -p (Port) — not kaginashi ssh's
+// --ssh-port, which ssh-proxy has not.
+func TestSSHProxyPortNotAllowed(t *testing.T) {
+	isolateAWSConfig(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		_, _ = io.WriteString(w, `{"Instances":[{"InstanceId":"i-0123456789abcdef0","Name":"web","State":"running","PrivateIpAddress":"10.0.0.5","HostKeys":[],"AllowedPorts":[22,2222],"SSHPort":2222}],"InstanceConnectEndpointId":"eice-0123456789abcdef0"}`)
+	}))
+	t.Cleanup(srv.Close)
+	var stderr lockedBuffer
+	err := runSSHProxy(context.Background(), IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, client.Flags{EndpointURL: srv.URL},
+		"i-0123456789abcdef0", 5432, "root", filepath.Join(t.TempDir(), "known_hosts"), "auto", newDebug(&stderr, false))
+	if err == nil {
+		t.Fatal("port 5432, which the agent does not allow: no error")
+	}
+	got := err.Error()
+	if !strings.Contains(got, "kaginashi-agent run --allow-port 5432") || !strings.Contains(got, "ssh's -p") || strings.Contains(got, "--ssh-port") {
+		t.Errorf("ssh-proxy to a port not allowed: %q; want the --allow-port fix and ssh's -p, not --ssh-port", got)
 	}
 }

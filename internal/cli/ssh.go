@@ -117,6 +117,12 @@ func validConnType(kind string) error {
 // checkReachable refuses early what cannot work: a host whose agent is
 // offline, a port its agent does not let tunnels reach.
 func checkReachable(in client.Instance, r route, port int) error {
+	return checkReachableVia(in, r, port, "--ssh-port")
+}
+
+// checkReachableVia is checkReachable for a command given its port by
+// portFlag (ssh-proxy: ssh's -p).
+func checkReachableVia(in client.Instance, r route, port int, portFlag string) error {
 	switch {
 	case in.Kaginashi && in.State != "running":
 		seen := ""
@@ -129,7 +135,7 @@ func checkReachable(in client.Instance, r route, port int) error {
 		return &problem{what: fmt.Sprintf("%s is %s", in.Label(), in.State), fix: "start it first: aws ec2 start-instances --instance-ids " + in.InstanceID}
 	case r.tunnel && !in.PortAllowed(port):
 		return &problem{what: fmt.Sprintf("port %d of %s is not open to tunnels: its agent allows %s", port, in.Label(), joinInts(in.AllowedPorts)),
-			fix: fmt.Sprintf("on the host, let the agent reach it: kaginashi-agent run --allow-port %d (or use an allowed port with --ssh-port)", port)}
+			fix: fmt.Sprintf("on the host, let the agent reach it: kaginashi-agent run --allow-port %d (or use an allowed port with %s)", port, portFlag)}
 	}
 	return nil
 }
@@ -1045,7 +1051,7 @@ func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string,
 	if err != nil {
 		return sshFail(err)
 	}
-	if err := checkReachable(in, r, tport); err != nil {
+	if err := checkReachableVia(in, r, tport, "ssh's -p (Port)"); err != nil {
 		return sshFail(err)
 	}
 

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 
@@ -81,9 +83,15 @@ func ParsePublicKey(s string) (*PublicKey, error) {
 	if !ok {
 		line = strings.TrimSuffix(s, "\n")
 	}
+	if !utf8.ValidString(line) {
+		return nil, errors.New("SSH Public key is invalid: it is not UTF-8 text")
+	}
 	for _, r := range line {
-		if r < 0x20 || r == 0x7f {
-			return nil, errors.New("SSH Public key is invalid: it contains a control character or a second line")
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || isBidiControl(r) {
+			// C0 and C1 controls, Unicode line and paragraph separators (a
+			// second line to some readers), and bidirectional overrides,
+			// which make the audit trail's text read as something else.
+			return nil, fmt.Errorf("SSH Public key is invalid: it contains a control character (%U) or a second line", r)
 		}
 	}
 	fields := strings.Fields(line)
@@ -96,7 +104,10 @@ func ParsePublicKey(s string) (*PublicKey, error) {
 	if !allowedTypes[fields[0]] {
 		// Anything else first — including authorized_keys options such as
 		// command="..." or from="..." — is refused, never passed on.
-		return nil, fmt.Errorf("SSH Public key is invalid: %q is not a supported key type (ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa); options are not allowed", truncate(fields[0], 40))
+		if looksLikeKeyType(fields[0]) {
+			return nil, fmt.Errorf("SSH Public key is invalid: %q is not a supported key type (ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa)", truncate(fields[0], 40))
+		}
+		return nil, fmt.Errorf("SSH Public key is invalid: it must start with the key type (ssh-ed25519, ecdsa-sha2-nistp256/384/521, ssh-rsa), not %q; authorized_keys options are not allowed", truncate(fields[0], 40))
 	}
 	key, _, options, rest, err := ssh.ParseAuthorizedKey([]byte(line))
 	if err != nil {
@@ -120,6 +131,18 @@ func ParsePublicKey(s string) (*PublicKey, error) {
 	}
 	canonical := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
 	return &PublicKey{Type: key.Type(), Line: canonical, Fingerprint: ssh.FingerprintSHA256(key), Key: key}, nil
+}
+
+// looksLikeKeyType says whether an unsupported first word is a key type
+// (ssh-dss, ssh-xmss@openssh.com, ...) rather than options.
+func looksLikeKeyType(w string) bool {
+	return (strings.HasPrefix(w, "ssh-") || strings.HasPrefix(w, "ecdsa-")) && !strings.ContainsAny(w, "=\",")
+}
+
+// isBidiControl says whether r is one of Unicode's bidirectional
+// formatting characters (the "Trojan Source" ones).
+func isBidiControl(r rune) bool {
+	return r == '\u061c' || r == '\u200e' || r == '\u200f' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069')
 }
 
 func truncate(s string, n int) string {

@@ -67,6 +67,14 @@ func TestParsePublicKey(t *testing.T) {
 		"certificate":              "ssh-ed25519-cert-v01@openssh.com " + strings.Repeat("A", 100),
 		"too long":                 ed + " " + strings.Repeat("x", 4096),
 		"only type":                "ssh-ed25519" + strings.Repeat(" ", 80),
+		// Beyond ASCII: a C1 control, Unicode's line and paragraph
+		// separators, a bidirectional override (the comment would read
+		// otherwise in the audit trail), and bytes that are not UTF-8.
+		"C1 control (NEL)":    ed + " c\u0085x",
+		"line separator":      ed + " c\u2028x",
+		"paragraph separator": ed + " c\u2029x",
+		"bidi override":       ed + " c\u202ex",
+		"not UTF-8":           ed + " c\xffx",
 	}
 	for name, s := range bad {
 		t.Run(name, func(t *testing.T) {
@@ -76,6 +84,19 @@ func TestParsePublicKey(t *testing.T) {
 				t.Errorf("message %q should say what is wrong with the SSH key", err)
 			}
 		})
+	}
+}
+
+// An unsupported key type is told as such; the words about options are
+// for a line that starts with something else.
+func TestParsePublicKeyTypeMessages(t *testing.T) {
+	_, err := ParsePublicKey("ssh-dss " + strings.Repeat("A", 100))
+	if err == nil || !strings.Contains(err.Error(), `"ssh-dss" is not a supported key type`) || strings.Contains(err.Error(), "option") {
+		t.Errorf("ssh-dss: %v", err)
+	}
+	_, err = ParsePublicKey(`command="/bin/sh" ssh-ed25519 ` + strings.Repeat("A", 100))
+	if err == nil || !strings.Contains(err.Error(), "options are not allowed") {
+		t.Errorf("options: %v", err)
 	}
 }
 

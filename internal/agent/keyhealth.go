@@ -64,8 +64,21 @@ func (a *Agent) checkDiskKey() string {
 	return ""
 }
 
+// syncKeyProblemStatus writes the problem to status.json when it changed
+// (for kaginashi-agent doctor, which runs in another process).
+func (a *Agent) syncKeyProblemStatus() {
+	p := a.signingKeyProblem()
+	a.statusMu.Lock()
+	same := a.status.SigningKeyProblem == p
+	a.statusMu.Unlock()
+	if !same {
+		a.setStatus(func(st *Status) { st.SigningKeyProblem = p })
+	}
+}
+
 // noteSignature counts a pushed record's outcome for the refusal streak.
 func (a *Agent) noteSignature(reason string) {
+	defer a.syncKeyProblemStatus()
 	a.keyMu.Lock()
 	defer a.keyMu.Unlock()
 	switch reason {
@@ -87,6 +100,7 @@ func streakProblem(n int, pinned []byte) string {
 // refreshKeyHealth runs checkDiskKey and logs a problem when it appears
 // or changes, and its end.
 func (a *Agent) refreshKeyHealth() {
+	defer a.syncKeyProblemStatus()
 	p := a.checkDiskKey()
 	a.keyMu.Lock()
 	old := a.diskKeyProblem

@@ -39,6 +39,10 @@ func TestKeyHealthOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("identity.json 0600", "is mode 0600")
+	// For kaginashi-agent doctor, in another process.
+	if st, err := a.paths.ReadStatus(); err != nil || !strings.Contains(st.SigningKeyProblem, "is mode 0600") {
+		t.Errorf("status.json: %q, %v", st.SigningKeyProblem, err)
+	}
 	if err := os.Chmod(pub, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +69,9 @@ func TestKeyHealthOnDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("restored", "")
+	if st, err := a.paths.ReadStatus(); err != nil || st.SigningKeyProblem != "" {
+		t.Errorf("status.json after the fix: %q, %v", st.SigningKeyProblem, err)
+	}
 }
 
 // TestKeyHealthSignatureStreak: pushed records failing their signature

@@ -32,9 +32,14 @@ type Status struct {
 	// (SHA256:...); SigningKeyError says why it did not adopt the key the
 	// server signs with now (a broken or unrelated endorsement chain):
 	// until that is solved, records the server pushes are refused.
-	SigningKey      string    `json:"signingKey,omitempty"`
-	SigningKeyError string    `json:"signingKeyError,omitempty"`
-	UpdatedAt       time.Time `json:"updatedAt"`
+	SigningKey      string `json:"signingKey,omitempty"`
+	SigningKeyError string `json:"signingKeyError,omitempty"`
+	// SigningKeyProblem is every signing-key problem the agent reports to
+	// the server (keyhealth.go): SigningKeyError's, or the pinned key
+	// unreadable by the AuthorizedKeysCommand on disk, or pushes failing
+	// their signature check.
+	SigningKeyProblem string    `json:"signingKeyProblem,omitempty"`
+	UpdatedAt         time.Time `json:"updatedAt"`
 }
 
 // StatusFile is the status file's name in the data directory.

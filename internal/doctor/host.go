@@ -152,6 +152,13 @@ func Host(ctx context.Context, o HostOptions) []Check {
 			checks = append(checks, fail("signing-key",
 				"the agent refuses every pushed key until this is solved: enrol this host again with a new join token (kaginashi-agent run --join-token TOKEN); see docs/OPERATIONS.md §11",
 				"%s", st.SigningKeyError))
+		} else if st.SigningKeyProblem != "" {
+			// The other problems the agent reports to the server: the
+			// pinned key the AuthorizedKeysCommand cannot read on disk,
+			// or pushes failing their signature check.
+			checks = append(checks, fail("signing-key",
+				"logins with pushed keys fail until this is solved: for a mode, chmod 0711 "+o.AgentDataDir+"; chmod 0755 "+o.AgentDataDir+"/keys; chmod 0644 "+o.AgentDataDir+"/keys/identity.json; for a broken file or another key, enrol this host again with a new join token (kaginashi-agent run --join-token TOKEN); see docs/OPERATIONS.md §11",
+				"%s", st.SigningKeyProblem))
 		}
 	}
 

@@ -155,6 +155,9 @@ func TestHostBroken(t *testing.T) {
 		{"unendorsed signing key", func(f *fakeHost) {
 			f.status.SigningKeyError = "the server signs with SHA256:x, which this agent cannot trust: no endorsement starts at the pinned signing key"
 		}, "signing-key", Fail, "cannot trust", "enrol this host again", ""},
+		{"pinned key unreadable on disk", func(f *fakeHost) {
+			f.status.SigningKeyProblem = "/var/lib/kaginashi-agent/keys/identity.json is mode 0600: sshd's AuthorizedKeysCommandUser (not root) cannot read the pinned signing key through it"
+		}, "signing-key", Fail, "is mode 0600", "chmod 0644", ""},
 		{"skew from Date", func(f *fakeHost) { f.alive = false; f.date = now.Add(-30 * time.Second) }, "clock-skew", Fail, "Date header", "timedatectl", ""},
 		{"no clock at all", func(f *fakeHost) { f.alive = false; f.date = time.Time{} }, "clock-skew", Skip, "could tell", "", ""},
 	} {

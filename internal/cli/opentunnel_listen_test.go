@@ -2,12 +2,16 @@ package cli
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +21,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"golang.org/x/crypto/ssh"
 
 	"github.com/kaginashi/kaginashi/internal/client"
 	"github.com/kaginashi/kaginashi/internal/wstunnel"
@@ -471,12 +476,87 @@ func TestSSHProxyPortNotAllowed(t *testing.T) {
 	t.Cleanup(srv.Close)
 	var stderr lockedBuffer
 	err := runSSHProxy(context.Background(), IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, client.Flags{EndpointURL: srv.URL},
-		"i-0123456789abcdef0", 5432, "root", filepath.Join(t.TempDir(), "known_hosts"), "auto", newDebug(&stderr, false))
+		"i-0123456789abcdef0", 5432, "root", filepath.Join(t.TempDir(), "known_hosts"), "auto", 0, newDebug(&stderr, false))
 	if err == nil {
 		t.Fatal("port 5432, which the agent does not allow: no error")
 	}
 	got := err.Error()
 	if !strings.Contains(got, "kaginashi-agent run --allow-port 5432") || !strings.Contains(got, "ssh's -p") || strings.Contains(got, "--ssh-port") {
 		t.Errorf("ssh-proxy to a port not allowed: %q; want the --allow-port fix and ssh's -p, not --ssh-port", got)
+	}
+}
+
+// TestSSHProxyMaxTunnelDuration: a policy that caps
+// ec2-instance-connect:maxTunnelDuration (kaginashi policy template eic
+// --max-tunnel-duration 900 writes one) refuses a tunnel that asks for
+// none, which counts as 3600; plain ssh through ssh-config then had no
+// way in. ssh-config --max-tunnel-duration N puts the flag on ssh-proxy's
+// command line, and ssh-proxy asks for N.
+func TestSSHProxyMaxTunnelDuration(t *testing.T) {
+	isolateAWSConfig(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	t.Setenv("XDG_CONFIG_HOME", filepath.Join(home, ".config"))
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(home, ".ssh"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, ".ssh", "id_ed25519.pub"), ssh.MarshalAuthorizedKey(sp), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// ssh-config: the flag reaches ssh-proxy's command line.
+	var out strings.Builder
+	if code := Main(context.Background(), []string{"ssh-config", "--max-tunnel-duration", "900"}, IO{In: strings.NewReader(""), Out: &out, Err: io.Discard}); code != 0 {
+		t.Fatalf("ssh-config --max-tunnel-duration 900: exit %d", code)
+	}
+	if !strings.Contains(out.String(), " ssh-proxy ") || !strings.Contains(out.String(), "--max-tunnel-duration 900 ") {
+		t.Errorf("ssh-config --max-tunnel-duration 900:\n%s\nwant it on ssh-proxy's command line", out.String())
+	}
+	if code := Main(context.Background(), []string{"ssh-config", "--max-tunnel-duration", "4000"}, IO{In: strings.NewReader(""), Out: io.Discard, Err: io.Discard}); code != 2 {
+		t.Errorf("ssh-config --max-tunnel-duration 4000: exit %d, want 2", code)
+	}
+
+	// ssh-proxy: the tunnel asks for it.
+	asked := make(chan string, 1)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/openTunnel" {
+			asked <- r.URL.Query().Get("maxTunnelDuration")
+			if ws, err := wstunnel.Accept(w, r, nil); err == nil {
+				_, _ = io.Copy(io.Discard, ws)
+				ws.Close()
+			}
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		if strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".SendSSHPublicKey") {
+			_, _ = io.WriteString(w, `{"RequestId":"r","Success":true}`)
+			return
+		}
+		_, _ = io.WriteString(w, `{"Instances":[{"InstanceId":"i-0123456789abcdef0","Name":"web","State":"running","PrivateIpAddress":"10.0.0.5","HostKeys":[],"AllowedPorts":[22],"SSHPort":22}],"InstanceConnectEndpointId":"eice-0123456789abcdef0"}`)
+	}))
+	t.Cleanup(srv.Close)
+	ca := filepath.Join(home, "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	code := Main(context.Background(), []string{"ssh-proxy", "--endpoint-url", srv.URL, "--ca-bundle", ca, "--max-tunnel-duration", "900", "i-0123456789abcdef0", "22", "root"},
+		IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
+	select {
+	case got := <-asked:
+		if got != "900" {
+			t.Errorf("ssh-proxy --max-tunnel-duration 900 asked for maxTunnelDuration %q", got)
+		}
+	default:
+		t.Errorf("ssh-proxy opened no tunnel: exit %d, %s", code, stderr.String())
 	}
 }

@@ -973,6 +973,7 @@ func newSSHProxyCmd(stdio IO) *cobra.Command {
 		knownHosts string
 		connType   string
 		verbose    bool
+		maxDur     int
 	)
 	c := &cobra.Command{
 		Use:   "ssh-proxy HOST PORT USER",
@@ -998,7 +999,10 @@ the server's tunnel. -v (or KAGINASHI_DEBUG=1) says which key on stderr.`,
 			if err := validConnType(connType); err != nil {
 				return err
 			}
-			return runSSHProxy(cmd.Context(), stdio, flags, host, port, user, knownHosts, connType, newDebug(stdio.Err, verbose))
+			if maxDur < 0 || maxDur > 3600 {
+				return usageErr("--max-tunnel-duration %d: want 1 to 3600 seconds", maxDur)
+			}
+			return runSSHProxy(cmd.Context(), stdio, flags, host, port, user, knownHosts, connType, maxDur, newDebug(stdio.Err, verbose))
 		},
 	}
 	addClientFlags(c, &flags)
@@ -1006,10 +1010,13 @@ the server's tunnel. -v (or KAGINASHI_DEBUG=1) says which key on stderr.`,
 	f.StringVar(&knownHosts, "known-hosts", "", "known_hosts file to pin host keys in: ssh's UserKnownHostsFile (default: kaginashi's)")
 	f.StringVar(&connType, "connection-type", "auto", "auto, direct or eice")
 	f.BoolVarP(&verbose, "verbose", "v", false, "say which key is pushed, on stderr")
+	// A policy may cap ec2-instance-connect:maxTunnelDuration; a tunnel
+	// asking for none counts as 3600 and is refused.
+	f.IntVar(&maxDur, "max-tunnel-duration", 0, "close the tunnel after this many seconds (1-3600; default: the server's)")
 	return c
 }
 
-func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string, port int, user, kh, connType string, dbg debugf) error {
+func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string, port int, user, kh, connType string, maxDur int, dbg debugf) error {
 	target := host
 	if len(host) > len(proxySuffix) && strings.EqualFold(host[len(host)-len(proxySuffix):], proxySuffix) {
 		target = host[:len(host)-len(proxySuffix)]
@@ -1081,7 +1088,7 @@ func runSSHProxy(ctx context.Context, stdio IO, flags client.Flags, host string,
 	}
 	// The key's push and the connection at the same time; no byte goes
 	// through before both are done.
-	open := tunnelTo(in, base, tport, 0, warm)
+	open := tunnelTo(in, base, tport, maxDur, warm)
 	if !r.tunnel {
 		addr := net.JoinHostPort(r.addr, strconv.Itoa(tport))
 		dbg("ssh-proxy: connecting directly to %s", addr)
@@ -1127,6 +1134,7 @@ func newSSHConfigCmd(stdio IO) *cobra.Command {
 		flags      client.Flags
 		knownHosts string
 		connType   string
+		maxDur     int
 	)
 	c := &cobra.Command{
 		Use:   "ssh-config",
@@ -1135,7 +1143,9 @@ func newSSHConfigCmd(stdio IO) *cobra.Command {
 (the instance whose Name tag is NAME; ssh lowercases host names) go through
 'kaginashi ssh-proxy', which pushes a key and opens the tunnel in one step.
 The client flags given here (--profile, --region, --endpoint-url,
---ca-bundle) are passed on to ssh-proxy.`,
+--ca-bundle) and --connection-type and --max-tunnel-duration are passed on
+to ssh-proxy (a policy may cap ec2-instance-connect:maxTunnelDuration: a
+tunnel asking for none counts as 3600).`,
 		Example: `  kaginashi ssh-config >> ~/.ssh/config
   ssh admin@web.kaginashi
   scp notes.txt admin@i-0123456789abcdef0:/tmp/
@@ -1144,6 +1154,9 @@ The client flags given here (--profile, --region, --endpoint-url,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := validConnType(connType); err != nil {
 				return err
+			}
+			if maxDur < 0 || maxDur > 3600 {
+				return usageErr("--max-tunnel-duration %d: want 1 to 3600 seconds", maxDur)
 			}
 			exe, err := invokedPath()
 			if err != nil {
@@ -1161,6 +1174,9 @@ The client flags given here (--profile, --region, --endpoint-url,
 			if connType != "auto" {
 				pc = append(pc, "--connection-type", shellWord(connType))
 			}
+			if maxDur > 0 {
+				pc = append(pc, "--max-tunnel-duration", strconv.Itoa(maxDur))
+			}
 			for _, a := range clientArgs(flags) {
 				pc = append(pc, shellWord(a))
 			}
@@ -1172,6 +1188,7 @@ The client flags given here (--profile, --region, --endpoint-url,
 	addClientFlags(c, &flags)
 	c.Flags().StringVar(&knownHosts, "known-hosts", "", "known_hosts file for these hosts (default: $XDG_CONFIG_HOME/kaginashi/known_hosts, ~/.config/kaginashi/known_hosts)")
 	c.Flags().StringVar(&connType, "connection-type", "auto", "auto, direct or eice, for ssh-proxy")
+	c.Flags().IntVar(&maxDur, "max-tunnel-duration", 0, "for ssh-proxy: close each tunnel after this many seconds (1-3600; default: the server's)")
 	return c
 }
 

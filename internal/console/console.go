@@ -338,6 +338,13 @@ func (c *Console) principal(ctx context.Context, sess Session) (*iam.Principal, 
 	if err != nil {
 		return nil, err
 	}
+	// A session is the password's: deleting the user's login profile
+	// (the console password) ends it, as deleting the user does.
+	if _, err := c.deps.Store.GetLoginProfile(ctx, u.Name); errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	} else if err != nil {
+		return nil, err
+	}
 	return &iam.Principal{Account: c.cfg.Account, UserName: u.Name, UserID: u.ID, ARN: iam.UserARN(c.cfg.Account, u.Path, u.Name),
 		Tags: u.Tags, Console: true, MFA: sess.MFA}, nil
 }

@@ -85,6 +85,10 @@ type Deps struct {
 	Metrics   Metrics // may be nil
 	Log       *slog.Logger
 	Now       func() time.Time
+
+	// Unauthenticated bounds the audit rows of calls refused before a
+	// principal is known (nil: every one is audited); see record.
+	Unauthenticated UnauthenticatedBudget
 }
 
 // Handler serves the AWS APIs.
@@ -479,6 +483,20 @@ func opName(c *call) string {
 func (h *Handler) record(c *call, failure *apierr.Error) error {
 	if h.deps.Audit == nil {
 		return nil
+	}
+	if failure != nil && c.auth == nil && failure.Kind != apierr.Internal && h.deps.Unauthenticated != nil {
+		// Refused before a principal is known: anyone can send these,
+		// without credentials, as fast as the server answers. Within the
+		// source's budget each is audited; beyond it the call is
+		// answered the same but only counted, for a summary event
+		// (audit.Unauthenticated), so that a flood cannot fill the
+		// store, whose failure stops every audited call for everyone.
+		code, _, _ := errorCode(c.proto, failure)
+		if !h.deps.Unauthenticated.Admit(c.info.SourceIP, code) {
+			c.auditArrived()
+			h.observe(c, code, failure, nil)
+			return nil
+		}
 	}
 	ev := h.event(c, failure)
 	if c.writeAhead != nil {

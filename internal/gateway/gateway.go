@@ -1022,7 +1022,20 @@ type tunnelStream struct {
 	r io.Reader
 }
 
-func (t *tunnelStream) Read(p []byte) (int, error) { return t.r.Read(p) }
+// Read reads the host's bytes. yamux ends a stream whose session died
+// (the agent's connection lost) with io.EOF, as if the host had closed
+// its end; that is told apart here, so the tunnel closes with an error
+// (1011) rather than as a clean end.
+func (t *tunnelStream) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err == io.EOF && t.Session().IsClosed() {
+		err = ErrTargetLost
+	}
+	return n, err
+}
+
+// ErrTargetLost ends a tunnel whose agent connection was lost.
+var ErrTargetLost = errors.New("the connection to the instance's agent was lost")
 
 // CloseWrite ends the direction towards the host: yamux's Close is a
 // half-close (the host's answer can still arrive).

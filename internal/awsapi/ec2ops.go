@@ -249,11 +249,16 @@ func ec2Ops() map[string]*op {
 		if len(tags) == 0 {
 			return nil, apierr.WithCode(apierr.InvalidInput, "MissingParameter", "The request must contain the parameter Tag")
 		}
-		arns := make([]string, len(ids))
-		for i, id := range ids {
-			arns[i] = c.h.deps.Inventory.ResourceARN(id)
+		// The request's own keys, before authorization (a parameter
+		// error); a clash with a resource's tags is found after it.
+		if err := inventory.CheckTagKeyCase(nil, tags); err != nil {
+			return nil, err
 		}
-		if err := c.authorizeEach(arns, func(rc *policy.Context) {
+		rs, err := c.taggedResources(ids)
+		if err != nil {
+			return nil, err
+		}
+		if err := c.authorizeTagging(rs, func(_ taggedResource, rc *policy.Context) {
 			requestTags(tags)(rc)
 			rc.Set("ec2:CreateAction", "CreateTags")
 		}); err != nil {
@@ -273,14 +278,26 @@ func ec2Ops() map[string]*op {
 		if err != nil {
 			return nil, err
 		}
-		arns := make([]string, len(ids))
-		for i, id := range ids {
-			arns[i] = c.h.deps.Inventory.ResourceARN(id)
+		rs, err := c.taggedResources(ids)
+		if err != nil {
+			return nil, err
 		}
-		if err := c.authorizeEach(arns, func(rc *policy.Context) {
+		if err := c.authorizeTagging(rs, func(r taggedResource, rc *policy.Context) {
+			// aws:TagKeys are the keys the call deletes: the ones it
+			// names, or — with no Tag.N, which deletes every tag — all of
+			// the resource's, so that a Deny on a key that matters holds
+			// against deleting everything as against deleting that key.
 			var keys []string
+			if len(tags) == 0 {
+				for _, t := range r.tags {
+					keys = append(keys, t.Key)
+				}
+			}
 			for _, t := range tags {
 				keys = append(keys, t.Key)
+				if t.MatchValue {
+					rc.Set("aws:RequestTag/"+t.Key, t.Value)
+				}
 			}
 			if len(keys) > 0 {
 				rc.Set("aws:TagKeys", keys...)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/connect"
+	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/policy"
 )
@@ -89,6 +90,12 @@ func (c *call) instanceContext(id string) (store.Instance, bool, func(*policy.Co
 		in, err = c.h.deps.Inventory.Instance(c.ctx, id)
 	}
 	found := err == nil
+	if amb := inventory.AmbiguousTagKeys(in.Tags); found && len(amb) > 0 {
+		// Left out of the condition keys (resourceTags); worth an
+		// administrator's look, since an Allow on them no longer matches.
+		c.h.deps.Log.Warn("instance has tag keys that differ only in case; left out of its condition keys until one of each is deleted",
+			"requestID", c.requestID, "instance", id, "keys", amb)
+	}
 	if err != nil && !errors.Is(err, store.ErrNotFound) && apierr.KindOf(err) != apierr.NotFound {
 		// A failing store is not a missing instance: answer an internal
 		// error rather than EC2InstanceNotFoundException. Nothing leaks

@@ -437,20 +437,6 @@ func (c *call) allowAlways() {
 	c.extra = map[string]any{"decidedBy": "always allowed for authenticated callers"}
 }
 
-// authorizeEach authorizes one action on several resources (EC2 tagging).
-func (c *call) authorizeEach(resources []string, extra func(*policy.Context)) error {
-	for i, r := range resources {
-		if i > 0 {
-			c.authorized = false
-		}
-		if err := c.authorize(r, extra); err != nil {
-			c.authorized = true
-			return err
-		}
-	}
-	return nil
-}
-
 // fail answers an error and records it.
 func (h *Handler) fail(w http.ResponseWriter, c *call, err error) {
 	h.writeError(w, c, h.failed(c, err))

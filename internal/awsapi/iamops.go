@@ -3,6 +3,7 @@ package awsapi
 import (
 	"encoding/base64"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/iam"
 	"github.com/kaginashi/kaginashi/internal/iam/managed"
+	"github.com/kaginashi/kaginashi/internal/inventory"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/policy"
 )
@@ -269,9 +271,22 @@ func requestTags(tags []store.Tag) func(*policy.Context) {
 	}
 }
 
+// resourceTags sets a resource's tags as condition keys under each prefix
+// (aws:ResourceTag/, ec2:ResourceTag/, iam:ResourceTag/). Condition keys
+// ignore case; EC2 tag keys do not, and a host may still carry Team=prod
+// and team=dev (stored before CreateTags refused such pairs). Neither is
+// picked — whichever came last would let whoever added "team" decide what
+// a policy on ec2:ResourceTag/Team sees: a key spelled in more than one
+// case is left out altogether, whatever the order of the tags. An Allow
+// conditioned on it then does not match; a Deny written with ...IfExists,
+// Null or a negated operator still applies (docs/SECURITY.md).
 func resourceTags(tags []store.Tag, prefixes ...string) func(*policy.Context) {
+	ambiguous := inventory.AmbiguousTagKeys(tags)
 	return func(rc *policy.Context) {
 		for _, t := range tags {
+			if len(ambiguous) > 0 && slices.Contains(ambiguous, strings.ToLower(t.Key)) {
+				continue
+			}
 			for _, p := range prefixes {
 				rc.Set(p+t.Key, t.Value)
 			}

@@ -73,6 +73,9 @@ func kgOps() map[string]*op {
 		if err := inventory.CheckTags(tags); err != nil {
 			return nil, err
 		}
+		if err := inventory.CheckTagKeyCase(nil, tags); err != nil {
+			return nil, err
+		}
 		if err := c.authorize("*", requestTags(tags)); err != nil {
 			return nil, err
 		}

@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -431,13 +432,95 @@ func CheckTags(tags []store.Tag) error {
 	return nil
 }
 
-// CreateTags adds or overwrites tags on resources.
+// CheckTagKeyCase refuses tags whose keys differ only in case from one
+// another or from a tag the resource has (existing). EC2 itself allows
+// Team and team side by side, but condition keys ignore case, so
+// ec2:ResourceTag/Team would have to pick one of them — and whoever may
+// add "team" would decide what a policy on Team sees. kaginashi chooses
+// safety over that bit of EC2 compatibility (docs/SECURITY.md). The same
+// key spelled the same way is no collision: CreateTags overwrites it.
+func CheckTagKeyCase(existing, tags []store.Tag) error {
+	have := make(map[string]string, len(existing)) // lower case → the resource's spelling
+	for _, t := range existing {
+		have[strings.ToLower(t.Key)] = t.Key
+	}
+	asked := make(map[string]string, len(tags)) // lower case → the request's spelling
+	for _, t := range tags {
+		lk := strings.ToLower(t.Key)
+		if k, ok := asked[lk]; ok && k != t.Key {
+			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
+				"Tag keys %q and %q differ only in case: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use one spelling",
+				truncate(k, 128), truncate(t.Key, 128), truncate(k, 128))
+		}
+		asked[lk] = t.Key
+		if k, ok := have[lk]; ok && k != t.Key {
+			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
+				"Tag key %q differs only in case from the resource's existing tag %q: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use %q",
+				truncate(t.Key, 128), k, k, k)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// AmbiguousTagKeys are the keys, in lower case and sorted, that tags
+// spell in more than one case (Team and team): stored before CreateTags
+// refused such pairs (CheckTagKeyCase). Authorization leaves them out of
+// the condition context (see the awsapi package's resourceTags).
+func AmbiguousTagKeys(tags []store.Tag) []string {
+	spelling := make(map[string]string, len(tags))
+	var out []string
+	for _, t := range tags {
+		lk := strings.ToLower(t.Key)
+		k, ok := spelling[lk]
+		switch {
+		case !ok:
+			spelling[lk] = t.Key
+		case k != t.Key && !slices.Contains(out, lk):
+			out = append(out, lk)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ResourceTags are the stored tags of a taggable resource (an instance or
+// the endpoint), none for one that does not exist: what authorization of
+// tagging sees as ec2:ResourceTag/* and, for DeleteTags of every tag,
+// aws:TagKeys.
+func (s *Service) ResourceTags(ctx context.Context, id string) ([]store.Tag, error) {
+	tags, err := s.store.ResourceTags(ctx, id)
+	if err != nil {
+		return nil, apierr.Wrap(err, "reading the tags of "+id)
+	}
+	return tags, nil
+}
+
+// CreateTags adds or overwrites tags on resources. A key that differs
+// only in case from another in the request, or from a tag the resource
+// has, is refused (CheckTagKeyCase) before any resource is tagged.
 func (s *Service) CreateTags(ctx context.Context, ids []string, tags []store.Tag) error {
 	if err := CheckTags(tags); err != nil {
 		return err
 	}
+	if err := CheckTagKeyCase(nil, tags); err != nil {
+		return err
+	}
 	for _, id := range ids {
 		if err := s.checkResource(ctx, id); err != nil {
+			return err
+		}
+		cur, err := s.ResourceTags(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := CheckTagKeyCase(cur, tags); err != nil {
 			return err
 		}
 	}

@@ -31,11 +31,7 @@ import (
 func TestRedTeamOpenFindings(t *testing.T) {
 	t.Parallel()
 	// Findings still open, by subtest name (owner in the comment).
-	open := map[string]string{
-		"CreateTagsHonoursResourceTagDeny": "internal/awsapi: CreateTags/DeleteTags set no ec2:ResourceTag/* of the tagged resource",
-		"DeleteAllTagsHonoursTagKeysDeny":  "internal/awsapi: DeleteTags without Tag.N sets no aws:TagKeys, yet deletes every tag",
-		"TagKeyCaseDoesNotShadowTag":       "internal/awsapi, internal/inventory: tags differing in case only; ec2:ResourceTag/K takes the last one",
-	}
+	open := map[string]string{}
 	e := newEnv(t, "sqlite")
 	ctx := context.Background()
 	run := func(name string, f func(t *testing.T)) {

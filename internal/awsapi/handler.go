@@ -99,6 +99,7 @@ type Handler struct {
 
 	tunnelLimits TunnelLimits
 	tunnelSlots  chan struct{}
+	userTunnels  userTunnels
 }
 
 // New makes the handler.
@@ -111,6 +112,9 @@ func New(cfg Config, deps Deps) *Handler {
 		h.tunnelLimits.MaxConcurrent = 1000
 	}
 	h.tunnelSlots = make(chan struct{}, h.tunnelLimits.MaxConcurrent)
+	if h.tunnelLimits.MaxPerUser <= 0 || h.tunnelLimits.MaxPerUser > h.tunnelLimits.MaxConcurrent {
+		h.tunnelLimits.MaxPerUser = h.tunnelLimits.MaxConcurrent
+	}
 	h.ops[protoIAM] = iamOps()
 	h.ops[protoSTS] = stsOps()
 	h.ops[protoEC2] = ec2Ops()

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -38,6 +39,39 @@ type TunnelLimits struct {
 	// MaxConcurrent is how many tunnels the endpoint holds at once (per
 	// server process). AWS allows 20; kaginashi's default is 1000.
 	MaxConcurrent int
+	// MaxPerUser is how many of them one principal may hold (0 or more
+	// than MaxConcurrent: MaxConcurrent), so that one user cannot take
+	// every slot from the others.
+	MaxPerUser int
+}
+
+// userTunnels counts the tunnels each principal holds open here.
+type userTunnels struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+// take counts a tunnel for arn unless it holds max already.
+func (u *userTunnels) take(arn string, max int) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.n[arn] >= max {
+		return false
+	}
+	if u.n == nil {
+		u.n = map[string]int{}
+	}
+	u.n[arn]++
+	return true
+}
+
+// release uncounts a tunnel taken for arn.
+func (u *userTunnels) release(arn string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.n[arn]--; u.n[arn] <= 0 {
+		delete(u.n, arn)
+	}
 }
 
 type tunnelError struct {
@@ -161,12 +195,16 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 	// but reveal nothing about it until the caller is allowed.
 	var target *store.Instance
 	var lookupErr error
-	sharing := 0 // instances found at the address
+	sharing := 0  // instances found at the address
+	otherIP := "" // the address of instanceId, when privateIpAddress is another
 	if instanceID != "" {
 		in, err := h.deps.Inventory.Instance(ctx, instanceID)
-		if err == nil && (ip == "" || in.PrivateIP == ip) {
+		switch {
+		case err == nil && (ip == "" || in.PrivateIP == ip):
 			target = &in
 			ip = in.PrivateIP
+		case err == nil:
+			otherIP = in.PrivateIP
 		}
 		lookupErr = err
 	} else {
@@ -203,6 +241,10 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		invalid("%d instances report private IP address %s; give instanceId (kaginashi's extension) to say which one to reach.", sharing, ip)
 		return
 	}
+	if target == nil && otherIP != "" {
+		invalid("Instance %s has private IP address %s, not %s: give one of instanceId and privateIpAddress, or both for the same instance.", instanceID, otherIP, ip)
+		return
+	}
 	if target == nil {
 		invalid("No instance of this account has %s.", orStr(instanceID, "private IP address "+ip))
 		return
@@ -220,6 +262,12 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusTooManyRequests, "TooManyTunnels", apierr.New(apierr.Throttled, "The endpoint holds its maximum of %d concurrent tunnels. Close one and try again.", h.tunnelLimits.MaxConcurrent))
 		return
 	}
+	arn := auth.Principal.ARN
+	if !h.userTunnels.take(arn, h.tunnelLimits.MaxPerUser) {
+		refuse(http.StatusTooManyRequests, "TooManyTunnels", apierr.New(apierr.Throttled, "You hold the maximum of %d concurrent tunnels per user on this server (--max-tunnels-per-user). Close one and try again.", h.tunnelLimits.MaxPerUser))
+		return
+	}
+	defer h.userTunnels.release(arn)
 	openCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	stream, err := h.deps.Tunnels.OpenTunnel(openCtx, target.ID, port)
 	cancel()

@@ -43,6 +43,9 @@ Point the aws CLI at it:
 				return usageErr("--public-url %q: %v", o.PublicURL, err)
 			}
 			o.NoConsole = !consoleOn
+			if o.UnauthenticatedAuditRate == 0 {
+				o.UnauthenticatedAuditRate = -1 // the flag's 0: audit every call (Options' 0 is the default)
+			}
 			o.RefusePeerAuthV1 = !peerAuthV1
 			o.Stdout = stdio.Out
 			o.Version = Version
@@ -64,8 +67,13 @@ Point the aws CLI at it:
 	f.StringVar(&o.AuditLog, "audit-log", "", "also append audit events to this JSON-lines file")
 	f.Float64Var(&o.RateLimit, "rate-limit", 50, "API calls per second per access key (negative: no limit)")
 	f.IntVar(&o.RateBurst, "rate-burst", 100, "burst size of the per-key rate limit")
+	f.Float64Var(&o.UnauthenticatedAuditRate, "unauthenticated-audit-rate", server.DefaultUnauthenticatedAuditRate, "per source address, calls a second refused before a principal is known (no or bad signature, unknown key) that are audited one by one; the rest are answered the same and summed up in one UnauthenticatedCallsSuppressed event per source a minute (0: audit all)")
+	f.IntVar(&o.UnauthenticatedAuditBurst, "unauthenticated-audit-burst", server.DefaultUnauthenticatedAuditBurst, "burst size of --unauthenticated-audit-rate")
+	f.DurationVar(&o.UnauthenticatedSummaryEvery, "unauthenticated-audit-summary-every", time.Minute, "how often the UnauthenticatedCallsSuppressed summaries are recorded (tests)")
+	_ = f.MarkHidden("unauthenticated-audit-summary-every")
 	f.DurationVar(&o.MaxTunnelDuration, "max-tunnel-duration", time.Hour, "longest a tunnel may stay open (at most 1h)")
 	f.IntVar(&o.MaxTunnels, "max-tunnels", 1000, "tunnels open at once through this server")
+	f.IntVar(&o.MaxTunnelsPerUser, "max-tunnels-per-user", 100, "tunnels one user (or root) may hold open at once through this server (0: up to --max-tunnels)")
 	f.BoolVar(&consoleOn, "console", true, "serve the web console (https://SERVER/) on the API's listener")
 	f.StringVar(&o.MetricsListen, "metrics-listen", "", "serve Prometheus metrics at http://ADDR/metrics (plain HTTP: bind to localhost or a private network; default off)")
 	f.DurationVar(&o.AuditLinger, "audit-commit-linger", server.DefaultAuditLinger, "under concurrent calls, let an audit commit wait up to this long for the events of calls being served, to commit them together (0: never wait; idle servers never wait)")

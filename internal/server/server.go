@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -47,6 +48,16 @@ import (
 // and cut SendSSHPublicKey's CPU per call by about 15 % (BENCHMARKS.md).
 const DefaultAuditLinger = 2 * time.Millisecond
 
+// DefaultUnauthenticatedAuditRate and DefaultUnauthenticatedAuditBurst
+// are --unauthenticated-audit-rate's and -burst's defaults: far above
+// what a client with a wrong key or clock sends (its SDK does not retry
+// authentication errors), far below what a flood sends (2,000 unsigned
+// calls took 7.8 s from one client: S6-H5's measurement).
+const (
+	DefaultUnauthenticatedAuditRate  = 5.0
+	DefaultUnauthenticatedAuditBurst = 50
+)
+
 // Options configure a server. Zero values take the documented defaults.
 type Options struct {
 	DataDir   string
@@ -65,6 +76,17 @@ type Options struct {
 	// the bucket size (0: 100). A negative RateLimit disables throttling.
 	RateLimit float64
 	RateBurst int
+	// UnauthenticatedAuditRate is, per source address, how many calls a
+	// second refused before a principal is known (missing or bad
+	// signature, unknown access key) are audited one by one (0:
+	// DefaultUnauthenticatedAuditRate; negative: all of them), with
+	// bursts of UnauthenticatedAuditBurst (0: 50). Calls beyond it are
+	// answered the same and summed up in one UnauthenticatedCallsSuppressed
+	// event per source every UnauthenticatedSummaryEvery (0: a minute)
+	// and at shutdown.
+	UnauthenticatedAuditRate    float64
+	UnauthenticatedAuditBurst   int
+	UnauthenticatedSummaryEvery time.Duration
 	// KeyLifetime shortens pushed keys' 60 s (tests of expiry only; it
 	// cannot lengthen them).
 	KeyLifetime time.Duration
@@ -72,6 +94,8 @@ type Options struct {
 	// MaxTunnels is how many run at once (default 1000).
 	MaxTunnelDuration time.Duration
 	MaxTunnels        int
+	// MaxTunnelsPerUser is how many one principal may hold (default 100).
+	MaxTunnelsPerUser int
 	// NoConsole turns the web console off (--console=false); by default
 	// it is served on the API's listener.
 	NoConsole bool
@@ -150,6 +174,15 @@ func (o *Options) defaults() error {
 	}
 	if o.RateBurst == 0 {
 		o.RateBurst = 100
+	}
+	if o.UnauthenticatedAuditRate == 0 {
+		o.UnauthenticatedAuditRate = DefaultUnauthenticatedAuditRate
+	}
+	if o.UnauthenticatedAuditBurst == 0 {
+		o.UnauthenticatedAuditBurst = DefaultUnauthenticatedAuditBurst
+	}
+	if math.IsNaN(o.UnauthenticatedAuditRate) || math.IsInf(o.UnauthenticatedAuditRate, 0) || o.UnauthenticatedAuditBurst < 0 {
+		return errors.New("--unauthenticated-audit-rate must be a number of calls a second (0: audit all) and --unauthenticated-audit-burst a positive count")
 	}
 	if o.Stdout == nil {
 		o.Stdout = os.Stdout
@@ -321,6 +354,27 @@ func Run(ctx context.Context, o Options) error {
 	if o.RateLimit > 0 {
 		limiter = ratelimit.New(o.RateLimit, o.RateBurst, o.Now)
 	}
+	// Calls refused before a principal is known cost no credentials: a
+	// budget per source bounds their audit rows (summaries beyond it).
+	var unauth *audit.Unauthenticated
+	var unauthBudget awsapi.UnauthenticatedBudget
+	if o.UnauthenticatedAuditRate > 0 {
+		unauth = &audit.Unauthenticated{
+			Sampler: ratelimit.NewSampler(o.UnauthenticatedAuditRate, o.UnauthenticatedAuditBurst, 0, o.Now), Audit: recorder,
+			Rate: o.UnauthenticatedAuditRate, Burst: o.UnauthenticatedAuditBurst, Every: o.UnauthenticatedSummaryEvery,
+			Account: id.Account, Region: id.Region, Log: log, Now: o.Now,
+		}
+		unauthBudget = unauth
+		go unauth.Run(ctx)
+		// The last summaries, once nothing is served any more: deferred
+		// after the audit writer's Close, so it runs before it, and after
+		// the HTTP server's graceful stop at the end of Run.
+		defer func() {
+			if err := unauth.Flush(context.WithoutCancel(ctx)); err != nil {
+				log.Error("audit: recording the last summary of unauthenticated calls failed", "err", err)
+			}
+		}()
+	}
 	// Replicas sharing PostgreSQL route pushes and tunnels to the one
 	// holding the agent (peer.go).
 	routeLn, routeListen := ln, o.Listen
@@ -342,14 +396,18 @@ func Run(ctx context.Context, o Options) error {
 	}
 	resolver := clientip.New(proxies)
 	api := awsapi.New(awsapi.Config{Region: id.Region, Account: id.Account, Proxies: resolver,
-		Tunnel: awsapi.TunnelLimits{MaxDuration: o.MaxTunnelDuration, MaxConcurrent: o.MaxTunnels}}, awsapi.Deps{
+		Tunnel: awsapi.TunnelLimits{MaxDuration: o.MaxTunnelDuration, MaxConcurrent: o.MaxTunnels, MaxPerUser: o.MaxTunnelsPerUser}}, awsapi.Deps{
 		Auth: sig, Authz: authz, IAM: iamSvc, Inventory: inv, Instances: st, Connect: connectSvc, Tokens: tokens, Tunnels: agents,
 		Audit: recorder, AuditLog: auditor, Limiter: limiter, Metrics: apiMetrics, Log: log, Now: o.Now,
+		Unauthenticated: unauthBudget,
 	})
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", healthz(auditor.Health))
 	mux.Handle("POST /{$}", api)
+	// Any other method on / (PUT, DELETE, PATCH, OPTIONS): 405 with Allow,
+	// in the shape of the API the request is written for.
+	mux.HandleFunc("/{$}", api.ServeMethodNotAllowed)
 	if o.NoConsole {
 		mux.Handle("GET /{$}", api)
 	} else {
@@ -465,6 +523,8 @@ func Run(ctx context.Context, o Options) error {
 			reg.CounterFunc("kaginashi_peer_requests_refused_total", "Peer requests (/_peer/...) this replica refused: failed authentication, or v1 with --peer-auth-v1=false. The log has the first per source address a minute at WARN.",
 				func() float64 { return float64(router.Refused()) })
 		}
+		reg.CounterFunc("kaginashi_unauthenticated_calls_suppressed_total", "Calls refused before a principal was known (no or bad signature, unknown access key) that were answered but not audited one by one, being over their source address's --unauthenticated-audit-rate: the audit trail sums them up in UnauthenticatedCallsSuppressed events.",
+			func() float64 { return float64(unauth.Suppressed()) })
 		reg.GaugeFunc("kaginashi_server_lock_held", "1 while this server holds the store's server lock (shared), which keeps rotate-master-key away; 0 while it is taking it again after losing it.",
 			func() float64 {
 				if lockHeld() {

@@ -47,6 +47,7 @@ func TestTunnels(t *testing.T) {
 	}
 	main := startSite(t, ports)
 	limits := startSite(t, []int{echoSvc.port}, "--max-tunnels", "2", "--max-tunnel-duration", "4s")
+	perUser := startSite(t, []int{echoSvc.port}, "--max-tunnels-per-user", "2")
 
 	t.Run("ssh cat, 1 GiB each way", func(t *testing.T) {
 		if world.sshSkip != "" {
@@ -70,6 +71,14 @@ func TestTunnels(t *testing.T) {
 	t.Run("limits", func(t *testing.T) {
 		t.Parallel()
 		testLimits(t, limits, echoSvc)
+	})
+	t.Run("limits per user", func(t *testing.T) {
+		t.Parallel()
+		testPerUserLimit(t, perUser, echoSvc)
+	})
+	t.Run("instanceId and privateIpAddress disagree", func(t *testing.T) {
+		t.Parallel()
+		testMismatchedTarget(t, perUser, echoSvc)
 	})
 	t.Run("maxTunnelDuration=2 ends open-tunnel with the reason", func(t *testing.T) {
 		t.Parallel()

@@ -184,7 +184,64 @@ func (v *validator) policy(p *Policy) {
 	for _, st := range c.stmts {
 		v.statement(p, st)
 	}
+	v.selfTagging(c)
 	v.redundancy(c)
+}
+
+// selfTagging warns when a policy decides on the caller's own tags
+// (aws:PrincipalTag/K, as a condition key or a ${...} variable) and also
+// lets the caller change user tags (iam:TagUser, iam:UntagUser) with no
+// limit on the tag keys: the holder then retags itself into what the
+// conditions allow — another team's hosts, say. IAM tag keys ignore case,
+// so a Team condition follows a "team" tag too.
+func (v *validator) selfTagging(c *Compiled) {
+	uses := ""
+	for _, st := range c.stmts {
+		for _, cd := range st.src.Conditions {
+			if k := strings.ToLower(cd.Key); strings.HasPrefix(k, "aws:principaltag/") {
+				uses = cd.Key
+			}
+			for _, val := range cd.Values {
+				if i := strings.Index(strings.ToLower(val), "${aws:principaltag/"); i >= 0 {
+					uses = strings.TrimSuffix(strings.SplitN(val[i+2:], "}", 2)[0], "}")
+				}
+			}
+		}
+	}
+	if uses == "" {
+		return
+	}
+	limitsKeys := func(st *cstmt) bool {
+		for _, cd := range st.src.Conditions {
+			if strings.EqualFold(cd.Key, "aws:TagKeys") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, st := range c.stmts {
+		if st.src.Effect == Deny && (st.matchAction("iam:TagUser") || st.matchAction("iam:UntagUser")) {
+			return // the policy limits tagging itself; trust it
+		}
+	}
+	for _, st := range c.stmts {
+		s := st.src
+		if s.Effect != Allow || limitsKeys(st) {
+			continue
+		}
+		for _, name := range []string{"iam:TagUser", "iam:UntagUser"} {
+			if !st.matchAction(name) {
+				continue
+			}
+			at := pos{join(s.Path, "Action"), s.off}
+			if len(s.actionPos) > 0 {
+				at = pos{strings.TrimSuffix(s.actionPos[0].path, "[0]"), s.actionPos[0].off}
+			}
+			v.add(FindingSecurityWarning, CodePrivilegeEscalation, at.path, at.off,
+				"Allow %s with no limit on the tag keys, in a policy that decides on %s: the holder can retag itself (IAM tag keys ignore case, so a \"team\" tag counts as Team) and get what the condition grants to others. Add a condition on aws:TagKeys (ForAllValues:StringNotEqualsIgnoreCase with the keys the policy decides on), or Deny %s for those keys.", name, uses, name)
+			return
+		}
+	}
 }
 
 var sidRE = regexp.MustCompile(`^[A-Za-z0-9]*$`)

@@ -126,6 +126,17 @@ func TestValidateRules(t *testing.T) {
 			typ: FindingSecurityWarning, code: CodePrivilegeEscalation},
 		{name: "own access keys are fine", doc: stmt(`{"Effect":"Allow","Action":"iam:CreateAccessKey","Resource":"arn:aws:iam::123456789012:user/${aws:username}"}`),
 			typ: FindingSecurityWarning, code: CodePrivilegeEscalation, absent: true},
+		{name: "self-tagging with principal tag conditions", doc: stmt(
+			`{"Effect":"Allow","Action":"ec2-instance-connect:SendSSHPublicKey","Resource":"*","Condition":{"StringEquals":{"aws:ResourceTag/Team":"${aws:PrincipalTag/Team}"}}}`,
+			`{"Effect":"Allow","Action":"iam:TagUser","Resource":"arn:aws:iam::123456789012:user/${aws:username}"}`),
+			typ: FindingSecurityWarning, code: CodePrivilegeEscalation, path: "Statement[1].Action", msg: "retag itself"},
+		{name: "self-tagging limited by aws:TagKeys is fine", doc: stmt(
+			`{"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/Team":"ops"}}}`,
+			`{"Effect":"Allow","Action":"iam:TagUser","Resource":"arn:aws:iam::123456789012:user/${aws:username}","Condition":{"ForAllValues:StringNotEqualsIgnoreCase":{"aws:TagKeys":["Team"]}}}`),
+			typ: FindingSecurityWarning, code: CodePrivilegeEscalation, absent: true},
+		{name: "tagging without principal tag conditions is fine", doc: stmt(
+			`{"Effect":"Allow","Action":"iam:TagUser","Resource":"arn:aws:iam::123456789012:user/${aws:username}"}`),
+			typ: FindingSecurityWarning, code: CodePrivilegeEscalation, absent: true},
 		{name: "principal in identity policy", doc: stmt(`{"Effect":"Allow","Principal":"*","Action":"ec2:DescribeInstances","Resource":"*"}`),
 			typ: FindingError, code: CodePrincipalInIdentity},
 		{name: "missing principal in resource policy", opts: ValidateOptions{Type: ResourcePolicy}, doc: stmt(`{"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*"}`),

@@ -83,8 +83,17 @@ func (c *Console) handleSignin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := c.requestInfo(r)
-	userKey, ipKey := "user:"+strings.ToLower(req.UserName), "ip:"+info.SourceIP
-	if wait := c.limiter.Attempt(userKey, ipKey); wait > 0 {
+	// Failures count per source address and per user name. Not per name
+	// for root, whose "password" is the root secret access key (40 random
+	// characters: nobody guesses it), where a per-name lock would only let
+	// anyone lock the account's owner out of the console.
+	ipKey, userKey := "ip:"+info.SourceIP, ""
+	keys := []string{ipKey}
+	if !strings.EqualFold(req.UserName, "root") {
+		userKey = "user:" + strings.ToLower(req.UserName)
+		keys = append(keys, userKey)
+	}
+	if wait := c.limiter.Attempt(keys...); wait > 0 {
 		secs := ceilSeconds(wait)
 		c.auditSignin(r.Context(), info, req.UserName, signinOutcome{}, "TooManyAttempts", "Too many failed sign-in attempts")
 		w.Header().Set("Retry-After", itoa(secs))
@@ -95,7 +104,7 @@ func (c *Console) handleSignin(w http.ResponseWriter, r *http.Request) {
 
 	out, err := c.verify(r.Context(), req)
 	if err != nil {
-		c.limiter.Forgive(userKey, ipKey) // the server's failure, not the caller's
+		c.limiter.Forgive(keys...) // the server's failure, not the caller's
 		c.deps.Log.Error("console: sign-in failed on the server's side", "err", err)
 		writeError(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error. Please try again.")
 		return
@@ -103,7 +112,7 @@ func (c *Console) handleSignin(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case out.mfaRequired:
 		// The password was right: not a failure, but no session yet.
-		c.limiter.Forgive(userKey, ipKey)
+		c.limiter.Forgive(keys...)
 		c.auditSignin(r.Context(), info, req.UserName, out, "MFARequired", "MFA code required")
 		writeError(w, http.StatusUnauthorized, "MFARequired", "This user has an MFA device: enter the code it shows.")
 		return
@@ -124,7 +133,11 @@ func (c *Console) handleSignin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "InternalError", "We encountered an internal error (the sign-in could not be audited). Please try again.")
 		return
 	}
-	c.limiter.Succeeded(userKey, ipKey)
+	if userKey != "" {
+		c.limiter.Succeeded(userKey, ipKey)
+	} else {
+		c.limiter.Forgive(ipKey)
+	}
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: token, Path: "/", HttpOnly: true, Secure: !c.cfg.Insecure,
 		SameSite: http.SameSiteStrictMode, MaxAge: int(c.sessions.cfg.Absolute / time.Second)})
 	writeJSON(w, http.StatusOK, c.sessionObject(sess))

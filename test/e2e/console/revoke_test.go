@@ -1,6 +1,8 @@
 package console
 
 import (
+	"net"
+	"net/http"
 	"testing"
 
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
@@ -34,5 +36,42 @@ func TestDeletedLoginProfileEndsSessions(t *testing.T) {
 	root.aws(t, "iam", "CreateLoginProfile", map[string]any{"UserName": "leaver", "Password": pw})
 	if st, m, _ := user.do(t, "GET", "/console/api/instances", nil); st != 401 {
 		t.Fatalf("the old session after a new password: %d %v, want 401", st, m)
+	}
+}
+
+// TestRootSignInNotLockedByOthers: failed root sign-ins from one address
+// do not lock the account's owner out from another. Root's password is
+// the root secret access key, which nobody guesses, so its failures count
+// per source address only; before, they also counted for the name "root",
+// and anyone could keep the owner out of the console.
+func TestRootSignInNotLockedByOthers(t *testing.T) {
+	s := harness.StartServer(t, "sqlite", "--rate-limit=-1")
+	attacker := newBrowser(t, s)
+	tr, ok := attacker.http.Transport.(*http.Transport)
+	if !ok {
+		t.Fatalf("the harness client's transport is a %T", attacker.http.Transport)
+	}
+	tr = tr.Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext
+	attacker.http.Transport = tr
+	for i := range 5 {
+		if st, m := attacker.signIn(t, "root", "not-the-secret", ""); st != http.StatusUnauthorized {
+			t.Fatalf("wrong root password %d from 127.0.0.2: %d %v, want 401", i+1, st, m)
+		}
+	}
+	owner := newBrowser(t, s)
+	if st, m := owner.signIn(t, "root", s.Root.Secret, ""); st != http.StatusOK {
+		t.Fatalf("the owner's root sign-in from 127.0.0.1 after others' failures: %d %v, want 200", st, m)
+	}
+	// A user's name still counts: its password can be guessed.
+	root := owner
+	const pw = "correct horse battery staple 42"
+	root.aws(t, "iam", "CreateUser", map[string]any{"UserName": "guessed"})
+	root.aws(t, "iam", "CreateLoginProfile", map[string]any{"UserName": "guessed", "Password": pw})
+	for range 3 {
+		attacker.signIn(t, "guessed", "wrong password", "")
+	}
+	if st, m := newBrowser(t, s).signIn(t, "guessed", pw, ""); st != http.StatusTooManyRequests {
+		t.Fatalf("a user's sign-in after 3 failures for its name: %d %v, want 429 (backoff)", st, m)
 	}
 }

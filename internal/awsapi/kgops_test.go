@@ -20,6 +20,7 @@ func TestCreateJoinTokenTagRules(t *testing.T) {
 		{`[{"Key":"","Value":"v"}]`, "1 to 128"},
 		{`[{"Key":"aws:x","Value":"1"}]`, "'aws:' are reserved"},
 		{`[{"Key":"kaginashi:default-user","Value":"root"}]`, "'kaginashi:' are reserved"},
+		{`[{"Key":"Team","Value":"prod"},{"Key":"team","Value":"dev"}]`, "differ only in case"},
 	} {
 		c := &call{ctx: context.Background(), h: &Handler{deps: Deps{Tokens: &gateway.Tokens{}}},
 			body: []byte(`{"TtlSeconds":60,"MaxUses":1,"Tags":` + tc.tags + `}`)}

@@ -137,7 +137,7 @@ func run(args []string) error {
 	caPin := fs.String("ca-pin", "", "pin the server's CA by its SHA-256 instead: sha256:HEX")
 	sshdConfig := fs.String("sshd-config", "/etc/ssh/sshd_config", "sshd_config to report on")
 	var tags tagsFlag
-	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable)")
+	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable); adds keys only: the join token's tags and tags already set win")
 	ports := portsFlag{22}
 	fs.Var(&ports, "allow-port", "local port tunnels may reach (repeatable; 22 is always allowed)")
 	metricsListen := fs.String("metrics-listen", "", "serve Prometheus metrics on plain-HTTP GET /metrics at this address, e.g. 127.0.0.1:9101 (off when empty)")

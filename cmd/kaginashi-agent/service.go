@@ -123,7 +123,7 @@ func installService(args []string) error {
 	caFile := fs.String("ca-file", "", "the server's CA certificate, for enrolling")
 	caPin := fs.String("ca-pin", "", "or the server CA's SHA-256 pin (sha256:HEX), for enrolling")
 	var tags tagsFlag
-	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable), for enrolling")
+	fs.Var(&tags, "tag", "tag for this instance, KEY=VALUE (repeatable), for enrolling; adds keys only: the join token's tags and tags already set win")
 	metricsListen := fs.String("metrics-listen", "", "add --metrics-listen ADDR to the unit's ExecStart: Prometheus metrics, e.g. 127.0.0.1:9101")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err}

@@ -290,19 +290,27 @@ func (g *Gateway) endSession(id, agentKey string) {
 	}
 }
 
-// mergeTags overlays token tags and then the agent's own on the existing.
+// mergeTags overlays token tags on the existing, then adds the agent's own.
 // A tag whose key differs only in case from one already there (Team over
 // team) is not applied and its key is returned in dropped: condition keys
 // ignore case, so a host with both would leave ec2:ResourceTag/Team to
 // whichever came last (inventory.CheckTagKeyCase; CreateTags refuses the
 // same). The existing one stays: a host's own claim, or a token's, does
 // not get to change what an administrator set under another spelling.
+//
+// The agent's own tags only add keys: the token is the administrator's
+// word, the agent's tags the host's claim, so a host cannot keep (or set)
+// a value that its token or an administrator gave otherwise — a re-enrolled
+// host claiming Team=prod under a Team=sandbox token gets sandbox.
 func mergeTags(existing, fromToken []store.Tag, fromAgent []agentproto.Tag) (out []store.Tag, dropped []string) {
 	out = append([]store.Tag(nil), existing...)
+	overwrite := true
 	set := func(k, v string) {
 		for i := range out {
 			if out[i].Key == k {
-				out[i].Value = v
+				if overwrite {
+					out[i].Value = v
+				}
 				return
 			}
 			if strings.EqualFold(out[i].Key, k) {
@@ -315,6 +323,7 @@ func mergeTags(existing, fromToken []store.Tag, fromAgent []agentproto.Tag) (out
 	for _, t := range fromToken {
 		set(t.Key, t.Value)
 	}
+	overwrite = false
 	for _, t := range fromAgent {
 		if strings.HasPrefix(strings.ToLower(t.Key), inventory.SystemTagPrefix) {
 			continue // reserved for what the agent reports, not what it claims

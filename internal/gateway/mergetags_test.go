@@ -27,3 +27,17 @@ func TestMergeTagsKeyCase(t *testing.T) {
 		t.Errorf("mergeTags changed its input: %v", existing)
 	}
 }
+
+// The agent's tags add keys but never change a value the host has or its
+// token gives: before, a re-enrolled host's Team=prod claim overrode its
+// Team=sandbox token.
+func TestMergeTagsAgentOnlyAdds(t *testing.T) {
+	existing := []store.Tag{{Key: "Team", Value: "prod"}, {Key: "Owner", Value: "ops"}}
+	token := []store.Tag{{Key: "Team", Value: "sandbox"}}
+	agent := []agentproto.Tag{{Key: "Team", Value: "prod"}, {Key: "Owner", Value: "me"}, {Key: "rack", Value: "3"}}
+	got, dropped := mergeTags(existing, token, agent)
+	want := []store.Tag{{Key: "Team", Value: "sandbox"}, {Key: "Owner", Value: "ops"}, {Key: "rack", Value: "3"}}
+	if !slices.Equal(got, want) || len(dropped) != 0 {
+		t.Errorf("mergeTags = %v (dropped %v), want %v", got, dropped, want)
+	}
+}

@@ -74,10 +74,13 @@ type env struct {
 
 // engineArgs give each engine a different deployment, so that nothing
 // depends on the defaults: SQLite takes them, PostgreSQL gets its own
-// region and account.
+// region and account. testAudit finds every call's own event, so calls
+// refused before authentication are all audited one by one here (0), not
+// within a per-source budget that the suite's bursts of refused calls
+// could exceed (TestUnauthenticatedFloodAudit tests the budget).
 var engineArgs = map[string][]string{
-	"sqlite":   {"--rate-limit=-1"},
-	"postgres": {"--rate-limit=-1", "--region", "ap-northeast-1", "--account-id", "210987654321"},
+	"sqlite":   {"--rate-limit=-1", "--unauthenticated-audit-rate=0"},
+	"postgres": {"--rate-limit=-1", "--unauthenticated-audit-rate=0", "--region", "ap-northeast-1", "--account-id", "210987654321"},
 }
 
 func newEnv(t *testing.T, engine string) *env {

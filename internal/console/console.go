@@ -107,6 +107,13 @@ type Deps struct {
 	Assets fs.FS
 	Log    *slog.Logger
 	Now    func() time.Time
+	// Unauthenticated bounds the audit rows of sign-ins refused before
+	// any password check (TooManyAttempts: cheap to send in a flood) per
+	// source address, as for the API's unauthenticated calls (nil: every
+	// one is audited).
+	Unauthenticated interface {
+		Admit(source, code string) bool
+	}
 }
 
 // Console serves the web console.

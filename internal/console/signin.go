@@ -95,7 +95,9 @@ func (c *Console) handleSignin(w http.ResponseWriter, r *http.Request) {
 	}
 	if wait := c.limiter.Attempt(keys...); wait > 0 {
 		secs := ceilSeconds(wait)
-		c.auditSignin(r.Context(), info, req.UserName, signinOutcome{}, "TooManyAttempts", "Too many failed sign-in attempts")
+		if u := c.deps.Unauthenticated; u == nil || u.Admit(info.SourceIP, "TooManyAttempts") {
+			c.auditSignin(r.Context(), info, req.UserName, signinOutcome{}, "TooManyAttempts", "Too many failed sign-in attempts")
+		}
 		w.Header().Set("Retry-After", itoa(secs))
 		writeAPIError(w, http.StatusTooManyRequests, apiError{Code: "TooManyAttempts",
 			Message: "Too many failed sign-in attempts. Try again in " + itoa(secs) + " s.", RetryAfterSeconds: secs})

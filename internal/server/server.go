@@ -414,7 +414,7 @@ func Run(ctx context.Context, o Options) error {
 		con, err := console.New(console.Config{Account: id.Account, Region: id.Region, PublicURL: o.PublicURL, DataDir: o.DataDir,
 			Insecure: o.Insecure, Proxies: resolver}, console.Deps{
 			API: api, IAM: iamSvc, Authz: authz, Store: st, Inventory: inv, Tunnels: agents, Audit: auditor,
-			Assets: webui.FS(), Log: log, Now: o.Now,
+			Assets: webui.FS(), Log: log, Now: o.Now, Unauthenticated: unauthBudget,
 		})
 		if err != nil {
 			return err

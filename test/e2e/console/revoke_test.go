@@ -3,6 +3,7 @@ package console
 import (
 	"net"
 	"net/http"
+	"path/filepath"
 	"testing"
 
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
@@ -73,5 +74,38 @@ func TestRootSignInNotLockedByOthers(t *testing.T) {
 	}
 	if st, m := newBrowser(t, s).signIn(t, "guessed", pw, ""); st != http.StatusTooManyRequests {
 		t.Fatalf("a user's sign-in after 3 failures for its name: %d %v, want 429 (backoff)", st, m)
+	}
+}
+
+// TestSignInFloodAuditBounded: sign-ins refused as TooManyAttempts (no
+// password check: cheap to send in a flood) are audited within their
+// source's --unauthenticated-audit-rate budget and summed up beyond it,
+// like the API's unauthenticated calls; before, each was an audit row, so
+// anyone could fill the disk through the sign-in page.
+func TestSignInFloodAuditBounded(t *testing.T) {
+	auditLog := filepath.Join(t.TempDir(), "audit.jsonl")
+	s := harness.StartServer(t, "sqlite", "--rate-limit=-1", "--audit-log", auditLog,
+		"--unauthenticated-audit-rate", "0.01", "--unauthenticated-audit-burst", "3")
+	b := newBrowser(t, s)
+	refused := 0
+	for range 30 {
+		if st, _ := b.signIn(t, "nobody-here", "wrong password", ""); st == http.StatusTooManyRequests {
+			refused++
+		}
+	}
+	if refused < 20 {
+		t.Fatalf("only %d of 30 sign-ins were refused as TooManyAttempts; the test needs a flood", refused)
+	}
+	n := 0
+	for _, ev := range events(t, auditLog, "ConsoleLogin") {
+		if ev["errorCode"] == "TooManyAttempts" {
+			n++
+		}
+	}
+	if n > 3 {
+		t.Fatalf("%d TooManyAttempts sign-ins audited one by one with a burst of 3 (of %d refused)", n, refused)
+	}
+	if n == 0 {
+		t.Fatal("no TooManyAttempts sign-in audited: the budget's first ones must be")
 	}
 }

@@ -526,6 +526,15 @@ func (s *Service) CreateTags(ctx context.Context, ids []string, tags []store.Tag
 	}
 	for _, id := range ids {
 		if err := s.store.TagResource(ctx, id, tags); err != nil {
+			// The check above read the tags outside the store's write; the
+			// store checks again inside it, and refuses the loser of a race
+			// (Team and team at once) the same way.
+			var tc *store.TagKeyCaseError
+			if errors.As(err, &tc) {
+				return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
+					"Tag key %q differs only in case from the resource's existing tag %q: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use %q",
+					truncate(tc.Key, 128), tc.Existing, tc.Existing, tc.Existing)
+			}
 			return apierr.Wrap(err, "tagging "+id)
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -35,6 +36,49 @@ var (
 	// or used up.
 	ErrTokenUnusable = errors.New("join token expired, revoked or used up")
 )
+
+// TagKeyCaseError: TagResource was asked for a key that differs only in
+// case from a key the resource already has (team beside Team). Condition
+// keys ignore case, so one resource must not have both; the engines check
+// inside the write transaction, so two concurrent calls cannot both land.
+// Keys already stored in two spellings (before the check) are left alone.
+type TagKeyCaseError struct {
+	Resource string
+	Key      string // the key asked for
+	Existing string // the resource's spelling
+}
+
+func (e *TagKeyCaseError) Error() string {
+	return fmt.Sprintf("tag key %q differs only in case from %s's existing tag %q", e.Key, e.Resource, e.Existing)
+}
+
+// CheckTagKeyCase is what the engines run in TagResource's transaction:
+// it returns a *TagKeyCaseError for the first requested key that differs
+// only in case from one of existing (the resource's keys, sorted) or from
+// another requested key. The same spelling is no collision: it overwrites.
+// Case is folded by strings.ToLower, as the inventory's own check does, so
+// both engines agree (SQLite's lower() folds ASCII only).
+func CheckTagKeyCase(resource string, existing []string, tags []Tag) error {
+	have := make(map[string]string, len(existing)+len(tags))
+	exact := make(map[string]bool, len(existing))
+	for _, k := range existing {
+		exact[k] = true
+		if _, ok := have[strings.ToLower(k)]; !ok {
+			have[strings.ToLower(k)] = k
+		}
+	}
+	for _, t := range tags {
+		lk := strings.ToLower(t.Key)
+		k, ok := have[lk]
+		switch {
+		case !ok:
+			have[lk] = t.Key
+		case k != t.Key && !exact[t.Key]:
+			return &TagKeyCaseError{Resource: resource, Key: t.Key, Existing: k}
+		}
+	}
+	return nil
+}
 
 // Tag is a key and value, on users, policies and instances.
 type Tag struct {

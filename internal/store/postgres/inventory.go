@@ -208,11 +208,40 @@ func checkResource(ctx context.Context, tx pgx.Tx, id string) error {
 	return err
 }
 
-// TagResource adds or overwrites tags of an EC2 resource.
+// tagLockClass is the first key of the two-key transaction advisory lock
+// TagResource takes per resource ("ktag" in ASCII). Two-key advisory locks
+// are a space apart from the one-key migrationLock and serverLock.
+const tagLockClass int32 = 0x6b746167
+
+// TagResource adds or overwrites tags of an EC2 resource. A key that
+// differs only in case from one the resource has is refused
+// (*store.TagKeyCaseError), checked in the write transaction under a lock
+// of the resource: the instance row's FOR SHARE does not exclude another
+// TagResource, and an endpoint has no row at all, so two concurrent calls
+// (Team and team) would both see neither key and both land. The advisory
+// lock (the resource ID's hash; a collision only makes two resources take
+// turns) makes them take turns; READ COMMITTED then lets the second read
+// the first's key. A unique index on (resource_id, lower(key)) would do it
+// too, but could not be built on a database that already holds such a
+// pair, and deleting either tag is not the migration's call.
 func (db *DB) TagResource(ctx context.Context, resourceID string, tags []store.Tag) error {
 	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	err := db.writeTx(ctx, func(tx pgx.Tx) error {
 		if err := checkResource(ctx, tx, resourceID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, tagLockClass, resourceID); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT key FROM resource_tags WHERE resource_id = $1 ORDER BY key`, resourceID)
+		if err != nil {
+			return err
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		if err := store.CheckTagKeyCase(resourceID, keys, tags); err != nil {
 			return err
 		}
 		return upsertResourceTags(ctx, tx, resourceID, tags)

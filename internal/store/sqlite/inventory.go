@@ -231,11 +231,22 @@ func checkResource(ctx context.Context, q querier, id string) error {
 	return nil
 }
 
-// TagResource adds or overwrites tags of an EC2 resource.
+// TagResource adds or overwrites tags of an EC2 resource. A key that
+// differs only in case from one the resource has is refused
+// (*store.TagKeyCaseError), checked in the write transaction: the single
+// writer connection and IMMEDIATE transactions serialize it with every
+// other write, so two concurrent calls (Team and team) cannot both land.
 func (db *DB) TagResource(ctx context.Context, resourceID string, tags []store.Tag) error {
 	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	err := db.writeTx(ctx, func(tx *sql.Tx) error {
 		if err := checkResource(ctx, tx, resourceID); err != nil {
+			return err
+		}
+		keys, err := resourceTagKeys(ctx, tx, resourceID)
+		if err != nil {
+			return err
+		}
+		if err := store.CheckTagKeyCase(resourceID, keys, tags); err != nil {
 			return err
 		}
 		return upsertResourceTags(ctx, tx, resourceID, tags)
@@ -244,6 +255,24 @@ func (db *DB) TagResource(ctx context.Context, resourceID string, tags []store.T
 		return fmt.Errorf("tag resource %s: %w", resourceID, err)
 	}
 	return nil
+}
+
+// resourceTagKeys are the keys of a resource's tags, sorted.
+func resourceTagKeys(ctx context.Context, tx *sql.Tx, id string) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT key FROM resource_tags WHERE resource_id = ? ORDER BY key`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var keys []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, rows.Err()
 }
 
 // UntagResource removes tags as EC2 DeleteTags does: by key, or by key and

@@ -51,6 +51,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CachedInstance", testCachedInstance},
 		{"ListInstancesPaging", testListInstancesPaging},
 		{"ResourceTags", testResourceTags},
+		{"TagKeyCase", testTagKeyCase},
+		{"TagKeyCaseRace", testTagKeyCaseRace},
 		{"KeyRecords", testKeyRecords},
 		{"InstanceAgentFacts", testInstanceAgentFacts},
 		{"JoinTokens", testJoinTokens},

@@ -131,6 +131,7 @@ func buildActions() []ActionInfo {
 	add("kaginashi", nil, tagOnCreate, "CreateJoinToken")
 	add("kaginashi", nil, nil, "ListJoinTokens")
 	add("kaginashi", []string{"join-token"}, nil, "RevokeJoinToken")
+	add("kaginashi", inst, ec2ResKeys, "DeregisterInstance")
 	// The console's terminal session recordings.
 	add("kaginashi", nil, nil, "ListSessionRecordings")
 	add("kaginashi", []string{"recording"}, nil, "GetSessionRecording")

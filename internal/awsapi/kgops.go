@@ -54,6 +54,7 @@ func kgOps() map[string]*op {
 		}}
 	}
 	ops["DescribeInstanceConnectInfo"] = &op{name: "DescribeInstanceConnectInfo", action: "ec2:DescribeInstances", readOnly: true, run: describeConnectInfo}
+	ops["DeregisterInstance"] = &op{name: "DeregisterInstance", action: "kaginashi:DeregisterInstance", run: deregisterInstance}
 	add("CreateJoinToken", false, func(c *call) (any, error) {
 		var in struct {
 			TTLSeconds int     `json:"TtlSeconds"`

@@ -119,6 +119,9 @@ type session struct {
 	// keyProblem is the agent's latest SigningKeyProblem (keyproblem.go;
 	// guarded by Gateway.mu).
 	keyProblem string
+	// deregistered: EndSession ended it, its instance deregistered
+	// (deregister.go; guarded by Gateway.mu).
+	deregistered bool
 }
 
 // New makes a gateway. Close stops it.
@@ -461,7 +464,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 	}
 	go g.resendWithdrawals(s, id)
 	g.noteKeyProblem(s, hello.SigningKeyProblem)
-	helloErr := g.store.PutInstance(ctx, in)
+	helloErr := g.putHello(ctx, s, &in)
 	if helloErr != nil {
 		g.log.Error("recording a connected agent failed", "instance", id, "err", helloErr)
 	} else {
@@ -499,7 +502,7 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 			// worth a durable write (the sweep records the host as seen).
 			if !sameFacts(before, in) {
 				in.LastSeen = now
-				g.putInventory(ctx, &in)
+				g.putInventory(ctx, s, &in)
 			} else {
 				in.ClockSkewMillis = before.ClockSkewMillis
 			}
@@ -554,8 +557,15 @@ func sameFacts(a, b store.Instance) bool {
 // own, read just before: an administrator may have changed them (EC2
 // CreateTags) since the agent connected, and the agent's copy of the
 // instance must not put old tags back.
-func (g *Gateway) putInventory(ctx context.Context, in *store.Instance) {
+func (g *Gateway) putInventory(ctx context.Context, s *session, in *store.Instance) {
 	cur, err := g.store.GetInstance(ctx, in.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		// Deregistered, through a replica that could not reach this one
+		// (deregister.go): the agent no longer speaks for any instance.
+		g.log.Info("ending the session of an agent whose instance was deregistered", "instance", in.ID)
+		s.mux.Close()
+		return
+	}
 	if err != nil {
 		g.log.Warn("updating an agent's inventory failed", "instance", in.ID, "err", err)
 		return
@@ -565,6 +575,7 @@ func (g *Gateway) putInventory(ctx context.Context, in *store.Instance) {
 	if err := g.store.PutInstance(ctx, *in); err != nil {
 		g.log.Warn("updating an agent's inventory failed", "instance", in.ID, "err", err)
 	}
+	g.undoIfDeregistered(ctx, s)
 }
 
 // sweep runs while the gateway does, from the first session on: every

@@ -44,6 +44,8 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		r.serveDeliver(w, req, from, body)
 	case req.Method == http.MethodPost && req.URL.Path == pathRevoke:
 		r.serveRevoke(w, from, body)
+	case req.Method == http.MethodPost && req.URL.Path == pathEndSession:
+		r.serveEndSession(w, req, from, body)
 	case req.Method == http.MethodGet && req.URL.Path == pathTunnel:
 		r.serveTunnel(w, req, from)
 	default:

@@ -570,6 +570,14 @@ func (g *Gateway) putInventory(ctx context.Context, s *session, in *store.Instan
 		g.log.Warn("updating an agent's inventory failed", "instance", in.ID, "err", err)
 		return
 	}
+	if cur.AgentKey != s.agentKey {
+		// Re-enrolled, through another replica (endSession ends only
+		// this one's sessions): this agent's copy must not take the
+		// instance back from the new identity.
+		g.log.Info("ending the session of an agent whose identity a new enrollment replaced", "instance", in.ID)
+		s.mux.Close()
+		return
+	}
 	in.Tags = cur.Tags
 	in.State = store.StateRunning
 	if err := g.store.PutInstance(ctx, *in); err != nil {

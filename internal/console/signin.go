@@ -86,10 +86,13 @@ func (c *Console) handleSignin(w http.ResponseWriter, r *http.Request) {
 	// Failures count per source address and per user name. Not per name
 	// for root, whose "password" is the root secret access key (40 random
 	// characters: nobody guesses it), where a per-name lock would only let
-	// anyone lock the account's owner out of the console.
+	// anyone lock the account's owner out of the console. Root is the
+	// name exactly as verify tells it: any other spelling (ROOT) is an IAM
+	// user's name, which the store finds whatever its case, and that
+	// user's password can be guessed.
 	ipKey, userKey := "ip:"+info.SourceIP, ""
 	keys := []string{ipKey}
-	if !strings.EqualFold(req.UserName, "root") {
+	if req.UserName != RootUserName {
 		userKey = "user:" + strings.ToLower(req.UserName)
 		keys = append(keys, userKey)
 	}

@@ -104,6 +104,7 @@ who may reach which host as which OS user.`,
 	root.AddCommand(newPolicyCmd(stdio), newServerCmd(stdio), newAuditCmd(stdio), newAgentTokenCmd(stdio), newOpenTunnelCmd(stdio),
 		newSSHCmd(stdio), newSSHConfigCmd(stdio), newSSHProxyCmd(stdio))
 	root.AddCommand(newDevCmd(stdio), newDoctorCmd(stdio))
+	root.AddCommand(newInstanceCmd(stdio))
 	return root
 }
 

@@ -348,9 +348,24 @@ func iamOps() map[string]*op {
 			if err := c.authorize(iam.RootARN(c.h.cfg.Account), nil); err != nil {
 				return nil, err
 			}
+			// As IAM answers root: UserId is the account ID, no UserName
+			// nor Path (the SDKs' User shape lists them as required, but
+			// botocore and aws-sdk-go-v2 parse the answer without them),
+			// and CreateDate the account's creation. PasswordLastUsed is
+			// not recorded for root, so it is left out as IAM leaves out
+			// a password never used.
+			type rootUser struct {
+				UserID     string `xml:"UserId"`
+				ARN        string `xml:"Arn"`
+				CreateDate string `xml:"CreateDate,omitempty"`
+			}
+			u := rootUser{UserID: c.h.cfg.Account, ARN: iam.RootARN(c.h.cfg.Account)}
+			if inv := c.h.deps.Inventory; inv != nil && !inv.Created().IsZero() {
+				u.CreateDate = isoTime(inv.Created())
+			}
 			return struct {
-				User xmlUser `xml:"User"`
-			}{xmlUser{Path: "/", UserID: c.h.cfg.Account, ARN: iam.RootARN(c.h.cfg.Account), CreateDate: isoTime(time.Unix(0, 0))}}, nil
+				User rootUser `xml:"User"`
+			}{u}, nil
 		}
 		name, err := c.authorizeUser(name, nil)
 		if err != nil {
@@ -448,7 +463,9 @@ func iamOps() map[string]*op {
 
 	// Access keys.
 	type xmlKeyMeta struct {
-		UserName    string `xml:"UserName"`
+		// Root's own keys (user "") have no UserName rather than an empty
+		// one: AccessKeyMetadata.UserName is optional.
+		UserName    string `xml:"UserName,omitempty"`
 		AccessKeyID string `xml:"AccessKeyId"`
 		Status      string `xml:"Status"`
 		CreateDate  string `xml:"CreateDate"`
@@ -466,7 +483,11 @@ func iamOps() map[string]*op {
 		if err != nil {
 			return nil, err
 		}
-		c.response = map[string]any{"accessKey": map[string]any{"accessKeyId": k.ID, "status": k.Status, "userName": user, "secretAccessKey": "HIDDEN_DUE_TO_SECURITY_REASONS"}}
+		ak := map[string]any{"accessKeyId": k.ID, "status": k.Status, "secretAccessKey": "HIDDEN_DUE_TO_SECURITY_REASONS"}
+		if user != "" { // root's own key: no user name, not an empty one
+			ak["userName"] = user
+		}
+		c.response = map[string]any{"accessKey": ak}
 		return struct {
 			AccessKey xmlNewKey `xml:"AccessKey"`
 		}{xmlNewKey{user, k.ID, k.Status, k.Secret, isoTime(k.CreateDate)}}, nil

@@ -89,6 +89,11 @@ func EndpointARN(region, account, id string) string {
 // InstanceARN of an instance of this deployment.
 func (s *Service) InstanceARN(id string) string { return InstanceARN(s.region, s.account, id) }
 
+// Created is when this deployment first started: the endpoint's creation
+// time, kept in store meta since the first start, the same start that
+// fixed the account ID. IAM answers it as the root user's CreateDate.
+func (s *Service) Created() time.Time { return s.endpoint.CreatedAt }
+
 // Endpoint returns the endpoint with its current tags.
 func (s *Service) Endpoint(ctx context.Context) (Endpoint, error) {
 	e := s.endpoint

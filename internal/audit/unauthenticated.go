@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/ratelimit"
@@ -20,7 +21,7 @@ const OtherSources = "other sources"
 // Unauthenticated bounds the audit rows of calls refused before a
 // principal is known — missing, malformed or badly signed credentials,
 // an unknown access key — which anyone can send without credentials. Per
-// source address, calls within a token bucket's budget are audited one by
+// source address (an IPv6 one's /64: BudgetSource), calls within a token bucket's budget are audited one by
 // one, as every call; the others are answered all the same but only
 // counted, and every Every (and at Flush on shutdown) one
 // UnauthenticatedCallsSuppressed event per source says how many there
@@ -47,7 +48,25 @@ func (u *Unauthenticated) Admit(source, code string) bool {
 	if u == nil {
 		return true
 	}
-	return u.Sampler.Allow(source, code)
+	return u.Sampler.Allow(BudgetSource(source), code)
+}
+
+// BudgetSource is the source whose budget a call from addr takes: the
+// address itself, but for IPv6 its /64 — one host (SLAAC, privacy
+// addresses) holds all 2^64 of them, so a budget per address would give
+// it as many budgets as it likes, up to the sampler's whole table. The
+// summaries name the prefix (2001:db8:1:2::/64). Anything that is not an
+// address (a test's, a proxy's odd value) is its own source.
+func BudgetSource(addr string) string {
+	a, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	a = a.Unmap()
+	if !a.Is6() {
+		return a.String()
+	}
+	return netip.PrefixFrom(a.WithZone(""), 64).Masked().String()
 }
 
 // Suppressed is how many calls have not been audited one by one since

@@ -346,11 +346,18 @@ func (c *Console) principal(ctx context.Context, sess Session) (*iam.Principal, 
 		return nil, err
 	}
 	// A session is the password's: deleting the user's login profile
-	// (the console password) ends it, as deleting the user does.
-	if _, err := c.deps.Store.GetLoginProfile(ctx, u.Name); errors.Is(err, store.ErrNotFound) {
+	// (the console password) ends it, as deleting the user does; and so
+	// does a profile made after the session began — the old one deleted
+	// and a new one set (a leaked password reset) before this session's
+	// next request, which would otherwise never see it gone.
+	lp, err := c.deps.Store.GetLoginProfile(ctx, u.Name)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return nil, ErrNoSession
-	} else if err != nil {
+	case err != nil:
 		return nil, err
+	case lp.CreateDate.After(sess.Created):
+		return nil, ErrNoSession
 	}
 	return &iam.Principal{Account: c.cfg.Account, UserName: u.Name, UserID: u.ID, ARN: iam.UserARN(c.cfg.Account, u.Path, u.Name),
 		Tags: u.Tags, Console: true, MFA: sess.MFA}, nil

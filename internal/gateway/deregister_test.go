@@ -1,0 +1,134 @@
+package gateway
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/yamux"
+
+	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+func wantGone(t *testing.T, st store.Store, when string) {
+	t.Helper()
+	if _, err := st.GetInstance(t.Context(), testID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("%s: GetInstance = %v, want ErrNotFound (the instance came back)", when, err)
+	}
+}
+
+// EndSession ends the session of a deregistered instance's agent, and
+// the session's end (which marks a host stopped) does not bring the
+// instance back.
+func TestEndSessionEndsTheSession(t *testing.T) {
+	g, st := newTestGateway(t)
+	connect(t, g, st, 0, testInventory)
+	if err := st.DeleteInstance(t.Context(), testID); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := g.EndSession(t.Context(), testID)
+	if err != nil || !ended {
+		t.Fatalf("EndSession = %v, %v; want true, nil", ended, err)
+	}
+	waitFor(t, "the session to end", func() bool { return !g.Connected(testID) })
+	time.Sleep(100 * time.Millisecond) // the session's last writes, and a sweep
+	wantGone(t, st, "after the session ended")
+	if ended, err := g.EndSession(t.Context(), testID); err != nil || ended {
+		t.Fatalf("EndSession with no session = %v, %v; want false, nil", ended, err)
+	}
+}
+
+// A session write that landed after the API's delete (its read came
+// before it) is undone by EndSession's second delete.
+func TestEndSessionDeletesWhatTheSessionPutBack(t *testing.T) {
+	g, st := newTestGateway(t)
+	connect(t, g, st, 0, testInventory)
+	in := instance(t, st)
+	if err := st.DeleteInstance(t.Context(), testID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutInstance(t.Context(), in); err != nil { // the late write
+		t.Fatal(err)
+	}
+	if ended, err := g.EndSession(t.Context(), testID); err != nil || !ended {
+		t.Fatalf("EndSession = %v, %v", ended, err)
+	}
+	wantGone(t, st, "after EndSession")
+}
+
+// A write that lands after EndSession's mark is undone by the writer.
+func TestUndoIfDeregistered(t *testing.T) {
+	g, st := newTestGateway(t)
+	s := &session{instanceID: testID}
+	if g.undoIfDeregistered(t.Context(), s) {
+		t.Fatal("an unmarked session undid its write")
+	}
+	instance(t, st)
+	g.mu.Lock()
+	s.deregistered = true
+	g.mu.Unlock()
+	if !g.undoIfDeregistered(t.Context(), s) {
+		t.Fatal("a marked session did not undo its write")
+	}
+	wantGone(t, st, "after undoIfDeregistered")
+}
+
+// An agent whose connection passed HandleConnect before the instance was
+// deregistered, and which says hello after, does not put it back, and is
+// not registered as connected.
+func TestHelloAfterDeregistration(t *testing.T) {
+	g, st := newTestGateway(t)
+	in := instance(t, st) // as HandleConnect read it
+	server, client := net.Pipe()
+	if err := g.startSession(t.Context(), server, nil, testID, in, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteInstance(t.Context(), testID); err != nil {
+		t.Fatal(err)
+	}
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.EnableKeepAlive = false
+	mux, err := yamux.Client(client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mux.Close() })
+	ctl, err := mux.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := agentproto.NewConn(ctl)
+	_ = c.Send(agentproto.Header{Type: agentproto.TypeControl})
+	_ = c.Send(agentproto.Hello{InstanceID: testID, Inventory: testInventory, LocalTime: time.Now().UnixMilli()})
+	var b agentproto.Beat
+	_ = ctl.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if err := c.Recv(&b); err == nil && b.Error == "" {
+		t.Error("the hello of a deregistered instance's agent was answered as a connection")
+	}
+	waitFor(t, "the session to end", func() bool { return !g.Connected(testID) })
+	wantGone(t, st, "after the hello")
+}
+
+// Deregistered through a replica that could not reach this one: the
+// session's next inventory finds the instance gone, ends the session, and
+// does not put the instance back.
+func TestInventoryAfterDeregistration(t *testing.T) {
+	g, st := newTestGateway(t)
+	a := connect(t, g, st, 0, testInventory)
+	if err := st.DeleteInstance(t.Context(), testID); err != nil {
+		t.Fatal(err)
+	}
+	inv := testInventory
+	inv.PrivateIP = "10.9.9.9" // a change: written at once
+	if err := a.c.Send(agentproto.Heartbeat{LocalTime: time.Now().UnixMilli(), Inventory: &inv}); err != nil {
+		t.Fatal(err)
+	}
+	var b agentproto.Beat
+	_ = a.c.Recv(&b)
+	waitFor(t, "the session to end", func() bool { return !g.Connected(testID) })
+	wantGone(t, st, "after the inventory")
+}

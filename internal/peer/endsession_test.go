@@ -1,0 +1,40 @@
+package peer
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// POST /_peer/end-session: only a replica's signed request, for this
+// replica, with an instance ID, is served; with no session here it is
+// answered ended=false.
+func TestServeEndSession(t *testing.T) {
+	c := &clock{time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)}
+	a, alog := replica(t, selfID, c)
+	sender := &Signer{Key: key, Replica: fromID, Now: c.now}
+	body := []byte(`{"instanceId":"i-0123456789abcdef0"}`)
+
+	unsigned := httptest.NewRequest(http.MethodPost, pathEndSession, strings.NewReader(string(body)))
+	if status, pe := serve(t, a, unsigned); status != http.StatusUnauthorized || pe.Code != "Unauthenticated" {
+		t.Fatalf("unsigned: %d %+v; want 401", status, pe)
+	}
+	if status, pe := serve(t, a, signed(t, sender, otherB, http.MethodPost, pathEndSession, body)); status != http.StatusUnauthorized {
+		t.Fatalf("signed for another replica: %d %+v; want 401", status, pe)
+	}
+	for _, bad := range []string{`{}`, `{"instanceId":"i-nothex"}`, `not json`} {
+		if status, pe := serve(t, a, signed(t, sender, selfID, http.MethodPost, pathEndSession, []byte(bad))); status != http.StatusBadRequest || pe.Code != "Invalid" {
+			t.Fatalf("body %s: %d %+v; want 400 Invalid", bad, status, pe)
+		}
+	}
+	w := httptest.NewRecorder()
+	a.ServeHTTP(w, signed(t, sender, selfID, http.MethodPost, pathEndSession, body))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ended":false`) {
+		t.Fatalf("a valid request with no session here: %d %s; want 200 ended=false", w.Code, w.Body)
+	}
+	if !strings.Contains(alog.String(), "ended a deregistered instance's agent session for another replica") {
+		t.Fatalf("the holder did not log the request:\n%s", alog)
+	}
+}

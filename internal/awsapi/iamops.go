@@ -1276,7 +1276,18 @@ func (t tagActions) register(add func(name string, readOnly bool, run func(c *ca
 		if len(tags) == 0 {
 			return nil, invalidf("Tags must name at least one tag")
 		}
-		id, err := t.authorize(c, id, requestTags(tags))
+		cur, err := t.currentTags(c, id)
+		if err != nil {
+			return nil, err
+		}
+		id, err = t.authorize(c, id, func(rc *policy.Context) {
+			requestTags(tags)(rc)
+			keys := make([]string, 0, len(tags))
+			for _, tg := range tags {
+				keys = append(keys, tg.Key)
+			}
+			rc.Set("aws:TagKeys", withStoredSpellings(keys, cur)...) // iamtagkeys.go
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -1288,9 +1299,13 @@ func (t tagActions) register(add func(name string, readOnly bool, run func(c *ca
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
-		id, err := t.authorize(c, id, func(rc *policy.Context) {
+		cur, err := t.currentTags(c, id)
+		if err != nil {
+			return nil, err
+		}
+		id, err = t.authorize(c, id, func(rc *policy.Context) {
 			if len(keys) > 0 {
-				rc.Set("aws:TagKeys", keys...)
+				rc.Set("aws:TagKeys", withStoredSpellings(keys, cur)...) // iamtagkeys.go
 			}
 		})
 		if err != nil {

@@ -1,0 +1,44 @@
+package awsapi
+
+import (
+	"strings"
+
+	"github.com/kaginashi/kaginashi/internal/apierr"
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// IAM tag keys ignore case: TagUser with team=… overwrites the user's Team
+// tag, UntagUser TEAM removes it (iam's mergeTags and untagKeys). A
+// condition on aws:TagKeys compares values, which StringEquals does with
+// regard to case, so aws:TagKeys carries each key as the caller spelled it
+// and, when the resource has the key in another spelling, as the resource
+// has it too: a Deny on changing Team then holds against team, and an
+// allow-list of keys (ForAllValues) is met by the resource's own spelling.
+
+// withStoredSpellings returns keys, each followed by the resource's own
+// spelling of it (cur) when that differs.
+func withStoredSpellings(keys []string, cur []store.Tag) []string {
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		out = append(out, k)
+		for _, t := range cur {
+			if t.Key != k && strings.EqualFold(t.Key, k) {
+				out = append(out, t.Key)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// currentTags are the tags the resource id names has now; none when it
+// does not exist or the name is not one (the answer says so after
+// authorization). A failing store is an error: authorizing without the
+// stored spellings could dodge a Deny on them.
+func (t tagActions) currentTags(c *call, id string) ([]store.Tag, error) {
+	tags, err := t.tags(c, id)
+	if err != nil && apierr.KindOf(err) == apierr.Internal {
+		return nil, err
+	}
+	return tags, nil
+}

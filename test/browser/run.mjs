@@ -7,11 +7,12 @@
 //
 // Environment: KG_URL, KG_ACCOUNT, KG_REGION, KG_ROOT_SECRET, KG_INSTANCE_ID,
 // KG_OS_USER, KG_SSH_PORT (the host sshd's port, default 22), KG_SEED_POLICY (examples/seed-policy-filled.json),
+// KG_AGENT_DATA_DIR (the host agent's data directory),
 // KG_SCREENSHOTS, KG_CHROMIUM (default chromium), KG_ONLY (a step name
 // substring, to run a subset while developing).
 
 import { chromium } from 'playwright-core';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -33,6 +34,7 @@ const INSTANCE = env('KG_INSTANCE_ID');
 const OS_USER = env('KG_OS_USER');
 const SSH_PORT = env('KG_SSH_PORT', '22');
 const SEED = readFileSync(env('KG_SEED_POLICY'), 'utf8');
+const AGENT_DIR = env('KG_AGENT_DATA_DIR');
 const SHOTS = env('KG_SCREENSHOTS');
 const CHROMIUM = resolveBin(env('KG_CHROMIUM', 'chromium'));
 const ONLY = process.env.KG_ONLY ?? '';
@@ -194,6 +196,38 @@ await step('instances list shows the host, live', async () => {
   await row.getByRole('radio').check();
   await page.getByRole('tab', { name: 'EC2 Instance Connect' }).waitFor();
   await shot(page, '03-instances');
+});
+
+await step('a signing-key problem the agent reports shows on the instance', async () => {
+  // A real problem: sshd's AuthorizedKeysCommand runs as nobody and cannot
+  // read the pinned key through a keys directory of mode 0700. The agent
+  // finds it at its next heartbeat (20 s) and reports it; the console's
+  // watch pushes the list. The mode is put back at once after, so that the
+  // login steps below work (the agent reports the end a heartbeat later).
+  const keys = path.join(AGENT_DIR, 'keys');
+  const mode = statSync(keys).mode & 0o777;
+  chmodSync(keys, 0o700);
+  const row = page.locator(`tr[data-instance-id="${INSTANCE}"]`);
+  try {
+    const badge = row.getByRole('note', { name: /^Signing key problem: / });
+    await badge.waitFor({ timeout: 45_000 });
+    const text = await badge.innerText();
+    assert(text.includes(`${keys} is mode 0700`) && text.includes('cannot read the pinned signing key'), `badge: ${text}`);
+    // The agent's words are text: no element came out of them.
+    assert((await badge.locator('*').count()) === 2, 'the badge holds more than its icon and label');
+    await row.getByRole('radio').check();
+    const warn = page.locator('.connect-panel .notice-warning');
+    await warn.waitFor();
+    const w = await warn.innerText();
+    assert(w.includes('Logins with pushed keys fail on this host') && w.includes(`${keys} is mode 0700`), `panel: ${w}`);
+    await page.getByLabel('Search').fill('signing key');
+    await row.waitFor();
+    await shot(page, '03b-instances-key-problem');
+    await page.getByLabel('Search').fill('');
+  } finally {
+    chmodSync(keys, mode);
+  }
+  await row.getByRole('note').waitFor({ state: 'detached', timeout: 45_000 });
 });
 
 await step('policy editor: the seed policy as published has errors, filled in a security warning', async () => {

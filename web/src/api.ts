@@ -58,6 +58,11 @@ export interface Instance {
   tags?: Record<string, string>;
   /** The host's sshd port, when the server reports one (else 22). */
   sshPort?: number;
+  /**
+   * Why logins with pushed keys fail on the host, as its connected agent
+   * reports it (plain text from the host: shown as text, never as HTML).
+   */
+  signingKeyProblem?: string;
 }
 
 export interface Recording {

@@ -165,6 +165,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		"KG_URL="+s.URL(), "KG_ACCOUNT="+s.Account, "KG_REGION="+s.Region,
 		"KG_ROOT_SECRET="+s.Root.Secret, "KG_INSTANCE_ID="+instance, "KG_OS_USER="+world.user, "KG_SSH_PORT="+strconv.Itoa(world.sshPort),
 		"KG_SEED_POLICY="+filepath.Join(world.root, "examples", "seed-policy-filled.json"),
+		"KG_AGENT_DATA_DIR="+dataDir, // a step breaks its keys directory's mode for a while: a real signing-key problem
 		"KG_SCREENSHOTS="+shots, "KG_CHROMIUM=chromium")
 	res := &harness.SyncBuffer{}
 	node.Stdout, node.Stderr = res, res

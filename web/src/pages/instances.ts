@@ -31,7 +31,7 @@ export function instancesPage(ctx: PageCtx): void {
     if (state.value !== 'all' && i.state !== state.value) return false;
     const q = search.value.trim().toLowerCase();
     if (!q) return true;
-    const hay = [i.instanceId, i.name, i.state, i.osPrettyName, i.osId, i.osVersion, i.defaultUser, i.privateIp, String(i.ipv6 ?? ''), i.agentVersion, ...Object.entries(i.tags ?? {}).map(([k, v]) => `${k}=${v}`)]
+    const hay = [i.instanceId, i.name, i.state, i.osPrettyName, i.osId, i.osVersion, i.defaultUser, i.privateIp, String(i.ipv6 ?? ''), i.agentVersion, i.signingKeyProblem, ...Object.entries(i.tags ?? {}).map(([k, v]) => `${k}=${v}`)]
       .filter(Boolean)
       .join(' ')
       .toLowerCase();
@@ -62,7 +62,14 @@ export function instancesPage(ctx: PageCtx): void {
           },
           { header: 'Name', cell: (i) => i.name || h('span', { class: 'muted' }, '—') },
           { header: 'Instance ID', cell: (i) => h('code', null, i.instanceId) },
-          { header: 'State', cell: (i) => [h('span', { class: `state state-${i.state}` }, i.state), i.connected === false && i.state === 'running' ? h('span', { class: 'muted' }, ' (agent offline)') : null] },
+          {
+            header: 'State',
+            cell: (i) => [
+              h('span', { class: `state state-${i.state}` }, i.state),
+              i.connected === false && i.state === 'running' ? h('span', { class: 'muted' }, ' (agent offline)') : null,
+              keyProblemBadge(i.signingKeyProblem),
+            ],
+          },
           { header: 'OS', cell: (i) => i.osPrettyName || [i.osId, i.osVersion].filter(Boolean).join(' ') || '—' },
           { header: 'Default user', cell: (i) => (i.defaultUser ? h('code', null, i.defaultUser) : '—') },
           { header: 'Private IP', cell: (i) => i.privateIp || '—' },
@@ -175,6 +182,18 @@ export function instancesPage(ctx: PageCtx): void {
     replace(
       panel,
       h('h2', null, 'Connect to ', i.name ? `${i.name} ` : '', h('code', null, i.instanceId)),
+      // Connect would end in "authentication failed": say why first.
+      i.signingKeyProblem
+        ? notice(
+            'warning',
+            h('strong', null, 'Logins with pushed keys fail on this host. '),
+            'Its agent reports: ',
+            i.signingKeyProblem,
+            /[.!?]$/.test(i.signingKeyProblem) ? ' ' : '. ',
+            h('code', null, 'kaginashi-agent doctor'),
+            ' on the host says more.',
+          )
+        : null,
       h(
         'dl',
         { class: 'facts' },
@@ -263,6 +282,22 @@ function sortInstances(xs: Instance[]): Instance[] {
 
 function fact(k: string, v: string): HTMLElement[] {
   return [h('dt', null, k), h('dd', null, v)];
+}
+
+/**
+ * A warning badge for an instance whose agent reports a signing-key
+ * problem (every login with a pushed key fails there), with the agent's
+ * text. The text comes from the host: it is a text node (h), never HTML.
+ */
+export function keyProblemBadge(problem: string | undefined): HTMLElement | null {
+  if (!problem) return null;
+  return h(
+    'span',
+    { class: 'badge badge-warn key-problem', role: 'note', 'aria-label': `Signing key problem: ${problem}` },
+    h('span', { 'aria-hidden': 'true' }, '⚠ '),
+    h('strong', null, 'Signing key problem: '),
+    problem,
+  );
 }
 
 export function tagChips(tags: Record<string, string> | undefined): HTMLElement {

@@ -90,7 +90,9 @@ func (c *Console) handleSignin(w http.ResponseWriter, r *http.Request) {
 	// name exactly as verify tells it: any other spelling (ROOT) is an IAM
 	// user's name, which the store finds whatever its case, and that
 	// user's password can be guessed.
-	ipKey, userKey := "ip:"+info.SourceIP, ""
+	// An IPv6 source is its /64, which one host holds all of (as the
+	// audit budget counts it): per address, a guesser would never back off.
+	ipKey, userKey := "ip:"+audit.BudgetSource(info.SourceIP), ""
 	keys := []string{ipKey}
 	if req.UserName != RootUserName {
 		userKey = "user:" + strings.ToLower(req.UserName)

@@ -1282,6 +1282,7 @@ func (t tagActions) register(add func(name string, readOnly bool, run func(c *ca
 		}
 		id, err = t.authorize(c, id, func(rc *policy.Context) {
 			requestTags(tags)(rc)
+			storedRequestTags(tags, cur)(rc) // iamtagkeys.go
 			keys := make([]string, 0, len(tags))
 			for _, tg := range tags {
 				keys = append(keys, tg.Key)

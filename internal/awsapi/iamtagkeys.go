@@ -5,6 +5,7 @@ import (
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/policy"
 )
 
 // IAM tag keys ignore case: TagUser with team=… overwrites the user's Team
@@ -41,4 +42,23 @@ func (t tagActions) currentTags(c *call, id string) ([]store.Tag, error) {
 		return nil, err
 	}
 	return tags, nil
+}
+
+// storedRequestTags sets aws:RequestTag/* for the request's tags under
+// the spelling the resource already has for each (cur), besides the one
+// requestTags sets: iam's mergeTags matches keys with Unicode case folding
+// (ſensitivity overwrites Sensitivity) while condition keys are only
+// lower-cased, so aws:RequestTag/Sensitivity would not see the value
+// being written to Sensitivity.
+func storedRequestTags(tags, cur []store.Tag) func(*policy.Context) {
+	return func(rc *policy.Context) {
+		for _, t := range tags {
+			for _, c := range cur {
+				if c.Key != t.Key && strings.EqualFold(c.Key, t.Key) {
+					rc.Set("aws:RequestTag/"+c.Key, t.Value)
+					break
+				}
+			}
+		}
+	}
 }

@@ -3,11 +3,12 @@
 // replica records the sessions it holds in the store (store.AgentSessions:
 // instance → replica, peer URL, epoch), and a push or a tunnel arriving at
 // another replica is forwarded to the holder over HTTPS on internal paths
-// (POST /_peer/deliver, POST /_peer/revoke, GET /_peer/tunnel, a
+// (POST /_peer/deliver, POST /_peer/revoke, POST /_peer/end-session for a
+// deregistered instance (endsession.go), GET /_peer/tunnel, a
 // WebSocket), authenticated with an HMAC key derived from the shared master
 // key (see auth.go). The originating replica has already authenticated,
 // authorized and audited the request; the holder audits what it did for a
-// peer (PeerDeliver, PeerTunnel).
+// peer (PeerDeliver, PeerTunnel, PeerEndSession).
 package peer
 
 import (

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"regexp"
 	"slices"
@@ -726,10 +727,13 @@ func (g *Gateway) applyInventory(in *store.Instance, inv agentproto.Inventory, s
 	in.OSID, in.OSVersion, in.OSPrettyName = clip(inv.OSID, 64), clip(inv.OSVersion, 64), clip(inv.OSPrettyName, 256)
 	in.Platform, in.Architecture, in.Kernel = clip(inv.Platform, 64), clip(inv.Architecture, 32), clip(inv.Kernel, 128)
 	in.DefaultUser, in.DefaultUserExists = clip(inv.DefaultUser, 32), inv.DefaultUserExists
-	in.PrivateIP = clip(inv.PrivateIP, 64)
+	// Addresses are condition keys (privateIpAddress) and look-up keys
+	// (openTunnel, the private-ip-address filter): only an address, in
+	// its canonical form, or nothing.
+	in.PrivateIP = canonicalIP(inv.PrivateIP, true)
 	in.IPv6 = ""
 	if len(inv.IPv6) > 0 {
-		in.IPv6 = clip(inv.IPv6[0], 64)
+		in.IPv6 = canonicalIP(inv.IPv6[0], false)
 	}
 	in.AgentVersion, in.SSHDVersion, in.SSHDConfigured = clip(inv.AgentVersion, 64), clip(inv.SSHDVersion, 128), inv.SSHDConfigured
 	in.HostKeys = nil
@@ -740,6 +744,20 @@ func (g *Gateway) applyInventory(in *store.Instance, inv agentproto.Inventory, s
 		in.HostKeys = append(in.HostKeys, k)
 	}
 	in.ClockSkewMillis = skew
+}
+
+// canonicalIP is s as an address in canonical form (an IPv4 one when v4,
+// else IPv6), or "" when it is not one.
+func canonicalIP(s string, v4 bool) string {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return ""
+	}
+	a = a.Unmap()
+	if a.Is4() != v4 {
+		return ""
+	}
+	return a.String()
 }
 
 // Deliver signs a key record and hands it to the instance's agent,

@@ -213,15 +213,15 @@ func (v *validator) selfTagging(c *Compiled) {
 	}
 	limitsKeys := func(st *cstmt) bool {
 		for _, cd := range st.src.Conditions {
-			if strings.EqualFold(cd.Key, "aws:TagKeys") {
+			if k := strings.ToLower(cd.Key); k == "aws:tagkeys" || strings.HasPrefix(k, "aws:requesttag/") {
 				return true
 			}
 		}
 		return false
 	}
 	for _, st := range c.stmts {
-		if st.src.Effect == Deny && (st.matchAction("iam:TagUser") || st.matchAction("iam:UntagUser")) {
-			return // the policy limits tagging itself; trust it
+		if st.src.Effect == Deny && (st.matchAction("iam:TagUser") || st.matchAction("iam:UntagUser")) && (limitsKeys(st) || len(st.src.Conditions) == 0) {
+			return // the policy limits which tags may be changed (or forbids tagging); trust it
 		}
 	}
 	for _, st := range c.stmts {

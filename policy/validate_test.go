@@ -134,6 +134,16 @@ func TestValidateRules(t *testing.T) {
 			`{"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/Team":"ops"}}}`,
 			`{"Effect":"Allow","Action":"iam:TagUser","Resource":"arn:aws:iam::123456789012:user/${aws:username}","Condition":{"ForAllValues:StringNotEqualsIgnoreCase":{"aws:TagKeys":["Team"]}}}`),
 			typ: FindingSecurityWarning, code: CodePrivilegeEscalation, absent: true},
+		{name: "a Deny on tagging that does not limit tag keys does not silence it", doc: stmt(
+			`{"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/Team":"ops"}}}`,
+			`{"Effect":"Allow","Action":"iam:TagUser","Resource":"arn:aws:iam::123456789012:user/${aws:username}"}`,
+			`{"Effect":"Deny","Action":"iam:TagUser","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}`),
+			typ: FindingSecurityWarning, code: CodePrivilegeEscalation, path: "Statement[1].Action"},
+		{name: "a Deny on tagging the decided keys silences it", doc: stmt(
+			`{"Effect":"Allow","Action":"ec2:DescribeInstances","Resource":"*","Condition":{"StringEquals":{"aws:PrincipalTag/Team":"ops"}}}`,
+			`{"Effect":"Allow","Action":"iam:TagUser","Resource":"arn:aws:iam::123456789012:user/${aws:username}"}`,
+			`{"Effect":"Deny","Action":["iam:TagUser","iam:UntagUser"],"Resource":"*","Condition":{"ForAnyValue:StringEqualsIgnoreCase":{"aws:TagKeys":["Team"]}}}`),
+			typ: FindingSecurityWarning, code: CodePrivilegeEscalation, absent: true},
 		{name: "tagging without principal tag conditions is fine", doc: stmt(
 			`{"Effect":"Allow","Action":"iam:TagUser","Resource":"arn:aws:iam::123456789012:user/${aws:username}"}`),
 			typ: FindingSecurityWarning, code: CodePrivilegeEscalation, absent: true},

@@ -11,6 +11,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/ratelimit"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/sqlite"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // TestUnauthenticatedIPv6SharesPrefixBudget: one IPv6 host holds a whole
@@ -26,7 +27,7 @@ func TestUnauthenticatedIPv6SharesPrefixBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	var sink lockedBuffer
+	var sink syncbuf.Buffer
 	w := NewWriter(st, &sink, discardLog())
 	defer w.Close()
 	clock := &fakeClock{t: time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC)}

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,6 +13,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/ratelimit"
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/sqlite"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // TestUnauthenticatedSummaries: on a real SQLite store, calls beyond a
@@ -27,7 +27,7 @@ func TestUnauthenticatedSummaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	var sink lockedBuffer
+	var sink syncbuf.Buffer
 	w := NewWriter(st, &sink, discardLog())
 	defer w.Close()
 	clock := &fakeClock{t: time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC)}
@@ -197,22 +197,4 @@ func TestUnauthenticatedOff(t *testing.T) {
 	if !none.Admit("x", "c") || none.Suppressed() != 0 || none.Flush(t.Context()) != nil {
 		t.Fatal("a nil Unauthenticated is not off")
 	}
-}
-
-// lockedBuffer is a sink the writer's goroutine and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -24,6 +24,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kaginashi/kaginashi/internal/client"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 	"github.com/kaginashi/kaginashi/internal/wstunnel"
 )
 
@@ -76,7 +77,7 @@ func TestListenTunnelShowsCloseReason(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	stdio := IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}
 	p := client.TunnelParams{Endpoint: srv.URL, EndpointID: "eice-0123456789abcdef0", InstanceID: "i-0123456789abcdef0", RemotePort: 22}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -119,25 +120,6 @@ func TestListenTunnelShowsCloseReason(t *testing.T) {
 	if !strings.Contains(stderr.String(), want) {
 		t.Errorf("stderr %q does not say %q", stderr.String(), want)
 	}
-}
-
-// lockedBuffer is a strings.Builder safe for a writer and a reader in
-// other goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestExplainOpenTunnelConditions: a tunnel refused although the user
@@ -229,7 +211,7 @@ func TestStdioTunnelServerLost(t *testing.T) {
 
 	stdin, stdinW := io.Pipe() // stays open: only the server's side ends
 	defer stdinW.Close()
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- stdioTunnel(context.Background(), IO{In: stdin, Out: io.Discard, Err: &stderr}, cfg, p, nil)
@@ -269,7 +251,7 @@ func TestOpenTunnelUnreachableNamesServer(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL", dead)
 	t.Setenv("AWS_MAX_ATTEMPTS", "1")
 
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	code := Main(context.Background(), []string{"open-tunnel", "--instance-id", "i-0123456789abcdef0"}, IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
 	if code != 1 || !strings.Contains(stderr.String(), "cannot reach "+dead) || strings.Contains(stderr.String(), "AWS:") {
 		t.Errorf("open-tunnel: exit %d, stderr %q; want exit 1 and %q", code, stderr.String(), "cannot reach "+dead)
@@ -291,7 +273,7 @@ func TestOpenTunnelUnreachableNamesServer(t *testing.T) {
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	stderr = lockedBuffer{}
+	stderr = syncbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- listenTunnel(ctx, IO{Err: &stderr}, cfg, p, tunnelFlags{localPort: port, maxConns: 1}) }()
@@ -442,7 +424,7 @@ func TestExplainNothingListening(t *testing.T) {
 func TestOpenTunnelLocalPort(t *testing.T) {
 	isolateAWSConfig(t)
 	for _, bad := range []string{"99999", "-1"} {
-		var stderr lockedBuffer
+		var stderr syncbuf.Buffer
 		code := Main(context.Background(), []string{"open-tunnel", "--instance-id", "i-0123456789abcdef0", "--local-port", bad}, IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
 		if code != 2 || !strings.Contains(stderr.String(), "--local-port "+bad+": want 1 to 65535") {
 			t.Errorf("--local-port %s: exit %d, %q; want exit 2 and the range", bad, code, stderr.String())
@@ -454,7 +436,7 @@ func TestOpenTunnelLocalPort(t *testing.T) {
 	}
 	defer busy.Close()
 	port := busy.Addr().(*net.TCPAddr).Port
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	srv := fakeEC2(t, true)
 	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
 	code := Main(context.Background(), []string{"open-tunnel", "--instance-id", "i-0123456789abcdef0", "--local-port", strconv.Itoa(port)}, IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
@@ -474,7 +456,7 @@ func TestSSHProxyPortNotAllowed(t *testing.T) {
 		_, _ = io.WriteString(w, `{"Instances":[{"InstanceId":"i-0123456789abcdef0","Name":"web","State":"running","PrivateIpAddress":"10.0.0.5","HostKeys":[],"AllowedPorts":[22,2222],"SSHPort":2222}],"InstanceConnectEndpointId":"eice-0123456789abcdef0"}`)
 	}))
 	t.Cleanup(srv.Close)
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	err := runSSHProxy(context.Background(), IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr}, client.Flags{EndpointURL: srv.URL},
 		"i-0123456789abcdef0", 5432, "root", filepath.Join(t.TempDir(), "known_hosts"), "auto", 0, newDebug(&stderr, false))
 	if err == nil {
@@ -548,7 +530,7 @@ func TestSSHProxyMaxTunnelDuration(t *testing.T) {
 	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr syncbuf.Buffer
 	code := Main(context.Background(), []string{"ssh-proxy", "--endpoint-url", srv.URL, "--ca-bundle", ca, "--max-tunnel-duration", "900", "i-0123456789abcdef0", "22", "root"},
 		IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
 	select {

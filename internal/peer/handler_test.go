@@ -16,37 +16,20 @@ import (
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/gateway"
 	"github.com/kaginashi/kaginashi/internal/store"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
-
-// syncBuffer is a log destination the handler may write from any goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // replica is a router as the server makes it, with no agent connected and
 // no store: the requests here are refused, or answered NotConnected,
 // before either would be asked.
-func replica(t *testing.T, id string, c *clock) (*Router, *syncBuffer) {
+func replica(t *testing.T, id string, c *clock) (*Router, *syncbuf.Buffer) {
 	t.Helper()
 	return replicaWith(t, id, c, nil)
 }
 
-func replicaWith(t *testing.T, id string, c *clock, sessions store.AgentSessions) (*Router, *syncBuffer) {
+func replicaWith(t *testing.T, id string, c *clock, sessions store.AgentSessions) (*Router, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	gw := gateway.New(nil, nil, nil, log, c.now)
 	r, err := New(Config{ReplicaID: id, PeerURL: "https://" + id + ".replicas.test:8443", Key: key}, gw, sessions, nil, log, c.now)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/gateway"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // unsigned is a request anyone can send to the peer API: no auth header.
@@ -120,9 +121,9 @@ func TestServeHTTPRefuseV1(t *testing.T) {
 }
 
 // replicaRefusingV1 is replica's router with Config.RefuseV1.
-func replicaRefusingV1(t *testing.T, id string, c *clock) (*Router, *syncBuffer) {
+func replicaRefusingV1(t *testing.T, id string, c *clock) (*Router, *syncbuf.Buffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	gw := gateway.New(nil, nil, nil, log, c.now)
 	r, err := New(Config{ReplicaID: id, PeerURL: "https://" + id + ".replicas.test:8443", Key: key, RefuseV1: true}, gw, nil, nil, log, c.now)

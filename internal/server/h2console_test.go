@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // TestHTTP2ConsoleOversizedBody: the console's JSON POST routes answer a
@@ -20,7 +22,7 @@ func TestHTTP2ConsoleOversizedBody(t *testing.T) {
 		t.Skip("no curl:", err)
 	}
 	dir := filepath.Join(t.TempDir(), "kd")
-	base, _ := runServer(t, Options{DataDir: dir, Listen: "127.0.0.1:0"})(&syncBuf{})
+	base, _ := runServer(t, Options{DataDir: dir, Listen: "127.0.0.1:0"})(&syncbuf.Buffer{})
 	caFile := filepath.Join(dir, "tls", "ca.pem")
 	// Valid JSON as far as the 1 MiB limit reads: the decoder stops at the
 	// limit (413), not at a syntax error.

@@ -16,6 +16,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/peer"
 	"github.com/kaginashi/kaginashi/internal/seal"
 	"github.com/kaginashi/kaginashi/internal/store/postgres/pgtest"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // v1Request is a peer request as a replica before v2 signs it, made here
@@ -65,7 +66,7 @@ func TestPeerAuthV1Flag(t *testing.T) {
 		peerPort := freePort(t)
 		peerBase := "https://127.0.0.1:" + strconv.Itoa(peerPort)
 		metricsAddr := make(chan string, 1)
-		logs := &syncBuf{}
+		logs := &syncbuf.Buffer{}
 		_, stop := runServer(t, Options{DataDir: dir, Listen: "127.0.0.1:0", PeerListen: "127.0.0.1:" + strconv.Itoa(peerPort),
 			StoreURL: pg, NoConsole: true, RefusePeerAuthV1: refuse, MetricsListen: "127.0.0.1:0",
 			MetricsReady: func(a string) { metricsAddr <- a }})(logs)

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/store/postgres/pgtest"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // TestPeerListenRefused: each --peer-listen that cannot work is refused
@@ -123,7 +124,7 @@ func TestPeerURLPortDiffers(t *testing.T) {
 func TestPeerListenServes(t *testing.T) {
 	pg := pgtest.Start(t)
 	peerPort := freePort(t)
-	logs := &syncBuf{}
+	logs := &syncbuf.Buffer{}
 	dir := filepath.Join(t.TempDir(), "kd")
 	base, stop := runServer(t, Options{DataDir: dir, Listen: "127.0.0.1:0", PeerListen: "127.0.0.1:" + strconv.Itoa(peerPort),
 		StoreURL: pg, NoConsole: true})(logs)
@@ -188,7 +189,7 @@ func TestPeerListenServes(t *testing.T) {
 	stop()
 
 	// Another port in --peer-url (NAT): served, with a warning.
-	logs = &syncBuf{}
+	logs = &syncbuf.Buffer{}
 	_, stop = runServer(t, Options{DataDir: dir, Listen: "127.0.0.1:0", PeerListen: "127.0.0.1:0", PeerURL: "https://10.1.2.3:19443",
 		StoreURL: pg, NoConsole: true})(logs)
 	if got := logValue(t, logs, "--peer-url names another port", "peerURLPort"); got != "19443" {
@@ -203,8 +204,8 @@ func TestPeerListenServes(t *testing.T) {
 // runServer returns a function that starts o (logging JSON to logs) and
 // waits until it serves; it returns the API's base URL and a stop function
 // that waits for Run to end (also called when the test ends).
-func runServer(t *testing.T, o Options) func(logs *syncBuf) (string, func()) {
-	return func(logs *syncBuf) (string, func()) {
+func runServer(t *testing.T, o Options) func(logs *syncbuf.Buffer) (string, func()) {
+	return func(logs *syncbuf.Buffer) (string, func()) {
 		t.Helper()
 		o.Stdout = io.Discard
 		o.Log = slog.New(slog.NewJSONHandler(logs, nil))
@@ -237,7 +238,7 @@ func runServer(t *testing.T, o Options) func(logs *syncBuf) (string, func()) {
 
 // logValue is attribute key of the first JSON log line whose message
 // starts with msg.
-func logValue(t *testing.T, logs *syncBuf, msg, key string) string {
+func logValue(t *testing.T, logs *syncbuf.Buffer, msg, key string) string {
 	t.Helper()
 	for _, line := range strings.Split(logs.String(), "\n") {
 		var m map[string]any
@@ -278,21 +279,4 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/kaginashi/kaginashi/internal/store"
 	"github.com/kaginashi/kaginashi/internal/store/postgres"
 	"github.com/kaginashi/kaginashi/internal/store/postgres/pgtest"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // refusedRun runs o, which must be refused with an error containing want,
@@ -58,7 +59,7 @@ func TestStoreChecksBeforeDataDir(t *testing.T) {
 	pg := pgtest.Start(t)
 	// A deployment on it: the first replica, which made the master key.
 	first := filepath.Join(t.TempDir(), "kd1")
-	_, stop := runServer(t, Options{DataDir: first, Listen: "127.0.0.1:0", StoreURL: pg, NoConsole: true, Insecure: true})(&syncBuf{})
+	_, stop := runServer(t, Options{DataDir: first, Listen: "127.0.0.1:0", StoreURL: pg, NoConsole: true, Insecure: true})(&syncbuf.Buffer{})
 	stop()
 
 	t.Run("maintenance running", func(t *testing.T) {

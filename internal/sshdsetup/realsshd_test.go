@@ -11,10 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // requireSSHD returns the real sshd. A machine without it fails the test
@@ -261,7 +262,7 @@ func TestReloadByPidFile(t *testing.T) {
 	pidFile := filepath.Join(dir, "sshd.pid")
 	cfg := filepath.Join(dir, "sshd_config")
 	os.WriteFile(cfg, []byte("ListenAddress "+addr+"\nPidFile "+pidFile+"\nUsePAM no\n"), 0o644)
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	cmd := exec.Command(sshd, "-D", "-e", "-f", cfg, "-h", hostKey)
 	cmd.Stderr = &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlive the test
@@ -282,23 +283,6 @@ func TestReloadByPidFile(t *testing.T) {
 	if msg, err := reloadByPidFile(stale); err != nil || !strings.Contains(msg, "not seem to be running") {
 		t.Fatalf("no sshd: %q %v", msg, err)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func waitFor(t *testing.T, what string, ok func() bool) {

@@ -160,6 +160,13 @@ func TestServiceErrors(t *testing.T) {
 	if _, err := svc.CreateUser(ctx, "bad name", "", "", nil); kind(err) != apierr.InvalidInput {
 		t.Errorf("CreateUser bad name: %v", err)
 	}
+	// "root" (any case) is the console's name for the account root: a
+	// user of that name could never sign in.
+	for _, name := range []string{"root", "Root", "ROOT"} {
+		if _, err := svc.CreateUser(ctx, name, "", "", nil); kind(err) != apierr.InvalidInput || !strings.Contains(err.Error(), "reserved for the account root") {
+			t.Errorf("CreateUser %s: %v, want InvalidInput (reserved)", name, err)
+		}
+	}
 	svc.CreateAccessKey(ctx, "bob")
 	if err := svc.DeleteUser(ctx, "bob"); kind(err) != apierr.Conflict {
 		t.Errorf("DeleteUser with a key: %v", err)

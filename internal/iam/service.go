@@ -151,6 +151,12 @@ func (s *Service) CreateUser(ctx context.Context, name, path, boundary string, t
 	if err := checkName("user name", name, 64); err != nil {
 		return store.User{}, err
 	}
+	if strings.EqualFold(name, "root") {
+		// The console signs the account root in as user name "root" (its
+		// password is the root secret access key): a user of that name
+		// could never sign in, and audit lines would read ambiguously.
+		return store.User{}, invalid("The user name %q is reserved for the account root; choose another.", name)
+	}
 	path, err := defaultPath(path)
 	if err != nil {
 		return store.User{}, err

@@ -77,17 +77,28 @@ func main() {
 		fmt.Fprintf(os.Stderr, "kaginashi-agent: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		os.Exit(0) // -h: the flag package printed the subcommand's flags
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(os.Stderr, "kaginashi-agent: %v\n", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
 	}
+	os.Exit(exitStatus(err))
+}
+
+// exitStatus maps a command's outcome to the process's exit status: 0
+// success (and -h, the flag package having printed the flags), 2 usage,
+// agent.ExitIdentityRevoked (78) when the server no longer accepts this
+// host's identity — the systemd unit's RestartPreventExitStatus, so that
+// systemd leaves the agent stopped — and 1 any other error.
+func exitStatus(err error) int {
+	var ue usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &ue):
+		return 2
+	case errors.Is(err, agent.ErrIdentityRevoked):
+		return agent.ExitIdentityRevoked
+	}
+	return 1
 }
 
 type usageError struct{ error }
@@ -207,7 +218,25 @@ func run(args []string) error {
 		log.Warn("recording sshd's capabilities failed", "err", err)
 	}
 	log.Info("agent starting", "instance", a.InstanceID(), "version", agent.Version, "sshdConfigured", inv.SSHDConfigured)
-	return a.Run(ctx)
+	err = a.Run(ctx)
+	if errors.Is(err, agent.ErrIdentityRevoked) {
+		// The last line (systemctl status, journalctl) says what
+		// happened and what to do.
+		log.Error("the server no longer accepts this host's agent identity: the agent stops for good", "instance", a.InstanceID(), "exitStatus", agent.ExitIdentityRevoked)
+		err = fmt.Errorf("%w; %s", err, revokedFix(*dataDir))
+	}
+	return err
+}
+
+// revokedFix says what to do on a host whose identity was revoked.
+func revokedFix(dataDir string) string {
+	dd := ""
+	if dataDir != agent.DefaultDataDir {
+		dd = " --data-dir " + dataDir
+	}
+	return "to fix: enroll again with a new join token (kaginashi agent-token create): kaginashi-agent install-service" + dd +
+		" --server URL --ca-pin sha256:… --join-token TOKEN; or, if this host is decommissioned: kaginashi-agent install-service" + dd +
+		" --remove && kaginashi-agent setup-sshd" + dd + " --remove"
 }
 
 func sshdVersion(v string) (int, int) {

@@ -29,6 +29,13 @@ import (
 // /home, /root and /run/user, PrivateTmp=yes the host's /tmp and /var/tmp
 // (systemd would fail with 203/EXEC). install-service installs a copy under
 // /usr/local/libexec/kaginashi when the binary it was run from is there.
+//
+// RestartPreventExitStatus is agent.ExitIdentityRevoked: an agent whose
+// identity the server no longer accepts (its instance deregistered, or
+// enrolled again elsewhere) exits with it, and restarting it would only be
+// refused again, every RestartSec, for ever. systemctl status then shows
+// the unit failed with status=78/CONFIG and the agent's last line, which
+// says what to do.
 const unitTemplate = `[Unit]
 Description=kaginashi host agent (keyless SSH: pushed keys for sshd)
 Documentation=https://github.com/kaginashi/kaginashi
@@ -39,6 +46,7 @@ After=network-online.target
 ExecStart=%s run --data-dir %s
 Restart=always
 RestartSec=2
+RestartPreventExitStatus=%d
 CapabilityBoundingSet=
 AmbientCapabilities=
 NoNewPrivileges=yes
@@ -65,7 +73,9 @@ const unitName = "kaginashi-agent.service"
 
 // unitText is the unit for the agent binary exe and data directory dir
 // (both absolute).
-func unitText(exe, dir string) string { return fmt.Sprintf(unitTemplate, exe, dir, dir) }
+func unitText(exe, dir string) string {
+	return fmt.Sprintf(unitTemplate, exe, dir, agent.ExitIdentityRevoked, dir)
+}
 
 // service installs and removes the agent's unit. Its fields are the
 // outside world, so tests run it without systemd.

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -220,6 +221,12 @@ func Enroll(ctx context.Context, p Paths, o EnrollOptions) (Config, error) {
 	}
 	if err := writeJSON(p.public(), pubState, 0o644); err != nil {
 		return Config{}, err
+	}
+	// The status file describes the previous identity's agent — revoked,
+	// perhaps: doctor must not report that for the new one before it
+	// runs. (A running agent writes it again.)
+	if err := os.Remove(p.status()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Config{}, fmt.Errorf("removing the previous identity's %s: %w", StatusFile, err)
 	}
 	return cfg, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -47,6 +48,10 @@ type Agent struct {
 	// MaxBackoff caps the wait between reconnection attempts, so the
 	// agent is back within a few seconds of the server.
 	MaxBackoff time.Duration
+	// RevokedAfter is how long the server must keep refusing the agent's
+	// identity, on every attempt, before Run gives up with
+	// ErrIdentityRevoked (see identityRefused).
+	RevokedAfter time.Duration
 	// AllowedPorts are the local ports tunnels may reach, besides sshd's
 	// own port (as the latest inventory found it in sshd's configuration).
 	AllowedPorts []int
@@ -97,7 +102,7 @@ func New(p Paths, o Options) (*Agent, error) {
 		recs = nil
 	}
 	a := &Agent{paths: p, cfg: cfg, log: o.Log, now: o.Now, inventory: o.Inventory,
-		Heartbeat: 20 * time.Second, InventoryEvery: 5 * time.Minute, MaxBackoff: 2 * time.Second,
+		Heartbeat: 20 * time.Second, InventoryEvery: 5 * time.Minute, MaxBackoff: 2 * time.Second, RevokedAfter: 10 * time.Second,
 		AllowedPorts: []int{22}, records: recs, public: pub}
 	if a.now == nil {
 		a.now = time.Now
@@ -116,9 +121,12 @@ func New(p Paths, o Options) (*Agent, error) {
 func (a *Agent) InstanceID() string { return a.cfg.InstanceID }
 
 // Run keeps the agent connected until ctx ends, reconnecting with jittered
-// backoff.
+// backoff. It returns nil when ctx ends, and an error wrapping
+// ErrIdentityRevoked when the server has refused the agent's identity on
+// every attempt for RevokedAfter: retrying cannot help then.
 func (a *Agent) Run(ctx context.Context) error {
 	backoff := 100 * time.Millisecond
+	var refusedSince time.Time // the first of an unbroken run of identity refusals
 	for {
 		start := a.now()
 		err := a.session(ctx)
@@ -132,18 +140,32 @@ func (a *Agent) Run(ctx context.Context) error {
 		if errors.Is(err, errNewCert) {
 			backoff = 100 * time.Millisecond
 		}
+		var refused *identityRefused
+		if !errors.As(err, &refused) {
+			refusedSince = time.Time{}
+		} else if refusedSince.IsZero() {
+			refusedSince = start
+		}
+		if refused != nil && a.now().Sub(refusedSince) >= a.RevokedAfter {
+			a.setStatus(func(st *Status) {
+				st.Connected, st.LastError = false, err.Error()
+				st.Revoked, st.RevokedAt = true, a.now().UTC()
+			})
+			return fmt.Errorf("%w: %w", ErrIdentityRevoked, err)
+		}
 		a.setStatus(func(st *Status) {
 			st.Connected = false
 			if err != nil {
 				st.LastError = err.Error()
 			}
 		})
-		var fatal *fatalError
-		if errors.As(err, &fatal) {
-			return fatal.err
-		}
 		wait := backoff/2 + rand.N(backoff/2+1)
-		a.log.Warn("disconnected from the server; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		if refused != nil {
+			a.log.Warn("the server refused this agent's identity; retrying until it has refused it for a while, then stopping",
+				"err", err, "in", wait.Round(time.Millisecond), "stopsAfter", a.RevokedAfter)
+		} else {
+			a.log.Warn("disconnected from the server; retrying", "err", err, "in", wait.Round(time.Millisecond))
+		}
 		select {
 		case <-ctx.Done():
 			return nil
@@ -157,10 +179,37 @@ func (a *Agent) Run(ctx context.Context) error {
 // certificate: the agent reconnects at once, presenting it.
 var errNewCert = errors.New("reconnecting with the new client certificate")
 
-// fatalError stops Run: retrying cannot help (the identity was revoked).
-type fatalError struct{ err error }
+// ExitIdentityRevoked is kaginashi-agent run's exit status when Run ends
+// with ErrIdentityRevoked. It is 78, EX_CONFIG of sysexits(3) ("something
+// was found in an unconfigured or misconfigured state": the enrolment is
+// no longer valid), which systemd shows as status=78/CONFIG; it is none of
+// the agent's other statuses (0, 1 error, 2 usage; Go's runtime uses 2,
+// signals 128+N, systemd 200-243). The unit install-service writes has
+// RestartPreventExitStatus=78, so that systemd leaves a revoked agent
+// stopped instead of restarting it every RestartSec for ever.
+const ExitIdentityRevoked = 78
 
-func (f *fatalError) Error() string { return f.err.Error() }
+// ErrIdentityRevoked ends Run: the server no longer accepts this agent's
+// identity — its instance was deregistered, or enrolled again with the
+// identity's files on another host. Only enrolling again (with a new join
+// token) helps.
+var ErrIdentityRevoked = errors.New("the server no longer accepts this host's agent identity (its instance was deregistered, or enrolled again elsewhere)")
+
+// identityRefusal is what the server's 403 to an agent connection says
+// when the identity is no longer valid (internal/gateway HandleConnect:
+// "this agent identity is no longer valid; enroll again"). A 403 without
+// it — a proxy's, a firewall's — is retried like any failure: stopping
+// for good is only for the server's own word. Even then Run retries for
+// RevokedAfter first, since the server answers this also when its store
+// failed to read the instance (a transient failure must not stop a fleet
+// of agents for good).
+const identityRefusal = "agent identity is no longer valid"
+
+// identityRefused is a connection the server refused with identityRefusal.
+type identityRefused struct{ err error }
+
+func (r *identityRefused) Error() string { return r.err.Error() }
+func (r *identityRefused) Unwrap() error { return r.err }
 
 // dial opens the TLS connection and upgrades it to the agent protocol.
 func (a *Agent) dial(ctx context.Context) (net.Conn, *bufio.Reader, error) {
@@ -228,8 +277,9 @@ func (a *Agent) dial(ctx context.Context) (net.Conn, *bufio.Reader, error) {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		conn.Close()
 		msg := fmt.Errorf("the server refused the connection: %s %s", resp.Status, strings.TrimSpace(string(body)))
-		if resp.StatusCode == http.StatusForbidden {
-			return nil, nil, &fatalError{fmt.Errorf("%w — this host must enroll again", msg)}
+		var refusal agentproto.ErrorResponse
+		if resp.StatusCode == http.StatusForbidden && json.Unmarshal(body, &refusal) == nil && strings.Contains(refusal.Error, identityRefusal) {
+			return nil, nil, &identityRefused{fmt.Errorf("the server refused the connection: %s: %s — this host must enroll again", resp.Status, refusal.Error)}
 		}
 		return nil, nil, msg
 	}

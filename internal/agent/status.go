@@ -28,6 +28,12 @@ type Status struct {
 	ClockSkewMillis int64 `json:"clockSkewMillis"`
 	// LastError is why the last connection attempt failed or ended.
 	LastError string `json:"lastError,omitempty"`
+	// Revoked says the agent stopped for good at RevokedAt because the
+	// server no longer accepts its identity (ErrIdentityRevoked; the
+	// process exited with ExitIdentityRevoked): the host must enroll
+	// again, or be decommissioned. Enroll deletes the status file.
+	Revoked   bool      `json:"revoked,omitempty"`
+	RevokedAt time.Time `json:"revokedAt,omitzero"`
 	// SigningKey names the record-signing key the agent trusts
 	// (SHA256:...); SigningKeyError says why it did not adopt the key the
 	// server signs with now (a broken or unrelated endorsement chain):

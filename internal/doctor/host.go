@@ -143,6 +143,8 @@ func Host(ctx context.Context, o HostOptions) []Check {
 		checks = append(checks, fail("agent-connected",
 			"start the agent: systemctl start kaginashi-agent (journalctl -u kaginashi-agent says why it stopped)",
 			"the agent has not reported since it was enrolled (no %s: it has never run, or runs an older version)", agent.StatusFile))
+	case st.Revoked && (st.InstanceID == "" || st.InstanceID == cfg.InstanceID):
+		checks = append(checks, revokedCheck(st, o))
 	default:
 		checks = append(checks, connectedCheck(st, o))
 		statusFresh = st.Connected && o.Alive(st.PID) && o.Now().Sub(st.LastBeat) <= staleAfter(st)
@@ -219,6 +221,26 @@ func connectedCheck(st agent.Status, o HostOptions) Check {
 		return fail(name, "restart it: systemctl restart kaginashi-agent", "the agent (pid %d) has not heard from the server since %s", st.PID, ago(o.Now(), st.LastBeat))
 	}
 	return ok(name, "connected to %s since %s, last heartbeat %s", st.Server, ago(o.Now(), st.ConnectedAt), ago(o.Now(), st.LastBeat))
+}
+
+// revokedCheck: the agent stopped for good because the server no longer
+// accepts its identity (agent.ErrIdentityRevoked); systemd leaves it
+// stopped (RestartPreventExitStatus), and starting it again would only be
+// refused.
+func revokedCheck(st agent.Status, o HostOptions) Check {
+	dd := ""
+	if o.AgentDataDir != agent.DefaultDataDir {
+		dd = " --data-dir " + o.AgentDataDir
+	}
+	msg := fmt.Sprintf("the server no longer accepts this host's agent identity (instance %s: deregistered, or enrolled again elsewhere); the agent stopped for good %s with exit status %d",
+		orStr(st.InstanceID, "unknown"), ago(o.Now(), st.RevokedAt), agent.ExitIdentityRevoked)
+	if st.LastError != "" {
+		msg += ": " + st.LastError
+	}
+	return fail("agent-connected",
+		"enroll again with a new join token (kaginashi agent-token create): kaginashi-agent install-service"+dd+" --server URL --ca-pin sha256:… --join-token TOKEN; "+
+			"if this host is decommissioned: kaginashi-agent install-service"+dd+" --remove && kaginashi-agent setup-sshd"+dd+" --remove (docs/OPERATIONS.md §7)",
+		"%s", msg)
 }
 
 func ago(now, t time.Time) string {

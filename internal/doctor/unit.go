@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/kaginashi/kaginashi/internal/agent"
 	"github.com/kaginashi/kaginashi/internal/agent/hostinfo"
 	"github.com/kaginashi/kaginashi/internal/sshdsetup"
 )
@@ -54,7 +58,60 @@ func unitChecks(unitFile string) []Check {
 			}
 		}
 	}
-	return out
+	return append(out, restartCheck(unitFile, b)...)
+}
+
+// restartCheck warns when systemd would restart an agent whose identity
+// the server revoked: it exits with agent.ExitIdentityRevoked, and a unit
+// that restarts it (Restart=always or on-failure) without that status in
+// RestartPreventExitStatus — what install-service wrote before — has it
+// refused again every RestartSec, for ever. The unit's drop-ins
+// (UNIT.d/*.conf, systemctl edit) count: systemd reads them after it.
+func restartCheck(unitFile string, unit []byte) []Check {
+	restart := "no" // systemd's default
+	var prevent []string
+	files := [][]byte{unit}
+	dropIns, _ := filepath.Glob(unitFile + ".d/*.conf")
+	sort.Strings(dropIns)
+	for _, f := range dropIns {
+		if b, err := os.ReadFile(f); err == nil {
+			files = append(files, b)
+		}
+	}
+	for _, b := range files {
+		inService := false
+		s := bufio.NewScanner(bytes.NewReader(b))
+		for s.Scan() {
+			line := strings.TrimSpace(s.Text())
+			if strings.HasPrefix(line, "[") {
+				inService = line == "[Service]"
+				continue
+			}
+			k, v, ok := strings.Cut(line, "=")
+			if !ok || !inService {
+				continue
+			}
+			switch strings.TrimSpace(k) {
+			case "Restart":
+				restart = strings.TrimSpace(v)
+			case "RestartPreventExitStatus":
+				if strings.TrimSpace(v) == "" {
+					prevent = nil // an empty assignment resets the list
+				}
+				prevent = append(prevent, strings.Fields(v)...)
+			}
+		}
+	}
+	if restart != "always" && restart != "on-failure" {
+		return nil
+	}
+	if contains(prevent, strconv.Itoa(agent.ExitIdentityRevoked)) || contains(prevent, "CONFIG") {
+		return nil
+	}
+	return []Check{warn("agent-unit",
+		"run kaginashi-agent install-service again (it rewrites "+unitFile+" with RestartPreventExitStatus="+strconv.Itoa(agent.ExitIdentityRevoked)+"), or add that line under [Service] and run systemctl daemon-reload",
+		"%s has Restart=%s without RestartPreventExitStatus=%d: if the server revokes this host's identity (its instance deregistered, or enrolled again elsewhere), systemd restarts the agent every few seconds for ever, each start refused, instead of leaving it stopped",
+		unitFile, restart, agent.ExitIdentityRevoked)}
 }
 
 func contains(list []string, s string) bool {

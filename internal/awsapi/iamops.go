@@ -321,6 +321,9 @@ func iamOps() map[string]*op {
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
+		if err := checkFoldedKeys(tags); err != nil { // iamtagkeys.go
+			return nil, err
+		}
 		p := path
 		if p == "" {
 			p = "/"
@@ -548,6 +551,9 @@ func iamOps() map[string]*op {
 		name, path, desc, doc := c.params.req("PolicyName"), c.params.str("Path"), c.params.str("Description"), c.params.req("PolicyDocument")
 		tags := c.params.tags("Tags.member", 50)
 		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if err := checkFoldedKeys(tags); err != nil { // iamtagkeys.go
 			return nil, err
 		}
 		p := path
@@ -1271,6 +1277,9 @@ func (t tagActions) register(add func(name string, readOnly bool, run func(c *ca
 		id := c.params.req(t.param)
 		tags := c.params.tags("Tags.member", 50)
 		if err := c.decoded(); err != nil {
+			return nil, err
+		}
+		if err := checkFoldedKeys(tags); err != nil { // iamtagkeys.go
 			return nil, err
 		}
 		if len(tags) == 0 {

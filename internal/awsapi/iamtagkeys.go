@@ -62,3 +62,24 @@ func storedRequestTags(tags, cur []store.Tag) func(*policy.Context) {
 		}
 	}
 }
+
+// checkFoldedKeys refuses a request naming one IAM tag key twice under
+// Unicode case folding (Acceſs and Access, with a long s). iam's checkTags
+// finds duplicates by lower-casing, which leaves ſ alone, while its
+// mergeTags matches keys with strings.EqualFold: both would land on the
+// user's Access tag, the last one winning, while aws:RequestTag/Access
+// carried the other's value (storedRequestTags), so a Deny on one value
+// was passed by writing it second. On a new resource the two would be
+// stored as two tags that IAM's own matching takes for one. IAM refuses
+// duplicate keys, "Tag keys are case insensitive"; so do we, before
+// authorization, as the other checks of the request's shape.
+func checkFoldedKeys(tags []store.Tag) error {
+	for i := range tags {
+		for j := range i {
+			if strings.EqualFold(tags[i].Key, tags[j].Key) {
+				return invalidf("Duplicate tag keys found (%q and %q). Please note that Tag keys are case insensitive.", tags[j].Key, tags[i].Key)
+			}
+		}
+	}
+	return nil
+}

@@ -52,6 +52,9 @@ func addMFAOps(add func(name string, readOnly bool, run func(c *call) (any, erro
 		if err := c.decoded(); err != nil {
 			return nil, err
 		}
+		if err := checkFoldedKeys(tags); err != nil { // iamtagkeys.go
+			return nil, err
+		}
 		p := path
 		if p == "" {
 			p = "/"

@@ -74,7 +74,9 @@ type xmlPolicyVersion struct {
 
 // xmlNewKey is CreateAccessKey's answer: the only time a secret is sent.
 type xmlNewKey struct {
-	UserName        string `xml:"UserName"`
+	// Root's own key (user "") has none rather than an empty one, as in
+	// ListAccessKeys.
+	UserName        string `xml:"UserName,omitempty"`
 	AccessKeyID     string `xml:"AccessKeyId"`
 	Status          string `xml:"Status"`
 	SecretAccessKey string `xml:"SecretAccessKey"`

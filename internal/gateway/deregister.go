@@ -14,29 +14,27 @@ import (
 // EndSession; on another replica: peer.Router.EndSession asks the holder,
 // which calls EndSession there).
 //
-// A session's own writes must not put the instance back. The hello's
-// write and an inventory's are read-modify-writes (putHello,
-// putInventory) that find a deleted instance gone; what they cannot see
-// is a delete landing between their read and their write. For that, the
-// session is marked deregistered before EndSession deletes the row once
-// more, and each of those writes checks the mark after it lands: either
-// the write came first (EndSession's delete removes it) or the mark was
-// set before it (the writer deletes it itself). The other writes of a
-// session (TouchInstances, SetInstanceState) only update rows that exist.
+// A session's own writes cannot put the instance back, whenever the
+// delete lands: they are updates of the row, conditional on the agent
+// key (writeFacts: store.UpdateAgentFacts; the batched TouchInstances;
+// SetAgentState at the end), never inserts. The same condition keeps a
+// session whose identity a re-enrollment replaced from writing its old
+// facts over the new agent's.
 
 // errDeregistered ends a session whose instance was deregistered.
 var errDeregistered = errors.New("the instance was deregistered; its agent must enroll again")
 
+// errReplaced ends a session whose identity a re-enrollment replaced.
+var errReplaced = errors.New("a new enrollment replaced this agent's identity")
+
 // EndSession ends the session of a deregistered instance's agent here,
 // whatever key it connected with, and deletes the instance again should
-// the session's own write have put it back meanwhile. ended says there
-// was a session. Call it after the instance is deleted from the store.
+// an enrollment (PutInstance, which does upsert) have put it back
+// meanwhile. ended says there was a session. Call it after the instance
+// is deleted from the store.
 func (g *Gateway) EndSession(ctx context.Context, id string) (ended bool, err error) {
 	g.mu.Lock()
 	s := g.sessions[id]
-	if s != nil {
-		s.deregistered = true
-	}
 	// Withdrawals still owed to it are moot: it is not coming back.
 	delete(g.withdrawals, id)
 	g.mu.Unlock()
@@ -51,48 +49,56 @@ func (g *Gateway) EndSession(ctx context.Context, id string) (ended bool, err er
 	return true, nil
 }
 
-// wasDeregistered reports whether EndSession marked the session.
-func (g *Gateway) wasDeregistered(s *session) bool {
+// EndReplacedSession ends the session of an instance's agent here if the
+// key it connected with is no longer the instance's (a re-enrollment,
+// here or on another replica, replaced it; or the instance is gone).
+// The store decides, not the caller: a later enrollment's agent may be
+// the one connected here by now, and its session must stay. ended says a
+// session was ended.
+func (g *Gateway) EndReplacedSession(ctx context.Context, id string) (ended bool, err error) {
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	return s.deregistered
+	s := g.sessions[id]
+	g.mu.Unlock()
+	if s == nil {
+		return false, nil
+	}
+	in, err := g.store.GetInstance(ctx, id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return false, fmt.Errorf("reading instance %s: %w", id, err)
+	}
+	if err == nil && in.AgentKey == s.agentKey {
+		return false, nil
+	}
+	g.log.Info("ended the session of an agent whose identity a new enrollment replaced", "instance", id)
+	s.mux.Close()
+	return true, nil
 }
 
-// undoIfDeregistered deletes an instance a session's write may have put
-// back after its deregistration (see the comment at the top), and reports
-// whether it did.
-func (g *Gateway) undoIfDeregistered(ctx context.Context, s *session) bool {
-	if !g.wasDeregistered(s) {
-		return false
+// writeFacts writes a session's copy of its instance — the agent's facts,
+// state and last seen — while the instance is still its agent's
+// (store.UpdateAgentFacts). When it is not, it reports why: the instance
+// deregistered (errDeregistered) or its identity replaced (errReplaced);
+// that look-up runs only then, so a write costs one statement.
+func (g *Gateway) writeFacts(ctx context.Context, s *session, in *store.Instance) error {
+	w := *in
+	w.AgentKey = s.agentKey
+	err := g.store.UpdateAgentFacts(ctx, w)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
-	if err := g.store.DeleteInstance(ctx, s.instanceID); err != nil && !errors.Is(err, store.ErrNotFound) {
-		g.log.Error("deleting a deregistered instance that its agent's session wrote back failed", "instance", s.instanceID, "err", err)
+	// Either way the session no longer speaks for the instance; the
+	// look-up only names the reason (a failed one: the more common).
+	if _, gerr := g.store.GetInstance(ctx, in.ID); errors.Is(gerr, store.ErrNotFound) {
+		return errDeregistered
 	}
-	return true
+	return errReplaced
 }
 
-// putHello records a connected agent's hello: its facts over the instance
-// as the store has it now. An instance deregistered since HandleConnect
-// read it is not put back (its session ends: errDeregistered), nor is one
-// whose identity a new enrollment replaced meanwhile; and the tags are the
-// store's, not those HandleConnect read.
+// putHello records a connected agent's hello: its facts, over the
+// instance as the store has it when the write lands. An instance
+// deregistered since HandleConnect read it is not put back (its session
+// ends: errDeregistered), nor is one whose identity a new enrollment
+// replaced meanwhile (errReplaced); its tags are not written at all.
 func (g *Gateway) putHello(ctx context.Context, s *session, in *store.Instance) error {
-	cur, err := g.store.GetInstance(ctx, in.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		return errDeregistered
-	}
-	if err != nil {
-		return err
-	}
-	if cur.AgentKey != s.agentKey {
-		return errors.New("a new enrollment replaced this agent's identity")
-	}
-	in.Tags = cur.Tags
-	if err := g.store.PutInstance(ctx, *in); err != nil {
-		return err
-	}
-	if g.undoIfDeregistered(ctx, s) {
-		return errDeregistered
-	}
-	return nil
+	return g.writeFacts(ctx, s, in)
 }

@@ -41,8 +41,9 @@ func TestEndSessionEndsTheSession(t *testing.T) {
 	}
 }
 
-// A session write that landed after the API's delete (its read came
-// before it) is undone by EndSession's second delete.
+// A write that put the instance back after the API's delete (an
+// enrollment with the old certificate that read it before: PutInstance
+// upserts) is undone by EndSession's second delete.
 func TestEndSessionDeletesWhatTheSessionPutBack(t *testing.T) {
 	g, st := newTestGateway(t)
 	connect(t, g, st, 0, testInventory)
@@ -57,23 +58,6 @@ func TestEndSessionDeletesWhatTheSessionPutBack(t *testing.T) {
 		t.Fatalf("EndSession = %v, %v", ended, err)
 	}
 	wantGone(t, st, "after EndSession")
-}
-
-// A write that lands after EndSession's mark is undone by the writer.
-func TestUndoIfDeregistered(t *testing.T) {
-	g, st := newTestGateway(t)
-	s := &session{instanceID: testID}
-	if g.undoIfDeregistered(t.Context(), s) {
-		t.Fatal("an unmarked session undid its write")
-	}
-	instance(t, st)
-	g.mu.Lock()
-	s.deregistered = true
-	g.mu.Unlock()
-	if !g.undoIfDeregistered(t.Context(), s) {
-		t.Fatal("a marked session did not undo its write")
-	}
-	wantGone(t, st, "after undoIfDeregistered")
 }
 
 // An agent whose connection passed HandleConnect before the instance was
@@ -124,9 +108,8 @@ func TestInventoryAfterDeregistration(t *testing.T) {
 	}
 	inv := testInventory
 	inv.PrivateIP = "10.9.9.9" // a change: written at once
-	if err := a.c.Send(agentproto.Heartbeat{LocalTime: time.Now().UnixMilli(), Inventory: &inv}); err != nil {
-		t.Fatal(err)
-	}
+	// The session may end (the point) before the agent's write returns.
+	_ = a.c.Send(agentproto.Heartbeat{LocalTime: time.Now().UnixMilli(), Inventory: &inv})
 	var b agentproto.Beat
 	_ = a.c.Recv(&b)
 	waitFor(t, "the session to end", func() bool { return !g.Connected(testID) })

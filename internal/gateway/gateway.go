@@ -120,9 +120,6 @@ type session struct {
 	// keyProblem is the agent's latest SigningKeyProblem (keyproblem.go;
 	// guarded by Gateway.mu).
 	keyProblem string
-	// deregistered: EndSession ended it, its instance deregistered
-	// (deregister.go; guarded by Gateway.mu).
-	deregistered bool
 }
 
 // New makes a gateway. Close stops it.
@@ -525,8 +522,11 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 	}
 	if current {
 		// Disconnected hosts show as "stopped": they exist, but cannot
-		// take a login until their agent is back.
-		if err := g.store.SetInstanceState(ctx, id, store.StateStopped, g.now().UTC()); err != nil {
+		// take a login until their agent is back. Only while the instance
+		// is still this agent's: after a re-enrollment the new agent's
+		// state is not this session's to write (ErrNotFound, as for a
+		// deregistered instance, is expected then).
+		if err := g.store.SetAgentState(ctx, id, s.agentKey, store.StateStopped, g.now().UTC()); err != nil && !errors.Is(err, store.ErrNotFound) {
 			g.log.Warn("recording a disconnected agent failed", "instance", id, "err", err)
 		}
 		g.log.Info("agent disconnected", "instance", id)
@@ -554,37 +554,23 @@ func sameFacts(a, b store.Instance) bool {
 	return reflect.DeepEqual(a, b)
 }
 
-// putInventory stores an agent's new inventory. The tags are the store's
-// own, read just before: an administrator may have changed them (EC2
-// CreateTags) since the agent connected, and the agent's copy of the
-// instance must not put old tags back.
+// putInventory stores an agent's new inventory: its facts only, in one
+// conditional write (store.UpdateAgentFacts), so that the tags an
+// administrator changed since (EC2 CreateTags) stay, and so that neither a
+// deregistration nor a re-enrollment through any replica, landing at any
+// time, is undone: when the instance is no longer this agent's, nothing is
+// written and the session ends.
 func (g *Gateway) putInventory(ctx context.Context, s *session, in *store.Instance) {
-	cur, err := g.store.GetInstance(ctx, in.ID)
-	if errors.Is(err, store.ErrNotFound) {
-		// Deregistered, through a replica that could not reach this one
-		// (deregister.go): the agent no longer speaks for any instance.
-		g.log.Info("ending the session of an agent whose instance was deregistered", "instance", in.ID)
-		s.mux.Close()
-		return
-	}
-	if err != nil {
-		g.log.Warn("updating an agent's inventory failed", "instance", in.ID, "err", err)
-		return
-	}
-	if cur.AgentKey != s.agentKey {
-		// Re-enrolled, through another replica (endSession ends only
-		// this one's sessions): this agent's copy must not take the
-		// instance back from the new identity.
-		g.log.Info("ending the session of an agent whose identity a new enrollment replaced", "instance", in.ID)
-		s.mux.Close()
-		return
-	}
-	in.Tags = cur.Tags
 	in.State = store.StateRunning
-	if err := g.store.PutInstance(ctx, *in); err != nil {
+	err := g.writeFacts(ctx, s, in)
+	switch {
+	case err == nil:
+	case errors.Is(err, errDeregistered) || errors.Is(err, errReplaced):
+		g.log.Info("ending the session of an agent that no longer speaks for its instance", "instance", in.ID, "reason", err)
+		s.mux.Close()
+	default:
 		g.log.Warn("updating an agent's inventory failed", "instance", in.ID, "err", err)
 	}
-	g.undoIfDeregistered(ctx, s)
 }
 
 // sweep runs while the gateway does, from the first session on: every
@@ -628,22 +614,26 @@ func (g *Gateway) sweep() {
 func (g *Gateway) flushSeen() {
 	g.flushMu.Lock()
 	defer g.flushMu.Unlock()
-	var ids []string
+	// Each with its session's agent key: the store touches an instance
+	// only while that key speaks for it, so the batch never marks running
+	// an instance a re-enrollment gave to another agent (nor re-creates a
+	// deregistered one: it updates only rows that exist).
+	var agents []store.AgentRef
 	g.mu.Lock()
 	for id, s := range g.sessions {
 		if r := s.lastRead.Load(); r != s.seenRead {
 			s.seenRead = r
-			ids = append(ids, id)
+			agents = append(agents, store.AgentRef{InstanceID: id, AgentKey: s.agentKey})
 		}
 	}
 	g.mu.Unlock()
-	if len(ids) == 0 {
+	if len(agents) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := g.store.TouchInstances(ctx, ids, g.now().UTC()); err != nil {
-		g.log.Warn("recording heartbeats failed", "instances", len(ids), "err", err)
+	if err := g.store.TouchInstances(ctx, agents, g.now().UTC()); err != nil {
+		g.log.Warn("recording heartbeats failed", "instances", len(agents), "err", err)
 	}
 }
 

@@ -20,34 +20,36 @@ import (
 )
 
 // countingStore is a real SQLite store that counts the writes the gateway
-// makes for agents.
+// makes for agents (puts: the sessions' UpdateAgentFacts).
 type countingStore struct {
 	store.Store
 	mu      sync.Mutex
 	puts    int
-	sets    []string // states set by SetInstanceState
+	sets    []string // states set by SetAgentState
 	touched []string
 }
 
-func (c *countingStore) PutInstance(ctx context.Context, in store.Instance) error {
+func (c *countingStore) UpdateAgentFacts(ctx context.Context, in store.Instance) error {
 	c.mu.Lock()
 	c.puts++
 	c.mu.Unlock()
-	return c.Store.PutInstance(ctx, in)
+	return c.Store.UpdateAgentFacts(ctx, in)
 }
 
-func (c *countingStore) SetInstanceState(ctx context.Context, id, state string, seen time.Time) error {
+func (c *countingStore) SetAgentState(ctx context.Context, id, agentKey, state string, seen time.Time) error {
 	c.mu.Lock()
 	c.sets = append(c.sets, state)
 	c.mu.Unlock()
-	return c.Store.SetInstanceState(ctx, id, state, seen)
+	return c.Store.SetAgentState(ctx, id, agentKey, state, seen)
 }
 
-func (c *countingStore) TouchInstances(ctx context.Context, ids []string, seen time.Time) error {
+func (c *countingStore) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) error {
 	c.mu.Lock()
-	c.touched = append(c.touched, ids...)
+	for _, a := range agents {
+		c.touched = append(c.touched, a.InstanceID)
+	}
 	c.mu.Unlock()
-	return c.Store.TouchInstances(ctx, ids, seen)
+	return c.Store.TouchInstances(ctx, agents, seen)
 }
 
 func (c *countingStore) counts() (puts int, sets, touched []string) {
@@ -195,7 +197,7 @@ func TestHeartbeatsBatched(t *testing.T) {
 	waitFor(t, "the sweep to record the heartbeats", func() bool { return instance(t, st).LastSeen.After(old) })
 	puts, sets, touched := st.counts()
 	if puts != 1 || len(sets) != 0 || !slices.Contains(touched, testID) {
-		t.Fatalf("store writes: %d PutInstance (want 1, the hello), SetInstanceState %v (want none), TouchInstances %v (want %s)", puts, sets, touched, testID)
+		t.Fatalf("store writes: %d UpdateAgentFacts (want 1, the hello), SetAgentState %v (want none), TouchInstances %v (want %s)", puts, sets, touched, testID)
 	}
 
 	a.mux.Close()
@@ -236,7 +238,7 @@ func TestInventoryWrites(t *testing.T) {
 	same := testInventory
 	a.heartbeat(t, &same)
 	if puts, _, _ := st.counts(); puts != 1 {
-		t.Fatalf("%d PutInstance after an unchanged inventory, want 1 (the hello)", puts)
+		t.Fatalf("%d UpdateAgentFacts after an unchanged inventory, want 1 (the hello)", puts)
 	}
 	if err := st.TagResource(t.Context(), testID, []store.Tag{{Key: "owner", Value: "ops"}}); err != nil {
 		t.Fatal(err)

@@ -80,9 +80,8 @@ func TestInventoryAfterReenrollmentDoesNotTakeInstanceBack(t *testing.T) {
 
 	inv := testInventory
 	inv.PrivateIP = "10.9.9.9" // a change: written at once
-	if err := a.c.Send(agentproto.Heartbeat{LocalTime: time.Now().UnixMilli(), Inventory: &inv}); err != nil {
-		t.Fatal(err)
-	}
+	// The session may end (the point) before the agent's write returns.
+	_ = a.c.Send(agentproto.Heartbeat{LocalTime: time.Now().UnixMilli(), Inventory: &inv})
 	var b agentproto.Beat
 	_ = a.c.Recv(&b) // answered or ended: either way the write is done
 

@@ -262,6 +262,12 @@ type Instance struct {
 	ClockSkewMillis   int64 // server time minus host time, as last measured
 }
 
+// AgentRef names an instance and the fingerprint of the agent key that
+// speaks for it (Instance.AgentKey).
+type AgentRef struct {
+	InstanceID, AgentKey string
+}
+
 // JoinToken lets agents enroll. Only a hash of its secret is stored.
 type JoinToken struct {
 	ID         string // jt- + 17 hex digits
@@ -496,10 +502,25 @@ type Store interface {
 	DeleteInstance(ctx context.Context, id string) error
 	// SetInstanceState records a state change and when the host was seen.
 	SetInstanceState(ctx context.Context, id, state string, seen time.Time) error
+	// UpdateAgentFacts writes what an instance's agent reports — in's
+	// hostname, addresses, OS and agent facts, host keys and clock skew —
+	// with its State and LastSeen, only while the instance exists with
+	// AgentKey in.AgentKey, in one statement: an agent session's write,
+	// which must neither re-create a deregistered instance nor give a
+	// re-enrolled one back to the key it replaced (a read-then-write
+	// could, with a delete or an enrollment in between). ErrNotFound when
+	// no row matched. Tags, LaunchTime, AvailabilityZ and AgentKey stay.
+	UpdateAgentFacts(ctx context.Context, in Instance) error
 	// TouchInstances marks the instances running and seen at seen, in one
-	// statement: the gateway's batch of heartbeats. Unknown IDs are
-	// skipped.
-	TouchInstances(ctx context.Context, ids []string, seen time.Time) error
+	// statement: the gateway's batch of heartbeats. Each is touched only
+	// while its agent key is the given one (an agent whose identity a
+	// re-enrollment replaced does not speak for it); unknown IDs and other
+	// keys are skipped.
+	TouchInstances(ctx context.Context, agents []AgentRef, seen time.Time) error
+	// SetAgentState is SetInstanceState only while the instance's agent
+	// key is agentKey (ErrNotFound otherwise): a session that ends marks
+	// its instance stopped unless a re-enrollment gave it to another key.
+	SetAgentState(ctx context.Context, id, agentKey, state string, seen time.Time) error
 	// TagResource adds or overwrites tags of an EC2 resource: an instance
 	// (i-...) or the Instance Connect Endpoint (eice-...).
 	TagResource(ctx context.Context, resourceID string, tags []Tag) error

@@ -180,14 +180,52 @@ func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.
 	return nil
 }
 
-// TouchInstances marks instances running and seen, in one statement.
-func (db *DB) TouchInstances(ctx context.Context, ids []string, seen time.Time) error {
+// UpdateAgentFacts writes an agent's report while the instance is still
+// its (see store.Store): one UPDATE, conditional on the agent key, so that
+// neither a deregistration nor a re-enrollment landing since the session
+// read the instance is undone.
+func (db *DB) UpdateAgentFacts(ctx context.Context, in store.Instance) error {
 	defer db.inst.Invalidate() // after the commit: see CachedInstance
-	if len(ids) == 0 {
+	if err := affected(db.pool.Exec(ctx, `UPDATE instances SET state = $1, last_seen = $2,
+			hostname = $3, private_ip = $4, ipv6 = $5, os_id = $6, os_version = $7, os_pretty_name = $8,
+			platform = $9, architecture = $10, kernel = $11, default_user = $12, agent_version = $13, sshd_version = $14,
+			host_keys = $15, default_user_exists = $16, sshd_configured = $17, clock_skew_millis = $18
+		WHERE id = $19 AND agent_key = $20`,
+		in.State, in.LastSeen,
+		in.Hostname, in.PrivateIP, in.IPv6, in.OSID, in.OSVersion, in.OSPrettyName,
+		in.Platform, in.Architecture, in.Kernel, in.DefaultUser, in.AgentVersion, in.SSHDVersion,
+		nonNil(in.HostKeys), in.DefaultUserExists, in.SSHDConfigured, in.ClockSkewMillis,
+		in.ID, in.AgentKey)); err != nil {
+		return fmt.Errorf("update agent facts of instance %s: %w", in.ID, err)
+	}
+	return nil
+}
+
+// SetAgentState is SetInstanceState while agentKey is the instance's.
+func (db *DB) SetAgentState(ctx context.Context, id, agentKey, state string, seen time.Time) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
+	if err := affected(db.pool.Exec(ctx, `UPDATE instances SET state = $1, last_seen = $2 WHERE id = $3 AND agent_key = $4`,
+		state, seen, id, agentKey)); err != nil {
+		return fmt.Errorf("set state of instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// TouchInstances marks instances running and seen, in one statement, each
+// while its agent key is the given one.
+func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
+	if len(agents) == 0 {
 		return nil
 	}
-	if _, err := db.pool.Exec(ctx, `UPDATE instances SET state = 'running', last_seen = $1 WHERE id = ANY($2)`, seen, ids); err != nil {
-		return fmt.Errorf("touch %d instances: %w", len(ids), err)
+	ids, keys := make([]string, len(agents)), make([]string, len(agents))
+	for i, a := range agents {
+		ids[i], keys[i] = a.InstanceID, a.AgentKey
+	}
+	if _, err := db.pool.Exec(ctx, `UPDATE instances AS i SET state = 'running', last_seen = $1
+		FROM unnest($2::text[], $3::text[]) AS t (id, agent_key)
+		WHERE i.id = t.id AND i.agent_key = t.agent_key`, seen, ids, keys); err != nil {
+		return fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
 	return nil
 }

@@ -193,24 +193,72 @@ func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.
 	return nil
 }
 
-// TouchInstances marks instances running and seen, in one statement. The
-// ID list travels as one JSON parameter, so the SQL text is constant.
-func (db *DB) TouchInstances(ctx context.Context, ids []string, seen time.Time) error {
+// UpdateAgentFacts writes an agent's report while the instance is still
+// its (see store.Store): one UPDATE, conditional on the agent key, so that
+// neither a deregistration nor a re-enrollment landing since the session
+// read the instance is undone.
+func (db *DB) UpdateAgentFacts(ctx context.Context, in store.Instance) error {
 	defer db.inst.Invalidate() // after the commit: see CachedInstance
-	if len(ids) == 0 {
+	hostKeys, err := json.Marshal(nonNilStrings(in.HostKeys))
+	if err != nil {
+		return fmt.Errorf("update agent facts of instance %s: %w", in.ID, err)
+	}
+	st, err := db.wstmts.get(ctx, `UPDATE instances SET state = ?, last_seen = ?,
+			hostname = ?, private_ip = ?, ipv6 = ?, os_id = ?, os_version = ?, os_pretty_name = ?,
+			platform = ?, architecture = ?, kernel = ?, default_user = ?, agent_version = ?, sshd_version = ?,
+			host_keys = ?, default_user_exists = ?, sshd_configured = ?, clock_skew_millis = ?
+		WHERE id = ? AND agent_key = ?`)
+	var res sql.Result
+	if err == nil {
+		res, err = st.ExecContext(ctx, in.State, micros(in.LastSeen),
+			in.Hostname, in.PrivateIP, in.IPv6, in.OSID, in.OSVersion, in.OSPrettyName,
+			in.Platform, in.Architecture, in.Kernel, in.DefaultUser, in.AgentVersion, in.SSHDVersion,
+			string(hostKeys), in.DefaultUserExists, in.SSHDConfigured, in.ClockSkewMillis,
+			in.ID, in.AgentKey)
+	}
+	if err := affected(res, err); err != nil {
+		return fmt.Errorf("update agent facts of instance %s: %w", in.ID, err)
+	}
+	return nil
+}
+
+// SetAgentState is SetInstanceState while agentKey is the instance's.
+func (db *DB) SetAgentState(ctx context.Context, id, agentKey, state string, seen time.Time) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
+	res, err := db.write.ExecContext(ctx, `UPDATE instances SET state = ?, last_seen = ? WHERE id = ? AND agent_key = ?`,
+		state, micros(seen), id, agentKey)
+	if err := affected(res, err); err != nil {
+		return fmt.Errorf("set state of instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// TouchInstances marks instances running and seen, in one statement, each
+// while its agent key is the given one. The list travels as one JSON
+// parameter of [id, key] pairs, so the SQL text is constant; the id IN
+// drives primary-key look-ups, the pair IN is a probe of the subquery's
+// materialized index.
+func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
+	if len(agents) == 0 {
 		return nil
 	}
-	list, err := json.Marshal(ids)
+	pairs := make([][2]string, len(agents))
+	for i, a := range agents {
+		pairs[i] = [2]string{a.InstanceID, a.AgentKey}
+	}
+	list, err := json.Marshal(pairs)
 	if err != nil {
-		return fmt.Errorf("touch %d instances: %w", len(ids), err)
+		return fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
 	st, err := db.wstmts.get(ctx, `UPDATE instances SET state = 'running', last_seen = ?1
-		WHERE id IN (SELECT value FROM json_each(?2))`)
+		WHERE id IN (SELECT value ->> 0 FROM json_each(?2))
+			AND (id, agent_key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))`)
 	if err == nil {
 		_, err = st.ExecContext(ctx, micros(seen), string(list))
 	}
 	if err != nil {
-		return fmt.Errorf("touch %d instances: %w", len(ids), err)
+		return fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
 	return nil
 }

@@ -41,9 +41,15 @@ func testCachedInstance(t *testing.T, s store.Store) {
 	if got := cached("after SetInstanceState"); got.State != store.StateStopped {
 		t.Fatalf("state %q after SetInstanceState(stopped)", got.State)
 	}
-	must(t, s.TouchInstances(ctx, []string{in.ID}, at(3*time.Hour)))
+	must(t, s.TouchInstances(ctx, []store.AgentRef{{InstanceID: in.ID, AgentKey: in.AgentKey}}, at(3*time.Hour)))
 	if got := cached("after TouchInstances"); got.State != store.StateRunning {
 		t.Fatalf("state %q after TouchInstances", got.State)
+	}
+	facts := in
+	facts.Hostname = "reported"
+	must(t, s.UpdateAgentFacts(ctx, facts))
+	if got := cached("after UpdateAgentFacts"); got.Hostname != "reported" {
+		t.Fatalf("hostname %q after UpdateAgentFacts", got.Hostname)
 	}
 	in2 := in
 	in2.AgentKey = "SHA256:another"
@@ -100,7 +106,7 @@ func InventoryGenerationHeartbeat(t *testing.T, writer store.Store, gen func() i
 	in := store.Instance{ID: "i-0123456789abcdef0", State: store.StateRunning, LaunchTime: time.Unix(1, 0), LastSeen: time.Unix(2, 0)}
 	must(t, writer.PutInstance(ctx, in))
 	g := gen()
-	must(t, writer.TouchInstances(ctx, []string{in.ID}, time.Unix(3, 0)))
+	must(t, writer.TouchInstances(ctx, []store.AgentRef{{InstanceID: in.ID}}, time.Unix(3, 0)))
 	if g2 := gen(); g2 != g {
 		t.Fatalf("a heartbeat of a running instance moved the inventory generation from %d to %d", g, g2)
 	}

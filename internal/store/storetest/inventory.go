@@ -80,18 +80,24 @@ func testInstances(t *testing.T, s store.Store) {
 }
 
 // testTouchInstances: one call marks several instances running and seen,
-// leaves the others and every other field alone, and skips unknown IDs.
+// leaves the others and every other field alone, and skips unknown IDs and
+// instances whose agent key is not the one given.
 func testTouchInstances(t *testing.T, s store.Store) {
 	ctx := ctxOf(t)
 	var ins []store.Instance
 	for n := 10; n < 13; n++ {
 		in := newInstance(n)
 		in.State = store.StateStopped
+		in.AgentKey = fmt.Sprintf("SHA256:key%d", n)
 		must(t, s.PutInstance(ctx, in))
 		ins = append(ins, in)
 	}
 	must(t, s.TouchInstances(ctx, nil, at(0)))
-	must(t, s.TouchInstances(ctx, []string{ins[0].ID, instanceID(99), ins[2].ID}, at(3*time.Hour)))
+	// ins[1] is named with a key a re-enrollment replaced: left alone.
+	must(t, s.TouchInstances(ctx, []store.AgentRef{
+		{InstanceID: ins[0].ID, AgentKey: ins[0].AgentKey}, {InstanceID: instanceID(99), AgentKey: "SHA256:key99"},
+		{InstanceID: ins[1].ID, AgentKey: "SHA256:replaced"}, {InstanceID: ins[2].ID, AgentKey: ins[2].AgentKey},
+	}, at(3*time.Hour)))
 	for i, in := range ins {
 		got, err := s.GetInstance(ctx, in.ID)
 		must(t, err)

@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TagKeyCaseRace", testTagKeyCaseRace},
 		{"KeyRecords", testKeyRecords},
 		{"InstanceAgentFacts", testInstanceAgentFacts},
+		{"UpdateAgentFacts", testUpdateAgentFacts},
+		{"UpdateAgentFactsRace", testUpdateAgentFactsRace},
 		{"JoinTokens", testJoinTokens},
 		{"JoinTokenTags", testJoinTokenTags},
 		{"JoinTokenRace", testJoinTokenRace},

@@ -39,7 +39,8 @@ import (
 const usage = `kaginashi-agent: the kaginashi host agent
 
   kaginashi-agent run --server URL [--join-token TOKEN] [--data-dir DIR] [--ca-file F | --ca-pin sha256:HEX] [--tag KEY=VALUE ...] [--allow-port N ...] [--metrics-listen ADDR]
-      enroll once (with a join token from 'kaginashi agent-token create'), then stay connected
+      enroll once (with a join token from 'kaginashi agent-token create'), then stay connected;
+      exits 78 when the server no longer accepts this host's identity (the unit does not restart it)
   kaginashi-agent authorized-keys [--data-dir DIR] USER [FINGERPRINT]
       sshd's AuthorizedKeysCommand (%u %f): print USER's active pushed keys
   kaginashi-agent setup-sshd [--sshd-config PATH] [--data-dir DIR] [--dry-run] [--remove]

@@ -217,14 +217,17 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 	if !hostnameRE.MatchString(host) {
 		host = ""
 	}
-	jt, err := g.tokens.use(r.Context(), req.Token)
-	if err != nil {
-		g.log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "hostname", host, "err", err)
-		if apierr.KindOf(err) == apierr.Internal {
-			refuse(w, http.StatusInternalServerError, "internal error")
-			return
+	// Whatever can refuse the enrollment is checked before the join token
+	// is used: a refusal must not spend one of its uses.
+	var agentTags []store.Tag
+	for _, t := range req.Tags {
+		if !strings.HasPrefix(strings.ToLower(t.Key), inventory.SystemTagPrefix) { // mergeTags skips those
+			agentTags = append(agentTags, store.Tag{Key: t.Key, Value: t.Value})
 		}
-		refuse(w, http.StatusForbidden, err.Error())
+	}
+	if err := inventory.CheckTags(agentTags); err != nil {
+		g.log.Warn("agent enrollment refused: its tags", "remote", r.RemoteAddr, "hostname", host, "err", err)
+		refuse(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	now := g.now().UTC()
@@ -243,7 +246,23 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 			// no longer speaks for the instance (HandleConnect refuses it
 			// too), so with a token it buys a new instance, not this one.
 			g.log.Warn("agent enrollment with a replaced certificate: enrolled as a new instance", "replaced", oldID, "remote", r.RemoteAddr, "hostname", host)
+		case !errors.Is(err, store.ErrNotFound):
+			// Unknown whether the certificate still speaks for its
+			// instance: enrolling a new one would leave the host with two.
+			g.log.Error("agent enrollment: reading the instance of its certificate failed", "instance", oldID, "remote", r.RemoteAddr, "err", err)
+			refuse(w, http.StatusInternalServerError, "internal error")
+			return
 		}
+	}
+	jt, err := g.tokens.use(r.Context(), req.Token)
+	if err != nil {
+		g.log.Warn("agent enrollment refused", "remote", r.RemoteAddr, "hostname", host, "err", err)
+		if apierr.KindOf(err) == apierr.Internal {
+			refuse(w, http.StatusInternalServerError, "internal error")
+			return
+		}
+		refuse(w, http.StatusForbidden, err.Error())
+		return
 	}
 	if in.ID == "" {
 		in.ID = inventory.NewInstanceID()

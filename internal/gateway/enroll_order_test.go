@@ -1,0 +1,141 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/kaginashi/kaginashi/internal/agentproto"
+	"github.com/kaginashi/kaginashi/internal/store"
+)
+
+// enrollRaw sends an enrollment with a new key, cert (PEM; nil: none) as
+// the client certificate and the agent's tags, and returns the answer.
+func enrollRaw(t *testing.T, g *Gateway, token string, cert []byte, tags []agentproto.Tag) *httptest.ResponseRecorder {
+	t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spki, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(agentproto.EnrollRequest{Token: token, PublicKey: spki, Hostname: "h", Tags: tags})
+	r := httptest.NewRequest(http.MethodPost, agentproto.EnrollPath, bytes.NewReader(body))
+	r.TLS = &tls.ConnectionState{}
+	if cert != nil {
+		b, _ := pem.Decode(cert)
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.TLS.PeerCertificates = []*x509.Certificate{c}
+	}
+	w := httptest.NewRecorder()
+	g.HandleEnroll(w, r)
+	return w
+}
+
+func tokenUses(t *testing.T, st store.Store, id string) int {
+	t.Helper()
+	ts, err := st.ListJoinTokens(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, jt := range ts {
+		if jt.ID == id {
+			return jt.Uses
+		}
+	}
+	t.Fatalf("token %s not found", id)
+	return 0
+}
+
+func instanceCount(t *testing.T, st store.Store) int {
+	t.Helper()
+	ins, _, err := st.ListInstances(t.Context(), store.InstanceFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ins)
+}
+
+// failingGets is a store whose instance reads fail (not "not found").
+type failingGets struct{ store.Store }
+
+func (failingGets) GetInstance(context.Context, string) (store.Instance, error) {
+	return store.Instance{}, errors.New("the database is unreachable")
+}
+
+// A store error reading the instance of the certificate an agent
+// re-enrolls with refuses the enrollment (500): it must not enroll a
+// second, new instance for the host (as if the certificate were unknown),
+// nor spend a use of the token.
+func TestEnrollStoreErrorOnOldCertificate(t *testing.T) {
+	g, st := newSigningGateway(t)
+	g.tokens = NewTokens(st, time.Now)
+	tok, err := g.tokens.Create(t.Context(), "test", time.Hour, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _ := enrollAs(t, g, tok.Token, nil)
+	before := instanceCount(t, st)
+	g.store = failingGets{st}
+	w := enrollRaw(t, g, tok.Token, first.Certificate, nil)
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("re-enrollment while the instance cannot be read: %d %s, want 500", w.Code, w.Body)
+	}
+	if n := instanceCount(t, st); n != before {
+		t.Errorf("%d instances after the failed re-enrollment, want %d (no new one)", n, before)
+	}
+	if n := tokenUses(t, st, tok.ID); n != 1 {
+		t.Errorf("the token has %d uses after the failed re-enrollment, want 1 (the first enrollment's)", n)
+	}
+}
+
+// An enrollment refused for the agent's own tags (kaginashi-agent enroll
+// --tag) does not spend a use of the join token: a one-use token stays
+// good for the corrected command.
+func TestEnrollBadTagKeepsTokenUse(t *testing.T) {
+	g, st := newSigningGateway(t)
+	g.tokens = NewTokens(st, time.Now)
+	tok, err := g.tokens.Create(t.Context(), "test", time.Hour, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []agentproto.Tag{{Key: "aws:owner", Value: "x"}, {Key: "", Value: "x"}, {Key: "k", Value: string(bytes.Repeat([]byte("v"), 257))}} {
+		if w := enrollRaw(t, g, tok.Token, nil, []agentproto.Tag{{Key: "team", Value: "ops"}, bad}); w.Code != http.StatusBadRequest {
+			t.Errorf("tag %q: %d %s, want 400", bad.Key, w.Code, w.Body)
+		}
+	}
+	if n := tokenUses(t, st, tok.ID); n != 0 {
+		t.Fatalf("the one-use token has %d uses after refused enrollments, want 0", n)
+	}
+	// The agent's reserved kaginashi: tags are skipped, not refused.
+	w := enrollRaw(t, g, tok.Token, nil, []agentproto.Tag{{Key: "team", Value: "ops"}, {Key: "kaginashi:os", Value: "claimed"}})
+	if w.Code != http.StatusOK {
+		t.Fatalf("the corrected enrollment: %d %s, want 200", w.Code, w.Body)
+	}
+	var er agentproto.EnrollResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &er); err != nil {
+		t.Fatal(err)
+	}
+	in, err := st.GetInstance(t.Context(), er.InstanceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(in.Tags) != 1 || in.Tags[0] != (store.Tag{Key: "team", Value: "ops"}) {
+		t.Errorf("tags %v, want team=ops alone", in.Tags)
+	}
+}

@@ -232,10 +232,12 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	now := g.now().UTC()
 	in := store.Instance{State: store.StatePending, LaunchTime: now, LastSeen: now, Hostname: host, AgentKey: KeyFingerprint(req.PublicKey)}
+	reenrolled := false
 	if oldID, oldKey, _, ok := g.agentCert(r); ok {
 		old, err := g.store.GetInstance(r.Context(), oldID)
 		switch {
 		case err == nil && old.AgentKey == oldKey:
+			reenrolled = true
 			in = old
 			in.AgentKey, in.LastSeen = KeyFingerprint(req.PublicKey), now
 			if host != "" {
@@ -289,8 +291,17 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	g.recordAgentCA(r.Context(), in.ID, now)
 	// The agent whose identity this enrollment replaced may still be
-	// connected here: its certificate no longer speaks for the instance.
+	// connected, here or at another replica: its certificate no longer
+	// speaks for the instance. The holder learns of it through the hook;
+	// the enrollment's answer does not wait for that.
 	g.endSession(in.ID, in.AgentKey)
+	if rh, ok := g.hook.(ReplacedHook); ok && reenrolled {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+			defer cancel()
+			rh.IdentityReplaced(ctx, in.ID)
+		}()
+	}
 	g.log.Info("agent enrolled", "instance", in.ID, "hostname", host, "token", jt.ID, "remote", r.RemoteAddr)
 	writeJSON(w, http.StatusOK, agentproto.EnrollResponse{
 		InstanceID: in.ID, Certificate: cert, SigningKey: g.keys.Signer.Public().(ed25519.PublicKey), ServerTime: now.UnixMilli(),

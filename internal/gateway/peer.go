@@ -15,6 +15,15 @@ type SessionHook interface {
 	SessionEnded(ctx context.Context, instanceID string, claim int64)
 }
 
+// ReplacedHook, when the session hook also implements it, learns of the
+// re-enrollments made here, so that the replica holding the replaced
+// identity's session ends it (endSession ends it only here).
+type ReplacedHook interface {
+	// IdentityReplaced is called, in the background, after a
+	// re-enrollment of the instance stored its new agent key.
+	IdentityReplaced(ctx context.Context, instanceID string)
+}
+
 // SetSessionHook installs h; call it before the first session.
 func (g *Gateway) SetSessionHook(h SessionHook) { g.hook = h }
 

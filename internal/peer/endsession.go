@@ -11,9 +11,18 @@ import (
 	"github.com/kaginashi/kaginashi/internal/inventory"
 )
 
-// pathEndSession asks the holder to end a deregistered instance's agent
-// session (POST, {"instanceId": "i-..."}).
+// pathEndSession asks the holder to end an instance's agent session
+// (POST, {"instanceId": "i-...", "reason": "..."}): a deregistered
+// instance's, whatever its key (reason "deregistered", or none: replicas
+// before 2026-11-29 send none), or that of an identity a re-enrollment
+// replaced (reason "replaced": only if the session's agent key is no
+// longer the instance's, as the holder reads it from the store).
 const pathEndSession = "/_peer/end-session"
+
+const (
+	reasonDeregistered = "deregistered"
+	reasonReplaced     = "replaced"
+)
 
 // EndSession ends a deregistered instance's agent session: here, and at
 // the replica the store names as holding it, if another. Call it after
@@ -31,55 +40,102 @@ func (r *Router) EndSession(ctx context.Context, instanceID string) (ended bool,
 	r.cacheMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	held, err := r.askHolder(ctx, instanceID, reasonDeregistered)
+	return ended || held, err
+}
+
+// IdentityReplaced asks the replica holding the instance's agent session,
+// if another, to end it should its agent key no longer be the instance's:
+// a re-enrollment here replaced it (gateway.ReplacedHook; the gateway
+// ended such a session here itself). Best effort, logged: the replaced
+// identity is refused at its next connection and its next inventory
+// write anyway; this makes the end prompt.
+func (r *Router) IdentityReplaced(ctx context.Context, instanceID string) {
+	r.cacheMu.Lock()
+	delete(r.cache, instanceID)
+	r.cacheMu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if asked, err := r.askHolder(ctx, instanceID, reasonReplaced); err != nil {
+		r.log.Warn("asking the replica holding a re-enrolled instance's agent session to end the replaced one failed", "instance", instanceID, "err", err)
+	} else if asked {
+		r.log.Info("asked the replica holding a re-enrolled instance's agent session to end the replaced one", "instance", instanceID)
+	}
+}
+
+// askHolder posts an end-session request for reason to the replica the
+// store names as holding the instance's agent session, if another; asked
+// says there was one, which has answered.
+func (r *Router) askHolder(ctx context.Context, instanceID, reason string) (asked bool, err error) {
 	h, ok, err := r.holder(ctx, instanceID)
 	if err != nil {
-		return ended, fmt.Errorf("locating the agent's replica: %w", err)
+		return false, fmt.Errorf("locating the agent's replica: %w", err)
 	}
 	if !ok {
-		return ended, nil
+		return false, nil
 	}
-	body, err := json.Marshal(map[string]string{"instanceId": instanceID})
+	body, err := json.Marshal(map[string]string{"instanceId": instanceID, "reason": reason})
 	if err != nil {
-		return ended, err
+		return false, err
 	}
 	status, perr, err := r.post(ctx, h, pathEndSession, body)
 	switch {
 	case err != nil:
-		return ended, fmt.Errorf("asking replica %s (%s) to end the session: %w", h.ReplicaID, h.PeerURL, err)
+		return false, fmt.Errorf("asking replica %s (%s) to end the session: %w", h.ReplicaID, h.PeerURL, err)
 	case status == http.StatusUnauthorized:
 		r.refusedByPeer(h, instanceID)
-		return ended, fmt.Errorf("replica %s refused this replica's peer authentication", h.ReplicaID)
+		return false, fmt.Errorf("replica %s refused this replica's peer authentication", h.ReplicaID)
 	case status != http.StatusOK:
-		return ended, fmt.Errorf("replica %s: %s", h.ReplicaID, perr.Message)
+		return false, fmt.Errorf("replica %s: %s", h.ReplicaID, perr.Message)
 	}
-	// The store named the holder, which has now ended the session (or
-	// found it ended already).
+	// The store named the holder, which has now dealt with the session
+	// (or found it ended already).
 	return true, nil
 }
 
 // serveEndSession is POST /_peer/end-session: the calling replica has
-// deleted the instance (and authorized and audited the call); this one
-// ends its agent's session, if it holds it, and audits PeerEndSession.
+// deleted the instance (and authorized and audited the call), or
+// re-enrolled it; this one ends its agent's session, if it holds it (for
+// a re-enrollment: if its key is no longer the instance's), and audits
+// PeerEndSession.
 func (r *Router) serveEndSession(w http.ResponseWriter, req *http.Request, from string, body []byte) {
 	var er struct {
 		InstanceID string `json:"instanceId"`
+		Reason     string `json:"reason"`
 	}
 	if err := json.Unmarshal(body, &er); err != nil || inventory.ValidInstanceID(er.InstanceID) != nil {
 		writeErr(w, http.StatusBadRequest, "Invalid", "not an end-session request")
 		return
 	}
-	ended, err := r.gw.EndSession(req.Context(), er.InstanceID)
-	params := map[string]any{"instanceId": er.InstanceID, "fromReplica": from, "sessionEnded": ended}
+	var (
+		ended bool
+		err   error
+	)
+	switch er.Reason {
+	case "", reasonDeregistered:
+		er.Reason = reasonDeregistered
+		ended, err = r.gw.EndSession(req.Context(), er.InstanceID)
+	case reasonReplaced:
+		ended, err = r.gw.EndReplacedSession(req.Context(), er.InstanceID)
+	default:
+		writeErr(w, http.StatusBadRequest, "Invalid", "not an end-session reason")
+		return
+	}
+	params := map[string]any{"instanceId": er.InstanceID, "fromReplica": from, "reason": er.Reason, "sessionEnded": ended}
 	if err != nil {
 		err = apierr.Wrap(err, "ending the session")
 	}
 	r.record(req.Context(), r.event(req, "PeerEndSession", from, params, err))
 	if err != nil {
-		r.log.Error("ending a deregistered instance's agent session for another replica failed", "instance", er.InstanceID, "fromReplica", from, "err", err)
+		r.log.Error("ending an agent session for another replica failed", "instance", er.InstanceID, "reason", er.Reason, "fromReplica", from, "err", err)
 		writeErr(w, http.StatusInternalServerError, "Internal", "ending the session failed")
 		return
 	}
-	r.log.Info("ended a deregistered instance's agent session for another replica", "instance", er.InstanceID, "ended", ended, "fromReplica", from)
+	msg := "ended a deregistered instance's agent session for another replica"
+	if er.Reason == reasonReplaced {
+		msg = "ended a re-enrolled instance's replaced agent session for another replica"
+	}
+	r.log.Info(msg, "instance", er.InstanceID, "ended", ended, "fromReplica", from)
 	w.Header().Set("Content-Type", "application/json")
 	b, _ := json.Marshal(map[string]bool{"ended": ended})
 	_, _ = w.Write(append(b, '\n'))

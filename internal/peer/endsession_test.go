@@ -24,7 +24,7 @@ func TestServeEndSession(t *testing.T) {
 	if status, pe := serve(t, a, signed(t, sender, otherB, http.MethodPost, pathEndSession, body)); status != http.StatusUnauthorized {
 		t.Fatalf("signed for another replica: %d %+v; want 401", status, pe)
 	}
-	for _, bad := range []string{`{}`, `{"instanceId":"i-nothex"}`, `not json`} {
+	for _, bad := range []string{`{}`, `{"instanceId":"i-nothex"}`, `not json`, `{"instanceId":"i-0123456789abcdef0","reason":"whim"}`} {
 		if status, pe := serve(t, a, signed(t, sender, selfID, http.MethodPost, pathEndSession, []byte(bad))); status != http.StatusBadRequest || pe.Code != "Invalid" {
 			t.Fatalf("body %s: %d %+v; want 400 Invalid", bad, status, pe)
 		}
@@ -36,5 +36,15 @@ func TestServeEndSession(t *testing.T) {
 	}
 	if !strings.Contains(alog.String(), "ended a deregistered instance's agent session for another replica") {
 		t.Fatalf("the holder did not log the request:\n%s", alog)
+	}
+	// A re-enrollment's request (reason replaced), from a replica that
+	// has the session's end decided by this one's store.
+	w = httptest.NewRecorder()
+	a.ServeHTTP(w, signed(t, sender, selfID, http.MethodPost, pathEndSession, []byte(`{"instanceId":"i-0123456789abcdef0","reason":"replaced"}`)))
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"ended":false`) {
+		t.Fatalf("a valid replaced request with no session here: %d %s; want 200 ended=false", w.Code, w.Body)
+	}
+	if !strings.Contains(alog.String(), "ended a re-enrolled instance's replaced agent session for another replica") {
+		t.Fatalf("the holder did not log the replaced request:\n%s", alog)
 	}
 }

@@ -91,6 +91,15 @@ func Open(ctx context.Context, url string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
+	// The writes are written for READ COMMITTED, whatever the database's
+	// or role's default (or the URL's): each statement sees what
+	// committed before it, so a read after a lock (TagResource's key case
+	// check after its advisory lock, an IAM write after the generation
+	// row's) sees the previous holder's work. Under REPEATABLE READ the
+	// snapshot predates the wait: two spellings of one tag key both
+	// landed, or the second writer failed with a serialization error.
+	// Reads that need one snapshot ask for REPEATABLE READ (readTx).
+	cfg.ConnConfig.RuntimeParams["default_transaction_isolation"] = "read committed"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres store: %w", err)

@@ -19,10 +19,11 @@ import (
 // read sees what the first committed: READ COMMITTED's per-statement
 // snapshot. writeTx took the database's default isolation, so a database
 // (or role) set to default_transaction_isolation = 'repeatable read' —
-// which some operators use — took the snapshot at the lock's own
-// statement, before waiting, and Team and team both landed on one
-// resource (the race the conformance case TagKeyCaseRace covers at the
-// default). The storm below is that case under repeatable read.
+// which some operators use — took the snapshot before the wait, and the
+// losers of the race (the conformance case TagKeyCaseRace, at the
+// default) failed with serialization errors (40001: an internal error on
+// the wire) rather than a TagKeyCaseError. The storm below is that case
+// under repeatable read.
 func TestTagKeyCaseRaceRepeatableRead(t *testing.T) {
 	dsn := pgtest.Start(t)
 	sep := "?"

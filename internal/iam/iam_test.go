@@ -245,3 +245,22 @@ func TestPermissionsBoundary(t *testing.T) {
 		t.Error("a deleted boundary still lets requests through")
 	}
 }
+
+// Tag keys are duplicates when strings.EqualFold says so — the rule the
+// tags are merged by — not only when their lower cases match: "Acceſs"
+// (a long s) and "Access" used to pass the check and then both land on
+// one tag, the last value winning past a Deny on the other's value.
+func TestCheckTagsFoldedDuplicates(t *testing.T) {
+	for _, pair := range [][2]string{{"Access", "ACCESS"}, {"Access", "Acceſs"}, {"Kelvin", "\u212aelvin"}} {
+		err := checkTags([]store.Tag{{Key: pair[0], Value: "a"}, {Key: pair[1], Value: "b"}})
+		if apierr.KindOf(err) != apierr.InvalidInput || !strings.Contains(err.Error(), "Duplicate tag keys") {
+			t.Errorf("keys %q and %q: %v, want a duplicate-key refusal", pair[0], pair[1], err)
+		}
+		if !strings.EqualFold(pair[0], pair[1]) {
+			t.Fatalf("test case %q/%q: not EqualFold", pair[0], pair[1])
+		}
+	}
+	if err := checkTags([]store.Tag{{Key: "Access", Value: "a"}, {Key: "Accesses", Value: "b"}}); err != nil {
+		t.Errorf("different keys: %v", err)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/kaginashi/kaginashi/internal/apierr"
 	"github.com/kaginashi/kaginashi/internal/iam/managed"
@@ -96,6 +97,7 @@ func checkTags(tags []store.Tag) error {
 	seen := map[string]bool{}
 	for _, t := range tags {
 		lk := strings.ToLower(t.Key)
+		fk := foldKey(t.Key)
 		switch {
 		case t.Key == "" || len(t.Key) > 128:
 			return invalid("tag keys must be 1 to 128 characters")
@@ -103,12 +105,32 @@ func checkTags(tags []store.Tag) error {
 			return invalid("tag values must be at most 256 characters")
 		case strings.HasPrefix(lk, "aws:"):
 			return invalid("tag keys starting with aws: are reserved")
-		case seen[lk]:
+		case seen[fk]:
 			return invalid("Duplicate tag keys found (%q). Please note that Tag keys are case insensitive.", t.Key)
 		}
-		seen[lk] = true
+		seen[fk] = true
 	}
 	return nil
+}
+
+// foldKey is s with every rune replaced by the smallest of its Unicode
+// simple case folding orbit, so that two keys have the same foldKey
+// exactly when strings.EqualFold says they are equal — the rule the
+// tags are merged by (a long s, ſ, folds with s and S; strings.ToLower
+// does not make them equal).
+func foldKey(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		min := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			if f < min {
+				min = f
+			}
+		}
+		b.WriteRune(min)
+	}
+	return b.String()
 }
 
 // ValidatePolicy checks a policy document on write. ERROR findings make it

@@ -29,9 +29,10 @@ var errReplaced = errors.New("a new enrollment replaced this agent's identity")
 
 // EndSession ends the session of a deregistered instance's agent here,
 // whatever key it connected with, and deletes the instance again should
-// an enrollment (PutInstance, which does upsert) have put it back
-// meanwhile. ended says there was a session. Call it after the instance
-// is deleted from the store.
+// anything have put it back meanwhile (no write of the gateway can: the
+// sessions' are conditional updates, a re-enrollment's ReplaceInstance
+// too; this stays as a second line). ended says there was a session. Call
+// it after the instance is deleted from the store.
 func (g *Gateway) EndSession(ctx context.Context, id string) (ended bool, err error) {
 	g.mu.Lock()
 	s := g.sessions[id]

@@ -139,3 +139,57 @@ func TestEnrollBadTagKeepsTokenUse(t *testing.T) {
 		t.Errorf("tags %v, want team=ops alone", in.Tags)
 	}
 }
+
+// A deregistration landing between a re-enrollment's read of the
+// instance and its write is not undone: the enrollment is refused (409)
+// and the instance stays deleted. (PutInstance, an upsert, put it back
+// with the new key.) Likewise a second enrollment with the same old
+// certificate that lands first: the later one is refused, the first one's
+// key stays.
+func TestReenrollmentRacing(t *testing.T) {
+	t.Run("deregistration", func(t *testing.T) {
+		g, st := newSigningGateway(t)
+		g.tokens = NewTokens(st, time.Now)
+		tok, err := g.tokens.Create(t.Context(), "test", time.Hour, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := enrollAs(t, g, tok.Token, nil)
+		is := &interleaveStore{Store: st}
+		g.store = is
+		is.arm(func() {
+			if err := st.Store.DeleteInstance(context.Background(), first.InstanceID); err != nil {
+				t.Error(err)
+			}
+		})
+		if w := enrollRaw(t, g, tok.Token, first.Certificate, nil); w.Code != http.StatusConflict {
+			t.Errorf("re-enrollment racing a deregistration: %d %s, want 409", w.Code, w.Body)
+		}
+		if _, err := st.GetInstance(t.Context(), first.InstanceID); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("the deregistered instance after a racing re-enrollment: %v, want ErrNotFound (it came back)", err)
+		}
+	})
+	t.Run("enrollment", func(t *testing.T) {
+		g, st := newSigningGateway(t)
+		g.tokens = NewTokens(st, time.Now)
+		tok, err := g.tokens.Create(t.Context(), "test", time.Hour, 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first, _ := enrollAs(t, g, tok.Token, nil)
+		is := &interleaveStore{Store: st}
+		g.store = is
+		var winner string
+		is.arm(func() {
+			// The other enrollment with the same certificate, all of it
+			// (fire disarmed itself first).
+			_, winner = enrollAs(t, g, tok.Token, first.Certificate)
+		})
+		if w := enrollRaw(t, g, tok.Token, first.Certificate, nil); w.Code != http.StatusConflict {
+			t.Errorf("re-enrollment racing another with the same certificate: %d %s, want 409", w.Code, w.Body)
+		}
+		if in, err := st.GetInstance(t.Context(), first.InstanceID); err != nil || in.AgentKey != winner {
+			t.Fatalf("the instance's key after two racing re-enrollments: %q (%v), want the first to land's %q", in.AgentKey, err, winner)
+		}
+	})
+}

@@ -232,8 +232,9 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	now := g.now().UTC()
 	in := store.Instance{State: store.StatePending, LaunchTime: now, LastSeen: now, Hostname: host, AgentKey: KeyFingerprint(req.PublicKey)}
-	reenrolled := false
-	if oldID, oldKey, _, ok := g.agentCert(r); ok {
+	reenrolled, oldKey := false, ""
+	if oldID, certKey, _, ok := g.agentCert(r); ok {
+		oldKey = certKey
 		old, err := g.store.GetInstance(r.Context(), oldID)
 		switch {
 		case err == nil && old.AgentKey == oldKey:
@@ -284,7 +285,21 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusInternalServerError, "internal error")
 		return
 	}
-	if err := g.store.PutInstance(r.Context(), in); err != nil {
+	// A re-enrollment replaces the instance only while it still has the
+	// key read above: a deregistration or another enrollment landing in
+	// between wins (the first must not be undone, and of two enrollments
+	// with one certificate only one may take the instance).
+	if reenrolled {
+		err = g.store.ReplaceInstance(r.Context(), in, oldKey)
+	} else {
+		err = g.store.PutInstance(r.Context(), in)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		g.log.Warn("agent re-enrollment refused: the instance was deregistered or enrolled again meanwhile", "instance", in.ID, "remote", r.RemoteAddr, "hostname", host)
+		refuse(w, http.StatusConflict, "the instance was deregistered or enrolled again during this enrollment; enroll again (with a join token, as a new instance)")
+		return
+	}
+	if err != nil {
 		g.log.Error("storing an enrolled instance failed", "instance", in.ID, "err", err)
 		refuse(w, http.StatusInternalServerError, "internal error")
 		return

@@ -502,6 +502,12 @@ type Store interface {
 	DeleteInstance(ctx context.Context, id string) error
 	// SetInstanceState records a state change and when the host was seen.
 	SetInstanceState(ctx context.Context, id, state string, seen time.Time) error
+	// ReplaceInstance is PutInstance, tags included, for an instance that
+	// exists with AgentKey agentKey only (ErrNotFound otherwise), checked
+	// and written in one transaction: a re-enrollment, which must neither
+	// re-create an instance deregistered since it read it nor overwrite
+	// another enrollment made meanwhile.
+	ReplaceInstance(ctx context.Context, in Instance, agentKey string) error
 	// UpdateAgentFacts writes what an instance's agent reports — in's
 	// hostname, addresses, OS and agent facts, host keys and clock skew —
 	// with its State and LastSeen, only while the instance exists with

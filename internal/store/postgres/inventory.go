@@ -180,6 +180,35 @@ func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.
 	return nil
 }
 
+// ReplaceInstance replaces an instance and its tags while its agent key is
+// agentKey (see store.Store). The UPDATE locks the row first, so
+// concurrent puts, deletes and tag changes of the instance take turns.
+func (db *DB) ReplaceInstance(ctx context.Context, in store.Instance, agentKey string) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
+	err := db.writeTx(ctx, func(tx pgx.Tx) error {
+		if err := affected(tx.Exec(ctx, `UPDATE instances SET state = $1, launch_time = $2, last_seen = $3,
+				hostname = $4, private_ip = $5, ipv6 = $6, os_id = $7, os_version = $8, os_pretty_name = $9,
+				platform = $10, architecture = $11, kernel = $12, default_user = $13, agent_version = $14, sshd_version = $15,
+				host_keys = $16, availability_zone = $17, agent_key = $18, default_user_exists = $19, sshd_configured = $20,
+				clock_skew_millis = $21
+			WHERE id = $22 AND agent_key = $23`,
+			in.State, in.LaunchTime, in.LastSeen, in.Hostname, in.PrivateIP, in.IPv6,
+			in.OSID, in.OSVersion, in.OSPrettyName, in.Platform, in.Architecture, in.Kernel, in.DefaultUser,
+			in.AgentVersion, in.SSHDVersion, nonNil(in.HostKeys), in.AvailabilityZ,
+			in.AgentKey, in.DefaultUserExists, in.SSHDConfigured, in.ClockSkewMillis, in.ID, agentKey)); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM resource_tags WHERE resource_id = $1`, in.ID); err != nil {
+			return err
+		}
+		return upsertResourceTags(ctx, tx, in.ID, in.Tags)
+	})
+	if err != nil {
+		return fmt.Errorf("replace instance %s: %w", in.ID, err)
+	}
+	return nil
+}
+
 // UpdateAgentFacts writes an agent's report while the instance is still
 // its (see store.Store): one UPDATE, conditional on the agent key, so that
 // neither a deregistration nor a re-enrollment landing since the session

@@ -193,6 +193,39 @@ func (db *DB) SetInstanceState(ctx context.Context, id, state string, seen time.
 	return nil
 }
 
+// ReplaceInstance replaces an instance and its tags while its agent key is
+// agentKey (see store.Store).
+func (db *DB) ReplaceInstance(ctx context.Context, in store.Instance, agentKey string) error {
+	defer db.inst.Invalidate() // after the commit: see CachedInstance
+	hostKeys, err := json.Marshal(nonNilStrings(in.HostKeys))
+	if err != nil {
+		return fmt.Errorf("replace instance %s: %w", in.ID, err)
+	}
+	err = db.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE instances SET state = ?, launch_time = ?, last_seen = ?,
+				hostname = ?, private_ip = ?, ipv6 = ?, os_id = ?, os_version = ?, os_pretty_name = ?,
+				platform = ?, architecture = ?, kernel = ?, default_user = ?, agent_version = ?, sshd_version = ?,
+				host_keys = ?, availability_zone = ?, agent_key = ?, default_user_exists = ?, sshd_configured = ?,
+				clock_skew_millis = ?
+			WHERE id = ? AND agent_key = ?`,
+			in.State, micros(in.LaunchTime), micros(in.LastSeen), in.Hostname, in.PrivateIP, in.IPv6,
+			in.OSID, in.OSVersion, in.OSPrettyName, in.Platform, in.Architecture, in.Kernel, in.DefaultUser,
+			in.AgentVersion, in.SSHDVersion, string(hostKeys), in.AvailabilityZ,
+			in.AgentKey, in.DefaultUserExists, in.SSHDConfigured, in.ClockSkewMillis, in.ID, agentKey)
+		if err := affected(res, err); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM resource_tags WHERE resource_id = ?`, in.ID); err != nil {
+			return err
+		}
+		return upsertResourceTags(ctx, tx, in.ID, in.Tags)
+	})
+	if err != nil {
+		return fmt.Errorf("replace instance %s: %w", in.ID, err)
+	}
+	return nil
+}
+
 // UpdateAgentFacts writes an agent's report while the instance is still
 // its (see store.Store): one UPDATE, conditional on the agent key, so that
 // neither a deregistration nor a re-enrollment landing since the session

@@ -148,3 +148,59 @@ func testUpdateAgentFactsRace(t *testing.T, s store.Store) {
 		must(t, s.DeleteInstance(ctx, in.ID))
 	}
 }
+
+// testReplaceInstance: a re-enrollment's write replaces the instance and
+// its tags only while it has the agent key the enrollment read; it never
+// re-creates a deleted instance; of two racing with one old key, one wins.
+func testReplaceInstance(t *testing.T, s store.Store) {
+	ctx := ctxOf(t)
+	in := newInstance(90)
+	in.AgentKey = "SHA256:old"
+	must(t, s.PutInstance(ctx, in))
+
+	re := in
+	re.AgentKey, re.Hostname, re.LastSeen = "SHA256:new", "enrolled", at(8*time.Hour)
+	re.Tags = []store.Tag{{Key: "env", Value: "sandbox"}}
+	wantErr(t, s.ReplaceInstance(ctx, re, "SHA256:other"), store.ErrNotFound, "ReplaceInstance with another key")
+	got, err := s.GetInstance(ctx, in.ID)
+	must(t, err)
+	equal(t, "instance after ReplaceInstance with another key", got, in)
+	must(t, s.ReplaceInstance(ctx, re, "SHA256:old"))
+	got, err = s.GetInstance(ctx, in.ID)
+	must(t, err)
+	equal(t, "instance after ReplaceInstance", got, re)
+
+	// Two enrollments with the old certificate at once: one lands.
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := re
+			r.AgentKey = fmt.Sprintf("SHA256:racer%d", i)
+			errs[i] = s.ReplaceInstance(ctx, r, "SHA256:new")
+		}()
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrNotFound):
+			t.Fatalf("racer %d: %v", i, err)
+		}
+	}
+	if won != 1 {
+		t.Fatalf("%d of %d re-enrollments with one old key landed, want 1", won, len(errs))
+	}
+
+	must(t, s.DeleteInstance(ctx, in.ID))
+	wantErr(t, s.ReplaceInstance(ctx, re, "SHA256:new"), store.ErrNotFound, "ReplaceInstance of a deleted instance")
+	_, err = s.GetInstance(ctx, in.ID)
+	wantErr(t, err, store.ErrNotFound, "GetInstance after ReplaceInstance of a deleted instance")
+	tags, err := s.ResourceTags(ctx, in.ID)
+	must(t, err)
+	equal(t, "tags after ReplaceInstance of a deleted instance", len(tags), 0)
+}

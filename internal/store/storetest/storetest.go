@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"InstanceAgentFacts", testInstanceAgentFacts},
 		{"UpdateAgentFacts", testUpdateAgentFacts},
 		{"UpdateAgentFactsRace", testUpdateAgentFactsRace},
+		{"ReplaceInstance", testReplaceInstance},
 		{"JoinTokens", testJoinTokens},
 		{"JoinTokenTags", testJoinTokenTags},
 		{"JoinTokenRace", testJoinTokenRace},

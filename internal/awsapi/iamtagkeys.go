@@ -13,8 +13,11 @@ import (
 // condition on aws:TagKeys compares values, which StringEquals does with
 // regard to case, so aws:TagKeys carries each key as the caller spelled it
 // and, when the resource has the key in another spelling, as the resource
-// has it too: a Deny on changing Team then holds against team, and an
-// allow-list of keys (ForAllValues) is met by the resource's own spelling.
+// has it too: a Deny on changing Team then holds against team. The other
+// side of that choice: an allow-list (ForAllValues:StringEquals
+// aws:TagKeys ["Team"]) must list every spelling the resource may have,
+// or use StringEqualsIgnoreCase — a caller writing Team to a user tagged
+// team is denied where AWS would allow it. It fails closed.
 
 // withStoredSpellings returns keys, each followed by the resource's own
 // spelling of it (cur) when that differs.

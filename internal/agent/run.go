@@ -196,14 +196,14 @@ const ExitIdentityRevoked = 78
 var ErrIdentityRevoked = errors.New("the server no longer accepts this host's agent identity (its instance was deregistered, or enrolled again elsewhere)")
 
 // identityRefusal is what the server's 403 to an agent connection says
-// when the identity is no longer valid (internal/gateway HandleConnect:
-// "this agent identity is no longer valid; enroll again"). A 403 without
+// when the identity is no longer valid (agentproto.IdentityRevoked,
+// internal/gateway HandleConnect). A 403 without
 // it — a proxy's, a firewall's — is retried like any failure: stopping
 // for good is only for the server's own word. Even then Run retries for
-// RevokedAfter first, since the server answers this also when its store
-// failed to read the instance (a transient failure must not stop a fleet
-// of agents for good).
-const identityRefusal = "agent identity is no longer valid"
+// RevokedAfter first: a refusal is final only when it lasts (servers
+// before this one answered it also when their store failed to read the
+// instance, and a transient failure must not stop a fleet for good).
+const identityRefusal = agentproto.IdentityRevoked
 
 // identityRefused is a connection the server refused with identityRefusal.
 type identityRefused struct{ err error }

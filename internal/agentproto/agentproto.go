@@ -30,6 +30,13 @@ const (
 	UpgradeProtocol = "kaginashi-agent/1"
 )
 
+// IdentityRevoked is the error text of the server's 403 to an agent
+// connection whose identity is no longer valid (the instance was
+// deregistered, or enrolled again with another key). The agent stops for
+// good on it (and only on it: a proxy's 403 is retried), so the server
+// says it only when the store says so, never for a failure to read it.
+const IdentityRevoked = "this agent identity is no longer valid; enroll again"
+
 // Tag is a key and value.
 type Tag struct {
 	Key   string `json:"key"`

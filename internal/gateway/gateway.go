@@ -388,10 +388,16 @@ func (g *Gateway) HandleConnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	in, err := g.store.GetInstance(r.Context(), id)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		// Not a verdict on the identity: the agent retries.
+		g.log.Error("agent connection: reading its instance failed", "instance", id, "err", err)
+		refuse(w, http.StatusServiceUnavailable, "the server cannot read its store right now; try again")
+		return
+	}
 	if err != nil || in.AgentKey != fp {
 		// Re-enrolled elsewhere, or deleted: this certificate no longer
 		// speaks for the instance.
-		refuse(w, http.StatusForbidden, "this agent identity is no longer valid; enroll again")
+		refuse(w, http.StatusForbidden, agentproto.IdentityRevoked)
 		return
 	}
 	if !strings.EqualFold(r.Header.Get("Upgrade"), agentproto.UpgradeProtocol) {

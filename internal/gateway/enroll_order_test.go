@@ -3,12 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -19,31 +14,10 @@ import (
 	"github.com/kaginashi/kaginashi/internal/store"
 )
 
-// enrollRaw sends an enrollment with a new key, cert (PEM; nil: none) as
-// the client certificate and the agent's tags, and returns the answer.
+// enrollRaw is enrollRequest's answer alone.
 func enrollRaw(t *testing.T, g *Gateway, token string, cert []byte, tags []agentproto.Tag) *httptest.ResponseRecorder {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spki, err := x509.MarshalPKIXPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := json.Marshal(agentproto.EnrollRequest{Token: token, PublicKey: spki, Hostname: "h", Tags: tags})
-	r := httptest.NewRequest(http.MethodPost, agentproto.EnrollPath, bytes.NewReader(body))
-	r.TLS = &tls.ConnectionState{}
-	if cert != nil {
-		b, _ := pem.Decode(cert)
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r.TLS.PeerCertificates = []*x509.Certificate{c}
-	}
-	w := httptest.NewRecorder()
-	g.HandleEnroll(w, r)
+	w, _ := enrollRequest(t, g, token, cert, tags)
 	return w
 }
 

@@ -16,10 +16,10 @@ import (
 	"github.com/kaginashi/kaginashi/internal/agentproto"
 )
 
-// enrollAs sends an enrollment with a new key, presenting cert (PEM; nil:
-// none) as the TLS client certificate, and returns the answer and the new
-// key's fingerprint.
-func enrollAs(t *testing.T, g *Gateway, token string, cert []byte) (agentproto.EnrollResponse, string) {
+// enrollRequest sends an enrollment with a new key, presenting cert (PEM;
+// nil: none) as the TLS client certificate, with the agent's tags, and
+// returns the answer and the new key's fingerprint.
+func enrollRequest(t *testing.T, g *Gateway, token string, cert []byte, tags []agentproto.Tag) (*httptest.ResponseRecorder, string) {
 	t.Helper()
 	pub, _, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
@@ -29,7 +29,7 @@ func enrollAs(t *testing.T, g *Gateway, token string, cert []byte) (agentproto.E
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := json.Marshal(agentproto.EnrollRequest{Token: token, PublicKey: spki, Hostname: "h"})
+	body, _ := json.Marshal(agentproto.EnrollRequest{Token: token, PublicKey: spki, Hostname: "h", Tags: tags})
 	r := httptest.NewRequest(http.MethodPost, agentproto.EnrollPath, bytes.NewReader(body))
 	r.TLS = &tls.ConnectionState{}
 	if cert != nil {
@@ -42,6 +42,14 @@ func enrollAs(t *testing.T, g *Gateway, token string, cert []byte) (agentproto.E
 	}
 	w := httptest.NewRecorder()
 	g.HandleEnroll(w, r)
+	return w, KeyFingerprint(spki)
+}
+
+// enrollAs is enrollRequest without tags, which must succeed; it returns
+// the decoded answer and the new key's fingerprint.
+func enrollAs(t *testing.T, g *Gateway, token string, cert []byte) (agentproto.EnrollResponse, string) {
+	t.Helper()
+	w, key := enrollRequest(t, g, token, cert, nil)
 	if w.Code != http.StatusOK {
 		t.Fatalf("enrollment: %d %s", w.Code, w.Body)
 	}
@@ -49,7 +57,7 @@ func enrollAs(t *testing.T, g *Gateway, token string, cert []byte) (agentproto.E
 	if err := json.Unmarshal(w.Body.Bytes(), &er); err != nil {
 		t.Fatal(err)
 	}
-	return er, KeyFingerprint(spki)
+	return er, key
 }
 
 // A certificate that a later enrollment replaced no longer keeps the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"os"
@@ -65,6 +66,20 @@ func newBrowser(t testing.TB, s *harness.Server) *browser {
 	c := *s.HTTP
 	c.Jar = jar
 	return &browser{s: s, http: &c}
+}
+
+// newBrowserFrom is newBrowser whose connections come from the loopback
+// address ip (127.0.0.2, …): another client, for per-address limits.
+func newBrowserFrom(t testing.TB, s *harness.Server, ip net.IP) *browser {
+	b := newBrowser(t, s)
+	tr, ok := b.http.Transport.(*http.Transport)
+	if !ok {
+		t.Fatalf("the harness client's transport is a %T", b.http.Transport)
+	}
+	tr = tr.Clone()
+	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: ip}}).DialContext
+	b.http.Transport = tr
+	return b
 }
 
 // do sends a request and returns the status and the decoded JSON body.

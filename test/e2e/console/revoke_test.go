@@ -47,14 +47,7 @@ func TestDeletedLoginProfileEndsSessions(t *testing.T) {
 // and anyone could keep the owner out of the console.
 func TestRootSignInNotLockedByOthers(t *testing.T) {
 	s := harness.StartServer(t, "sqlite", "--rate-limit=-1")
-	attacker := newBrowser(t, s)
-	tr, ok := attacker.http.Transport.(*http.Transport)
-	if !ok {
-		t.Fatalf("the harness client's transport is a %T", attacker.http.Transport)
-	}
-	tr = tr.Clone()
-	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext
-	attacker.http.Transport = tr
+	attacker := newBrowserFrom(t, s, net.IPv4(127, 0, 0, 2))
 	for i := range 5 {
 		if st, m := attacker.signIn(t, "root", "not-the-secret", ""); st != http.StatusUnauthorized {
 			t.Fatalf("wrong root password %d from 127.0.0.2: %d %v, want 401", i+1, st, m)

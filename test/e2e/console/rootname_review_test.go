@@ -17,14 +17,7 @@ import (
 // unslowed.
 func TestRootSpellingStillCountsPerName(t *testing.T) {
 	s := harness.StartServer(t, "sqlite", "--rate-limit=-1")
-	attacker := newBrowser(t, s)
-	tr, ok := attacker.http.Transport.(*http.Transport)
-	if !ok {
-		t.Fatalf("the harness client's transport is a %T", attacker.http.Transport)
-	}
-	tr = tr.Clone()
-	tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 3)}}).DialContext
-	attacker.http.Transport = tr
+	attacker := newBrowserFrom(t, s, net.IPv4(127, 0, 0, 3))
 	for i := range 3 {
 		if st, m := attacker.signIn(t, "ROOT", "wrong password", ""); st != http.StatusUnauthorized {
 			t.Fatalf("wrong password %d for ROOT from 127.0.0.3: %d %v, want 401", i+1, st, m)

@@ -443,28 +443,36 @@ func CheckTags(tags []store.Tag) error {
 // ec2:ResourceTag/Team would have to pick one of them — and whoever may
 // add "team" would decide what a policy on Team sees. kaginashi chooses
 // safety over that bit of EC2 compatibility (docs/SECURITY.md). The same
-// key spelled the same way is no collision: CreateTags overwrites it.
+// key spelled the same way is no collision: CreateTags overwrites it. The
+// rule is the store's (store.CheckTagKeyCase, which TagResource runs in
+// its write), so both agree, also on pairs stored before it: either
+// stored spelling may still be set.
 func CheckTagKeyCase(existing, tags []store.Tag) error {
-	have := make(map[string]string, len(existing)) // lower case → the resource's spelling
-	for _, t := range existing {
-		have[strings.ToLower(t.Key)] = t.Key
+	keys := make([]string, len(existing))
+	for i, t := range existing {
+		keys[i] = t.Key
 	}
-	asked := make(map[string]string, len(tags)) // lower case → the request's spelling
-	for _, t := range tags {
-		lk := strings.ToLower(t.Key)
-		if k, ok := asked[lk]; ok && k != t.Key {
-			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
-				"Tag keys %q and %q differ only in case: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use one spelling",
-				truncate(k, 128), truncate(t.Key, 128), truncate(k, 128))
-		}
-		asked[lk] = t.Key
-		if k, ok := have[lk]; ok && k != t.Key {
-			return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
-				"Tag key %q differs only in case from the resource's existing tag %q: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use %q",
-				truncate(t.Key, 128), k, k, k)
-		}
+	sort.Strings(keys)
+	return tagKeyCaseError(store.CheckTagKeyCase("", keys, tags), tags)
+}
+
+// tagKeyCaseError is the API's answer to the store's *TagKeyCaseError
+// (the same rule, run before authorization on the request alone, before
+// tagging on each resource's tags, and by the store inside its write);
+// other errors pass as they are.
+func tagKeyCaseError(err error, tags []store.Tag) error {
+	var tc *store.TagKeyCaseError
+	if !errors.As(err, &tc) {
+		return err
 	}
-	return nil
+	if slices.ContainsFunc(tags, func(t store.Tag) bool { return t.Key == tc.Existing }) {
+		return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
+			"Tag keys %q and %q differ only in case: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use one spelling",
+			truncate(tc.Existing, 128), truncate(tc.Key, 128), truncate(tc.Existing, 128))
+	}
+	return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
+		"Tag key %q differs only in case from the resource's existing tag %q: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use %q",
+		truncate(tc.Key, 128), tc.Existing, tc.Existing, tc.Existing)
 }
 
 func truncate(s string, n int) string {
@@ -534,11 +542,8 @@ func (s *Service) CreateTags(ctx context.Context, ids []string, tags []store.Tag
 			// The check above read the tags outside the store's write; the
 			// store checks again inside it, and refuses the loser of a race
 			// (Team and team at once) the same way.
-			var tc *store.TagKeyCaseError
-			if errors.As(err, &tc) {
-				return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
-					"Tag key %q differs only in case from the resource's existing tag %q: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use %q",
-					truncate(tc.Key, 128), tc.Existing, tc.Existing, tc.Existing)
+			if errors.As(err, new(*store.TagKeyCaseError)) {
+				return tagKeyCaseError(err, tags)
 			}
 			return apierr.Wrap(err, "tagging "+id)
 		}

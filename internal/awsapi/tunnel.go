@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -177,12 +176,12 @@ func (h *Handler) ServeOpenTunnel(w http.ResponseWriter, r *http.Request) {
 		// An address, as the condition key's IpAddress operators read it:
 		// not an EC2 filter value, whose wildcards would find a host that
 		// a Deny on its address was meant to protect.
-		a, err := netip.ParseAddr(ip)
-		if err != nil || a.Zone() != "" {
+		a, ok := inventory.ParseAddr(ip)
+		if !ok {
 			invalid("privateIpAddress %q is not an IP address: give the target's address, such as 10.0.1.12.", truncate(ip, 64))
 			return
 		}
-		ip = a.Unmap().String()
+		ip = a.String()
 	}
 	if instanceID != "" {
 		if err := inventory.ValidInstanceID(instanceID); err != nil {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"reflect"
 	"regexp"
 	"slices"
@@ -787,15 +786,11 @@ func (g *Gateway) applyInventory(in *store.Instance, inv agentproto.Inventory, s
 	in.ClockSkewMillis = skew
 }
 
-// canonicalIP is s as an address in canonical form (an IPv4 one when v4,
-// else IPv6), or "" when it is not one.
+// canonicalIP is s as an address in canonical form (inventory.ParseAddr)
+// of the family asked for (IPv4 when v4, else IPv6), or "".
 func canonicalIP(s string, v4 bool) string {
-	a, err := netip.ParseAddr(s)
-	if err != nil || a.Zone() != "" {
-		return ""
-	}
-	a = a.Unmap()
-	if a.Is4() != v4 {
+	a, ok := inventory.ParseAddr(s)
+	if !ok || a.Is4() != v4 {
 		return ""
 	}
 	return a.String()

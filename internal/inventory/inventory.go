@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -473,6 +474,18 @@ func tagKeyCaseError(err error, tags []store.Tag) error {
 	return apierr.WithCode(apierr.InvalidInput, "InvalidParameterValue",
 		"Tag key %q differs only in case from the resource's existing tag %q: condition keys such as ec2:ResourceTag/%s ignore case, so one resource cannot have both; use %q",
 		truncate(tc.Key, 128), tc.Existing, tc.Existing, tc.Existing)
+}
+
+// ParseAddr reads an instance address as the API and the inventory keep
+// it: an IP address without a zone, IPv4 unmapped from IPv6. Addresses
+// are condition keys (ec2-instance-connect:privateIpAddress) and look-up
+// keys, so one address has one spelling, and wildcards or names are none.
+func ParseAddr(s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
 }
 
 func truncate(s string, n int) string {

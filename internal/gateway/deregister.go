@@ -94,12 +94,3 @@ func (g *Gateway) writeFacts(ctx context.Context, s *session, in *store.Instance
 	}
 	return errReplaced
 }
-
-// putHello records a connected agent's hello: its facts, over the
-// instance as the store has it when the write lands. An instance
-// deregistered since HandleConnect read it is not put back (its session
-// ends: errDeregistered), nor is one whose identity a new enrollment
-// replaced meanwhile (errReplaced); its tags are not written at all.
-func (g *Gateway) putHello(ctx context.Context, s *session, in *store.Instance) error {
-	return g.writeFacts(ctx, s, in)
-}

@@ -115,7 +115,9 @@ func TestEnrollEndsReplacedSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect(t, g, st, 0, testInventory)
-	g.endSession(testID, in.AgentKey) // its own key: kept
+	if ended, err := g.EndReplacedSession(t.Context(), testID); err != nil || ended { // its own key: kept
+		t.Fatalf("EndReplacedSession of the current identity's session: ended %v, %v", ended, err)
+	}
 	time.Sleep(100 * time.Millisecond)
 	if !g.Connected(testID) {
 		t.Fatal("endSession with the session's own key ended it")

@@ -308,7 +308,9 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 	// connected, here or at another replica: its certificate no longer
 	// speaks for the instance. The holder learns of it through the hook;
 	// the enrollment's answer does not wait for that.
-	g.endSession(in.ID, in.AgentKey)
+	if _, err := g.EndReplacedSession(r.Context(), in.ID); err != nil {
+		g.log.Warn("ending the replaced identity's session here failed; it ends when it next writes", "instance", in.ID, "err", err)
+	}
 	if rh, ok := g.hook.(ReplacedHook); ok && reenrolled {
 		go func() {
 			ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
@@ -320,19 +322,6 @@ func (g *Gateway) HandleEnroll(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, agentproto.EnrollResponse{
 		InstanceID: in.ID, Certificate: cert, SigningKey: g.keys.Signer.Public().(ed25519.PublicKey), ServerTime: now.UnixMilli(),
 	})
-}
-
-// endSession ends the session of an instance's agent here unless it
-// connected with the key whose fingerprint is agentKey (the instance's
-// current one).
-func (g *Gateway) endSession(id, agentKey string) {
-	g.mu.Lock()
-	s := g.sessions[id]
-	g.mu.Unlock()
-	if s != nil && s.agentKey != agentKey {
-		g.log.Info("ended the session of an agent whose identity a new enrollment replaced", "instance", id)
-		s.mux.Close()
-	}
 }
 
 // mergeTags overlays token tags on the existing, then adds the agent's own.
@@ -512,7 +501,11 @@ func (g *Gateway) serve(ctx context.Context, s *session, in store.Instance) {
 	}
 	go g.resendWithdrawals(s, id)
 	g.noteKeyProblem(s, hello.SigningKeyProblem)
-	helloErr := g.putHello(ctx, s, &in)
+	// The hello's facts, over the instance as the store has it when the
+	// write lands; not when a deregistration (errDeregistered) or a new
+	// enrollment (errReplaced) came since HandleConnect read it. Tags are
+	// not written at all.
+	helloErr := g.writeFacts(ctx, s, &in)
 	if helloErr != nil {
 		g.log.Error("recording a connected agent failed", "instance", id, "err", helloErr)
 	} else {

@@ -32,9 +32,6 @@ type Unauthenticated struct {
 	Sampler *ratelimit.Sampler
 	// Audit records the summaries.
 	Audit Recorder
-	// Rate and Burst are the sampler's budget, as the summary states it.
-	Rate  float64
-	Burst int
 	// Every is how often summaries are recorded (default 1 minute).
 	Every           time.Duration
 	Account, Region string
@@ -161,10 +158,11 @@ func (u *Unauthenticated) summary(t ratelimit.Tally, at time.Time) *Event {
 	for c, n := range t.Codes {
 		codes[c] = n
 	}
+	perSecond, burst := u.Sampler.Budget()
 	ev.RequestParameters = map[string]any{
 		"sourceIPAddress": sourceOf(t),
 		// The budget in force: within it calls are audited one by one.
-		"auditRatePerSecond": u.Rate, "auditBurst": u.Burst,
+		"auditRatePerSecond": perSecond, "auditBurst": burst,
 	}
 	ev.ResponseElements = map[string]any{
 		"suppressedCount": t.Count,

@@ -32,7 +32,7 @@ func TestUnauthenticatedIPv6SharesPrefixBudget(t *testing.T) {
 	defer w.Close()
 	clock := &fakeClock{t: time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC)}
 	u := &Unauthenticated{
-		Sampler: ratelimit.NewSampler(1, 2, 1000, clock.now), Audit: w, Rate: 1, Burst: 2,
+		Sampler: ratelimit.NewSampler(1, 2, 1000, clock.now), Audit: w,
 		Account: "123456789012", Region: "eu-west-1", Log: discardLog(), Now: clock.now,
 	}
 	admitted := 0

@@ -63,7 +63,7 @@ func TestUnauthenticatedAuditBudget(t *testing.T) {
 	t.Cleanup(func() { w.Close() })
 	now := time.Date(2026, 11, 29, 1, 0, 0, 0, time.UTC)
 	clock := func() time.Time { return now }
-	u := &audit.Unauthenticated{Sampler: ratelimit.NewSampler(1, 3, 0, clock), Audit: w, Rate: 1, Burst: 3, Now: clock, Log: log}
+	u := &audit.Unauthenticated{Sampler: ratelimit.NewSampler(1, 3, 0, clock), Audit: w, Now: clock, Log: log}
 	m := &countingMetrics{codes: map[string]int{}}
 	proxy := netip.MustParsePrefix("10.9.9.9/32")
 	auth := &refusingAuth{}

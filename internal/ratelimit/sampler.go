@@ -83,6 +83,10 @@ func NewSampler(perSecond float64, burst, maxKeys int, now func() time.Time) *Sa
 	return s
 }
 
+// Budget is what the sampler admits per key: perSecond, with bursts of
+// burst.
+func (s *Sampler) Budget() (perSecond float64, burst int) { return float64(s.rate), s.burst }
+
 // Enabled says whether the sampler refuses anything ever.
 func (s *Sampler) Enabled() bool { return s != nil && s.rate > 0 }
 

@@ -361,7 +361,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.UnauthenticatedAuditRate > 0 {
 		unauth = &audit.Unauthenticated{
 			Sampler: ratelimit.NewSampler(o.UnauthenticatedAuditRate, o.UnauthenticatedAuditBurst, 0, o.Now), Audit: recorder,
-			Rate: o.UnauthenticatedAuditRate, Burst: o.UnauthenticatedAuditBurst, Every: o.UnauthenticatedSummaryEvery,
+			Every:   o.UnauthenticatedSummaryEvery,
 			Account: id.Account, Region: id.Region, Log: log, Now: o.Now,
 		}
 		unauthBudget = unauth

@@ -148,15 +148,25 @@ async function termText(p) {
   return p.locator('.xterm-rows').innerText();
 }
 
-async function waitTermLine(p, re, timeout = 15_000) {
+/**
+ * Waits for a terminal line matching re. With after, only lines below the
+ * last line matching after count: a reconnected terminal keeps the first
+ * session's text, whose prompts must not pass for the new session's.
+ */
+async function waitTermLine(p, re, timeout = 15_000, after = null) {
   const end = Date.now() + timeout;
   let last = '';
   while (Date.now() < end) {
     last = await termText(p);
-    if (last.split('\n').some((l) => re.test(l.replace(/\u00a0/g, ' ').trimEnd()))) return last;
+    let lines = last.split('\n').map((l) => l.replace(/\u00a0/g, ' ').trimEnd());
+    if (after) {
+      const i = lines.findLastIndex((l) => after.test(l));
+      lines = i < 0 ? [] : lines.slice(i + 1);
+    }
+    if (lines.some((l) => re.test(l))) return last;
     await p.waitForTimeout(100);
   }
-  throw new Error(`no terminal line matching ${re} within ${timeout} ms; the terminal shows:\n${last}`);
+  throw new Error(`no terminal line matching ${re}${after ? ` below ${after}` : ''} within ${timeout} ms; the terminal shows:\n${last}`);
 }
 
 /**
@@ -165,8 +175,8 @@ async function waitTermLine(p, re, timeout = 15_000) {
  * started are echoed by the terminal at once, and the command's output then
  * follows the first prompt on its line ("$ ok"), which /^ok$/ never matches.
  */
-async function waitPrompt(p) {
-  return waitTermLine(p, /^\$$/);
+async function waitPrompt(p, after = null) {
+  return waitTermLine(p, /^\$$/, 15_000, after);
 }
 
 const PW = { alice: 'Alice-pw-' + Date.now(), bob: 'Bob-pw-' + Date.now(), carol: 'Carol-pw-' + Date.now() };
@@ -412,10 +422,14 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   assert((await term.locator('.term-status').innerText()) !== 'Connected', 'the status still says Connected after the drop');
   await reconnect.click();
   await term.locator('.term-status-ok', { hasText: 'Connected' }).waitFor({ timeout: 30_000 });
-  // The first session's prompts all hold a command: this is the new one's.
-  await waitPrompt(term);
+  // The drop is named in the terminal with the server's own words, and
+  // only what follows it is the new session's: the first session's last
+  // prompt may stand empty, its echo of the kill lost with the killed sshd.
+  const dropped = /^\[disconnected: The connection to the host was lost\.\]$/;
+  await waitTermLine(term, dropped);
+  await waitPrompt(term, dropped);
   await term.keyboard.type('echo again-ok\n');
-  await waitTermLine(term, /^again-ok$/);
+  await waitTermLine(term, /^again-ok$/, 15_000, dropped);
   await term.keyboard.type('exit\n');
   await term.getByText(/Session ended/).first().waitFor();
   await collectCSP(term);

@@ -123,6 +123,7 @@ export function terminalPage(ctx: PageCtx): void {
     ws = sock;
     sock.binaryType = 'arraybuffer';
     let errorShown = false;
+    let errorMessage = '';
     sock.onopen = () => setStatus('Authorizing…');
     sock.onmessage = (ev) => {
       if (ev.data instanceof ArrayBuffer) {
@@ -142,6 +143,9 @@ export function terminalPage(ctx: PageCtx): void {
           break;
         case 'error':
           errorShown = true;
+          // Written into the terminal below: no control characters, so a
+          // message quoting the host cannot send escape sequences.
+          errorMessage = String(m.message ?? '').replace(/[\x00-\x1f\x7f-\x9f]/g, ' ');
           showError(String(m.code ?? 'Error'), String(m.message ?? ''));
           break;
         case 'exit':
@@ -161,8 +165,11 @@ export function terminalPage(ctx: PageCtx): void {
       if (!errorShown && ev.code !== 1000) {
         showError(ev.code === 4403 ? 'AccessDenied' : ev.code === 4404 ? 'InstanceOffline' : ev.code === 4401 ? 'NotSignedIn' : `Closed ${ev.code}`, ev.reason || why);
       }
-      // The reason is cut to 123 bytes by the protocol: the banner has the whole message.
-      if (ev.code !== 1000) term.write(`\r\n\x1b[31m[disconnected: ${why}]\x1b[0m\r\n`);
+      // The server's own message says what happened ("The connection to
+      // the host was lost."); the close code's text only says how it ended.
+      // The close reason is cut to 123 bytes by the protocol: the banner
+      // has the whole message.
+      if (ev.code !== 1000) term.write(`\r\n\x1b[31m[disconnected: ${errorMessage || why}]\x1b[0m\r\n`);
     };
     term.focus();
   }

@@ -147,7 +147,7 @@ output ends with the token alone on its last line.`,
 				if t.Revoked {
 					state = "revoked"
 				}
-				fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%s\n", t.TokenID, t.Uses, t.MaxUses, t.ExpiresAt, state, t.CreatedBy)
+				fmt.Fprintf(tw, "%s\t%d/%d\t%s\t%s\t%s\n", cell(t.TokenID), t.Uses, t.MaxUses, cell(t.ExpiresAt), state, cell(t.CreatedBy))
 			}
 			return tw.Flush()
 		},

@@ -159,7 +159,7 @@ from now (1h).`,
 				if who == "Root" {
 					who = "root"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", str(e, "eventTime"), eventService(e)+":"+str(e, "eventName"), who, str(e, "sourceIPAddress"), result)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cell(str(e, "eventTime")), cell(eventService(e)+":"+str(e, "eventName")), cell(who), cell(str(e, "sourceIPAddress")), cell(result))
 			}
 			return tw.Flush()
 		},

@@ -94,13 +94,13 @@ func printDeregistered(w io.Writer, format string, res deregisteredInstance) err
 	case "text":
 		// The AWS CLI's text output: one tab-separated line per object,
 		// led by its name in capitals.
-		fmt.Fprintf(w, "INSTANCE\t%s\t%s\t%s\t%s\t%s\t%t\n", in.InstanceID, in.State, orDash(in.Hostname), orDash(in.PrivateIPAddress), orDash(in.LastSeen), res.AgentSessionEnded)
+		fmt.Fprintf(w, "INSTANCE\t%s\t%s\t%s\t%s\t%s\t%t\n", cell(in.InstanceID), cell(in.State), cell(orDash(in.Hostname)), cell(orDash(in.PrivateIPAddress)), cell(orDash(in.LastSeen)), res.AgentSessionEnded)
 		for _, t := range in.Tags {
-			fmt.Fprintf(w, "TAGS\t%s\t%s\n", t.Key, t.Value)
+			fmt.Fprintf(w, "TAGS\t%s\t%s\n", cell(t.Key), cell(t.Value))
 		}
 		return nil
 	}
-	fmt.Fprintf(w, "Deregistered %s (it was %s); %s.\n", in.InstanceID, in.State, ended)
+	fmt.Fprintf(w, "Deregistered %s (it was %s); %s.\n", cell(in.InstanceID), cell(in.State), ended)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "INSTANCE ID\tLAST STATE\tHOSTNAME\tPRIVATE IP\tLAST SEEN\tTAGS")
 	tags := ""
@@ -108,9 +108,9 @@ func printDeregistered(w io.Writer, format string, res deregisteredInstance) err
 		if i > 0 {
 			tags += ","
 		}
-		tags += t.Key + "=" + t.Value
+		tags += cell(t.Key) + "=" + cell(t.Value)
 	}
-	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", in.InstanceID, in.State, orDash(in.Hostname), orDash(in.PrivateIPAddress), orDash(in.LastSeen), orDash(tags))
+	fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(in.InstanceID), cell(in.State), cell(orDash(in.Hostname)), cell(orDash(in.PrivateIPAddress)), cell(orDash(in.LastSeen)), orDash(tags))
 	return tw.Flush()
 }
 

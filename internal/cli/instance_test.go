@@ -44,3 +44,30 @@ func TestInstanceDeregisterUsage(t *testing.T) {
 		}
 	}
 }
+
+// Tag values and host names are written by others (anyone allowed to tag,
+// the agent on a host): in text and table output they cannot reach the
+// reader's terminal as control sequences, nor forge columns or rows.
+func TestPrintDeregisteredHostileValues(t *testing.T) {
+	res := deregisteredInstance{AgentSessionEnded: true}
+	res.Instance.InstanceID = "i-0123456789abcdef0"
+	res.Instance.State = "running"
+	res.Instance.Hostname = "web\x1b]0;owned\x07"
+	res.Instance.Tags = append(res.Instance.Tags, struct {
+		Key   string `json:"Key"`
+		Value string `json:"Value"`
+	}{"Name", "x\tFORGED\nINSTANCE\ti-forged"})
+	for _, format := range []string{"text", "table"} {
+		var b bytes.Buffer
+		if err := printDeregistered(&b, format, res); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		if strings.ContainsAny(out, "\x1b\x07") || strings.Contains(out, "\nINSTANCE\ti-forged") {
+			t.Errorf("--output %s let control characters through:\n%q", format, out)
+		}
+		if !strings.Contains(out, `"web\x1b]0;owned\a"`) || !strings.Contains(out, `"x\tFORGED\nINSTANCE\ti-forged"`) {
+			t.Errorf("--output %s does not show the escaped values:\n%s", format, out)
+		}
+	}
+}

@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +14,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
@@ -357,6 +362,43 @@ func testAuditCommand(t *testing.T, e *env) {
 	if !deny {
 		t.Errorf("kaginashi audit lookup --user seed-denyroot: no refused push as root among %d events", len(mine))
 	}
+	// The table is read on a terminal: an event name a caller wrote (an
+	// unknown action carrying an escape sequence) is shown escaped, never
+	// as the sequence itself.
+	hostile := "Evil\x1b]0;owned\x07Action"
+	body := url.Values{"Action": {hostile}, "Version": {"2010-05-08"}}.Encode()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, e.URL()+"/", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
+	sum := sha256.Sum256([]byte(body))
+	if err := v4.NewSigner().SignHTTP(t.Context(), aws.Credentials{AccessKeyID: e.Root.ID, SecretAccessKey: e.Root.Secret}, req, hex.EncodeToString(sum[:]), "iam", e.Region, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.HTTPClient(t).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("Action=%q: HTTP %d, want 400 (InvalidAction)", hostile, res.StatusCode)
+	}
+	table := run(t, env, harness.Kaginashi, "audit", "lookup", "--output", "table", "--since", "1h", "--max-items", "1000")
+	if table.code != 0 {
+		t.Fatalf("kaginashi audit lookup --output table: exit %d\n%s", table.code, table.stderr)
+	}
+	var evil []string
+	for _, l := range strings.Split(table.stdout, "\n") {
+		if strings.Contains(l, "Evil") {
+			evil = append(evil, l)
+		}
+	}
+	if strings.ContainsAny(table.stdout, "\x1b\x07") || len(evil) != 1 || !strings.Contains(evil[0], `"iam:Evil\x1b]0;owned\aAction"`) {
+		t.Errorf("kaginashi audit lookup --output table shows the hostile event name as %q, want it escaped, once (control characters in the table: %v)",
+			evil, strings.ContainsAny(table.stdout, "\x1b\x07"))
+	}
+
 	both := lookup("--event-name", "SendSSHPublicKey", "--user", "seed-user", "--max-items", "1000")
 	if len(both) == 0 {
 		t.Error("--event-name SendSSHPublicKey --user seed-user: no events")

@@ -40,8 +40,8 @@ func (r *Router) EndSession(ctx context.Context, instanceID string) (ended bool,
 	r.cacheMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	held, err := r.askHolder(ctx, instanceID, reasonDeregistered)
-	return ended || held, err
+	_, endedThere, err := r.askHolder(ctx, instanceID, reasonDeregistered)
+	return ended || endedThere, err
 }
 
 // IdentityReplaced asks the replica holding the instance's agent session,
@@ -56,41 +56,47 @@ func (r *Router) IdentityReplaced(ctx context.Context, instanceID string) {
 	r.cacheMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if asked, err := r.askHolder(ctx, instanceID, reasonReplaced); err != nil {
+	if asked, ended, err := r.askHolder(ctx, instanceID, reasonReplaced); err != nil {
 		r.log.Warn("asking the replica holding a re-enrolled instance's agent session to end the replaced one failed", "instance", instanceID, "err", err)
 	} else if asked {
-		r.log.Info("asked the replica holding a re-enrolled instance's agent session to end the replaced one", "instance", instanceID)
+		r.log.Info("asked the replica holding a re-enrolled instance's agent session to end the replaced one", "instance", instanceID, "ended", ended)
 	}
 }
 
 // askHolder posts an end-session request for reason to the replica the
 // store names as holding the instance's agent session, if another; asked
-// says there was one, which has answered.
-func (r *Router) askHolder(ctx context.Context, instanceID, reason string) (asked bool, err error) {
+// says there was one, which has answered, and ended what it answered: it
+// ended a session (false: it held none any more, or for reason replaced,
+// the one it held has the instance's current key).
+func (r *Router) askHolder(ctx context.Context, instanceID, reason string) (asked, ended bool, err error) {
 	h, ok, err := r.holder(ctx, instanceID)
 	if err != nil {
-		return false, fmt.Errorf("locating the agent's replica: %w", err)
+		return false, false, fmt.Errorf("locating the agent's replica: %w", err)
 	}
 	if !ok {
-		return false, nil
+		return false, false, nil
 	}
 	body, err := json.Marshal(map[string]string{"instanceId": instanceID, "reason": reason})
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
-	status, perr, err := r.post(ctx, h, pathEndSession, body)
+	status, answer, perr, err := r.post(ctx, h, pathEndSession, body)
 	switch {
 	case err != nil:
-		return false, fmt.Errorf("asking replica %s (%s) to end the session: %w", h.ReplicaID, h.PeerURL, err)
+		return false, false, fmt.Errorf("asking replica %s (%s) to end the session: %w", h.ReplicaID, h.PeerURL, err)
 	case status == http.StatusUnauthorized:
 		r.refusedByPeer(h, instanceID)
-		return false, fmt.Errorf("replica %s refused this replica's peer authentication", h.ReplicaID)
+		return false, false, fmt.Errorf("replica %s refused this replica's peer authentication", h.ReplicaID)
 	case status != http.StatusOK:
-		return false, fmt.Errorf("replica %s: %s", h.ReplicaID, perr.Message)
+		return false, false, fmt.Errorf("replica %s: %s", h.ReplicaID, perr.Message)
 	}
-	// The store named the holder, which has now dealt with the session
-	// (or found it ended already).
-	return true, nil
+	var a struct {
+		Ended bool `json:"ended"`
+	}
+	if err := json.Unmarshal(answer, &a); err != nil {
+		return true, false, fmt.Errorf("replica %s answered the end-session request with %.64q: %w", h.ReplicaID, answer, err)
+	}
+	return true, a.Ended, nil
 }
 
 // serveEndSession is POST /_peer/end-session: the calling replica has

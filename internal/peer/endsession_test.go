@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kaginashi/kaginashi/internal/store"
 )
 
 // POST /_peer/end-session: only a replica's signed request, for this
@@ -46,5 +48,33 @@ func TestServeEndSession(t *testing.T) {
 	}
 	if !strings.Contains(alog.String(), "ended a re-enrolled instance's replaced agent session for another replica") {
 		t.Fatalf("the holder did not log the replaced request:\n%s", alog)
+	}
+}
+
+// A deregistration's EndSession reports what the holder answered: the
+// store naming B is not enough to say a session was ended, when B held
+// none any more (ended=false), and B's refusal is an error.
+func TestEndSessionReportsTheHoldersAnswer(t *testing.T) {
+	c := &clock{time.Now()}
+	b, blog := replica(t, otherB, c)
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	sessions := &oneSession{}
+	a, _ := replicaWith(t, selfID, c, sessions)
+	const inst = "i-0123456789abcdef0"
+
+	sessions.set(store.AgentSession{InstanceID: inst, ReplicaID: otherB, PeerURL: srv.URL})
+	ended, err := a.EndSession(t.Context(), inst)
+	if err != nil || ended {
+		t.Fatalf("EndSession with B holding no session: ended %v, err %v; want false, nil", ended, err)
+	}
+	if !strings.Contains(blog.String(), "ended a deregistered instance's agent session for another replica") || !strings.Contains(blog.String(), "ended=false") {
+		t.Fatalf("B was not asked, or did not answer ended=false:\n%s", blog)
+	}
+
+	// A record naming B's predecessor: B refuses, and EndSession says so.
+	sessions.set(store.AgentSession{InstanceID: inst, ReplicaID: "dead00", PeerURL: srv.URL})
+	if ended, err := a.EndSession(t.Context(), inst); err == nil || ended || !strings.Contains(err.Error(), "refused this replica's peer authentication") {
+		t.Fatalf("EndSession through a stale record: ended %v, err %v", ended, err)
 	}
 }

@@ -349,7 +349,7 @@ func (r *Router) Deliver(ctx context.Context, rec store.KeyRecord) error {
 	if err != nil {
 		return apierr.Wrap(err, "encoding a peer delivery")
 	}
-	status, perr, err := r.post(ctx, h, pathDeliver, body)
+	status, _, perr, err := r.post(ctx, h, pathDeliver, body)
 	switch {
 	case err != nil && ctx.Err() != nil:
 		// The holder may still get the agent's acknowledgement after
@@ -375,7 +375,7 @@ func (r *Router) revokeAt(h store.AgentSession, instanceID, requestID string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	body, _ := json.Marshal(map[string]string{"instanceId": instanceID, "requestId": requestID})
-	if _, _, err := r.post(ctx, h, pathRevoke, body); err != nil {
+	if _, _, _, err := r.post(ctx, h, pathRevoke, body); err != nil {
 		r.log.Warn("asking the holding replica to withdraw a late key failed", "instance", instanceID, "request", requestID, "err", err)
 	}
 }
@@ -389,32 +389,32 @@ func (r *Router) refusedByPeer(h store.AgentSession, instanceID string) {
 
 // post sends a request signed for the holder h and returns the status and,
 // unless 200, the error body.
-func (r *Router) post(ctx context.Context, h store.AgentSession, path string, body []byte) (int, peerError, error) {
+func (r *Router) post(ctx context.Context, h store.AgentSession, path string, body []byte) (int, []byte, peerError, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.PeerURL+path, bytes.NewReader(body))
 	if err != nil {
-		return 0, peerError{}, err
+		return 0, nil, peerError{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	if err := r.signer.Sign(req, h.ReplicaID, body); err != nil {
-		return 0, peerError{}, err
+		return 0, nil, peerError{}, err
 	}
 	resp, err := r.client.Do(req)
 	if err != nil {
-		return 0, peerError{}, err
+		return 0, nil, peerError{}, err
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if err != nil {
-		return 0, peerError{}, err
+		return 0, nil, peerError{}, err
 	}
 	if resp.StatusCode == http.StatusOK {
-		return resp.StatusCode, peerError{}, nil
+		return resp.StatusCode, b, peerError{}, nil
 	}
 	var pe peerError
 	if json.Unmarshal(b, &pe) != nil || pe.Message == "" {
 		pe = peerError{Code: "Internal", Message: fmt.Sprintf("the replica holding the agent answered %s", resp.Status)}
 	}
-	return resp.StatusCode, pe, nil
+	return resp.StatusCode, nil, pe, nil
 }
 
 // OpenTunnel opens a connection to a port of the instance through its

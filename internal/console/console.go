@@ -347,16 +347,16 @@ func (c *Console) principal(ctx context.Context, sess Session) (*iam.Principal, 
 	}
 	// A session is the password's: deleting the user's login profile
 	// (the console password) ends it, as deleting the user does; and so
-	// does a profile made after the session began — the old one deleted
-	// and a new one set (a leaked password reset) before this session's
-	// next request, which would otherwise never see it gone.
+	// does another profile than the one the session began with — the old
+	// one deleted and a new one set (a leaked password reset) before this
+	// session's next request, which would otherwise never see it gone.
 	lp, err := c.deps.Store.GetLoginProfile(ctx, u.Name)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return nil, ErrNoSession
 	case err != nil:
 		return nil, err
-	case lp.CreateDate.After(sess.Created):
+	case !lp.CreateDate.Equal(sess.ProfileCreated):
 		return nil, ErrNoSession
 	}
 	return &iam.Principal{Account: c.cfg.Account, UserName: u.Name, UserID: u.ID, ARN: iam.UserARN(c.cfg.Account, u.Path, u.Name),

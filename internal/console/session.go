@@ -27,6 +27,13 @@ type Session struct {
 	CSRF     string
 	Created  time.Time
 	LastSeen time.Time
+	// ProfileCreated is the CreateDate of the login profile whose password
+	// began the session, as the store keeps it (zero for root): another
+	// profile — the old one deleted and a new one set — ends the session.
+	// Compared for equality with what the store holds, never with this
+	// replica's clock, which need not agree with the clock of the replica
+	// that made the profile.
+	ProfileCreated time.Time
 }
 
 // Expiry is when the session ends at the latest (absolute timeout).

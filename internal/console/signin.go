@@ -175,17 +175,18 @@ func (c *Console) verify(ctx context.Context, req signinRequest) (signinOutcome,
 	}
 	hash := c.dummyHash
 	hasProfile := false
+	var profileCreated time.Time
 	if known {
 		lp, err := c.deps.Store.GetLoginProfile(ctx, u.Name)
 		switch {
 		case err == nil:
-			hash, hasProfile = lp.PasswordHash, true
+			hash, hasProfile, profileCreated = lp.PasswordHash, true, lp.CreateDate
 		case !errors.Is(err, store.ErrNotFound):
 			return signinOutcome{}, err
 		}
 	}
 	pwOK := iam.VerifyPassword(hash, req.Password) && hasProfile && accountOK
-	out := signinOutcome{known: known, who: Session{Account: c.cfg.Account, UserName: u.Name, UserID: u.ID}}
+	out := signinOutcome{known: known, who: Session{Account: c.cfg.Account, UserName: u.Name, UserID: u.ID, ProfileCreated: profileCreated}}
 	if !pwOK {
 		return out, nil
 	}

@@ -19,7 +19,10 @@ import (
 // key (writeFacts: store.UpdateAgentFacts; the batched TouchInstances;
 // SetAgentState at the end), never inserts. The same condition keeps a
 // session whose identity a re-enrollment replaced from writing its old
-// facts over the new agent's.
+// facts over the new agent's. Should the replica that deregistered the
+// instance not reach this one, the next heartbeat batch ends the session:
+// TouchInstances answers the agents it found no longer speaking for their
+// instance (flushSeen).
 
 // errDeregistered ends a session whose instance was deregistered.
 var errDeregistered = errors.New("the instance was deregistered; its agent must enroll again")

@@ -115,3 +115,52 @@ func TestInventoryAfterDeregistration(t *testing.T) {
 	waitFor(t, "the session to end", func() bool { return !g.Connected(testID) })
 	wantGone(t, st, "after the inventory")
 }
+
+// Deregistered through a replica that could not reach this one, and the
+// agent reports nothing new: its heartbeats alone end the session, at the
+// next batch (TouchInstances answers it stale), without putting the
+// instance back.
+func TestHeartbeatAfterDeregistration(t *testing.T) {
+	g, st := newTestGateway(t)
+	a := connect(t, g, st, 0, testInventory)
+	if err := st.DeleteInstance(t.Context(), testID); err != nil {
+		t.Fatal(err)
+	}
+	heartbeatUntilEnded(t, g, a)
+	wantGone(t, st, "after the heartbeats")
+}
+
+// A session whose identity a re-enrollment elsewhere replaced ends at the
+// next heartbeat batch too; the instance keeps the new agent's key.
+func TestHeartbeatAfterReplacement(t *testing.T) {
+	g, st := newTestGateway(t)
+	a := connect(t, g, st, 0, testInventory)
+	in := instance(t, st)
+	in.AgentKey = "SHA256:new"
+	if err := st.Store.PutInstance(t.Context(), in); err != nil {
+		t.Fatal(err)
+	}
+	heartbeatUntilEnded(t, g, a)
+	if got := instance(t, st); got.AgentKey != "SHA256:new" {
+		t.Fatalf("the instance's agent key is %q after the old session ended, want SHA256:new", got.AgentKey)
+	}
+}
+
+// heartbeatUntilEnded sends heartbeats without inventory (only the
+// sweep's batch sees them) until the session ends; it fails the test if
+// it has not within 25 sweeps, well before IdleTimeout would matter (the
+// heartbeats keep the session from idling out).
+func heartbeatUntilEnded(t *testing.T, g *Gateway, a *testAgent) {
+	t.Helper()
+	deadline := time.Now().Add(25 * g.SeenEvery)
+	for g.Connected(testID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the session is still connected after %v of heartbeats", 25*g.SeenEvery)
+		}
+		if a.c.Send(agentproto.Heartbeat{LocalTime: time.Now().UnixMilli()}) == nil {
+			var b agentproto.Beat
+			_ = a.c.Recv(&b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

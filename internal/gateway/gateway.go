@@ -675,8 +675,25 @@ func (g *Gateway) flushSeen() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := g.store.TouchInstances(ctx, agents, g.now().UTC()); err != nil {
+	stale, err := g.store.TouchInstances(ctx, agents, g.now().UTC())
+	if err != nil {
 		g.log.Warn("recording heartbeats failed", "instances", len(agents), "err", err)
+		return
+	}
+	// An agent whose instance is gone (deregistered through a replica
+	// that could not reach this one) or was given to another key (a
+	// re-enrollment elsewhere) speaks for nothing: every push and tunnel
+	// would be refused anyway. Ending its session here, within SeenEvery,
+	// does not wait for its next inventory report.
+	for _, a := range stale {
+		g.mu.Lock()
+		s := g.sessions[a.InstanceID]
+		g.mu.Unlock()
+		if s != nil && s.agentKey == a.AgentKey {
+			g.log.Info("ending the session of an agent that no longer speaks for its instance", "instance", a.InstanceID,
+				"reason", "its heartbeat found the instance deregistered, or enrolled again with another key")
+			s.mux.Close()
+		}
 	}
 }
 

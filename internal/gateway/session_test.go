@@ -43,7 +43,7 @@ func (c *countingStore) SetAgentState(ctx context.Context, id, agentKey, state s
 	return c.Store.SetAgentState(ctx, id, agentKey, state, seen)
 }
 
-func (c *countingStore) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) error {
+func (c *countingStore) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) ([]store.AgentRef, error) {
 	c.mu.Lock()
 	for _, a := range agents {
 		c.touched = append(c.touched, a.InstanceID)

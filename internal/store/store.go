@@ -268,6 +268,19 @@ type AgentRef struct {
 	InstanceID, AgentKey string
 }
 
+// Untouched is the agents whose instance a write did not touch (touched
+// holds the IDs it did), in the order given: the stores' TouchInstances
+// answer.
+func Untouched(agents []AgentRef, touched map[string]bool) []AgentRef {
+	var stale []AgentRef
+	for _, a := range agents {
+		if !touched[a.InstanceID] {
+			stale = append(stale, a)
+		}
+	}
+	return stale
+}
+
 // JoinToken lets agents enroll. Only a hash of its secret is stored.
 type JoinToken struct {
 	ID         string // jt- + 17 hex digits
@@ -521,8 +534,10 @@ type Store interface {
 	// statement: the gateway's batch of heartbeats. Each is touched only
 	// while its agent key is the given one (an agent whose identity a
 	// re-enrollment replaced does not speak for it); unknown IDs and other
-	// keys are skipped.
-	TouchInstances(ctx context.Context, agents []AgentRef, seen time.Time) error
+	// keys are skipped, and returned as stale: agents that no longer speak
+	// for their instance (deregistered, or re-enrolled), in the order
+	// given.
+	TouchInstances(ctx context.Context, agents []AgentRef, seen time.Time) (stale []AgentRef, err error)
 	// SetAgentState is SetInstanceState only while the instance's agent
 	// key is agentKey (ErrNotFound otherwise): a session that ends marks
 	// its instance stopped unless a re-enrollment gave it to another key.

@@ -242,21 +242,31 @@ func (db *DB) SetAgentState(ctx context.Context, id, agentKey, state string, see
 
 // TouchInstances marks instances running and seen, in one statement, each
 // while its agent key is the given one.
-func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) error {
+func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) ([]store.AgentRef, error) {
 	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	if len(agents) == 0 {
-		return nil
+		return nil, nil
 	}
 	ids, keys := make([]string, len(agents)), make([]string, len(agents))
 	for i, a := range agents {
 		ids[i], keys[i] = a.InstanceID, a.AgentKey
 	}
-	if _, err := db.pool.Exec(ctx, `UPDATE instances AS i SET state = 'running', last_seen = $1
+	rows, err := db.pool.Query(ctx, `UPDATE instances AS i SET state = 'running', last_seen = $1
 		FROM unnest($2::text[], $3::text[]) AS t (id, agent_key)
-		WHERE i.id = t.id AND i.agent_key = t.agent_key`, seen, ids, keys); err != nil {
-		return fmt.Errorf("touch %d instances: %w", len(agents), err)
+		WHERE i.id = t.id AND i.agent_key = t.agent_key
+		RETURNING i.id`, seen, ids, keys)
+	if err != nil {
+		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
-	return nil
+	touchedIDs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
+	}
+	touched := make(map[string]bool, len(touchedIDs))
+	for _, id := range touchedIDs {
+		touched[id] = true
+	}
+	return store.Untouched(agents, touched), nil
 }
 
 // checkResource refuses tags on an instance that does not exist, and

@@ -271,10 +271,10 @@ func (db *DB) SetAgentState(ctx context.Context, id, agentKey, state string, see
 // parameter of [id, key] pairs, so the SQL text is constant; the id IN
 // drives primary-key look-ups, the pair IN is a probe of the subquery's
 // materialized index.
-func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) error {
+func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen time.Time) ([]store.AgentRef, error) {
 	defer db.inst.Invalidate() // after the commit: see CachedInstance
 	if len(agents) == 0 {
-		return nil
+		return nil, nil
 	}
 	pairs := make([][2]string, len(agents))
 	for i, a := range agents {
@@ -282,18 +282,38 @@ func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen 
 	}
 	list, err := json.Marshal(pairs)
 	if err != nil {
-		return fmt.Errorf("touch %d instances: %w", len(agents), err)
+		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
 	st, err := db.wstmts.get(ctx, `UPDATE instances SET state = 'running', last_seen = ?1
 		WHERE id IN (SELECT value ->> 0 FROM json_each(?2))
-			AND (id, agent_key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))`)
-	if err == nil {
-		_, err = st.ExecContext(ctx, micros(seen), string(list))
-	}
+			AND (id, agent_key) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?2))
+		RETURNING id`)
 	if err != nil {
-		return fmt.Errorf("touch %d instances: %w", len(agents), err)
+		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
-	return nil
+	rows, err := st.QueryContext(ctx, micros(seen), string(list))
+	if err != nil {
+		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
+	}
+	touched, err := scanIDs(rows)
+	if err != nil {
+		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
+	}
+	return store.Untouched(agents, touched), nil
+}
+
+// scanIDs reads a one-column result of IDs and closes it.
+func scanIDs(rows *sql.Rows) (map[string]bool, error) {
+	defer rows.Close()
+	ids := map[string]bool{}
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids[id] = true
+	}
+	return ids, rows.Err()
 }
 
 // checkResource refuses tags on an instance that does not exist. Other

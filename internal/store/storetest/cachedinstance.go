@@ -41,7 +41,9 @@ func testCachedInstance(t *testing.T, s store.Store) {
 	if got := cached("after SetInstanceState"); got.State != store.StateStopped {
 		t.Fatalf("state %q after SetInstanceState(stopped)", got.State)
 	}
-	must(t, s.TouchInstances(ctx, []store.AgentRef{{InstanceID: in.ID, AgentKey: in.AgentKey}}, at(3*time.Hour)))
+	if stale, err := s.TouchInstances(ctx, []store.AgentRef{{InstanceID: in.ID, AgentKey: in.AgentKey}}, at(3*time.Hour)); err != nil || len(stale) != 0 {
+		t.Fatalf("TouchInstances of the instance with its own key: stale %v, err %v", stale, err)
+	}
 	if got := cached("after TouchInstances"); got.State != store.StateRunning {
 		t.Fatalf("state %q after TouchInstances", got.State)
 	}
@@ -106,7 +108,9 @@ func InventoryGenerationHeartbeat(t *testing.T, writer store.Store, gen func() i
 	in := store.Instance{ID: "i-0123456789abcdef0", State: store.StateRunning, LaunchTime: time.Unix(1, 0), LastSeen: time.Unix(2, 0)}
 	must(t, writer.PutInstance(ctx, in))
 	g := gen()
-	must(t, writer.TouchInstances(ctx, []store.AgentRef{{InstanceID: in.ID}}, time.Unix(3, 0)))
+	if stale, err := writer.TouchInstances(ctx, []store.AgentRef{{InstanceID: in.ID}}, time.Unix(3, 0)); err != nil || len(stale) != 0 {
+		t.Fatalf("TouchInstances of the instance with its own (empty) key: stale %v, err %v", stale, err)
+	}
 	if g2 := gen(); g2 != g {
 		t.Fatalf("a heartbeat of a running instance moved the inventory generation from %d to %d", g, g2)
 	}

@@ -92,12 +92,18 @@ func testTouchInstances(t *testing.T, s store.Store) {
 		must(t, s.PutInstance(ctx, in))
 		ins = append(ins, in)
 	}
-	must(t, s.TouchInstances(ctx, nil, at(0)))
-	// ins[1] is named with a key a re-enrollment replaced: left alone.
-	must(t, s.TouchInstances(ctx, []store.AgentRef{
+	if stale, err := s.TouchInstances(ctx, nil, at(0)); err != nil || stale != nil {
+		t.Fatalf("TouchInstances of none: stale %v, err %v", stale, err)
+	}
+	// ins[1] is named with a key a re-enrollment replaced: left alone, and
+	// answered stale with the unknown ID (a deregistered instance's).
+	stale, err := s.TouchInstances(ctx, []store.AgentRef{
 		{InstanceID: ins[0].ID, AgentKey: ins[0].AgentKey}, {InstanceID: instanceID(99), AgentKey: "SHA256:key99"},
 		{InstanceID: ins[1].ID, AgentKey: "SHA256:replaced"}, {InstanceID: ins[2].ID, AgentKey: ins[2].AgentKey},
-	}, at(3*time.Hour)))
+	}, at(3*time.Hour))
+	must(t, err)
+	equal(t, "the stale agents TouchInstances answers", stale, []store.AgentRef{
+		{InstanceID: instanceID(99), AgentKey: "SHA256:key99"}, {InstanceID: ins[1].ID, AgentKey: "SHA256:replaced"}})
 	for i, in := range ins {
 		got, err := s.GetInstance(ctx, in.ID)
 		must(t, err)
@@ -108,7 +114,7 @@ func testTouchInstances(t *testing.T, s store.Store) {
 		equal(t, fmt.Sprintf("instance %d after TouchInstances", i), got, want)
 		must(t, s.DeleteInstance(ctx, in.ID))
 	}
-	_, err := s.GetInstance(ctx, instanceID(99))
+	_, err = s.GetInstance(ctx, instanceID(99))
 	wantErr(t, err, store.ErrNotFound, "an unknown ID after TouchInstances")
 }
 

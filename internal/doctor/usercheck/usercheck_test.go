@@ -29,6 +29,8 @@ type fakeAPI struct {
 	tunErr   error
 	banner   string
 	tunnelTo client.TunnelParams
+	// endpointFor is the instance Endpoint was asked about.
+	endpointFor client.Instance
 }
 
 func healthyAPI() *fakeAPI {
@@ -61,7 +63,8 @@ func (f *fakeAPI) Instance(context.Context, string) (client.Instance, error) {
 	return f.inst, f.instErr
 }
 
-func (f *fakeAPI) Endpoint(context.Context) (string, string, error) {
+func (f *fakeAPI) Endpoint(_ context.Context, in client.Instance) (string, string, error) {
+	f.endpointFor = in
 	return "https://kg.example:8443", "eice-1", f.epErr
 }
 
@@ -123,6 +126,9 @@ func TestHealthy(t *testing.T) {
 	}
 	if got["ec2-instance-connect:remotePort"] != "2222" || got["ec2-instance-connect:privateIpAddress"] != "192.0.2.7" || got["ec2-instance-connect:maxTunnelDuration"] != "3600" {
 		t.Errorf("OpenTunnel simulated with %v", got)
+	}
+	if f.endpointFor.EndpointID != "eice-1" {
+		t.Errorf("Endpoint asked about %+v, want the instance Instance found", f.endpointFor)
 	}
 	if f.tunnelTo.RemotePort != 2222 || f.tunnelTo.InstanceID != "i-0123456789abcdef0" || f.tunnelTo.EndpointID != "eice-1" {
 		t.Errorf("tunnel opened with %+v", f.tunnelTo)

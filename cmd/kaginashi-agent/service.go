@@ -104,12 +104,54 @@ func systemdBooted(root string) bool {
 }
 
 // needSystemd refuses to install on a host without systemd, before
-// anything is enrolled or written, and says what to do instead.
-func (s *service) needSystemd(dataDir string) error {
+// anything is enrolled or written, and says what to do instead. enroll
+// holds the enrolment flags install-service was given (nil once
+// enrolled): the host is not enrolled yet, so the run command must carry
+// them, or the first run has nothing to connect with.
+func (s *service) needSystemd(dataDir string, enroll []string) error {
 	if s.booted() {
 		return nil
 	}
-	return fmt.Errorf("this host does not run systemd: run `kaginashi-agent run --data-dir %s` under your init system (the unit it would have written is printed with --dry-run)", dataDir)
+	cmd := "kaginashi-agent run"
+	for _, a := range enroll {
+		cmd += " " + shellQuote(a)
+	}
+	cmd += " --data-dir " + shellQuote(dataDir)
+	if len(enroll) > 0 {
+		// The token is a secret: not echoed, a placeholder instead. It
+		// was not spent, so the same one still works.
+		cmd += " --join-token TOKEN"
+		return fmt.Errorf("this host does not run systemd: run `%s` under your init system, with the join token you gave (nothing was enrolled, so it is still unspent; the unit it would have written is printed with --dry-run)", cmd)
+	}
+	return fmt.Errorf("this host does not run systemd: run `%s` under your init system (the unit it would have written is printed with --dry-run)", cmd)
+}
+
+// enrollFlags are the run flags that repeat install-service's enrolment
+// options, but the join token (see needSystemd).
+func enrollFlags(server, caFile, caPin string, tags tagsFlag) []string {
+	var f []string
+	if server != "" {
+		f = append(f, "--server", server)
+	}
+	if caFile != "" {
+		f = append(f, "--ca-file", caFile)
+	}
+	if caPin != "" {
+		f = append(f, "--ca-pin", caPin)
+	}
+	for _, t := range tags {
+		f = append(f, "--tag", t.Key+"="+t.Value)
+	}
+	return f
+}
+
+// shellQuote quotes a for a POSIX shell when it holds anything but
+// characters that need no quoting, so a printed command can be pasted.
+func shellQuote(a string) string {
+	if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@,+%") == "" {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 }
 
 func (s *service) unitPath() string { return filepath.Join(s.unitDir, unitName) }
@@ -165,7 +207,11 @@ func installService(args []string) error {
 	if !*dryRun {
 		// Before enrolling: a join token spent on a host that then
 		// cannot install the service would be left behind.
-		if err := s.needSystemd(abs); err != nil {
+		var enroll []string
+		if *token != "" {
+			enroll = enrollFlags(*server, *caFile, *caPin, tags)
+		}
+		if err := s.needSystemd(abs, enroll); err != nil {
 			return err
 		}
 	}
@@ -212,7 +258,7 @@ func (s *service) install(ctx context.Context, self, dataDir string, dryRun bool
 		fmt.Fprintf(s.out, "  - write %s\n  - systemctl daemon-reload; systemctl enable --now %s\n\n# %s\n%s", path, unitName, path, unit)
 		return nil
 	}
-	if err := s.needSystemd(dataDir); err != nil {
+	if err := s.needSystemd(dataDir, nil); err != nil {
 		return err
 	}
 	if !(agent.Paths{Dir: dataDir}).Enrolled() {

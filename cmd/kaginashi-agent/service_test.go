@@ -109,6 +109,27 @@ func TestInstallServiceWithoutSystemd(t *testing.T) {
 	}
 }
 
+// TestWithoutSystemdNotEnrolledYet: install-service --server … --join-token
+// … on a host without systemd enrols nothing, so the run command it
+// suggests instead must carry the enrolment flags (a bare `run --data-dir`
+// would have nothing to connect with), pasteable, with a placeholder for
+// the token (needSystemd is never given it).
+func TestWithoutSystemdNotEnrolledYet(t *testing.T) {
+	s, _, _, data := testService(t)
+	s.booted = func() bool { return false }
+	err := s.needSystemd(data, enrollFlags("https://kg.example:8443", "", "sha256:abcd", tagsFlag{{Key: "team", Value: "web ops"}}))
+	if err == nil {
+		t.Fatal("needSystemd without systemd = nil")
+	}
+	want := "run `kaginashi-agent run --server https://kg.example:8443 --ca-pin sha256:abcd --tag 'team=web ops' --data-dir " + shellQuote(data) + " --join-token TOKEN` under your init system"
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("needSystemd = %q\nwant it to contain %q", err, want)
+	}
+	if got := shellQuote("it's"); got != `'it'\''s'` {
+		t.Errorf("shellQuote(it's) = %s", got)
+	}
+}
+
 // TestRemoveServiceWithoutSystemd: --remove on a host that does not run
 // systemd deletes the unit and the links enabling it without calling
 // systemctl (which would only fail there).

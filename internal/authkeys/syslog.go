@@ -82,12 +82,7 @@ func LogProvided(socket, tag string, now func() time.Time, recs []keyrecord.Reco
 	defer syscall.Close(fd)
 	pid := os.Getpid()
 	for i := range recs {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return
-		}
-		tv := syscall.NsecToTimeval(left.Nanoseconds())
-		if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv); err != nil {
+		if !time.Now().Before(deadline) {
 			return
 		}
 		msg := formatLocal(priAuthprivInfo, now(), tag, pid, ProvidedLine(&recs[i]))
@@ -121,10 +116,19 @@ func dialLocal(path string) int {
 }
 
 // writeAll writes b (one datagram, or the bytes of a stream) before the
-// deadline.
+// deadline. Each write may block for the time left (SO_SNDTIMEO), set
+// again before every try: a signal fails a blocked write with EINTR (a
+// socket with a send timeout is never restarted), and a retry under the
+// timeout set before it would start the whole wait over, holding the
+// login up to twice the budget.
 func writeAll(fd int, b []byte, deadline time.Time) bool {
 	for len(b) > 0 {
-		if time.Now().After(deadline) {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return false
+		}
+		tv := syscall.NsecToTimeval(left.Nanoseconds()) // rounded up: never 0, which would mean no timeout
+		if err := syscall.SetsockoptTimeval(fd, syscall.SOL_SOCKET, syscall.SO_SNDTIMEO, &tv); err != nil {
 			return false
 		}
 		n, err := syscall.Write(fd, b)

@@ -56,6 +56,7 @@ func testSetupSSHD(t *testing.T, s *harness.Server, a *hostAgent) {
 	if err := os.Mkdir(alone, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(alone) }) // world.safe outlives the test (go test -count=2)
 	agentAlone := filepath.Join(alone, "kaginashi-agent")
 	b, err := os.ReadFile(world.agent)
 	if err != nil {

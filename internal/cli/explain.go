@@ -85,6 +85,9 @@ func explain(err error, x explainCtx) error {
 		return err
 	}
 	if errors.As(err, &nf) {
+		if len(nf.Like) > 0 {
+			return &problem{what: nf.Error(), fix: fmt.Sprintf("write the Name with its case, e.g. %q", nf.Like[0])}
+		}
 		return &problem{what: nf.Error(), fix: "check the ID or Name, the region (--region) and the server (--endpoint-url)"}
 	}
 	inst := x.instance

@@ -395,6 +395,13 @@ func runSSH(ctx context.Context, stdio IO, flags client.Flags, o sshOptions, tar
 	x := explainCtx{endpoint: base, port: o.port, instance: target}
 	in, err := client.DescribeInstance(ctx, cfg, target)
 	if err != nil {
+		var nf *client.NotFoundError
+		if errors.As(err, &nf) && !client.IsInstanceID(target) {
+			// ssh-config's NAME.kaginashi matches Names but for case
+			// (ssh lowercases host names); here they match exactly, so
+			// say which Name was meant.
+			nf.Like = client.NamesLike(ctx, cfg, target)
+		}
 		return sshFail(explain(err, x))
 	}
 	x.instance = in.Label()

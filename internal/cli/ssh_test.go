@@ -137,6 +137,7 @@ func TestExplain(t *testing.T) {
 		{&client.TunnelError{Code: "TargetRefused", Message: "Unable to connect to target: nothing accepts connections on 127.0.0.1:2222 of this host"}, []string{"is sshd listening on port 2222?"}},
 		{apiErr{"UnrecognizedClientException", "The security token included in the request is invalid."}, []string{"the server does not accept your credentials", "AWS_PROFILE"}},
 		{&client.NotFoundError{Target: "web"}, []string{`no instance has the Name tag "web"`}},
+		{&client.NotFoundError{Target: "web", Like: []string{"Web", "WEB"}}, []string{`no instance has the Name tag "web" (Names match with their case: there is "Web", "WEB")`, `write the Name with its case, e.g. "Web"`}},
 		{fmt.Errorf("x: %w", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")}), []string{"cannot reach", "--endpoint-url"}},
 		{errors.New("failed to refresh cached credentials, no EC2 IMDS role found"), []string{"no AWS credentials found", "AWS_PROFILE"}},
 	} {

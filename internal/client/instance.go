@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -58,13 +60,44 @@ func (e *AmbiguousError) Error() string {
 }
 
 // NotFoundError is a target that matches no instance.
-type NotFoundError struct{ Target string }
+type NotFoundError struct {
+	Target string
+	// Like are the Names that match Target but for case (NamesLike), for
+	// the message: Names match exactly, as EC2's tag filters do.
+	Like []string
+}
 
 func (e *NotFoundError) Error() string {
 	if IsInstanceID(e.Target) {
 		return fmt.Sprintf("there is no instance %s (or you may not see it)", e.Target)
 	}
+	if len(e.Like) > 0 {
+		q := make([]string, len(e.Like))
+		for i, n := range e.Like {
+			q[i] = strconv.Quote(n)
+		}
+		return fmt.Sprintf("no instance has the Name tag %q (Names match with their case: there is %s)", e.Target, strings.Join(q, ", "))
+	}
 	return fmt.Sprintf("no instance has the Name tag %q (and it is not an instance ID)", e.Target)
+}
+
+// NamesLike lists the Names, other than name itself, that match name but
+// for case, each once: a hint for a name that matched none exactly
+// (`kaginashi ssh web` for the instance named "Web"). A failed listing
+// gives none: the hint is not worth an error of its own.
+func NamesLike(ctx context.Context, cfg aws.Config, name string) []string {
+	named, err := namedInstances(ctx, cfg)
+	if err != nil {
+		return nil
+	}
+	var like []string
+	for _, t := range named {
+		if t.Name != name && strings.EqualFold(t.Name, name) && !slices.Contains(like, t.Name) {
+			like = append(like, t.Name)
+		}
+	}
+	sort.Strings(like)
+	return like
 }
 
 // nameFilterValue escapes EC2 filter wildcards, so that a Name is matched

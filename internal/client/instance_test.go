@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -144,5 +145,28 @@ func TestDescribeInstanceByHost(t *testing.T) {
 	}
 	if _, err := DescribeInstanceByHost(ctx, cfg, "nothing"); !errors.As(err, &nf) || !strings.Contains(err.Error(), `"nothing"`) {
 		t.Errorf("nothing: %v", err)
+	}
+}
+
+// TestNamesLike: the hint for a Name that matched none exactly lists the
+// Names that differ only in case, each once, and never the name itself.
+func TestNamesLike(t *testing.T) {
+	ctx := context.Background()
+	srv, _ := fakeAPI(t, true, []connectInfo{
+		{InstanceID: "i-0123456789abcdef0", Name: "WebProd", State: "running"},
+		{InstanceID: "i-1111111111aaaaaaa", Name: "WEBPROD", State: "running"},
+		{InstanceID: "i-2222222222bbbbbbb", Name: "WEBPROD", State: "stopped"},
+		{InstanceID: "i-3333333333ccccccc", Name: "webprod", State: "running"},
+		{InstanceID: "i-4444444444ddddddd", Name: "db", State: "running"},
+	})
+	cfg := fakeConfig(srv.URL)
+	if got := NamesLike(ctx, cfg, "webprod"); !slices.Equal(got, []string{"WEBPROD", "WebProd"}) {
+		t.Errorf("NamesLike(webprod) = %q, want WEBPROD, WebProd", got)
+	}
+	if got := NamesLike(ctx, cfg, "nothing"); len(got) != 0 {
+		t.Errorf("NamesLike(nothing) = %q, want none", got)
+	}
+	if got := NamesLike(ctx, fakeConfig("http://127.0.0.1:1"), "webprod"); got != nil {
+		t.Errorf("NamesLike with no server = %q, want none", got)
 	}
 }

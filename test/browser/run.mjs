@@ -179,6 +179,26 @@ async function waitPrompt(p, after = null) {
   return waitTermLine(p, /^\$$/, 15_000, after);
 }
 
+/** The terminal's rows: the rows its DOM renderer draws. */
+async function termRows(p) {
+  return p.evaluate(() => document.querySelectorAll('.xterm-rows > div').length);
+}
+
+/**
+ * Resizes p's window and waits until the terminal's rows follow it, which
+ * returns them. The fit runs in a ResizeObserver, at a frame some time
+ * after the window changed (long on a loaded machine), and tells the PTY
+ * then: a command typed before reads the old size, and rows counted
+ * before are the old ones. (It waited a fixed 300 ms.) The sizes used
+ * differ in height, so the rows must change.
+ */
+async function resizeTerm(p, size) {
+  const before = await termRows(p);
+  await p.setViewportSize(size);
+  await p.waitForFunction((n) => document.querySelectorAll('.xterm-rows > div').length !== n, before, { timeout: 15_000 });
+  return termRows(p);
+}
+
 const PW = { alice: 'Alice-pw-' + Date.now(), bob: 'Bob-pw-' + Date.now(), carol: 'Carol-pw-' + Date.now() };
 let bobSeed = '';
 
@@ -400,9 +420,7 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   await term.keyboard.type("printf '\\346\\227\\245\\346\\234\\254\\n'\n");
   await waitTermLine(term, /^日本$/);
   // Resize: the PTY follows the window.
-  await term.setViewportSize({ width: 900, height: 500 });
-  await term.waitForTimeout(300);
-  const rows = await term.evaluate(() => document.querySelectorAll('.xterm-rows > div').length);
+  const rows = await resizeTerm(term, { width: 900, height: 500 });
   await term.keyboard.type('stty size\n');
   await waitTermLine(term, new RegExp(`^${rows} \\d+$`));
   // Paste from the clipboard.
@@ -411,8 +429,7 @@ await step('sign in as alice (no MFA) and connect: echo ok in the browser termin
   await waitTermLine(term, /\$ echo pasted-ok$/);
   await term.keyboard.press('Enter');
   await waitTermLine(term, /^pasted-ok$/);
-  await term.setViewportSize({ width: 1366, height: 820 });
-  await term.waitForTimeout(200);
+  await resizeTerm(term, { width: 1366, height: 820 });
   await shot(term, '08-terminal');
   // A dropped connection (the host's sshd session killed): the page says
   // so and offers Reconnect, which opens a new session.

@@ -199,6 +199,15 @@ async function resizeTerm(p, size) {
   return termRows(p);
 }
 
+/**
+ * The current TOTP step (30 s) once at least ms of it are left: codes
+ * reckoned from it reach the server's check within the same step.
+ */
+async function stepWithRoom(ms) {
+  while (30_000 - (Date.now() % 30_000) < ms) await page.waitForTimeout(100);
+  return stepNow();
+}
+
 const PW = { alice: 'Alice-pw-' + Date.now(), bob: 'Bob-pw-' + Date.now(), carol: 'Carol-pw-' + Date.now() };
 let bobSeed = '';
 
@@ -369,8 +378,11 @@ await step('IAM: MFA with the QR code and two codes', async () => {
   bobSeed = (await page.locator('.mfa-seed').innerText()).trim();
   assert(/^[A-Z2-7]+=*$/.test(bobSeed), `seed shown: ${bobSeed}`);
   await shot(page, '06-mfa-assign');
-  // Two consecutive codes, both in the past: the sign-in below can use the current one.
-  const n = stepNow();
+  // Two consecutive codes, both in the past: the sign-in below can use the
+  // current one. The server checks them against its own step, one step
+  // either way: were the step to end between the reckoning and the check,
+  // code 2 would be two steps old and refused. Reckoned with room left.
+  const n = await stepWithRoom(5_000);
   await page.getByLabel('MFA code 1').fill(totpAt(bobSeed, n - 2));
   await page.getByLabel('MFA code 2').fill(totpAt(bobSeed, n - 1));
   await page.getByRole('button', { name: 'Add MFA' }).click();

@@ -418,6 +418,20 @@ func TestExplainNothingListening(t *testing.T) {
 	}
 }
 
+// TestOpenTunnelInstanceID: --instance-id takes an instance ID; a Name
+// (which the look-ups would accept, and the endpoint then refuse as an
+// invalid id) is a usage error before any look-up, naming what takes Names.
+func TestOpenTunnelInstanceID(t *testing.T) {
+	isolateAWSConfig(t)
+	for _, bad := range []string{"web", "WebApp", "i-xyz", "i-0123"} {
+		var stderr syncbuf.Buffer
+		code := Main(context.Background(), []string{"open-tunnel", "--instance-id", bad}, IO{In: strings.NewReader(""), Out: io.Discard, Err: &stderr})
+		if code != 2 || !strings.Contains(stderr.String(), "--instance-id "+strconv.Quote(bad)+": want an instance ID") || !strings.Contains(stderr.String(), "kaginashi ssh NAME") {
+			t.Errorf("--instance-id %s: exit %d, %q; want exit 2 and what to use instead", bad, code, stderr.String())
+		}
+	}
+}
+
 // TestOpenTunnelLocalPort: --local-port out of range is a usage error
 // before any look-up; a port already in use is said so, with the fix,
 // exit status 1.

@@ -55,6 +55,11 @@ listens on 127.0.0.1:PORT and opens a new tunnel for each connection.`,
 			if tf.instanceID == "" {
 				return usageErr("--instance-id is required")
 			}
+			if !client.IsInstanceID(tf.instanceID) {
+				// A Name would pass the look-ups (they take Names) and
+				// then be refused by the endpoint as "Invalid id".
+				return usageErr("--instance-id %q: want an instance ID (i-0123456789abcdef0); by Name tag: kaginashi ssh NAME, or ssh NAME.kaginashi with kaginashi ssh-config", tf.instanceID)
+			}
 			if tf.remotePort < 1 || tf.remotePort > 65535 {
 				return usageErr("--remote-port %d: want 1 to 65535", tf.remotePort)
 			}

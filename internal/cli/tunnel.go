@@ -10,7 +10,9 @@ import (
 	"os/signal"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/spf13/cobra"
@@ -233,14 +235,20 @@ func carryStdio(stdio IO, conn net.Conn) error {
 		_, err := io.Copy(conn, stdio.In)
 		up <- err
 	}()
+	out := &lastWrite{w: stdio.Out}
 	go func() {
-		_, err := io.Copy(stdio.Out, conn)
+		_, err := io.Copy(out, conn)
 		down <- err
 	}()
 	var err error
 	select {
-	case <-up: // standard input closed: the tunnel ends here
-		client.EndTunnel(conn, down)
+	case <-up:
+		// Standard input closed: the tunnel ends here, once what the
+		// remote answers to the last of it has come through.
+		var ended bool
+		if ended, err = drainAnswer(out, down, hup); !ended {
+			client.EndTunnel(conn, down)
+		}
 	case <-hup:
 		client.EndTunnel(conn, down)
 	case err = <-down:
@@ -250,6 +258,60 @@ func carryStdio(stdio IO, conn net.Conn) error {
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// After standard input ends, the remote's answer still comes through —
+// the tunnel has no half-close to tell the remote, so this side waits
+// instead: while bytes keep arriving, up to answerIdle apart, for at most
+// answerMax. A request piped in (printf 'SSH-2.0-x\r\n', an HTTP GET)
+// gets its answer, as with nc; a silent remote costs answerIdle, so the
+// command still exits well within a second of its input's end (the AWS
+// CLI's open-tunnel never does).
+const (
+	answerIdle = 250 * time.Millisecond
+	answerMax  = 750 * time.Millisecond
+)
+
+// lastWrite is a writer that remembers when it last wrote.
+type lastWrite struct {
+	w  io.Writer
+	at atomic.Int64 // UnixNano of the last write, 0 before any
+}
+
+func (l *lastWrite) Write(p []byte) (int, error) {
+	n, err := l.w.Write(p)
+	l.at.Store(time.Now().UnixNano())
+	return n, err
+}
+
+// drainAnswer lets the remote's answer through after standard input
+// ended (see answerIdle): it returns when the remote is quiet for
+// answerIdle, after answerMax, on SIGHUP — or when the tunnel ends on its
+// own (ended, with its copy's error).
+func drainAnswer(out *lastWrite, down <-chan error, hup <-chan os.Signal) (ended bool, err error) {
+	start := time.Now()
+	deadline := time.NewTimer(answerMax)
+	defer deadline.Stop()
+	tick := time.NewTicker(answerIdle / 5)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-down:
+			return true, err
+		case <-hup:
+			return false, nil
+		case <-deadline.C:
+			return false, nil
+		case now := <-tick.C:
+			last := start
+			if at := out.at.Load(); at > start.UnixNano() {
+				last = time.Unix(0, at)
+			}
+			if now.Sub(last) >= answerIdle {
+				return false, nil
+			}
+		}
+	}
 }
 
 func listenTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelParams, tf tunnelFlags) error {

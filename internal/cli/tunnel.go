@@ -268,8 +268,8 @@ func carryStdio(stdio IO, conn net.Conn) error {
 // command still exits well within a second of its input's end (the AWS
 // CLI's open-tunnel never does).
 const (
-	answerIdle = 250 * time.Millisecond
-	answerMax  = 750 * time.Millisecond
+	answerIdle = 400 * time.Millisecond
+	answerMax  = 900 * time.Millisecond
 )
 
 // lastWrite is a writer that remembers when it last wrote.

@@ -100,6 +100,10 @@ func TestTunnels(t *testing.T) {
 		t.Parallel()
 		testStdioExit(t, main, echoSvc)
 	})
+	t.Run("a request piped into open-tunnel gets its answer", func(t *testing.T) {
+		t.Parallel()
+		testStdioPipedRequest(t, main, echoSvc)
+	})
 }
 
 // --- bulk data ---------------------------------------------------------------------
@@ -592,6 +596,23 @@ func testStdioExit(t *testing.T, st *site, svc *service) {
 	}
 	if d := time.Since(start); d > bound(time.Second) {
 		t.Errorf("open-tunnel took %v to exit after its stdin closed, want < 1 s", d)
+	}
+}
+
+// testStdioPipedRequest: a request piped in whole (standard input ends
+// before the answer can arrive) gets its answer, as with nc, and
+// open-tunnel still exits within a second of its input's end.
+func testStdioPipedRequest(t *testing.T, st *site, svc *service) {
+	cmd := exec.Command(harness.Kaginashi, "open-tunnel", "--instance-id", st.instance, "--remote-port", strconv.Itoa(svc.port))
+	cmd.Env = st.cliEnv(t)
+	cmd.Stdin = strings.NewReader("ping\n")
+	var stdout, stderr harness.SyncBuffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("open-tunnel: %v\nstderr: %s", err, stderr.String())
+	}
+	if got := stdout.String(); got != "ping\n" {
+		t.Fatalf("open-tunnel printed %q for the piped request, want the echo %q\nstderr: %s", got, "ping\n", stderr.String())
 	}
 }
 

@@ -206,8 +206,9 @@ func isUnauthorized(err error) bool {
 }
 
 // stdioTunnel carries standard input and output. It returns when either
-// side ends — in particular as soon as standard input closes (the AWS
-// CLI's open-tunnel keeps spinning after its pipe closes).
+// side ends — in particular within a second of standard input's end, once
+// the remote's answer has come through (answerIdle; the AWS CLI's
+// open-tunnel keeps spinning after its pipe closes).
 func stdioTunnel(ctx context.Context, stdio IO, cfg awsConfig, p client.TunnelParams, warm *client.WarmTunnel) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

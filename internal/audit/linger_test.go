@@ -92,10 +92,42 @@ func TestLingerCommitsExpectedEventsTogether(t *testing.T) {
 		t.Fatalf("with a linger: batches %v, want one of %d", got, n)
 	}
 
+	// Without a linger nothing waits for the calls expected: each event
+	// commits alone, even while the others are still expected. Each
+	// comes once the one before is committed — staggered 20 ms apart,
+	// two shared a commit whenever one took longer than that, as on a
+	// loaded machine (batches [1 1 1 2]): group commit, not a linger.
 	w, cs = newCountingWriter(t)
-	recordStaggered(t, w, n)
+	recordChained(t, w, n)
 	if got := cs.sizes(); len(got) != n {
 		t.Fatalf("without a linger: batches %v, want %d of 1", got, n)
+	}
+}
+
+// recordChained runs n calls that each say they are coming (Expect),
+// then record their events one after the other, each once the one
+// before it is committed; a commit that waits for the calls still
+// expected fails it.
+func recordChained(t *testing.T, w *Writer, n int) {
+	t.Helper()
+	arrived := make([]func(), n)
+	for i := range arrived {
+		arrived[i] = w.Expect()
+	}
+	for i := range n {
+		done := make(chan error, 1)
+		go func() {
+			arrived[i]()
+			done <- w.Record(t.Context(), lingerEvent(i))
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d not committed within 10 s, %d calls still expected", i, n-1-i)
+		}
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -291,7 +292,15 @@ func startSSHAgent(t testing.TB, keys ...sshKey) *sshAgent {
 	a := &sshAgent{sock: filepath.Join(dir, "agent.sock")}
 	// -D: in the foreground, so that the test owns the process.
 	a.proc = harness.Spawn(t, "ssh-agent", baseEnv(), world.tools["ssh-agent"], "-D", "-a", a.sock)
-	waitFor(t, "ssh-agent's socket", 10*time.Second, func() bool { _, err := os.Stat(a.sock); return err == nil })
+	// Listening, not merely there: the socket's file exists from its
+	// bind, a moment before ssh-agent listens on it.
+	waitFor(t, "ssh-agent's socket", 10*time.Second, func() bool {
+		c, err := net.Dial("unix", a.sock)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
 	for _, k := range keys {
 		if r := runIn(t, "", append(baseEnv(), "SSH_AUTH_SOCK="+a.sock), "", world.tools["ssh-add"], "-q", k.path); r.code != 0 {
 			t.Fatalf("ssh-add: %v", r)

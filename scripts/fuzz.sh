@@ -21,9 +21,12 @@ for pkg in $(go list ./...); do
       # without any failing input (golang/go#48127). That is not a finding:
       # run the target again, up to twice (a clean-clone CI run met it twice
       # in a row once, on FuzzParseAuth). A real failure saves its input and
-      # fails at once.
-      if [ "$attempt" != 3 ] && grep -q 'context deadline exceeded' "$log" && ! grep -q 'Failing input written' "$log"; then
-        echo "  (the fuzzing engine timed out without a finding; running $target again)"
+      # fails at once. Likewise "fuzzing process hung or terminated
+      # unexpectedly" with no input written (golang/go#56238: a worker lost
+      # at the deadline on a loaded machine); a real hang recurs on all three
+      # attempts, and its last log is shown.
+      if [ "$attempt" != 3 ] && grep -Eq 'context deadline exceeded|fuzzing process hung or terminated unexpectedly' "$log" && ! grep -q 'Failing input written' "$log"; then
+        echo "  (the fuzzing engine failed without a finding: $(grep -Eo 'context deadline exceeded|fuzzing process hung or terminated unexpectedly' "$log" | head -1); running $target again)"
         continue
       fi
       cat "$log"

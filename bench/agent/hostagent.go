@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,44 +9,26 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/kaginashi/kaginashi/internal/agent"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
-
-// syncBuffer is an io.Writer safe to read while a process writes it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // hostAgent is a real `kaginashi-agent run` process.
 type hostAgent struct {
 	dir  string // its data directory
 	id   string // instance ID
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *syncbuf.Buffer
 	done chan struct{}
 }
 
 // startHostAgent enrolls and runs the agent binary against the server at
 // base, trusting caPath, and waits until it is connected.
 func startHostAgent(bin, dir, base, caPath, token string) (*hostAgent, error) {
-	a := &hostAgent{dir: dir, out: &syncBuffer{}, done: make(chan struct{})}
+	a := &hostAgent{dir: dir, out: &syncbuf.Buffer{}, done: make(chan struct{})}
 	a.cmd = exec.Command(bin, "run", "--server", base, "--data-dir", dir, "--ca-file", caPath, "--join-token", token)
 	a.cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C", "TZ=UTC", "HOME=/"}
 	a.cmd.Stdout, a.cmd.Stderr = a.out, a.out

@@ -19,12 +19,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2instanceconnect"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // sshdProc is a private sshd on a loopback port.
 type sshdProc struct {
 	cmd        *exec.Cmd
-	out        *syncBuffer
+	out        *syncbuf.Buffer
 	done       chan struct{}
 	port       int
 	knownHosts string
@@ -63,7 +65,7 @@ func startSSHD(e *env, staticKey sshKey) (*sshdProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &sshdProc{out: &syncBuffer{}, done: make(chan struct{}), dir: dir, knownHosts: filepath.Join(dir, "known_hosts")}
+	s := &sshdProc{out: &syncbuf.Buffer{}, done: make(chan struct{}), dir: dir, knownHosts: filepath.Join(dir, "known_hosts")}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err

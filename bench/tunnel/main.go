@@ -63,6 +63,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/kaginashi/kaginashi/internal/client"
+	"github.com/kaginashi/kaginashi/internal/syncbuf"
 )
 
 // Goals of issue #5 §4.
@@ -173,8 +174,8 @@ type bench struct {
 	hasSSHCommand    bool
 	server           *exec.Cmd
 	agentProc        *exec.Cmd
-	agentOut         *syncBuf
-	serverOut        *syncBuf
+	agentOut         *syncbuf.Buffer
+	serverOut        *syncbuf.Buffer
 }
 
 func (b *bench) cleanup() {
@@ -301,7 +302,7 @@ func (b *bench) setup(ctx context.Context) error {
 	// The server.
 	port := freePort()
 	srvDir := filepath.Join(b.dir, "server")
-	b.serverOut = &syncBuf{}
+	b.serverOut = &syncbuf.Buffer{}
 	b.server = b.start(ctx, b.serverOut, nil, b.kaginashi, "server", "--data-dir", srvDir, "--listen", "127.0.0.1:"+strconv.Itoa(port),
 		"--rate-limit=-1", "--region", "us-east-1")
 	b.serverURL = fmt.Sprintf("https://localhost:%d", port)
@@ -378,7 +379,7 @@ func (b *bench) setup(ctx context.Context) error {
 	if err := json.Unmarshal(out, &tok); err != nil {
 		return fmt.Errorf("agent-token create: %v: %s", err, out)
 	}
-	b.agentOut = &syncBuf{}
+	b.agentOut = &syncbuf.Buffer{}
 	b.agentProc = b.start(ctx, b.agentOut, nil, b.agent, "run", "--server", b.serverURL, "--data-dir", agentDir, "--ca-file", b.ca,
 		"--join-token", tok.Token, "--allow-port", strconv.Itoa(b.targetPort), "--allow-port", strconv.Itoa(b.echoPort),
 		"--sshd-config", targetConfig)
@@ -470,7 +471,7 @@ MaxStartups 100
 		if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 			return 0, "", err
 		}
-		out := &syncBuf{}
+		out := &syncbuf.Buffer{}
 		p := b.start(ctx, out, nil, "/usr/sbin/sshd", "-D", "-e", "-f", path)
 		err := waitFor(ctx, "sshd "+name, 20*time.Second, out, func() bool { return strings.Contains(out.String(), "Server listening on") })
 		if err == nil {
@@ -1180,31 +1181,7 @@ func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond)
 
 // --- small things -------------------------------------------------------------------------
 
-type syncBuf struct {
-	mu  chan struct{}
-	buf bytes.Buffer
-}
-
-func (s *syncBuf) lock() {
-	if s.mu == nil {
-		s.mu = make(chan struct{}, 1)
-	}
-	s.mu <- struct{}{}
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.lock()
-	defer func() { <-s.mu }()
-	return s.buf.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.lock()
-	defer func() { <-s.mu }()
-	return s.buf.String()
-}
-
-func waitFor(ctx context.Context, what string, timeout time.Duration, out *syncBuf, cond func() bool) error {
+func waitFor(ctx context.Context, what string, timeout time.Duration, out *syncbuf.Buffer, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

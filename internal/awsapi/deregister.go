@@ -46,15 +46,12 @@ type kgInstance struct {
 
 func kgInstanceOf(in store.Instance) kgInstance {
 	out := kgInstance{InstanceID: in.ID, State: in.State, Hostname: in.Hostname, PrivateIP: in.PrivateIP, IPv6: in.IPv6,
-		AgentVersion: in.AgentVersion, Tags: []kgTag{}}
+		AgentVersion: in.AgentVersion, Tags: kgTagsOf(in.Tags)}
 	if !in.LaunchTime.IsZero() {
 		out.LaunchTime = isoTime(in.LaunchTime)
 	}
 	if !in.LastSeen.IsZero() {
 		out.LastSeen = isoTime(in.LastSeen)
-	}
-	for _, t := range in.Tags {
-		out.Tags = append(out.Tags, kgTag{t.Key, t.Value})
 	}
 	return out
 }

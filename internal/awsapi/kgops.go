@@ -31,9 +31,15 @@ type kgToken struct {
 
 func kgTokenOf(t store.JoinToken) kgToken {
 	out := kgToken{TokenID: t.ID, CreatedBy: t.CreatedBy, CreatedAt: isoTime(t.CreatedAt), ExpiresAt: isoTime(t.ExpiresAt),
-		MaxUses: t.MaxUses, Uses: t.Uses, Revoked: t.Revoked, Tags: []kgTag{}}
-	for _, tg := range t.Tags {
-		out.Tags = append(out.Tags, kgTag{tg.Key, tg.Value})
+		MaxUses: t.MaxUses, Uses: t.Uses, Revoked: t.Revoked, Tags: kgTagsOf(t.Tags)}
+	return out
+}
+
+// kgTagsOf is tags in the kaginashi API's answers: never null.
+func kgTagsOf(tags []store.Tag) []kgTag {
+	out := make([]kgTag, 0, len(tags))
+	for _, t := range tags {
+		out = append(out, kgTag{t.Key, t.Value})
 	}
 	return out
 }

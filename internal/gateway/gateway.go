@@ -609,8 +609,7 @@ func (g *Gateway) putInventory(ctx context.Context, s *session, in *store.Instan
 	switch {
 	case err == nil:
 	case errors.Is(err, errDeregistered) || errors.Is(err, errReplaced):
-		g.log.Info("ending the session of an agent that no longer speaks for its instance", "instance", in.ID, "reason", err)
-		s.mux.Close()
+		g.endStale(s, err.Error())
 	default:
 		g.log.Warn("updating an agent's inventory failed", "instance", in.ID, "err", err)
 	}
@@ -662,11 +661,13 @@ func (g *Gateway) flushSeen() {
 	// an instance a re-enrollment gave to another agent (nor re-creates a
 	// deregistered one: it updates only rows that exist).
 	var agents []store.AgentRef
+	batch := map[string]*session{}
 	g.mu.Lock()
 	for id, s := range g.sessions {
 		if r := s.lastRead.Load(); r != s.seenRead {
 			s.seenRead = r
 			agents = append(agents, store.AgentRef{InstanceID: id, AgentKey: s.agentKey})
+			batch[id] = s
 		}
 	}
 	g.mu.Unlock()
@@ -686,15 +687,15 @@ func (g *Gateway) flushSeen() {
 	// would be refused anyway. Ending its session here, within SeenEvery,
 	// does not wait for its next inventory report.
 	for _, a := range stale {
-		g.mu.Lock()
-		s := g.sessions[a.InstanceID]
-		g.mu.Unlock()
-		if s != nil && s.agentKey == a.AgentKey {
-			g.log.Info("ending the session of an agent that no longer speaks for its instance", "instance", a.InstanceID,
-				"reason", "its heartbeat found the instance deregistered, or enrolled again with another key")
-			s.mux.Close()
-		}
+		g.endStale(batch[a.InstanceID], "its heartbeat found the instance deregistered, or enrolled again with another key")
 	}
+}
+
+// endStale ends the session of an agent that no longer speaks for its
+// instance.
+func (g *Gateway) endStale(s *session, reason string) {
+	g.log.Info("ending the session of an agent that no longer speaks for its instance", "instance", s.instanceID, "reason", reason)
+	s.mux.Close()
 }
 
 // AllowedPorts returns the ports the instance's agent lets tunnels reach,

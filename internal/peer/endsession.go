@@ -24,6 +24,17 @@ const (
 	reasonReplaced     = "replaced"
 )
 
+// endSessionRequest and endSessionAnswer are the body and the answer of
+// pathEndSession.
+type endSessionRequest struct {
+	InstanceID string `json:"instanceId"`
+	Reason     string `json:"reason"`
+}
+
+type endSessionAnswer struct {
+	Ended bool `json:"ended"`
+}
+
 // EndSession ends a deregistered instance's agent session: here, and at
 // the replica the store names as holding it, if another. Call it after
 // the instance is deleted from the store (which already keeps every
@@ -76,7 +87,7 @@ func (r *Router) askHolder(ctx context.Context, instanceID, reason string) (aske
 	if !ok {
 		return false, false, nil
 	}
-	body, err := json.Marshal(map[string]string{"instanceId": instanceID, "reason": reason})
+	body, err := json.Marshal(endSessionRequest{InstanceID: instanceID, Reason: reason})
 	if err != nil {
 		return false, false, err
 	}
@@ -90,9 +101,7 @@ func (r *Router) askHolder(ctx context.Context, instanceID, reason string) (aske
 	case status != http.StatusOK:
 		return false, false, fmt.Errorf("replica %s: %s", h.ReplicaID, perr.Message)
 	}
-	var a struct {
-		Ended bool `json:"ended"`
-	}
+	var a endSessionAnswer
 	if err := json.Unmarshal(answer, &a); err != nil {
 		return true, false, fmt.Errorf("replica %s answered the end-session request with %.64q: %w", h.ReplicaID, answer, err)
 	}
@@ -105,10 +114,7 @@ func (r *Router) askHolder(ctx context.Context, instanceID, reason string) (aske
 // a re-enrollment: if its key is no longer the instance's), and audits
 // PeerEndSession.
 func (r *Router) serveEndSession(w http.ResponseWriter, req *http.Request, from string, body []byte) {
-	var er struct {
-		InstanceID string `json:"instanceId"`
-		Reason     string `json:"reason"`
-	}
+	var er endSessionRequest
 	if err := json.Unmarshal(body, &er); err != nil || inventory.ValidInstanceID(er.InstanceID) != nil {
 		writeErr(w, http.StatusBadRequest, "Invalid", "not an end-session request")
 		return
@@ -143,6 +149,6 @@ func (r *Router) serveEndSession(w http.ResponseWriter, req *http.Request, from 
 	}
 	r.log.Info(msg, "instance", er.InstanceID, "ended", ended, "fromReplica", from)
 	w.Header().Set("Content-Type", "application/json")
-	b, _ := json.Marshal(map[string]bool{"ended": ended})
+	b, _ := json.Marshal(endSessionAnswer{Ended: ended})
 	_, _ = w.Write(append(b, '\n'))
 }

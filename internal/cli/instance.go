@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"io"
-	"regexp"
 	"text/tabwriter"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,10 +29,6 @@ type deregisteredInstance struct {
 	} `json:"Instance"`
 	AgentSessionEnded bool `json:"AgentSessionEnded"`
 }
-
-// instanceIDRE is EC2's instance ID shape (as the server checks it):
-// a typo is a usage error here, not a round trip.
-var instanceIDRE = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
 
 func newInstanceCmd(stdio IO) *cobra.Command {
 	var flags client.Flags
@@ -62,7 +57,9 @@ answer as the AWS CLI would; table and text are for people and scripts.`,
 			if instanceID == "" {
 				return usageErr("--instance-id is required (i-..., as DescribeInstances lists it)")
 			}
-			if !instanceIDRE.MatchString(instanceID) {
+			// EC2's instance ID shape, as the server checks it: a typo is
+			// a usage error here, not a round trip.
+			if !client.IsInstanceID(instanceID) {
 				return usageErr("--instance-id %q: want an instance ID such as i-0123456789abcdef0", instanceID)
 			}
 			cfg, err := client.Load(cmd.Context(), flags)

@@ -268,13 +268,19 @@ type AgentRef struct {
 	InstanceID, AgentKey string
 }
 
-// Untouched is the agents whose instance a write did not touch (touched
-// holds the IDs it did), in the order given: the stores' TouchInstances
-// answer.
-func Untouched(agents []AgentRef, touched map[string]bool) []AgentRef {
+// Untouched is the agents whose instance a write did not touch (touched:
+// the IDs it did), in the order given: the stores' TouchInstances answer.
+func Untouched(agents []AgentRef, touched []string) []AgentRef {
+	if len(touched) == len(agents) {
+		return nil // the IDs are distinct: every one was touched
+	}
+	done := make(map[string]bool, len(touched))
+	for _, id := range touched {
+		done[id] = true
+	}
 	var stale []AgentRef
 	for _, a := range agents {
-		if !touched[a.InstanceID] {
+		if !done[a.InstanceID] {
 			stale = append(stale, a)
 		}
 	}

@@ -258,13 +258,9 @@ func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen 
 	if err != nil {
 		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
-	touchedIDs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	touched, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
-	}
-	touched := make(map[string]bool, len(touchedIDs))
-	for _, id := range touchedIDs {
-		touched[id] = true
 	}
 	return store.Untouched(agents, touched), nil
 }

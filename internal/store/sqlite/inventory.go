@@ -295,25 +295,25 @@ func (db *DB) TouchInstances(ctx context.Context, agents []store.AgentRef, seen 
 	if err != nil {
 		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
-	touched, err := scanIDs(rows)
+	touched, err := scanStrings(rows)
 	if err != nil {
 		return nil, fmt.Errorf("touch %d instances: %w", len(agents), err)
 	}
 	return store.Untouched(agents, touched), nil
 }
 
-// scanIDs reads a one-column result of IDs and closes it.
-func scanIDs(rows *sql.Rows) (map[string]bool, error) {
+// scanStrings reads a one-column result of strings and closes it.
+func scanStrings(rows *sql.Rows) ([]string, error) {
 	defer rows.Close()
-	ids := map[string]bool{}
+	var out []string
 	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
+		var v string
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		ids[id] = true
+		out = append(out, v)
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
 
 // checkResource refuses tags on an instance that does not exist. Other
@@ -364,16 +364,7 @@ func resourceTagKeys(ctx context.Context, tx *sql.Tx, id string) ([]string, erro
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var keys []string
-	for rows.Next() {
-		var k string
-		if err := rows.Scan(&k); err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return keys, rows.Err()
+	return scanStrings(rows)
 }
 
 // UntagResource removes tags as EC2 DeleteTags does: by key, or by key and

@@ -32,7 +32,7 @@ func TestReenrollAcrossReplicas(t *testing.T) {
 	if err := os.MkdirAll(dirB, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	copyFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
+	harness.CopyDataFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
 	pb := harness.StartProc(t, harness.ServerConfig{DataDir: dirB, Store: pg, Args: args})
 	t.Cleanup(func() { pb.Stop(t) })
 	b := harness.NewServer(t, pb, "postgres")
@@ -62,7 +62,7 @@ func TestReenrollAcrossReplicas(t *testing.T) {
 			names = append(names, e.Name())
 		}
 	}
-	copyFiles(t, oldDir, newDir, names...)
+	harness.CopyDataFiles(t, oldDir, newDir, names...)
 	reenrolled := harness.Spawn(t, "new", append(harness.BaseEnv(), "HOME="+newDir), world.agent,
 		b.AgentArgs(newDir, "--join-token", b.JoinToken(t, 1), "--allow-port", strconv.Itoa(port))...)
 	reenrolled.WaitOutput(t, harness.AgentConnected, 1, harness.Bound(30*time.Second))

@@ -11,32 +11,6 @@ import (
 	"github.com/kaginashi/kaginashi/test/e2e/harness"
 )
 
-// copyFiles copies a replica's data directory entries (master key, TLS
-// material, root credentials) to dst, as an operator provisions a second
-// replica.
-func copyFiles(t *testing.T, src, dst string, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		err := filepath.Walk(filepath.Join(src, n), func(p string, fi os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(src, p)
-			if fi.IsDir() {
-				return os.MkdirAll(filepath.Join(dst, rel), 0o700)
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dst, rel), b, fi.Mode().Perm())
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // TestDeregisterAcrossReplicas: two replicas on one PostgreSQL, the agent
 // connected to A, the instance deregistered through B. B asks A (the
 // holder, per the store's agent session record) to end the session: A
@@ -56,7 +30,7 @@ func TestDeregisterAcrossReplicas(t *testing.T) {
 	if err := os.MkdirAll(dirB, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	copyFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
+	harness.CopyDataFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
 	pb := harness.StartProc(t, harness.ServerConfig{DataDir: dirB, Store: pg, Args: args})
 	t.Cleanup(func() { pb.Stop(t) })
 	b := harness.NewServer(t, pb, "postgres")

@@ -44,7 +44,7 @@ func TestPeerListen(t *testing.T) {
 	if err := os.MkdirAll(dirB, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	copyTree(t, dirA, dirB, "master.key", "tls", "root-credentials")
+	harness.CopyDataFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
 	auditB := filepath.Join(t.TempDir(), "audit-b.jsonl")
 	peerAddr := "127.0.0.2:" + strconv.Itoa(harness.FreePort(t))
 	pb := harness.StartProc(t, harness.ServerConfig{DataDir: dirB, Store: pg,

@@ -153,32 +153,6 @@ func (p *switchProxy) dropAll() {
 	p.conns = nil
 }
 
-// copyTree copies the files of src (a replica's data directory: master
-// key, TLS material, root credentials) to dst, as an operator provisions a
-// second replica.
-func copyTree(t *testing.T, src, dst string, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		err := filepath.Walk(filepath.Join(src, n), func(p string, fi os.FileInfo, err error) error {
-			if err != nil {
-				return err
-			}
-			rel, _ := filepath.Rel(src, p)
-			if fi.IsDir() {
-				return os.MkdirAll(filepath.Join(dst, rel), 0o700)
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			return os.WriteFile(filepath.Join(dst, rel), b, fi.Mode().Perm())
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 func run(t *testing.T, env []string, bin string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), harness.Bound(60*time.Second))
@@ -217,7 +191,7 @@ func TestReplicas(t *testing.T) {
 	if err := os.MkdirAll(dirB, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	copyTree(t, dirA, dirB, "master.key", "tls", "root-credentials")
+	harness.CopyDataFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
 	pb := harness.StartProc(t, harness.ServerConfig{DataDir: dirB, Store: pg, Args: args})
 	t.Cleanup(func() { pb.Stop(t) })
 	b := harness.NewServer(t, pb, "postgres")

@@ -21,21 +21,7 @@ import (
 // it. Before, only the enrolling replica ended a replaced session: the old
 // agent stayed connected to A, taking keys, until its next inventory.
 func TestReenrollAcrossReplicas(t *testing.T) {
-	pg := harness.StoreFor(t, "postgres")
-	args := []string{"--rate-limit=-1"}
-	dirA := filepath.Join(t.TempDir(), "a")
-	auditA := filepath.Join(t.TempDir(), "audit-a.jsonl")
-	pa := harness.StartProc(t, harness.ServerConfig{DataDir: dirA, Store: pg, Args: append(args[:len(args):len(args)], "--audit-log", auditA)})
-	t.Cleanup(func() { pa.Stop(t) })
-	a := harness.NewServer(t, pa, "postgres")
-	dirB := filepath.Join(t.TempDir(), "b")
-	if err := os.MkdirAll(dirB, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	harness.CopyDataFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
-	pb := harness.StartProc(t, harness.ServerConfig{DataDir: dirB, Store: pg, Args: args})
-	t.Cleanup(func() { pb.Stop(t) })
-	b := harness.NewServer(t, pb, "postgres")
+	a, b, auditA := twoReplicas(t)
 
 	port := echoServer(t)
 	oldDir := filepath.Join(t.TempDir(), "old")
@@ -82,7 +68,7 @@ func TestReenrollAcrossReplicas(t *testing.T) {
 		}
 	}
 	if !ended {
-		t.Errorf("A audited no PeerEndSession ending the replaced session: %v\nA:\n%s", harness.AuditEvents(t, auditA, "PeerEndSession"), harness.Tail(pa.Stderr.String(), 20))
+		t.Errorf("A audited no PeerEndSession ending the replaced session: %v\nA:\n%s", harness.AuditEvents(t, auditA, "PeerEndSession"), harness.Tail(a.Stderr.String(), 20))
 	}
 	// The new identity stays, and takes keys through either replica.
 	time.Sleep(time.Second)

@@ -19,22 +19,8 @@ import (
 // key to it.
 func TestDeregisterAcrossReplicas(t *testing.T) {
 	ctx := context.Background()
-	pg := harness.StoreFor(t, "postgres")
-	args := []string{"--rate-limit=-1"}
-	dirA := filepath.Join(t.TempDir(), "a")
-	auditA := filepath.Join(t.TempDir(), "audit-a.jsonl")
-	pa := harness.StartProc(t, harness.ServerConfig{DataDir: dirA, Store: pg, Args: append(args[:len(args):len(args)], "--audit-log", auditA)})
-	t.Cleanup(func() { pa.Stop(t) })
-	a := harness.NewServer(t, pa, "postgres")
-	dirB := filepath.Join(t.TempDir(), "b")
-	if err := os.MkdirAll(dirB, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	harness.CopyDataFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
-	pb := harness.StartProc(t, harness.ServerConfig{DataDir: dirB, Store: pg, Args: args})
-	t.Cleanup(func() { pb.Stop(t) })
-	b := harness.NewServer(t, pb, "postgres")
-	for _, p := range []*harness.Proc{pa, pb} {
+	a, b, auditA := twoReplicas(t)
+	for _, p := range []*harness.Proc{a.Proc, b.Proc} {
 		if !strings.Contains(p.Stderr.String(), "routing between replicas") {
 			t.Fatalf("replica on port %d does not route:\n%s", p.Port, harness.Tail(p.Stderr.String(), 20))
 		}
@@ -57,10 +43,10 @@ func TestDeregisterAcrossReplicas(t *testing.T) {
 
 	res, err := deregister(ctx, b, b.Root, id)
 	if err != nil {
-		t.Fatalf("DeregisterInstance through B: %v\nB:\n%s", err, harness.Tail(pb.Stderr.String(), 20))
+		t.Fatalf("DeregisterInstance through B: %v\nB:\n%s", err, harness.Tail(b.Stderr.String(), 20))
 	}
 	if !res.AgentSessionEnded {
-		t.Errorf("B's answer says no session was ended: %+v\nB:\n%s", res, harness.Tail(pb.Stderr.String(), 20))
+		t.Errorf("B's answer says no session was ended: %+v\nB:\n%s", res, harness.Tail(b.Stderr.String(), 20))
 	}
 	evs := harness.AuditEvents(t, auditA, "PeerEndSession")
 	if len(evs) != 1 || evs[0]["errorCode"] != nil {
@@ -77,4 +63,25 @@ func TestDeregisterAcrossReplicas(t *testing.T) {
 	for _, s := range []*harness.Server{a, b} {
 		harness.WantCode(t, push(t, s, s.Root, id), "EC2InstanceNotFoundException", 404)
 	}
+}
+
+// twoReplicas starts replicas A and B on one PostgreSQL, provisioned as an
+// operator would (B gets A's master key, TLS material and root
+// credentials); A writes its audit trail to the returned file too.
+func twoReplicas(t *testing.T) (a, b *harness.Server, auditA string) {
+	t.Helper()
+	pg := harness.StoreFor(t, "postgres")
+	args := []string{"--rate-limit=-1"}
+	dirA := filepath.Join(t.TempDir(), "a")
+	auditA = filepath.Join(t.TempDir(), "audit-a.jsonl")
+	pa := harness.StartProc(t, harness.ServerConfig{DataDir: dirA, Store: pg, Args: append(args[:len(args):len(args)], "--audit-log", auditA)})
+	t.Cleanup(func() { pa.Stop(t) })
+	dirB := filepath.Join(t.TempDir(), "b")
+	if err := os.MkdirAll(dirB, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	harness.CopyDataFiles(t, dirA, dirB, "master.key", "tls", "root-credentials")
+	pb := harness.StartProc(t, harness.ServerConfig{DataDir: dirB, Store: pg, Args: args})
+	t.Cleanup(func() { pb.Stop(t) })
+	return harness.NewServer(t, pa, "postgres"), harness.NewServer(t, pb, "postgres"), auditA
 }

@@ -2,13 +2,10 @@ package gateway
 
 import (
 	"context"
-	"io"
 	"net"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/yamux"
 
 	"github.com/kaginashi/kaginashi/internal/agentproto"
 	"github.com/kaginashi/kaginashi/internal/store"
@@ -121,24 +118,8 @@ func hello(t *testing.T, g *Gateway, in store.Instance) bool {
 	if err := g.startSession(t.Context(), server, nil, testID, in, nil); err != nil {
 		t.Fatal(err)
 	}
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	cfg.EnableKeepAlive = false
-	mux, err := yamux.Client(client, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mux.Close() })
-	ctl, err := mux.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := agentproto.NewConn(ctl)
-	_ = c.Send(agentproto.Header{Type: agentproto.TypeControl})
-	_ = c.Send(agentproto.Hello{InstanceID: testID, Inventory: *changed(), LocalTime: time.Now().UnixMilli()})
-	var b agentproto.Beat
-	_ = ctl.SetReadDeadline(time.Now().Add(3 * time.Second))
-	return c.Recv(&b) == nil && b.Error == ""
+	b, err := agentHello(t, client, *changed())
+	return err == nil && b.Error == ""
 }
 
 // The hello's write, with a re-enrollment or a deregistration landing

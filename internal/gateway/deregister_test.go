@@ -2,12 +2,9 @@ package gateway
 
 import (
 	"errors"
-	"io"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/yamux"
 
 	"github.com/kaginashi/kaginashi/internal/agentproto"
 	"github.com/kaginashi/kaginashi/internal/store"
@@ -73,24 +70,7 @@ func TestHelloAfterDeregistration(t *testing.T) {
 	if err := st.DeleteInstance(t.Context(), testID); err != nil {
 		t.Fatal(err)
 	}
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	cfg.EnableKeepAlive = false
-	mux, err := yamux.Client(client, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mux.Close() })
-	ctl, err := mux.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := agentproto.NewConn(ctl)
-	_ = c.Send(agentproto.Header{Type: agentproto.TypeControl})
-	_ = c.Send(agentproto.Hello{InstanceID: testID, Inventory: testInventory, LocalTime: time.Now().UnixMilli()})
-	var b agentproto.Beat
-	_ = ctl.SetReadDeadline(time.Now().Add(3 * time.Second))
-	if err := c.Recv(&b); err == nil && b.Error == "" {
+	if b, err := agentHello(t, client, testInventory); err == nil && b.Error == "" {
 		t.Error("the hello of a deregistered instance's agent was answered as a connection")
 	}
 	waitFor(t, "the session to end", func() bool { return !g.Connected(testID) })

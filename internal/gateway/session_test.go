@@ -310,3 +310,29 @@ func serveAgentStreams(mux *yamux.Session, handle func(h agentproto.Header, c *a
 		}()
 	}
 }
+
+// agentHello is the agent's side of a session whose server side is
+// already started over the pipe's other end: it opens the control
+// stream, says hello with inv and returns the first beat and the error of
+// reading it (3 s at most).
+func agentHello(t *testing.T, client net.Conn, inv agentproto.Inventory) (agentproto.Beat, error) {
+	t.Helper()
+	cfg := yamux.DefaultConfig()
+	cfg.LogOutput = io.Discard
+	cfg.EnableKeepAlive = false
+	mux, err := yamux.Client(client, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mux.Close() })
+	ctl, err := mux.OpenStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := agentproto.NewConn(ctl)
+	_ = c.Send(agentproto.Header{Type: agentproto.TypeControl})
+	_ = c.Send(agentproto.Hello{InstanceID: testID, Inventory: inv, LocalTime: time.Now().UnixMilli()})
+	var b agentproto.Beat
+	_ = ctl.SetReadDeadline(time.Now().Add(3 * time.Second))
+	return b, c.Recv(&b)
+}

@@ -1,12 +1,9 @@
 package gateway
 
 import (
-	"io"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/yamux"
 
 	"github.com/kaginashi/kaginashi/internal/agentproto"
 	"github.com/kaginashi/kaginashi/internal/store"
@@ -39,24 +36,7 @@ func TestHelloAfterReenrollmentDoesNotTakeInstanceBack(t *testing.T) {
 	}
 	reenroll(t, st, "SHA256:new")
 
-	cfg := yamux.DefaultConfig()
-	cfg.LogOutput = io.Discard
-	cfg.EnableKeepAlive = false
-	mux, err := yamux.Client(client, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { mux.Close() })
-	ctl, err := mux.OpenStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := agentproto.NewConn(ctl)
-	_ = c.Send(agentproto.Header{Type: agentproto.TypeControl})
-	_ = c.Send(agentproto.Hello{InstanceID: testID, Inventory: testInventory, LocalTime: time.Now().UnixMilli()})
-	var b agentproto.Beat
-	_ = ctl.SetReadDeadline(time.Now().Add(3 * time.Second))
-	helloErr := c.Recv(&b)
+	b, helloErr := agentHello(t, client, testInventory)
 
 	got := instance(t, st)
 	if got.AgentKey != "SHA256:new" {
